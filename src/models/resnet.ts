@@ -1,0 +1,61 @@
+// ResNet-18 for CIFAR-sized inputs (3x3 stem, no max-pool), with the parameter names of the common
+// PyTorch CIFAR ResNet code (kuangliu/pytorch-cifar): conv1, bn1, layer1.0.conv1, ...,
+// layer2.0.shortcut.0 (conv), layer2.0.shortcut.1 (bn), linear.
+import { nn, pipe, Tensor } from '../torch';
+
+export interface ResNetOptions { inChannels?: number; numClasses?: number; width?: number }
+
+export class BasicBlock extends nn.Module {
+  readonly conv1: nn.Conv2d;
+  readonly bn1: nn.BatchNorm2d;
+  readonly conv2: nn.Conv2d;
+  readonly bn2: nn.BatchNorm2d;
+  readonly shortcut: nn.Sequential;
+  constructor(inPlanes: number, planes: number, stride: number) {
+    super();
+    this.conv1 = this.registerModule('conv1', new nn.Conv2d(inPlanes, planes, 3, { stride, padding: 1, bias: false }));
+    this.bn1 = this.registerModule('bn1', new nn.BatchNorm2d(planes));
+    this.conv2 = this.registerModule('conv2', new nn.Conv2d(planes, planes, 3, { stride: 1, padding: 1, bias: false }));
+    this.bn2 = this.registerModule('bn2', new nn.BatchNorm2d(planes));
+    const proj = stride !== 1 || inPlanes !== planes;
+    this.shortcut = this.registerModule('shortcut', proj
+      ? new nn.Sequential(new nn.Conv2d(inPlanes, planes, 1, { stride, bias: false }), new nn.BatchNorm2d(planes))
+      : new nn.Sequential());
+  }
+  forward(x: Tensor): Tensor {
+    const residual = pipe(x, (t) => this.conv1.call(t), (t) => this.bn1.call(t), (t) => t.relu(),
+      (t) => this.conv2.call(t), (t) => this.bn2.call(t));
+    const s = this.shortcut.call(x);
+    const out = pipe(residual, (t) => t.add(s), (t) => t.relu());
+    residual.dispose();
+    if (s !== x) s.dispose();
+    return out;
+  }
+}
+
+export class ResNet18 extends nn.Module {
+  readonly conv1: nn.Conv2d;
+  readonly bn1: nn.BatchNorm2d;
+  readonly layers: nn.Sequential[];
+  readonly linear: nn.Linear;
+  constructor(readonly options: ResNetOptions = {}) {
+    super();
+    const w = options.width ?? 64;
+    const inC = options.inChannels ?? 3;
+    this.conv1 = this.registerModule('conv1', new nn.Conv2d(inC, w, 3, { stride: 1, padding: 1, bias: false }));
+    this.bn1 = this.registerModule('bn1', new nn.BatchNorm2d(w));
+    let inPlanes = w;
+    this.layers = [1, 2, 4, 8].map((mult, i) => {
+      const planes = w * mult;
+      const stage = new nn.Sequential(new BasicBlock(inPlanes, planes, i === 0 ? 1 : 2), new BasicBlock(planes, planes, 1));
+      inPlanes = planes;
+      return this.registerModule(`layer${i + 1}`, stage);
+    });
+    this.linear = this.registerModule('linear', new nn.Linear(8 * w, options.numClasses ?? 10));
+  }
+  forward(x: Tensor): Tensor {
+    return pipe(x, (t) => this.conv1.call(t), (t) => this.bn1.call(t), (t) => t.relu(),
+      ...this.layers.map((stage) => (t: Tensor) => stage.call(t)),
+      (t) => t.mean([2, 3]), (t) => this.linear.call(t));
+  }
+}

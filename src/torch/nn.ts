@@ -1,0 +1,270 @@
+// Modules with PyTorch's parameter and buffer names (torch.nn), forward hooks and channel masks.
+import * as F from './functional';
+import { dispose, noGrad, ones, scalar, Tensor, zeros } from './tensor';
+
+export type ForwardHook = (module: Module, input: Tensor, output: Tensor) => Tensor | void;
+export interface HookHandle { remove(): void }
+export type StateDict = Map<string, Tensor>;
+type Pair = number | [number, number];
+
+export abstract class Module {
+  training = true;
+  private readonly params = new Map<string, Tensor | null>();
+  private readonly buffers = new Map<string, Tensor | null>();
+  private readonly children = new Map<string, Module>();
+  private hooks: ForwardHook[] = [];
+  /** Multiplies the output channel c by mask[c] (pruning, masking); null = no mask. */
+  channelMask: Tensor | null = null;
+
+  abstract forward(x: Tensor): Tensor;
+
+  /**
+   * Runs forward, then the channel mask, then the forward hooks (which may replace the output).
+   * Containers free intermediate outputs eagerly: a hook that keeps an output must keep
+   * output.detach() (same memory, its own handle).
+   */
+  call(x: Tensor): Tensor {
+    let y = this.forward(x);
+    if (this.channelMask) {
+      const shape = [1, this.channelMask.numel, ...new Array(Math.max(0, y.ndim - 2)).fill(1)];
+      const m = this.channelMask.view(shape);
+      const masked = y.mul(m);
+      m.dispose();
+      if (y !== x) y.dispose();
+      y = masked;
+    }
+    for (const h of this.hooks) {
+      const r = h(this, x, y);
+      if (r) y = r;
+    }
+    return y;
+  }
+
+  registerForwardHook(hook: ForwardHook): HookHandle {
+    this.hooks.push(hook);
+    return { remove: () => { this.hooks = this.hooks.filter((h) => h !== hook); } };
+  }
+
+  protected registerParameter(name: string, t: Tensor | null): Tensor {
+    if (t) t.requiresGrad_(true);
+    this.params.set(name, t);
+    return t as Tensor;
+  }
+
+  protected registerBuffer(name: string, t: Tensor | null): Tensor {
+    this.buffers.set(name, t);
+    return t as Tensor;
+  }
+
+  protected registerModule<M extends Module>(name: string, m: M): M {
+    this.children.set(name, m);
+    return m;
+  }
+
+  namedChildren(): [string, Module][] { return [...this.children]; }
+
+  namedModules(prefix = ''): [string, Module][] {
+    const out: [string, Module][] = [[prefix, this]];
+    for (const [n, m] of this.children) out.push(...m.namedModules(prefix ? `${prefix}.${n}` : n));
+    return out;
+  }
+
+  /** The module at a dotted path, e.g. 'layer4.1.conv2'. */
+  getModule(path: string): Module {
+    let m: Module = this;
+    if (path === '') return m;
+    for (const part of path.split('.')) {
+      const c = m.children.get(part);
+      if (!c) throw new Error(`no submodule '${path}' (missing '${part}')`);
+      m = c;
+    }
+    return m;
+  }
+
+  namedParameters(prefix = ''): [string, Tensor][] {
+    const out: [string, Tensor][] = [];
+    for (const [name, m] of this.namedModules(prefix))
+      for (const [n, p] of m.params) if (p) out.push([name ? `${name}.${n}` : n, p]);
+    return out;
+  }
+
+  parameters(): Tensor[] { return this.namedParameters().map(([, p]) => p); }
+
+  namedBuffers(prefix = ''): [string, Tensor][] {
+    const out: [string, Tensor][] = [];
+    for (const [name, m] of this.namedModules(prefix))
+      for (const [n, b] of m.buffers) if (b) out.push([name ? `${name}.${n}` : n, b]);
+    return out;
+  }
+
+  /** Parameters and buffers by PyTorch name, in PyTorch's order; the tensors are the module's own. */
+  stateDict(): StateDict {
+    const out: StateDict = new Map();
+    const visit = (m: Module, prefix: string): void => {
+      for (const [n, p] of m.params) if (p) out.set(prefix + n, p);
+      for (const [n, b] of m.buffers) if (b) out.set(prefix + n, b);
+      for (const [n, c] of m.children) visit(c, `${prefix}${n}.`);
+    };
+    visit(this, '');
+    return out;
+  }
+
+  /**
+   * Copies values into the module's tensors. strict: every key must match both ways. Shapes must
+   * match; dtypes are converted. Errors name the key.
+   */
+  loadStateDict(sd: StateDict | Record<string, Tensor>, strict = true): { missing: string[]; unexpected: string[] } {
+    const src = sd instanceof Map ? sd : new Map(Object.entries(sd));
+    const own = this.stateDict();
+    const missing = [...own.keys()].filter((k) => !src.has(k));
+    const unexpected = [...src.keys()].filter((k) => !own.has(k));
+    if (strict && (missing.length || unexpected.length))
+      throw new Error(`loadStateDict: missing keys [${missing.join(', ')}], unexpected keys [${unexpected.join(', ')}]`);
+    noGrad(() => {
+      for (const [k, dst] of own) {
+        const v = src.get(k);
+        if (!v) continue;
+        const a = dst.shape, b = v.shape;
+        if (a.length !== b.length || a.some((d, i) => d !== b[i]))
+          throw new Error(`loadStateDict: '${k}' has shape [${b}] but the model expects [${a}]`);
+        dst.copy_(v);
+      }
+    });
+    return { missing, unexpected };
+  }
+
+  train(on = true): this {
+    for (const [, m] of this.namedModules()) m.training = on;
+    return this;
+  }
+
+  eval(): this { return this.train(false); }
+
+  zeroGrad(): void {
+    for (const p of this.parameters()) {
+      const g = p.grad;
+      if (g) { p.grad = null; g.dispose(); }
+    }
+  }
+
+  /** Frees every parameter and buffer. */
+  dispose(): void {
+    dispose([...this.stateDict().values()]);
+    for (const [, m] of this.namedModules()) if (m.channelMask) m.channelMask.dispose();
+  }
+}
+
+function kaimingUniform(t: Tensor, fanIn: number): void {
+  // PyTorch's default: kaiming_uniform_(a=sqrt(5)) == U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+  const bound = 1 / Math.sqrt(fanIn);
+  noGrad(() => t.uniform_(-bound, bound));
+}
+
+const pair = (p: Pair): [number, number] => (Array.isArray(p) ? p : [p, p]);
+
+export interface Conv2dOptions { stride?: Pair; padding?: Pair; dilation?: Pair; groups?: number; bias?: boolean }
+
+export class Conv2d extends Module {
+  readonly weight: Tensor;
+  readonly bias: Tensor | null;
+  constructor(readonly inChannels: number, readonly outChannels: number, readonly kernelSize: Pair, readonly options: Conv2dOptions = {}) {
+    super();
+    const [kh, kw] = pair(kernelSize);
+    const groups = options.groups ?? 1;
+    const fanIn = (inChannels / groups) * kh * kw;
+    this.weight = this.registerParameter('weight', zeros([outChannels, inChannels / groups, kh, kw]));
+    kaimingUniform(this.weight, fanIn);
+    this.bias = options.bias === false ? null : this.registerParameter('bias', zeros([outChannels]));
+    if (this.bias) kaimingUniform(this.bias, fanIn);
+  }
+  forward(x: Tensor): Tensor { return F.conv2d(x, this.weight, this.bias, this.options); }
+}
+
+export class Linear extends Module {
+  readonly weight: Tensor;
+  readonly bias: Tensor | null;
+  constructor(readonly inFeatures: number, readonly outFeatures: number, bias = true) {
+    super();
+    this.weight = this.registerParameter('weight', zeros([outFeatures, inFeatures]));
+    kaimingUniform(this.weight, inFeatures);
+    this.bias = bias ? this.registerParameter('bias', zeros([outFeatures])) : null;
+    if (this.bias) kaimingUniform(this.bias, inFeatures);
+  }
+  forward(x: Tensor): Tensor { return F.linear(x, this.weight, this.bias); }
+}
+
+export class BatchNorm2d extends Module {
+  readonly weight: Tensor;
+  readonly bias: Tensor;
+  readonly runningMean: Tensor;
+  readonly runningVar: Tensor;
+  readonly numBatchesTracked: Tensor;
+  /** momentum null = cumulative moving average, as in PyTorch. */
+  constructor(readonly numFeatures: number, readonly eps = 1e-5, readonly momentum: number | null = 0.1) {
+    super();
+    this.weight = this.registerParameter('weight', ones([numFeatures]));
+    this.bias = this.registerParameter('bias', zeros([numFeatures]));
+    this.runningMean = this.registerBuffer('running_mean', zeros([numFeatures]));
+    this.runningVar = this.registerBuffer('running_var', ones([numFeatures]));
+    this.numBatchesTracked = this.registerBuffer('num_batches_tracked', scalar(0, 'int64'));
+  }
+  forward(x: Tensor): Tensor {
+    let momentum = this.momentum ?? 0;
+    if (this.training) {
+      noGrad(() => this.numBatchesTracked.add_(1));
+      if (this.momentum === null) momentum = 1 / this.numBatchesTracked.item();
+    }
+    return F.batchNorm(x, this.runningMean, this.runningVar, this.weight, this.bias, { training: this.training, momentum, eps: this.eps });
+  }
+}
+
+export class ReLU extends Module {
+  forward(x: Tensor): Tensor { return x.relu(); }
+}
+
+export class Identity extends Module {
+  forward(x: Tensor): Tensor { return x; }
+}
+
+export class MaxPool2d extends Module {
+  constructor(readonly kernelSize: Pair, readonly stride?: Pair, readonly padding: Pair = 0) { super(); }
+  forward(x: Tensor): Tensor { return F.maxPool2d(x, this.kernelSize, this.stride, this.padding); }
+}
+
+export class AvgPool2d extends Module {
+  constructor(readonly kernelSize: Pair, readonly stride?: Pair, readonly padding: Pair = 0) { super(); }
+  forward(x: Tensor): Tensor { return F.avgPool2d(x, this.kernelSize, this.stride, this.padding); }
+}
+
+export class AdaptiveAvgPool2d extends Module {
+  constructor(readonly outputSize: Pair) { super(); }
+  forward(x: Tensor): Tensor { return F.adaptiveAvgPool2d(x, this.outputSize); }
+}
+
+export class Flatten extends Module {
+  constructor(readonly startDim = 1, readonly endDim = -1) { super(); }
+  forward(x: Tensor): Tensor { return x.flatten(this.startDim, this.endDim); }
+}
+
+export class Dropout extends Module {
+  constructor(readonly p = 0.5) { super(); }
+  forward(x: Tensor): Tensor { return F.dropout(x, this.p, this.training); }
+}
+
+/** Children named '0', '1', ... as torch.nn.Sequential. Intermediates are freed as it goes. */
+export class Sequential extends Module {
+  readonly layers: Module[];
+  constructor(...layers: Module[]) {
+    super();
+    this.layers = layers.map((m, i) => this.registerModule(String(i), m));
+  }
+  forward(x: Tensor): Tensor {
+    let h = x;
+    for (const m of this.layers) {
+      const next = m.call(h);
+      if (h !== x && next !== h) h.dispose();
+      h = next;
+    }
+    return h;
+  }
+}
