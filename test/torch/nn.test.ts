@@ -1,0 +1,73 @@
+import { test } from 'node:test';
+import * as assert from 'assert/strict';
+import * as T from '../../src/torch';
+import { nn } from '../../src/torch';
+import { ResNet18 } from '../../src/models/resnet';
+
+test('ResNet-18 parameter and buffer names follow the PyTorch CIFAR ResNet', () => {
+  const m = new ResNet18({ width: 8, inChannels: 1 });
+  const keys = [...m.stateDict().keys()];
+  assert.equal(keys.length, 122);
+  for (const k of ['conv1.weight', 'bn1.running_mean', 'bn1.num_batches_tracked', 'layer1.0.conv1.weight', 'layer2.0.shortcut.0.weight',
+    'layer2.0.shortcut.1.running_var', 'layer4.1.bn2.bias', 'linear.weight', 'linear.bias'])
+    assert.ok(keys.includes(k), k);
+  assert.ok(!keys.includes('layer1.0.shortcut.0.weight'), 'identity shortcut has no parameters');
+  assert.deepEqual(m.getModule('layer2.0.shortcut.0').constructor.name, 'Conv2d');
+  assert.equal(m.stateDict().get('bn1.num_batches_tracked')!.dtype, 'int64');
+  m.dispose();
+});
+
+test('BatchNorm updates running statistics only in training mode', () => {
+  const bn = new nn.BatchNorm2d(2);
+  const x = T.randn([8, 2, 3, 3]).mul(3).add(5);
+  bn.eval();
+  T.noGrad(() => bn.call(x));
+  assert.deepEqual(bn.runningMean.toList(), [0, 0]);
+  bn.train();
+  T.noGrad(() => bn.call(x));
+  const mean = x.mean([0, 2, 3]).mul(0.1).toList();
+  bn.runningMean.toList().forEach((v, i) => assert.ok(Math.abs(v - mean[i]) < 1e-5));
+  assert.equal(bn.numBatchesTracked.item(), 1);
+});
+
+test('forward hooks capture any layer output and can be removed', () => {
+  const m = new ResNet18({ width: 4, inChannels: 1 });
+  const seen: number[][] = [];
+  const h = m.getModule('layer3.1.conv2').registerForwardHook((_mod, _in, out) => { seen.push(out.shape); });
+  T.noGrad(() => m.call(T.randn([2, 1, 16, 16])));
+  assert.deepEqual(seen, [[2, 16, 4, 4]]);
+  h.remove();
+  T.noGrad(() => m.call(T.randn([2, 1, 16, 16])));
+  assert.equal(seen.length, 1);
+});
+
+test('a channel mask silences exactly the masked channels', () => {
+  const conv = new nn.Conv2d(1, 3, 3, { padding: 1 });
+  conv.channelMask = T.tensor([1, 0, 1]);
+  const y = T.noGrad(() => conv.call(T.randn([2, 1, 5, 5])));
+  assert.equal(y.select(1, 1).abs().sum().item(), 0);
+  assert.ok(y.select(1, 0).abs().sum().item() > 0);
+});
+
+test('loadStateDict reports mismatches by key', () => {
+  const a = new nn.Linear(3, 2);
+  const b = new nn.Linear(4, 2);
+  assert.throws(() => a.loadStateDict(b.stateDict()), /'weight' has shape \[2,4\] but the model expects \[2,3\]/);
+  assert.throws(() => a.loadStateDict(new Map([['weight', a.weight]])), /missing keys \[bias\]/);
+  const c = new nn.Linear(3, 2);
+  c.loadStateDict(a.stateDict());
+  assert.deepEqual(c.weight.toList(), a.weight.toList());
+});
+
+test('train/eval switches every submodule; Dropout obeys it', () => {
+  const m = new nn.Sequential(new nn.Linear(4, 4), new nn.Dropout(0.5));
+  m.eval();
+  assert.ok(m.namedModules().every(([, x]) => !x.training));
+  const x = T.ones([1, 4]);
+  assert.deepEqual(T.noGrad(() => m.layers[1].call(x)).toList(), [1, 1, 1, 1]);
+  m.train();
+  T.manualSeed(0);
+  const y = T.noGrad(() => m.layers[1].call(T.ones([1, 1000])));
+  const zeros = (y.toArray() as Float32Array).filter((v) => v === 0).length;
+  assert.ok(zeros > 400 && zeros < 600, `dropout zeroed ${zeros}/1000`);
+});
