@@ -1,0 +1,40 @@
+// Progress for long work: a bar with rate and ETA on a terminal, plain lines otherwise.
+import * as cliProgress from 'cli-progress';
+
+export interface Progress { tick(n: number, fields?: Record<string, string | number>): void; stop(): void }
+
+export function progress(label: string, total: number, unit = 'img'): Progress {
+  if (process.stderr.isTTY) {
+    const bar = new cliProgress.SingleBar({
+      format: `${label} [{bar}] {percentage}% | {value}/{total} ${unit} | {rate} ${unit}/s | ETA {eta_formatted} | {info}`,
+      stream: process.stderr, hideCursor: true, etaBuffer: 50,
+    }, cliProgress.Presets.shades_classic);
+    const t0 = performance.now();
+    let done = 0;
+    bar.start(total, 0, { rate: '-', info: '' });
+    return {
+      tick(n, fields = {}) {
+        done += n;
+        const rate = (done / ((performance.now() - t0) / 1000)).toFixed(0);
+        bar.update(done, { rate, info: Object.entries(fields).map(([k, v]) => `${k} ${v}`).join(' ') });
+      },
+      stop() { bar.stop(); },
+    };
+  }
+  const t0 = performance.now();
+  let done = 0, nextReport = 0.1;
+  return {
+    tick(n, fields = {}) {
+      done += n;
+      if (done / total >= nextReport || done === total) {
+        const s = (performance.now() - t0) / 1000;
+        const rate = done / s;
+        const eta = (total - done) / rate;
+        const extra = Object.entries(fields).map(([k, v]) => ` ${k} ${v}`).join('');
+        process.stderr.write(`${label}: ${done}/${total} ${unit} (${Math.round((100 * done) / total)}%) ${rate.toFixed(0)} ${unit}/s ETA ${eta.toFixed(0)}s${extra}\n`);
+        while (nextReport <= done / total) nextReport += 0.1;
+      }
+    },
+    stop() { /* plain lines need no cleanup */ },
+  };
+}
