@@ -1,0 +1,37 @@
+# PyTorch side of `npm run bench`: the same models, batch sizes and thread count as ours.
+# Prints one JSON line per model: {"model", "train_img_s", "infer_img_s", "train_step_ms": [...]}.
+import json, sys, time
+import torch, torch.nn as nn, torch.nn.functional as F
+sys.path.insert(0, __file__.rsplit('/', 2)[0] + '/test/py')
+from torch_ref import ResNet18  # noqa: E402  (the parity tests' model: same names and graph as ours)
+
+class SmallCNN(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 32, 3); self.conv2 = nn.Conv2d(32, 64, 3); self.fc1 = nn.Linear(9216, 128); self.fc2 = nn.Linear(128, 10)
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.conv2(F.relu(self.conv1(x)))), 2)
+        return self.fc2(F.relu(self.fc1(torch.flatten(x, 1))))
+
+def run(name, model, shape, batch, train_steps, infer_steps):
+    torch.manual_seed(0)
+    x = torch.randn(batch, *shape); y = torch.randint(0, 10, (batch,))
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+    model.train(); ts = []
+    for i in range(train_steps + 1):
+        t0 = time.perf_counter()
+        opt.zero_grad(set_to_none=True); F.cross_entropy(model(x), y).backward(); opt.step()
+        ts.append(time.perf_counter() - t0)
+    model.eval(); its = []
+    with torch.no_grad():
+        for i in range(infer_steps + 1):
+            t0 = time.perf_counter(); model(x); its.append(time.perf_counter() - t0)
+    med = lambda v: sorted(v)[len(v) // 2]
+    print(json.dumps({'model': name, 'train_img_s': batch / med(ts[1:]), 'infer_img_s': batch / med(its[1:]),
+                      'train_step_ms': [t * 1000 for t in ts[1:]]}), flush=True)
+
+if __name__ == '__main__':
+    which, threads, train_steps, infer_steps, width = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+    torch.set_num_threads(threads)
+    if which == 'mnist-cnn': run(which, SmallCNN(), (1, 28, 28), 128, train_steps, infer_steps)
+    else: run(which, ResNet18(3, 10, width), (3, 32, 32), 128, train_steps, infer_steps)
