@@ -831,6 +831,14 @@ ENTRY(SetDeterministic) {
   return jsUndefined(env);
 } END_ENTRY
 
+// setMkldnnEnabled(bool) -> previous: whether convolutions may use oneDNN (torch.backends.mkldnn.enabled)
+ENTRY(SetMkldnnEnabled) {
+  Args<1> a(env, info);
+  bool prev = at::globalContext().userEnabledMkldnn();
+  at::globalContext().setUserEnabledMkldnn(boolOf(env, a[0], "enabled"));
+  return boolean(env, prev);
+} END_ENTRY
+
 ENTRY(SetNumThreads) {
   Args<1> a(env, info);
   int64_t n = intOf(env, a[0], "threads");
@@ -896,7 +904,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"setDeterministic", SetDeterministic}, {"setNumThreads", SetNumThreads},
       {"getNumThreads", GetNumThreads},     {"stats", Stats},
       {"buildInfo", BuildInfo},             {"allocatorStats", AllocatorStats},
-      {"emptyCache", EmptyCache},
+      {"emptyCache", EmptyCache},           {"setMkldnnEnabled", SetMkldnnEnabled},
   };
   const char* caching = std::getenv("VARDEFENSE_CACHING_ALLOCATOR");
   if (!caching || std::string(caching) != "0") c10::SetCPUAllocator(&CachingCPUAllocator::instance(), /*priority=*/1);

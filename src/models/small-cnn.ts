@@ -16,10 +16,10 @@ export class SmallCNN extends nn.Module {
   }
   forward(x: Tensor): Tensor {
     return pipe(x,
-      (t) => this.conv1.call(t), (t) => t.relu(),
-      (t) => this.conv2.call(t), (t) => t.relu(),
+      (t) => this.conv1.call(t), (t) => t.relu_(),
+      (t) => this.conv2.call(t), (t) => t.relu_(),
       (t) => F.maxPool2d(t, 2), (t) => t.flatten(1),
-      (t) => this.fc1.call(t), (t) => t.relu(),
+      (t) => this.fc1.call(t), (t) => t.relu_(),
       (t) => this.fc2.call(t));
   }
 }

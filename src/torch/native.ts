@@ -37,8 +37,11 @@ export interface NativeAddon {
   manualSeed(seed: number): void;
   setDeterministic(on: boolean): void;
   setNumThreads(n: number): void;
+  setMkldnnEnabled(on: boolean): boolean;
   getNumThreads(): number;
   stats(): NativeStats;
+  allocatorStats(): { caching: boolean; cachedBytes: number };
+  emptyCache(): void;
   buildInfo(): { torch: string; config: string; parallel: string; cuda: boolean; mkldnn: boolean };
 }
 

@@ -1,6 +1,6 @@
 // Modules with PyTorch's parameter and buffer names (torch.nn), forward hooks and channel masks.
 import * as F from './functional';
-import { dispose, noGrad, ones, scalar, Tensor, zeros } from './tensor';
+import { dispose, isGradEnabled, noGrad, ones, scalar, scope, Tensor, zeros } from './tensor';
 
 export type ForwardHook = (module: Module, input: Tensor, output: Tensor) => Tensor | void;
 export interface HookHandle { remove(): void }
@@ -20,8 +20,8 @@ export abstract class Module {
 
   /**
    * Runs forward, then the channel mask, then the forward hooks (which may replace the output).
-   * Containers free intermediate outputs eagerly: a hook that keeps an output must keep
-   * output.detach() (same memory, its own handle).
+   * Containers free intermediate outputs eagerly and models may apply ReLU in place afterwards: a
+   * hook sees the output as it is at call time; to keep it for later, keep output.clone().
    */
   call(x: Tensor): Tensor {
     let y = this.forward(x);
@@ -39,6 +39,9 @@ export abstract class Module {
     }
     return y;
   }
+
+  /** True when call() does more than forward(): a channel mask or forward hooks are set. */
+  get intercepted(): boolean { return this.channelMask !== null || this.hooks.length > 0; }
 
   registerForwardHook(hook: ForwardHook): HookHandle {
     this.hooks.push(hook);
@@ -216,6 +219,28 @@ export class BatchNorm2d extends Module {
     }
     return F.batchNorm(x, this.runningMean, this.runningVar, this.weight, this.bias, { training: this.training, momentum, eps: this.eps });
   }
+}
+
+/**
+ * bn(conv(x)). Without gradients, in eval mode, and with no hooks or masks on either module, the batch
+ * norm is folded into the convolution's weights (one pass over the activations instead of two).
+ */
+export function convBn(conv: Conv2d, bn: BatchNorm2d, x: Tensor): Tensor {
+  if (isGradEnabled() || conv.training || bn.training || conv.intercepted || bn.intercepted) {
+    const c = conv.call(x);
+    const out = bn.call(c);
+    c.dispose();
+    return out;
+  }
+  const [w, b] = scope(() => {
+    const scale = bn.runningVar.add(bn.eps).rsqrt().mul(bn.weight);
+    const shift = (conv.bias ? conv.bias.sub(bn.runningMean) : bn.runningMean.neg()).mul(scale).add(bn.bias);
+    return [conv.weight.mul(scale.view(-1, 1, 1, 1)), shift];
+  });
+  const out = F.conv2d(x, w, b, conv.options);
+  w.dispose();
+  b.dispose();
+  return out;
 }
 
 export class ReLU extends Module {

@@ -156,6 +156,8 @@ export class Tensor {
   addcmul_(a: Tensor, b: Tensor, value: number = 1): this { OP.addcmul_(this, a, b, value); return this; }
   addcdiv_(a: Tensor, b: Tensor, value: number = 1): this { OP.addcdiv_(this, a, b, value); return this; }
   lerp_(end: Tensor, weight: number): this { OP.lerp_(this, end, weight); return this; }
+  /** In-place ReLU: safe after conv and batch norm (their backward does not read their output). */
+  relu_(): this { OP.relu_(this); return this; }
   clamp_(min?: number | null, max?: number | null): this { OP.clamp_(this, min ?? null, max ?? null); return this; }
   copy_(src: Tensor): this { OP.copy_(this, src); return this; }
   fill_(v: number): this { OP.fill_(this, v); return this; }
@@ -432,6 +434,10 @@ export const setNumThreads = (n: number): void => native.setNumThreads(n);
 export const getNumThreads = (): number => native.getNumThreads();
 export const memoryStats = () => native.stats();
 export const buildInfo = () => native.buildInfo();
+/** The caching CPU allocator: whether it is on and how many freed bytes it keeps for reuse. */
+export const allocatorStats = () => native.allocatorStats();
+/** Returns the allocator's cached blocks to the system. */
+export const emptyCache = (): void => native.emptyCache();
 
 /** Applies fns in turn, freeing each intermediate result (never x itself) as soon as it is used. */
 export function pipe(x: Tensor, ...fns: ((t: Tensor) => Tensor)[]): Tensor {

@@ -129,3 +129,18 @@ test('escape hatch calls any operator by schema name with keyword arguments', ()
   assert.deepEqual(T.callOp('aten::add', 'Tensor', x, x, { alpha: 3 }).toList(), [0, 4]);
   assert.match(T.op('aten::conv2d').schema, /int\[2\] stride=1/);
 });
+
+test('the caching allocator reuses freed blocks of the same size', () => {
+  T.emptyCache();
+  assert.equal(T.allocatorStats().caching, true);
+  assert.equal(T.allocatorStats().cachedBytes, 0);
+  const a = T.zeros([256, 1024]); // 1 MiB
+  a.dispose();
+  assert.equal(T.allocatorStats().cachedBytes, 2 ** 20);
+  const b = T.ones([1024, 256]);
+  assert.equal(T.allocatorStats().cachedBytes, 0, 'the cached block was reused');
+  assert.equal(b.sum().item(), 2 ** 18, 'reused memory holds the new values');
+  b.dispose();
+  T.emptyCache();
+  assert.equal(T.allocatorStats().cachedBytes, 0);
+});
