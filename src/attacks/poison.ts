@@ -1,0 +1,73 @@
+// Poisoning a training set and building the triggered test set for ASR / RA.
+import { scope, Tensor, tensor } from '../torch';
+import { Rng } from '../util/rng';
+import { applyTrigger, TriggerSpec } from './triggers';
+
+export type TargetMode = 'all-to-one' | 'all-to-all';
+
+export interface AttackSpec {
+  trigger: TriggerSpec;
+  /** fraction of the attacker's training samples that are poisoned */
+  poisonRatio: number;
+  /** all-to-one target class */
+  target: number;
+  mode: TargetMode;
+  seed: number;
+}
+
+export const DEFAULT_ATTACK: Omit<AttackSpec, 'trigger'> = { poisonRatio: 0.05, target: 0, mode: 'all-to-one', seed: 1 };
+
+export function targetLabel(y: number, a: AttackSpec, classes: number): number {
+  return a.mode === 'all-to-one' ? a.target : (y + 1) % classes;
+}
+
+export interface PoisonedSet { images: Tensor; labels: Tensor; poisonedIndices: Int32Array }
+
+/**
+ * Poisons round(ratio * N) samples chosen at random among those whose label differs from the target
+ * (all-to-one; every sample is eligible all-to-all): stamps the trigger and relabels them.
+ */
+export function poisonTrainingSet(images: Tensor, labels: Tensor, a: AttackSpec, classes: number): PoisonedSet {
+  if (!(a.poisonRatio >= 0 && a.poisonRatio <= 1)) throw new Error(`poison ratio must be in [0, 1], got ${a.poisonRatio}`);
+  if (!Number.isInteger(a.target) || a.target < 0 || a.target >= classes) throw new Error(`target class must be in 0..${classes - 1}, got ${a.target}`);
+  const y = Array.from(labels.toArray() as BigInt64Array, Number);
+  const rng = new Rng(a.seed);
+  const eligible = [...rng.permutation(y.length)].filter((i) => a.mode === 'all-to-all' || y[i] !== a.target);
+  const count = Math.round(a.poisonRatio * y.length);
+  if (count > eligible.length) throw new Error(`cannot poison ${count} samples: only ${eligible.length} are not of the target class`);
+  const chosen = Int32Array.from(eligible.slice(0, count)).sort();
+  const out = scope(() => {
+    const idx = tensor(chosen, [count]).long();
+    const stamped = applyTrigger(images.indexSelect(0, idx), a.trigger, rng);
+    const newImages = images.clone().indexPut_([idx], stamped);
+    const newY = y.slice();
+    for (const i of chosen) newY[i] = targetLabel(y[i], a, classes);
+    return { images: newImages, labels: tensor(Float64Array.from(newY), [y.length]).long() };
+  });
+  return { ...out, poisonedIndices: chosen };
+}
+
+export interface TriggeredTestSet {
+  /** triggered copies of the test images whose label is not already the attack's output */
+  images: Tensor;
+  /** the attacker's labels (for ASR) */
+  targetLabels: Tensor;
+  /** the true labels (for RA) */
+  trueLabels: Tensor;
+}
+
+/** Triggered test images for ASR/RA; all-to-one drops images of the target class. */
+export function triggeredTestSet(images: Tensor, labels: Tensor, a: AttackSpec, classes: number, seed = a.seed + 1): TriggeredTestSet {
+  const y = Array.from(labels.toArray() as BigInt64Array, Number);
+  const keep = Int32Array.from(y.map((v, i) => (a.mode === 'all-to-all' || v !== a.target ? i : -1)).filter((i) => i >= 0));
+  return scope(() => {
+    const idx = tensor(keep, [keep.length]).long();
+    const stamped = applyTrigger(images.indexSelect(0, idx), a.trigger, new Rng(seed));
+    const trueY = Array.from(keep, (i) => y[i]);
+    return {
+      images: stamped,
+      targetLabels: tensor(Float64Array.from(trueY, (v) => targetLabel(v, a, classes)), [keep.length]).long(),
+      trueLabels: tensor(Float64Array.from(trueY), [keep.length]).long(),
+    };
+  });
+}

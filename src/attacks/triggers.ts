@@ -1,0 +1,87 @@
+// Backdoor triggers in pixel space (uint8 images [N, C, H, W]): BadNets-style patches and blended noise.
+import { noGrad, scope, Tensor, tensor } from '../torch';
+import { Rng } from '../util/rng';
+
+export type PatchPattern = 'white' | 'checkerboard' | 'random';
+
+export interface PatchSpec {
+  kind: 'patch';
+  /** side of the square patch, in pixels */
+  size: number;
+  pattern: PatchPattern;
+  /** 'fixed': at the bottom-right corner shifted by offset; 'random': a new position per image */
+  position: 'fixed' | 'random';
+  /** [dx, dy] from the bottom-right corner (fixed position only) */
+  offset?: [number, number];
+  /** seed of the random-valued pattern */
+  seed?: number;
+}
+
+export interface BlendSpec {
+  kind: 'blend';
+  /** x' = (1 - alpha) x + alpha t */
+  alpha: number;
+  /** seed of the full-image noise pattern t */
+  seed?: number;
+}
+
+export type TriggerSpec = PatchSpec | BlendSpec;
+
+export function describeTrigger(t: TriggerSpec): string {
+  if (t.kind === 'blend') return `blended noise, alpha ${t.alpha}`;
+  return `${t.size}x${t.size} ${t.pattern} patch, ${t.position} position`;
+}
+
+/** The trigger's pixel content: [C, k, k] for a patch, [C, H, W] noise for blend (uint8). */
+export function triggerPattern(t: TriggerSpec, channels: number, height: number, width: number): Uint8Array {
+  const rng = new Rng(t.seed ?? 0);
+  if (t.kind === 'blend') return Uint8Array.from({ length: channels * height * width }, () => rng.int(256));
+  const k = t.size;
+  const out = new Uint8Array(channels * k * k);
+  for (let c = 0; c < channels; c++)
+    for (let i = 0; i < k; i++)
+      for (let j = 0; j < k; j++)
+        out[c * k * k + i * k + j] = t.pattern === 'white' ? 255 : t.pattern === 'checkerboard' ? ((i + j) % 2 === 0 ? 255 : 0) : rng.int(256);
+  return out;
+}
+
+export function validateTrigger(t: TriggerSpec, height: number, width: number): void {
+  if (t.kind === 'blend') {
+    if (!(t.alpha > 0 && t.alpha <= 1)) throw new Error(`trigger: alpha must be in (0, 1], got ${t.alpha}`);
+    return;
+  }
+  if (!Number.isInteger(t.size) || t.size < 1 || t.size > Math.min(height, width))
+    throw new Error(`trigger: patch size must be an integer in 1..${Math.min(height, width)}, got ${t.size}`);
+  const [dx, dy] = t.offset ?? [0, 0];
+  if (t.position === 'fixed' && (dx < 0 || dy < 0 || dx + t.size > width || dy + t.size > height))
+    throw new Error(`trigger: offset [${dx}, ${dy}] puts the ${t.size}x${t.size} patch outside the ${width}x${height} image`);
+}
+
+/**
+ * Returns a triggered copy of uint8 images [N, C, H, W]. Random positions are drawn from `rng`
+ * (one per image, in order), so the same seed stamps the same places.
+ */
+export function applyTrigger(images: Tensor, t: TriggerSpec, rng: Rng): Tensor {
+  const [n, c, h, w] = images.shape;
+  validateTrigger(t, h, w);
+  const pattern = triggerPattern(t, c, h, w);
+  return noGrad(() => scope(() => {
+    if (t.kind === 'blend') {
+      const noise = tensor(pattern, [1, c, h, w]).to('float32');
+      return images.to('float32').mul(1 - t.alpha).add(noise.mul(t.alpha)).round().clamp(0, 255).to('uint8');
+    }
+    const out = images.clone();
+    const k = t.size;
+    const patch = tensor(pattern, [c, k, k]);
+    if (t.position === 'fixed') {
+      const [dx, dy] = t.offset ?? [0, 0];
+      out.narrow(2, h - k - dy, k).narrow(3, w - k - dx, k).copy_(patch);
+    } else {
+      for (let i = 0; i < n; i++) {
+        const y = rng.int(h - k + 1), x = rng.int(w - k + 1);
+        out.select(0, i).narrow(1, y, k).narrow(2, x, k).copy_(patch);
+      }
+    }
+    return out;
+  }));
+}

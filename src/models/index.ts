@@ -1,0 +1,19 @@
+// Model factory: the architectures by name, sized for a dataset.
+import { nn } from '../torch';
+import { PreActResNet18 } from './preact-resnet';
+import { ResNet18 } from './resnet';
+import { SmallCNN } from './small-cnn';
+
+export const MODEL_NAMES = ['resnet18', 'preact-resnet18', 'small-cnn'] as const;
+export type ModelName = (typeof MODEL_NAMES)[number];
+
+export interface ModelSpec { name: ModelName; width?: number; inChannels: number; numClasses: number; imageSize: number }
+
+export function createModel(s: ModelSpec): nn.Module {
+  switch (s.name) {
+    case 'resnet18': return new ResNet18({ width: s.width ?? 64, inChannels: s.inChannels, numClasses: s.numClasses });
+    case 'preact-resnet18': return new PreActResNet18({ width: s.width ?? 64, inChannels: s.inChannels, numClasses: s.numClasses });
+    case 'small-cnn': return new SmallCNN(s.inChannels, s.numClasses, s.imageSize);
+    default: throw new Error(`unknown model '${(s as ModelSpec).name}' (known: ${MODEL_NAMES.join(', ')})`);
+  }
+}
