@@ -1,15 +1,16 @@
 // The main job for now: train a small CNN on the real Fashion-MNIST for one epoch.
 import { getNumThreads, manualSeed, optim } from '../torch';
-import { loadImageSet, NORMALIZATION } from '../data/datasets';
+import { DATASETS, loadImageSet } from '../data/datasets';
 import { SmallCNN } from '../models/small-cnn';
-import { accuracy, normalize, predict, trainEpoch } from '../train/loop';
+import { normalize, predict, trainEpoch } from '../train/loop';
+import { accuracyOf } from '../train/metrics';
 import { progress } from './progress';
 
 export interface DemoOptions { dataDir?: string; epochs: number; batchSize: number; seed: number; json: boolean }
 
 export function runDemo(o: DemoOptions): void {
   manualSeed(o.seed);
-  const norm = NORMALIZATION['fashion-mnist'];
+  const norm = DATASETS['fashion-mnist'];
   const train = loadImageSet('fashion-mnist', 'train', o.dataDir);
   const test = loadImageSet('fashion-mnist', 'test', o.dataDir);
   const model = new SmallCNN(1, 10, 28);
@@ -21,7 +22,7 @@ export function runDemo(o: DemoOptions): void {
       batchSize: o.batchSize, norm, onBatch: (b) => bar.tick(b.images, { loss: b.loss.toFixed(3) }),
     });
     bar.stop();
-    const acc = accuracy(predict(model, test.images, { batchSize: 1000, prepare: (x) => normalize(x, norm) }), test.labels);
+    const acc = accuracyOf(predict(model, test.images, { batchSize: 1000, prepare: (x) => normalize(x, norm) }), Array.from(test.labels.toArray() as BigInt64Array, Number));
     results.push({ epoch: e, trainLoss: stats.loss, trainAccuracy: stats.accuracy, testAccuracy: acc, trainImagesPerSecond: stats.imagesPerSecond, seconds: stats.seconds });
   }
   if (o.json) {

@@ -1,26 +1,48 @@
 #!/usr/bin/env node
 // vardefense command line.
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, Option } from 'commander';
 import { buildInfo, getNumThreads } from '../torch';
 import { runDemo } from './demo';
-
-function positiveInt(name: string) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${name} must be a positive integer, got '${v}'`);
-    return n;
-  };
-}
+import { runEval } from './eval';
+import { addAttackOptions, addDataOptions, addModelOptions, int, num } from './options';
+import { runTrain } from './train';
 
 const program = new Command();
 program.name('vardefense').description('Find and remove backdoors in image classifiers (VarDefense and baselines, on libtorch)');
 
+const trainCmd = program.command('train').description('train a clean or backdoored model (checkpoint per epoch; --resume continues)');
+addDataOptions(trainCmd);
+addModelOptions(trainCmd);
+addAttackOptions(trainCmd);
+trainCmd
+  .option('--epochs <n>', 'epochs', int('--epochs', 1), 10)
+  .option('--batch-size <n>', 'batch size', int('--batch-size', 1), 128)
+  .option('--lr <x>', 'learning rate', num('--lr', 0), 0.01)
+  .option('--momentum <x>', 'SGD momentum', num('--momentum', 0, 1), 0.9)
+  .option('--weight-decay <x>', 'weight decay', num('--weight-decay', 0), 5e-4)
+  .addOption(new Option('--schedule <s>', 'learning-rate schedule').choices(['cosine', 'step', 'multistep', 'constant']).default('cosine'))
+  .option('--clean-fraction <f>', "share of the training set held out as the defender's clean split", num('--clean-fraction', 0, 1), 0.05)
+  .option('--seed <n>', 'seed of the split, initialisation and data order', int('--seed'), 1)
+  .option('--no-eval-each-epoch', 'evaluate on the test set only at the end')
+  .requiredOption('--out <dir>', 'run directory (checkpoint, model, metrics)')
+  .option('--resume', 'continue the run in --out after its last complete epoch', false)
+  .option('--json', 'print the result as JSON', false)
+  .action((o) => runTrain(o));
+
+const evalCmd = program.command('eval').description('ACC, ASR, RA and per-class accuracy of a model');
+evalCmd.option('--run <dir>', 'a training run directory (dataset, model and attack from its config)')
+  .option('--weights <file>', 'model weights: safetensors or a torch.save state dict');
+addDataOptions(evalCmd);
+addModelOptions(evalCmd);
+addAttackOptions(evalCmd);
+evalCmd.option('--json', 'print JSON', false).action((o) => runEval(o));
+
 program.command('demo')
-  .description('train a small CNN on the real Fashion-MNIST and print test accuracy and img/s')
-  .option('--data-dir <dir>', 'dataset root (default: $VARDEFENSE_DATA, ./data, /usr/share/datasets)')
-  .option('--epochs <n>', 'epochs', positiveInt('--epochs'), 1)
-  .option('--batch-size <n>', 'batch size', positiveInt('--batch-size'), 128)
-  .option('--seed <n>', 'random seed', positiveInt('--seed'), 1)
+  .description('engine demo: train a small CNN on the real Fashion-MNIST and print test accuracy and img/s')
+  .option('--data-dir <dir>', 'dataset root')
+  .option('--epochs <n>', 'epochs', int('--epochs', 1), 1)
+  .option('--batch-size <n>', 'batch size', int('--batch-size', 1), 128)
+  .option('--seed <n>', 'random seed', int('--seed'), 1)
   .option('--json', 'print JSON instead of a table', false)
   .action((o) => runDemo(o));
 

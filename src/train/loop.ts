@@ -67,10 +67,3 @@ export function predict(model: nn.Module, images: Tensor, o: { batchSize: number
   });
   return preds;
 }
-
-export function accuracy(preds: Int32Array, labels: Tensor): number {
-  const y = labels.toArray() as BigInt64Array;
-  let right = 0;
-  for (let i = 0; i < preds.length; i++) if (BigInt(preds[i]) === y[i]) right++;
-  return right / preds.length;
-}

@@ -1,0 +1,63 @@
+// Command-line options shared by train, eval and defend, with checked parsing.
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { AttackSpec } from '../attacks/poison';
+import { TriggerSpec } from '../attacks/triggers';
+import { DATASET_NAMES } from '../data/datasets';
+import { MODEL_NAMES } from '../models';
+
+export function int(name: string, min = 0) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`${name} must be an integer >= ${min}, got '${v}'`);
+    return n;
+  };
+}
+
+export function num(name: string, min = -Infinity, max = Infinity) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isFinite(n) || n < min || n > max) throw new InvalidArgumentError(`${name} must be a number in [${min}, ${max}], got '${v}'`);
+    return n;
+  };
+}
+
+export function addDataOptions(c: Command): Command {
+  return c
+    .addOption(new Option('--dataset <name>', 'dataset').choices([...DATASET_NAMES]).default('fashion-mnist'))
+    .option('--data-dir <dir>', 'dataset root (default: $VARDEFENSE_DATA, ./data, system copies)');
+}
+
+export function addModelOptions(c: Command): Command {
+  return c
+    .addOption(new Option('--model <name>', 'architecture').choices([...MODEL_NAMES]).default('resnet18'))
+    .option('--width <n>', 'ResNet base width (64 = the paper\'s ResNet-18)', int('--width', 1), 64);
+}
+
+export function addAttackOptions(c: Command): Command {
+  return c
+    .addOption(new Option('--attack <kind>', 'trigger kind').choices(['patch', 'blend', 'none']).default('patch'))
+    .option('--trigger-size <k>', 'patch side in pixels', int('--trigger-size', 1), 3)
+    .addOption(new Option('--pattern <p>', 'patch pattern').choices(['white', 'checkerboard', 'random']).default('white'))
+    .addOption(new Option('--position <p>', 'patch position').choices(['fixed', 'random']).default('fixed'))
+    .option('--offset <dx,dy>', 'fixed patch offset from the bottom-right corner', '0,0')
+    .option('--alpha <a>', 'blend ratio of the noise trigger', num('--alpha', 0, 1), 0.2)
+    .option('--poison-ratio <r>', 'fraction of training samples poisoned', num('--poison-ratio', 0, 1), 0.05)
+    .option('--target <c>', 'all-to-one target class', int('--target'), 0)
+    .option('--all-to-all', 'relabel y -> y+1 mod C instead of all-to-one', false)
+    .option('--attack-seed <n>', 'seed of the trigger pattern, poisoned indices and positions', int('--attack-seed'), 1);
+}
+
+export interface AttackFlags {
+  attack: 'patch' | 'blend' | 'none'; triggerSize: number; pattern: 'white' | 'checkerboard' | 'random'; position: 'fixed' | 'random';
+  offset: string; alpha: number; poisonRatio: number; target: number; allToAll: boolean; attackSeed: number;
+}
+
+export function attackFromFlags(f: AttackFlags): AttackSpec | null {
+  if (f.attack === 'none') return null;
+  const m = /^(\d+),(\d+)$/.exec(f.offset);
+  if (!m) throw new InvalidArgumentError(`--offset must be 'dx,dy' with non-negative integers, got '${f.offset}'`);
+  const trigger: TriggerSpec = f.attack === 'blend'
+    ? { kind: 'blend', alpha: f.alpha, seed: f.attackSeed }
+    : { kind: 'patch', size: f.triggerSize, pattern: f.pattern, position: f.position, offset: [Number(m[1]), Number(m[2])], seed: f.attackSeed };
+  return { trigger, poisonRatio: f.poisonRatio, target: f.target, mode: f.allToAll ? 'all-to-all' : 'all-to-one', seed: f.attackSeed };
+}

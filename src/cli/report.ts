@@ -1,0 +1,12 @@
+// Human-readable tables for metrics.
+import { Metrics } from '../train/metrics';
+
+const pct = (v: number | null): string => (v === null || Number.isNaN(v) ? '-' : `${(100 * v).toFixed(2)}%`);
+
+export function metricsTable(m: Metrics): string {
+  const lines = [`ACC ${pct(m.acc)}   ASR ${pct(m.asr)}   RA ${pct(m.ra)}   (${m.testImages} test images)`, 'per-class accuracy:'];
+  lines.push(m.perClassAcc.map((a, c) => `${c}: ${pct(a)}`).join('  '));
+  return lines.join('\n');
+}
+
+export { pct };

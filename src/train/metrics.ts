@@ -1,0 +1,51 @@
+// ACC, ASR, RA and per-class accuracy, from predictions.
+import { nn, Tensor } from '../torch';
+import { AttackSpec, triggeredTestSet } from '../attacks/poison';
+import { ImageSet } from '../data/datasets';
+import { Normalization, normalize, predict } from './loop';
+
+export interface Metrics {
+  /** clean test accuracy */
+  acc: number;
+  /** attack success rate: triggered non-target images classified as the target */
+  asr: number | null;
+  /** robust accuracy: triggered images still classified as their true label */
+  ra: number | null;
+  perClassAcc: number[];
+  testImages: number;
+}
+
+const labelsOf = (t: Tensor): number[] => Array.from(t.toArray() as BigInt64Array, Number);
+
+export function accuracyOf(preds: ArrayLike<number>, labels: ArrayLike<number>): number {
+  if (preds.length !== labels.length) throw new Error(`accuracy: ${preds.length} predictions for ${labels.length} labels`);
+  if (preds.length === 0) return NaN;
+  let right = 0;
+  for (let i = 0; i < preds.length; i++) if (preds[i] === labels[i]) right++;
+  return right / preds.length;
+}
+
+export function perClassAccuracy(preds: ArrayLike<number>, labels: ArrayLike<number>, classes: number): number[] {
+  const right = new Array(classes).fill(0), total = new Array(classes).fill(0);
+  for (let i = 0; i < labels.length; i++) {
+    total[labels[i]]++;
+    if (preds[i] === labels[i]) right[labels[i]]++;
+  }
+  return right.map((r, c) => (total[c] ? r / total[c] : NaN));
+}
+
+/** Evaluates on the clean test set and, with an attack, on its triggered copy. */
+export function evaluateModel(model: nn.Module, test: ImageSet, norm: Normalization, attack: AttackSpec | null, batchSize = 500): Metrics {
+  const prepare = (x: Tensor): Tensor => normalize(x, norm);
+  const y = labelsOf(test.labels);
+  const preds = predict(model, test.images, { batchSize, prepare });
+  const out: Metrics = { acc: accuracyOf(preds, y), asr: null, ra: null, perClassAcc: perClassAccuracy(preds, y, test.classes), testImages: y.length };
+  if (attack) {
+    const trig = triggeredTestSet(test.images, test.labels, attack, test.classes);
+    const tp = predict(model, trig.images, { batchSize, prepare });
+    out.asr = accuracyOf(tp, labelsOf(trig.targetLabels));
+    out.ra = accuracyOf(tp, labelsOf(trig.trueLabels));
+    for (const t of Object.values(trig)) t.dispose();
+  }
+  return out;
+}

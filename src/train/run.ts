@@ -1,0 +1,186 @@
+// A training run: data, poisoning, the defender's split, epochs with an atomic checkpoint after each,
+// resume after a kill, and the final model and metrics in the run directory.
+import * as fs from 'fs';
+import * as path from 'path';
+import { loadSafetensors, manualSeed, nn, optim, saveSafetensors, Tensor } from '../torch';
+import { AttackSpec, poisonTrainingSet } from '../attacks/poison';
+import { describeTrigger } from '../attacks/triggers';
+import { datasetInfo, DatasetName, ImageSet, loadImageSet } from '../data/datasets';
+import { randomCropFlip } from '../data/augment';
+import { defenderSplit } from '../data/split';
+import { createModel, ModelName } from '../models';
+import { writeFileAtomic } from '../util/atomic';
+import { normalize, trainEpoch } from './loop';
+import { evaluateModel, Metrics } from './metrics';
+
+export type Schedule = 'cosine' | 'step' | 'multistep' | 'constant';
+
+export interface TrainConfig {
+  dataset: DatasetName;
+  model: ModelName;
+  width?: number;
+  /** null trains a clean model */
+  attack: AttackSpec | null;
+  /** fraction of the training set held out as the defender's clean split */
+  cleanFraction: number;
+  epochs: number;
+  batchSize: number;
+  lr: number;
+  momentum: number;
+  weightDecay: number;
+  schedule: Schedule;
+  seed: number;
+  /** evaluate ACC/ASR on the test set after every epoch (reporting only) */
+  evalEachEpoch: boolean;
+}
+
+export const DEFAULT_TRAIN: Omit<TrainConfig, 'dataset' | 'model' | 'attack'> = {
+  cleanFraction: 0.05, epochs: 10, batchSize: 128, lr: 0.01, momentum: 0.9, weightDecay: 5e-4,
+  schedule: 'cosine', seed: 1, evalEachEpoch: true,
+};
+
+export interface EpochRecord { epoch: number; loss: number; trainAcc: number; seconds: number; imagesPerSecond: number; lr: number; test?: Metrics }
+
+export interface RunFiles { dir: string; config: string; checkpoint: string; model: string; attack: string; history: string; metrics: string }
+
+export function runFiles(dir: string): RunFiles {
+  return {
+    dir, config: path.join(dir, 'config.json'), checkpoint: path.join(dir, 'checkpoint.safetensors'),
+    model: path.join(dir, 'model.safetensors'), attack: path.join(dir, 'attack.json'),
+    history: path.join(dir, 'history.json'), metrics: path.join(dir, 'metrics.json'),
+  };
+}
+
+export interface PreparedData { attacker: ImageSet; clean: ImageSet; test: ImageSet; poisonedIndices: Int32Array; cleanIndices: Int32Array }
+
+/** Loads the dataset, holds out the defender's split, and poisons the attacker's part. */
+export function prepareData(cfg: Pick<TrainConfig, 'dataset' | 'attack' | 'cleanFraction' | 'seed'>, dataDir?: string): PreparedData {
+  const train = loadImageSet(cfg.dataset, 'train', dataDir);
+  const test = loadImageSet(cfg.dataset, 'test', dataDir);
+  const split = defenderSplit(train, cfg.cleanFraction, cfg.seed);
+  train.images.dispose();
+  train.labels.dispose();
+  let attacker = split.attacker;
+  let poisonedIndices: Int32Array = new Int32Array(0);
+  if (cfg.attack) {
+    const p = poisonTrainingSet(attacker.images, attacker.labels, cfg.attack, attacker.classes);
+    attacker.images.dispose();
+    attacker.labels.dispose();
+    attacker = { images: p.images, labels: p.labels, classes: attacker.classes };
+    poisonedIndices = p.poisonedIndices;
+  }
+  return { attacker, clean: split.clean, test, poisonedIndices, cleanIndices: split.cleanIndices };
+}
+
+export function makeScheduler(opt: optim.Optimizer, cfg: TrainConfig): optim.LRScheduler {
+  switch (cfg.schedule) {
+    case 'cosine': return new optim.CosineAnnealingLR(opt, cfg.epochs);
+    case 'step': return new optim.StepLR(opt, Math.max(1, Math.floor(cfg.epochs / 3)), 0.1);
+    case 'multistep': return new optim.MultiStepLR(opt, [Math.floor(cfg.epochs / 2), Math.floor((3 * cfg.epochs) / 4)], 0.1);
+    case 'constant': return new optim.ConstantLR(opt);
+    default: throw new Error(`unknown schedule '${cfg.schedule as string}' (known: cosine, step, multistep, constant)`);
+  }
+}
+
+export interface TrainHooks {
+  onEpochStart?: (epoch: number, images: number) => void;
+  onBatch?: (images: number, loss: number) => void;
+  onEpochEnd?: (r: EpochRecord) => void;
+  log?: (line: string) => void;
+}
+
+function saveCheckpoint(files: RunFiles, model: nn.Module, opt: optim.Optimizer, epoch: number, history: EpochRecord[]): void {
+  const tensors = new Map<string, Tensor>();
+  for (const [k, v] of model.stateDict()) tensors.set(`model.${k}`, v);
+  for (const [k, v] of opt.stateDict()) tensors.set(`optim.${k}`, v);
+  saveSafetensors(files.checkpoint, tensors, { epoch: String(epoch), stepCount: String(opt.stepCount), history: JSON.stringify(history) });
+}
+
+function loadCheckpoint(files: RunFiles, model: nn.Module, opt: optim.Optimizer): { epoch: number; history: EpochRecord[] } {
+  const { tensors, metadata } = loadSafetensors(files.checkpoint);
+  const m = new Map<string, Tensor>(), o = new Map<string, Tensor>();
+  for (const [k, v] of tensors) (k.startsWith('model.') ? m : o).set(k.replace(/^(model|optim)\./, ''), v);
+  model.loadStateDict(m);
+  for (const t of m.values()) t.dispose();
+  opt.loadStateDict(o, Number(metadata.stepCount));
+  return { epoch: Number(metadata.epoch), history: JSON.parse(metadata.history) as EpochRecord[] };
+}
+
+/** Model weights plus the run's config as metadata, PyTorch names (safetensors). */
+export function saveModel(file: string, model: nn.Module, metadata: Record<string, string>): void {
+  saveSafetensors(file, model.stateDict(), { format: 'pt', ...metadata });
+}
+
+export interface TrainResult { model: nn.Module; history: EpochRecord[]; metrics: Metrics; data: PreparedData }
+
+/**
+ * Trains per `cfg` into `dir`. With resume, continues from the last complete epoch of an earlier run
+ * with the same config. Each epoch reseeds from (seed, epoch), so a resumed run gives the numbers of
+ * an uninterrupted one.
+ */
+export function train(cfg: TrainConfig, dir: string, o: { resume?: boolean; dataDir?: string; hooks?: TrainHooks } = {}): TrainResult {
+  const files = runFiles(dir);
+  const log = o.hooks?.log ?? (() => undefined);
+  fs.mkdirSync(dir, { recursive: true });
+  const cfgJson = JSON.stringify(cfg, null, 2);
+  if (fs.existsSync(files.config)) {
+    const old = fs.readFileSync(files.config, 'utf8');
+    if (old !== cfgJson) {
+      if (o.resume) throw new Error(`${files.config}: the run in ${dir} was made with another config; cannot resume it with this one`);
+    }
+  }
+  if (!o.resume && fs.existsSync(files.checkpoint)) throw new Error(`${dir} already holds a run; pass --resume to continue it or choose another --out`);
+  writeFileAtomic(files.config, cfgJson);
+
+  const info = datasetInfo(cfg.dataset);
+  manualSeed(cfg.seed);
+  const data = prepareData(cfg, o.dataDir);
+  writeFileAtomic(files.attack, JSON.stringify({
+    attack: cfg.attack, trigger: cfg.attack ? describeTrigger(cfg.attack.trigger) : null,
+    poisonedIndices: Array.from(data.poisonedIndices), cleanIndices: Array.from(data.cleanIndices),
+    note: 'indices refer to the training set after the clean split was removed (poisoned) and to the full training set (clean)',
+  }));
+  log(`${cfg.dataset}: ${data.attacker.labels.numel} training images (${data.poisonedIndices.length} poisoned), ${data.clean.labels.numel} held out for the defender, ${data.test.labels.numel} test`);
+
+  manualSeed(cfg.seed);
+  const model = createModel({ name: cfg.model, width: cfg.width, inChannels: info.channels, numClasses: info.classes, imageSize: info.size });
+  const opt = new optim.SGD(model.parameters(), { lr: cfg.lr, momentum: cfg.momentum, weightDecay: cfg.weightDecay });
+  const sched = makeScheduler(opt, cfg);
+  let start = 1;
+  let history: EpochRecord[] = [];
+  if (o.resume && fs.existsSync(files.checkpoint)) {
+    const c = loadCheckpoint(files, model, opt);
+    start = c.epoch + 1;
+    history = c.history;
+    log(`resuming after epoch ${c.epoch}`);
+  }
+  sched.setEpoch(start - 1);
+  const prepare = (x: Tensor): Tensor => {
+    if (!info.augment) return normalize(x, info);
+    const a = randomCropFlip(x);
+    const n = normalize(a, info);
+    a.dispose();
+    return n;
+  };
+  for (let epoch = start; epoch <= cfg.epochs; epoch++) {
+    manualSeed(cfg.seed * 100003 + epoch);
+    o.hooks?.onEpochStart?.(epoch, data.attacker.labels.numel);
+    const lr = opt.lr;
+    const s = trainEpoch(model, opt, data.attacker.images, data.attacker.labels, {
+      batchSize: cfg.batchSize, norm: info, prepare, onBatch: (b) => o.hooks?.onBatch?.(b.images, b.loss),
+    });
+    sched.step();
+    const rec: EpochRecord = { epoch, loss: s.loss, trainAcc: s.accuracy, seconds: s.seconds, imagesPerSecond: s.imagesPerSecond, lr };
+    if (cfg.evalEachEpoch || epoch === cfg.epochs) rec.test = evaluateModel(model, data.test, info, cfg.attack);
+    history.push(rec);
+    saveCheckpoint(files, model, opt, epoch, history);
+    o.hooks?.onEpochEnd?.(rec);
+  }
+  const last = history[history.length - 1];
+  const metrics = last.test ?? evaluateModel(model, data.test, info, cfg.attack);
+  saveModel(files.model, model, { config: cfgJson });
+  writeFileAtomic(files.history, JSON.stringify(history, null, 2));
+  writeFileAtomic(files.metrics, JSON.stringify(metrics, null, 2));
+  opt.dispose();
+  return { model, history, metrics, data };
+}
