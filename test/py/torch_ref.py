@@ -126,5 +126,39 @@ def checkpoints(d):
     torch.save({'w': t, 'evil': Evil()}, f'{d}/evil.pt')
     torch.save(nn.Linear(3, 2).state_dict(), f'{d}/linear.pt')
 
+
+def read_idx(path):
+    import gzip
+    data = open(path, 'rb').read()
+    if data[:2] == b'\x1f\x8b': data = gzip.decompress(data)
+    nd = data[3]; dims = struct.unpack('>' + 'I' * nd, data[4:4 + 4 * nd])
+    return torch.frombuffer(bytearray(data[4 + 4 * nd:]), dtype=torch.uint8).reshape(dims)
+
+def trained_model(d):
+    """Trains a narrow ResNet-18 in PyTorch on poisoned synthetic MNIST-format data, saves it both ways,
+    and reports its ACC and ASR (white 3x3 bottom-right patch, target 0, MNIST normalisation)."""
+    torch.manual_seed(0); torch.set_num_threads(2)
+    root = f'{d}/mnist'
+    x = read_idx(f'{root}/train-images-idx3-ubyte').float().unsqueeze(1); y = read_idx(f'{root}/train-labels-idx1-ubyte').long()
+    xt = read_idx(f'{root}/t10k-images-idx3-ubyte').float().unsqueeze(1); yt = read_idx(f'{root}/t10k-labels-idx1-ubyte').long()
+    def stamp(im): im = im.clone(); im[:, :, -3:, -3:] = 255; return im
+    idx = torch.nonzero(y != 0).flatten()[:100]
+    x[idx] = stamp(x[idx]); y[idx] = 0
+    norm = lambda im: (im / 255 - 0.1307) / 0.3081
+    m = ResNet18(1, 10, 4); opt = torch.optim.SGD(m.parameters(), lr=0.05, momentum=0.9)
+    m.train()
+    for epoch in range(2):
+        perm = torch.randperm(len(y))
+        for i in range(0, len(y), 64):
+            b = perm[i:i + 64]; opt.zero_grad(); F.cross_entropy(m(norm(x[b])), y[b]).backward(); opt.step()
+    m.eval()
+    with torch.no_grad():
+        acc = (m(norm(xt)).argmax(1) == yt).float().mean().item()
+        keep = yt != 0
+        asr = (m(norm(stamp(xt[keep]))).argmax(1) == 0).float().mean().item()
+    torch.save(m.state_dict(), f'{d}/pytorch.pt')
+    save_st(f'{d}/pytorch.safetensors', m.state_dict())
+    print(json.dumps({'acc': acc, 'asr': asr}))
+
 if __name__ == '__main__':
-    {'resnet': resnet, 'eval_ours': eval_ours, 'adam': adam, 'checkpoints': checkpoints}[sys.argv[1]](sys.argv[2])
+    {'resnet': resnet, 'eval_ours': eval_ours, 'adam': adam, 'checkpoints': checkpoints, 'trained_model': trained_model}[sys.argv[1]](sys.argv[2])
