@@ -6,6 +6,8 @@ import { runDemo } from './demo';
 import { runEval } from './eval';
 import { addAttackOptions, addDataOptions, addModelOptions, int, num } from './options';
 import { runTrain } from './train';
+import { DATASET_NAMES, DatasetName } from '../data/datasets';
+import { downloadDataset } from '../data/download';
 
 const program = new Command();
 program.name('vardefense').description('Find and remove backdoors in image classifiers (VarDefense and baselines, on libtorch)');
@@ -36,6 +38,25 @@ addDataOptions(evalCmd);
 addModelOptions(evalCmd);
 addAttackOptions(evalCmd);
 evalCmd.option('--json', 'print JSON', false).action((o) => runEval(o));
+
+program.command('download')
+  .description('fetch a dataset from its official location (digest-verified, resumable) into --data-dir/<name>')
+  .argument('<dataset>', `one of ${DATASET_NAMES.join(', ')}`)
+  .option('--data-dir <dir>', 'dataset root', 'data')
+  .option('--base-url <url>', 'a mirror serving the same file names')
+  .action(async (name: string, o: { dataDir: string; baseUrl?: string }) => {
+    if (!DATASET_NAMES.includes(name as DatasetName)) throw new Error(`unknown dataset '${name}' (known: ${DATASET_NAMES.join(', ')})`);
+    let last = 0;
+    const files = await downloadDataset(name as DatasetName, o.dataDir, {
+      baseUrl: o.baseUrl,
+      onProgress: (file, r, t) => {
+        if (Date.now() - last < 1000 && r !== t) return;
+        last = Date.now();
+        process.stderr.write(`${file}: ${(r / 2 ** 20).toFixed(1)}${t ? ` / ${(t / 2 ** 20).toFixed(1)}` : ''} MiB\n`);
+      },
+    });
+    for (const f of files) console.log(`verified ${f}`);
+  });
 
 program.command('demo')
   .description('engine demo: train a small CNN on the real Fashion-MNIST and print test accuracy and img/s')
