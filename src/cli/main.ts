@@ -5,6 +5,7 @@ import { buildInfo, getNumThreads } from '../torch';
 import { runDemo } from './demo';
 import { runEval } from './eval';
 import { addAttackOptions, addDataOptions, addModelOptions, int, num } from './options';
+import { runPreview } from './preview';
 import { runTrain } from './train';
 import { DATASET_NAMES, DatasetName } from '../data/datasets';
 import { downloadDataset } from '../data/download';
@@ -38,6 +39,13 @@ addDataOptions(evalCmd);
 addModelOptions(evalCmd);
 addAttackOptions(evalCmd);
 evalCmd.option('--json', 'print JSON', false).action((o) => runEval(o));
+
+const previewCmd = program.command('preview').description('write a PNG grid of clean test images (top) and their triggered versions (bottom)');
+addDataOptions(previewCmd);
+addAttackOptions(previewCmd);
+previewCmd.option('--count <n>', 'images per row', int('--count', 1), 8)
+  .option('--out <file>', 'PNG file', 'preview.png')
+  .action((o) => runPreview(o));
 
 program.command('download')
   .description('fetch a dataset from its official location (digest-verified, resumable) into --data-dir/<name>')
