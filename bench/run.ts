@@ -5,6 +5,10 @@ import * as path from 'path';
 import { F, getNumThreads, inferenceMode, manualSeed, nn, optim, randint, randn, scope } from '../src/torch';
 import { ResNet18 } from '../src/models/resnet';
 import { SmallCNN } from '../src/models/small-cnn';
+import { randomCropFlip } from '../src/data/augment';
+import { DATASETS } from '../src/data/datasets';
+import { normalize } from '../src/train/loop';
+import { randperm, tensor } from '../src/torch';
 
 interface Result { model: string; train_img_s: number; infer_img_s: number }
 
@@ -51,6 +55,21 @@ function torch(name: string): Result {
   return JSON.parse(out.trim().split('\n').pop()!) as Result;
 }
 
+/** Milliseconds per batch of 128 for the CIFAR input pipeline: gather, random crop + flip, normalise. */
+function loaderMs(): number {
+  const n = 50000;
+  const images = tensor(new Uint8Array(n * 3 * 32 * 32).map((_, i) => (i * 31) % 256), [n, 3, 32, 32]);
+  const perm = randperm(n);
+  const times: number[] = [];
+  for (let b = 0; b < 40; b++) {
+    const t0 = performance.now();
+    scope(() => normalize(randomCropFlip(images.indexSelect(0, perm.slice(0, b * BATCH, (b + 1) * BATCH))), DATASETS.cifar10));
+    times.push(performance.now() - t0);
+  }
+  images.dispose();
+  return median(times);
+}
+
 function main(): void {
   const args = process.argv.slice(2);
   const json = args.includes('--json');
@@ -74,6 +93,11 @@ function main(): void {
     };
     row.train_ratio = row.train_img_s / row.torch_train_img_s;
     row.infer_ratio = row.infer_img_s / row.torch_infer_img_s;
+    if (m === 'resnet18-cifar') {
+      const ms = loaderMs();
+      Object.assign(row, { loader_ms_per_batch: ms, loader_share_of_train_step: ms / ((1000 * BATCH) / row.train_img_s) });
+      if (!json) console.log(`loader (gather + crop/flip + normalise) ${ms.toFixed(2)} ms per batch of ${BATCH} = ${(100 * ms / ((1000 * BATCH) / row.train_img_s)).toFixed(2)}% of a ResNet-18 training step`);
+    }
     if (json) console.log(JSON.stringify(row));
     else console.log(`${m.padEnd(15)} train ${row.train_img_s.toFixed(1)} vs torch ${row.torch_train_img_s.toFixed(1)} img/s (ratio ${row.train_ratio.toFixed(2)}) | infer ${row.infer_img_s.toFixed(1)} vs torch ${row.torch_infer_img_s.toFixed(1)} img/s (ratio ${row.infer_ratio.toFixed(2)})`);
   }

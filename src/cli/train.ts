@@ -23,12 +23,13 @@ export function configFromFlags(f: TrainFlags): TrainConfig {
 export function runTrain(f: TrainFlags): void {
   const cfg = configFromFlags(f);
   let bar: Progress | null = null;
+  let seen = 0, right = 0;
   const r = train(cfg, f.out, {
     resume: f.resume, dataDir: f.dataDir,
     hooks: {
       log: (l) => process.stderr.write(`${l}\n`),
-      onEpochStart: (e, n) => { bar = progress(`epoch ${e}/${cfg.epochs}`, n); },
-      onBatch: (n, loss) => bar?.tick(n, { loss: loss.toFixed(3) }),
+      onEpochStart: (e, n) => { bar = progress(`epoch ${e}/${cfg.epochs}`, n); seen = 0; right = 0; },
+      onBatch: (n, loss, correct) => { seen += n; right += correct; bar?.tick(n, { loss: loss.toFixed(3), acc: pct(right / seen) }); },
       onEpochEnd: (rec) => {
         bar?.stop();
         const t = rec.test;

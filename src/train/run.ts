@@ -84,7 +84,7 @@ export function makeScheduler(opt: optim.Optimizer, cfg: TrainConfig): optim.LRS
 
 export interface TrainHooks {
   onEpochStart?: (epoch: number, images: number) => void;
-  onBatch?: (images: number, loss: number) => void;
+  onBatch?: (images: number, loss: number, correct: number) => void;
   onEpochEnd?: (r: EpochRecord) => void;
   log?: (line: string) => void;
 }
@@ -167,7 +167,7 @@ export function train(cfg: TrainConfig, dir: string, o: { resume?: boolean; data
     o.hooks?.onEpochStart?.(epoch, data.attacker.labels.numel);
     const lr = opt.lr;
     const s = trainEpoch(model, opt, data.attacker.images, data.attacker.labels, {
-      batchSize: cfg.batchSize, norm: info, prepare, onBatch: (b) => o.hooks?.onBatch?.(b.images, b.loss),
+      batchSize: cfg.batchSize, norm: info, prepare, onBatch: (b) => o.hooks?.onBatch?.(b.images, b.loss, b.correct),
     });
     sched.step();
     const rec: EpochRecord = { epoch, loss: s.loss, trainAcc: s.accuracy, seconds: s.seconds, imagesPerSecond: s.imagesPerSecond, lr };

@@ -71,3 +71,15 @@ test('train/eval switches every submodule; Dropout obeys it', () => {
   const zeros = (y.toArray() as Float32Array).filter((v) => v === 0).length;
   assert.ok(zeros > 400 && zeros < 600, `dropout zeroed ${zeros}/1000`);
 });
+
+test('PreAct-ResNet-18 has the names of the BackdoorBench model and runs on 1 and 3 channels', async () => {
+  const { PreActResNet18 } = await import('../../src/models/preact-resnet');
+  const m = new PreActResNet18({ width: 4, inChannels: 3 });
+  const keys = [...m.stateDict().keys()];
+  for (const k of ['conv1.weight', 'layer1.0.bn1.weight', 'layer1.0.conv1.weight', 'layer1.0.bn2.running_var', 'layer2.0.shortcut.0.weight', 'layer4.1.conv2.weight', 'linear.bias'])
+    assert.ok(keys.includes(k), k);
+  assert.ok(!keys.includes('bn1.weight') && !keys.includes('layer1.0.shortcut.0.weight'));
+  assert.deepEqual(T.noGrad(() => m.eval().call(T.randn([2, 3, 32, 32]))).shape, [2, 10]);
+  const g = new PreActResNet18({ width: 4, inChannels: 1 });
+  assert.deepEqual(T.noGrad(() => g.eval().call(T.randn([2, 1, 28, 28]))).shape, [2, 10]);
+});
