@@ -1,0 +1,37 @@
+import { test } from 'node:test';
+import * as assert from 'assert/strict';
+import * as T from '../../src/torch';
+import { ChannelStats } from '../../src/defenses/channel-stats';
+
+test('exact mode equals a direct two-pass computation over all minibatches', () => {
+  T.manualSeed(1);
+  const batches = [T.randn([5, 3, 4, 4]).mul(2).add(1), T.randn([7, 3, 4, 4]), T.randn([2, 3, 4, 4]).mul(0.5).sub(3)];
+  const s = new ChannelStats({ momentum: null });
+  for (const b of batches) s.update(b);
+  const all = T.cat(batches, 0).to('float64');
+  // two passes: mean first, then mean squared deviation, per channel
+  for (let c = 0; c < 3; c++) {
+    const v = Array.from(all.select(1, c).toArray() as Float64Array);
+    const mean = v.reduce((a, b) => a + b, 0) / v.length;
+    const variance = v.reduce((a, b) => a + (b - mean) ** 2, 0) / v.length;
+    assert.ok(Math.abs(s.means()[c] - mean) < 1e-12, `mean of channel ${c}`);
+    assert.ok(Math.abs(s.variances()[c] - variance) < 1e-10, `variance of channel ${c}: ${s.variances()[c]} vs ${variance}`);
+  }
+});
+
+test('momentum mode follows stat <- m * stat + (1 - m) * batch stat', () => {
+  const s = new ChannelStats({ momentum: 0.9 });
+  const b1 = T.tensor([1, 3, 10, 10], [2, 2, 1, 1]); // channel 0: {1, 10}, channel 1: {3, 10}
+  const b2 = T.tensor([5, 5, 5, 9], [2, 2, 1, 1]);   // channel 0: {5, 5},  channel 1: {5, 9}
+  s.update(b1);
+  s.update(b2);
+  const v1 = [20.25, 12.25], v2 = [0, 4];
+  const m1 = [5.5, 6.5], m2 = [5, 7];
+  for (let c = 0; c < 2; c++) {
+    assert.ok(Math.abs(s.variances()[c] - (0.9 * v1[c] + 0.1 * v2[c])) < 1e-12);
+    assert.ok(Math.abs(s.means()[c] - (0.9 * m1[c] + 0.1 * m2[c])) < 1e-12);
+  }
+  assert.equal(s.batches, 2);
+  assert.throws(() => new ChannelStats({ momentum: 1 }), /momentum must be null or in \[0, 1\)/);
+  assert.throws(() => s.update(T.zeros([1, 3, 1, 1])), /channel count changed from 2 to 3/);
+});
