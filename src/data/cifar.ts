@@ -1,5 +1,5 @@
 // CIFAR-10 and CIFAR-100 binary versions: records of [label(s), 3072 bytes of R, G, B planes].
-import * as fs from 'fs';
+import { readFileNamed } from '../util/files';
 
 export interface CifarArrays { images: Uint8Array; labels: Uint8Array; n: number }
 
@@ -12,12 +12,7 @@ export function readCifarBinary(files: string[], kind: 'cifar10' | 'cifar100', f
   const recordLen = labelBytes + 3072;
   const maxLabel = kind === 'cifar10' ? 9 : fine ? 99 : 19;
   const bufs = files.map((f) => {
-    let b: Buffer;
-    try {
-      b = fs.readFileSync(f);
-    } catch (e) {
-      throw new Error(`cannot read ${f}: ${(e as Error).message}`);
-    }
+    const b = readFileNamed(f);
     if (b.length === 0 || b.length % recordLen !== 0)
       throw new Error(`${f}: ${b.length} bytes is not a whole number of ${recordLen}-byte ${kind} records (truncated or wrong file?)`);
     return b;

@@ -1,17 +1,12 @@
 // IDX files (MNIST, Fashion-MNIST), gzipped or not: magic 0x0000 <type> <ndim>, big-endian dims, data.
-import * as fs from 'fs';
+import { readFileNamed } from '../util/files';
 import * as zlib from 'zlib';
 
 export interface IdxArray { dims: number[]; data: Uint8Array }
 
 /** Reads an unsigned-byte IDX file; errors name the file and what is wrong with it. */
 export function readIdx(file: string): IdxArray {
-  let buf: Buffer;
-  try {
-    buf = fs.readFileSync(file);
-  } catch (e) {
-    throw new Error(`cannot read ${file}: ${(e as Error).message}`);
-  }
+  let buf = readFileNamed(file);
   if (buf.length >= 2 && buf[0] === 0x1f && buf[1] === 0x8b) {
     try {
       buf = zlib.gunzipSync(buf);

@@ -1,7 +1,7 @@
 // PreAct-ResNet-18 as in BackdoorBench (after kuangliu/pytorch-cifar): pre-activation blocks with
 // names bn1, conv1, bn2, conv2, shortcut.0 (1x1 conv), then adaptive average pooling and `linear`.
-import { MemoryFormat, nn, pipe, Tensor } from '../torch';
-import { ResNetOptions } from './resnet';
+import { nn, pipe, Tensor } from '../torch';
+import { inLayout, ResNetOptions } from './resnet';
 
 export class PreActBlock extends nn.Module {
   readonly bn1: nn.BatchNorm2d;
@@ -47,8 +47,7 @@ export class PreActResNet18 extends nn.Module {
     this.linear = this.registerModule('linear', new nn.Linear(8 * w, options.numClasses ?? 10));
   }
   forward(x: Tensor): Tensor {
-    const layout = (t: Tensor): Tensor => (this.options.channelsLast === false ? t : t.contiguous(MemoryFormat.channelsLast));
-    return pipe(x, layout, (t) => this.conv1.call(t), ...this.layers.map((stage) => (t: Tensor) => stage.call(t)),
+    return pipe(x, (t) => inLayout(t, this.options), (t) => this.conv1.call(t), ...this.layers.map((stage) => (t: Tensor) => stage.call(t)),
       (t) => t.mean([2, 3]), (t) => this.linear.call(t));
   }
 }

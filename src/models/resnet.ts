@@ -12,6 +12,11 @@ export interface ResNetOptions {
   channelsLast?: boolean;
 }
 
+/** The input in the activation layout the options ask for (channels-last unless turned off). */
+export function inLayout(x: Tensor, o: ResNetOptions): Tensor {
+  return o.channelsLast === false ? x : x.contiguous(MemoryFormat.channelsLast);
+}
+
 export class BasicBlock extends nn.Module {
   readonly conv1: nn.Conv2d;
   readonly bn1: nn.BatchNorm2d;
@@ -61,8 +66,7 @@ export class ResNet18 extends nn.Module {
     this.linear = this.registerModule('linear', new nn.Linear(8 * w, options.numClasses ?? 10));
   }
   forward(x: Tensor): Tensor {
-    const layout = (t: Tensor): Tensor => (this.options.channelsLast === false ? t : t.contiguous(MemoryFormat.channelsLast));
-    return pipe(x, layout, (t) => nn.convBn(this.conv1, this.bn1, t), (t) => t.relu_(),
+    return pipe(x, (t) => inLayout(t, this.options), (t) => nn.convBn(this.conv1, this.bn1, t), (t) => t.relu_(),
       ...this.layers.map((stage) => (t: Tensor) => stage.call(t)),
       (t) => t.mean([2, 3]), (t) => this.linear.call(t));
   }

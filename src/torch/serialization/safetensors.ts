@@ -1,6 +1,6 @@
 // safetensors (https://github.com/huggingface/safetensors format): 8-byte little-endian header
 // length, a JSON header {name: {dtype, shape, data_offsets}}, then the raw little-endian data.
-import * as fs from 'fs';
+import { readFileNamed } from '../../util/files';
 import { writeFileAtomic } from '../../util/atomic';
 import { DType, fromBytes, Tensor } from '../tensor';
 
@@ -86,11 +86,5 @@ export function decodeSafetensors(buf: Buffer, source = '<buffer>'): Safetensors
 }
 
 export function loadSafetensors(file: string): SafetensorsFile {
-  let buf: Buffer;
-  try {
-    buf = fs.readFileSync(file);
-  } catch (e) {
-    throw new Error(`cannot read ${file}: ${(e as Error).message}`);
-  }
-  return decodeSafetensors(buf, file);
+  return decodeSafetensors(readFileNamed(file), file);
 }

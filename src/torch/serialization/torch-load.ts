@@ -1,6 +1,6 @@
 // Reads torch.save(...) zip files without executing anything: a restricted unpickler that knows
 // only tensors, storages, OrderedDict and plain containers. Any other global is refused by name.
-import * as fs from 'fs';
+import { readFileNamed } from '../../util/files';
 import { DType, fromBytes, op, Tensor } from '../tensor';
 import { readZip } from './zip';
 
@@ -165,13 +165,7 @@ function unpickle(data: Buffer, source: string, storage: (key: string) => Buffer
 
 /** Loads a torch.save(...) file: tensors, numbers, strings, lists, and dicts (as Maps). */
 export function loadTorch(file: string): PickleValue {
-  let buf: Buffer;
-  try {
-    buf = fs.readFileSync(file);
-  } catch (e) {
-    throw new Error(`cannot read ${file}: ${(e as Error).message}`);
-  }
-  const zip = readZip(buf, file);
+  const zip = readZip(readFileNamed(file), file);
   const pkl = [...zip.entries.keys()].find((n) => n.endsWith('/data.pkl') || n === 'data.pkl');
   if (!pkl) throw new Error(`${file}: no data.pkl in the archive (is it a torch.save file? TorchScript files are not supported)`);
   const prefix = pkl.slice(0, pkl.length - 'data.pkl'.length);
