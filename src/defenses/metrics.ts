@@ -1,0 +1,73 @@
+// Per-channel neuron scores for selection: output variance (VarDefense), information entropy of binned
+// outputs, mean activation (fine-pruning's) and filter weight norm. Low score = candidate bad neuron.
+import { keep, noGrad, onesLike, scope, Tensor, zeros } from '../torch';
+import { ChannelStats } from './channel-stats';
+
+export type MetricName = 'variance' | 'entropy' | 'mean' | 'weight';
+export const METRIC_NAMES: MetricName[] = ['variance', 'entropy', 'mean', 'weight'];
+
+/** Accumulates one layer's output over minibatches and turns it into per-channel scores. */
+export interface ChannelMetric { update(x: Tensor): void; scores(): Float64Array }
+
+/** Binned entropy per channel: bins span each channel's range in the first batch seen (extended by
+ * its width on both sides; values outside go to the end bins). */
+export class EntropyMetric implements ChannelMetric {
+  private counts: Tensor | null = null;
+  private lo: Tensor | null = null;
+  private width: Tensor | null = null;
+  constructor(readonly bins = 32) {}
+
+  update(x: Tensor): void {
+    noGrad(() => scope(() => {
+      const c = x.size(1);
+      const flat = x.detach().transpose(0, 1).reshape(c, -1).to('float64');
+      if (!this.counts) {
+        const mn = flat.amin(1, true), mx = flat.amax(1, true);
+        const span = mx.sub(mn).clamp(1e-12);
+        this.lo = mn.sub(span);
+        this.width = span.mul(3 / this.bins);
+        this.counts = zeros([c, this.bins], { dtype: 'float64' });
+        for (const t of [this.lo, this.width, this.counts]) keep(t);
+      }
+      const bin = flat.sub(this.lo!).div(this.width!).floor().clamp(0, this.bins - 1).long();
+      this.counts!.add_(zeros([c, this.bins], { dtype: 'float64' }).scatterAdd(1, bin, onesLike(flat)));
+    }));
+  }
+
+  scores(): Float64Array {
+    if (!this.counts) throw new Error('entropy: no batch seen yet');
+    return noGrad(() => scope(() => {
+      const p = this.counts!.div(this.counts!.sum(1, true));
+      const plogp = p.mul(p.clamp(1e-300).log());
+      return plogp.sum(1).neg().toArray() as Float64Array;
+    }));
+  }
+}
+
+export class VarianceMetric implements ChannelMetric {
+  readonly stats: ChannelStats;
+  constructor(momentum: number | null) { this.stats = new ChannelStats({ momentum }); }
+  update(x: Tensor): void { this.stats.update(x); }
+  scores(): Float64Array { return this.stats.variances(); }
+}
+
+export class MeanMetric implements ChannelMetric {
+  readonly stats: ChannelStats;
+  constructor(momentum: number | null) { this.stats = new ChannelStats({ momentum }); }
+  update(x: Tensor): void { this.stats.update(x); }
+  scores(): Float64Array { return this.stats.means(); }
+}
+
+/** L1 norm of each output channel's filter (data-free). */
+export function weightScores(weight: Tensor): Float64Array {
+  return noGrad(() => scope(() => weight.abs().flatten(1).sum(1).to('float64').toArray() as Float64Array));
+}
+
+export function makeMetric(name: Exclude<MetricName, 'weight'>, momentum: number | null): ChannelMetric {
+  switch (name) {
+    case 'variance': return new VarianceMetric(momentum);
+    case 'mean': return new MeanMetric(momentum);
+    case 'entropy': return new EntropyMetric();
+    default: throw new Error(`unknown metric '${name as string}' (known: ${METRIC_NAMES.join(', ')})`);
+  }
+}
