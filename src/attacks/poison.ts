@@ -30,7 +30,7 @@ export interface PoisonedSet { images: Tensor; labels: Tensor; poisonedIndices: 
 export function poisonTrainingSet(images: Tensor, labels: Tensor, a: AttackSpec, classes: number): PoisonedSet {
   if (!(a.poisonRatio >= 0 && a.poisonRatio <= 1)) throw new Error(`poison ratio must be in [0, 1], got ${a.poisonRatio}`);
   if (!Number.isInteger(a.target) || a.target < 0 || a.target >= classes) throw new Error(`target class must be in 0..${classes - 1}, got ${a.target}`);
-  const y = Array.from(labels.toArray() as BigInt64Array, Number);
+  const y = labels.toList();
   const rng = new Rng(a.seed);
   const eligible = [...rng.permutation(y.length)].filter((i) => a.mode === 'all-to-all' || y[i] !== a.target);
   const count = Math.round(a.poisonRatio * y.length);
@@ -58,7 +58,7 @@ export interface TriggeredTestSet {
 
 /** Triggered test images for ASR/RA; all-to-one drops images of the target class. */
 export function triggeredTestSet(images: Tensor, labels: Tensor, a: AttackSpec, classes: number, seed = a.seed + 1): TriggeredTestSet {
-  const y = Array.from(labels.toArray() as BigInt64Array, Number);
+  const y = labels.toList();
   const keep = Int32Array.from(y.map((v, i) => (a.mode === 'all-to-all' || v !== a.target ? i : -1)).filter((i) => i >= 0));
   return scope(() => {
     const idx = tensor(keep, [keep.length]).long();

@@ -22,7 +22,7 @@ export function runDemo(o: DemoOptions): void {
       batchSize: o.batchSize, norm, onBatch: (b) => bar.tick(b.images, { loss: b.loss.toFixed(3) }),
     });
     bar.stop();
-    const acc = accuracyOf(predict(model, test.images, { batchSize: 1000, prepare: (x) => normalize(x, norm) }), Array.from(test.labels.toArray() as BigInt64Array, Number));
+    const acc = accuracyOf(predict(model, test.images, { batchSize: 1000, prepare: (x) => normalize(x, norm) }), test.labels.toList());
     results.push({ epoch: e, trainLoss: stats.loss, trainAccuracy: stats.accuracy, testAccuracy: acc, trainImagesPerSecond: stats.imagesPerSecond, seconds: stats.seconds });
   }
   if (o.json) {

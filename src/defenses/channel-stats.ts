@@ -11,6 +11,11 @@ export interface ChannelStatsOptions {
   momentum: number | null;
 }
 
+/** Activations [N, C, *] as float64 rows [C, N * prod(*)], detached. */
+export function perChannel(x: Tensor): Tensor {
+  return x.detach().transpose(0, 1).reshape(x.size(1), -1).to('float64');
+}
+
 /** Accumulates per-channel mean and (population) variance of [N, C, ...] activations. */
 export class ChannelStats {
   private count = 0;
@@ -28,8 +33,7 @@ export class ChannelStats {
   /** Adds one minibatch of activations [N, C, *] (detached; nothing is kept on the graph). */
   update(x: Tensor): void {
     const [bm, bv, n] = noGrad(() => scope(() => {
-      const c = x.size(1);
-      const flat = x.detach().transpose(0, 1).reshape(c, -1).to('float64');
+      const flat = perChannel(x);
       return [flat.mean(1).toArray() as Float64Array, flat.var(1, false).toArray() as Float64Array, flat.size(1)] as const;
     }));
     const mom = this.options.momentum;

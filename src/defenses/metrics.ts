@@ -1,7 +1,7 @@
 // Per-channel neuron scores for selection: output variance (VarDefense), information entropy of binned
 // outputs, mean activation (fine-pruning's) and filter weight norm. Low score = candidate bad neuron.
 import { keep, noGrad, onesLike, scope, Tensor, zeros } from '../torch';
-import { ChannelStats } from './channel-stats';
+import { ChannelStats, perChannel } from './channel-stats';
 
 export type MetricName = 'variance' | 'entropy' | 'mean' | 'weight';
 export const METRIC_NAMES: MetricName[] = ['variance', 'entropy', 'mean', 'weight'];
@@ -20,7 +20,7 @@ export class EntropyMetric implements ChannelMetric {
   update(x: Tensor): void {
     noGrad(() => scope(() => {
       const c = x.size(1);
-      const flat = x.detach().transpose(0, 1).reshape(c, -1).to('float64');
+      const flat = perChannel(x);
       if (!this.counts) {
         const mn = flat.amin(1, true), mx = flat.amax(1, true);
         const span = mx.sub(mn).clamp(1e-12);

@@ -42,6 +42,7 @@ export abstract class Optimizer {
     });
   }
 
+  /** Runs inside a scope: state tensors created here must be kept with keep(). */
   protected abstract update(p: Tensor, grad: Tensor, g: Group, state: Map<string, Tensor>): void;
 
   /** Sets every parameter's grad to none (as zero_grad(set_to_none=True)). */
@@ -98,7 +99,7 @@ export class SGD extends Optimizer {
       let buf = state.get('momentum_buffer');
       if (!buf) {
         buf = d.clone().detach();
-        state.set('momentum_buffer', keepOut(buf));
+        state.set('momentum_buffer', keep(buf));
       } else {
         buf.mul_(this.momentum).add_(d, 1 - this.dampening);
       }
@@ -133,9 +134,9 @@ export class Adam extends Optimizer {
     let v = state.get('exp_avg_sq');
     let step = state.get('step');
     if (!m || !v || !step) {
-      m = keepOut(p.mul(0));
-      v = keepOut(p.mul(0));
-      step = keepOut(scalar(0));
+      m = keep(p.mul(0));
+      v = keep(p.mul(0));
+      step = keep(scalar(0));
       state.set('exp_avg', m).set('exp_avg_sq', v).set('step', step);
     }
     step.add_(1);
@@ -149,8 +150,6 @@ export class Adam extends Optimizer {
   }
 }
 
-// State tensors are created inside the step's scope and must outlive it.
-const keepOut = keep;
 
 // ---- learning-rate schedules (stepped once per epoch, as in PyTorch) ---------------------------
 export abstract class LRScheduler {

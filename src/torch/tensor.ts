@@ -382,23 +382,6 @@ export function scope<T>(fn: () => T, keep: Tensor[] = []): T {
   return out;
 }
 
-/** Async variant of scope for code that awaits between tensor operations. */
-export async function scopeAsync<T>(fn: () => Promise<T>, keep: Tensor[] = []): Promise<T> {
-  const created: Tensor[] = [];
-  scopes.push(created);
-  let out: T;
-  try {
-    out = await fn();
-  } finally {
-    const i = scopes.lastIndexOf(created);
-    if (i >= 0) scopes.splice(i, 1);
-  }
-  const survivors = new Set<Tensor>(keep);
-  collect(out, survivors);
-  for (const t of created) if (!survivors.has(t)) t.dispose();
-  return out;
-}
-
 /** Takes t out of the current scope so the scope's end does not free it. */
 export function keep<T extends Tensor>(t: T): T {
   const s = scopes[scopes.length - 1];

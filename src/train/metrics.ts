@@ -15,8 +15,6 @@ export interface Metrics {
   testImages: number;
 }
 
-const labelsOf = (t: Tensor): number[] => Array.from(t.toArray() as BigInt64Array, Number);
-
 export function accuracyOf(preds: ArrayLike<number>, labels: ArrayLike<number>): number {
   if (preds.length !== labels.length) throw new Error(`accuracy: ${preds.length} predictions for ${labels.length} labels`);
   if (preds.length === 0) return NaN;
@@ -37,14 +35,14 @@ export function perClassAccuracy(preds: ArrayLike<number>, labels: ArrayLike<num
 /** Evaluates on the clean test set and, with an attack, on its triggered copy. */
 export function evaluateModel(model: nn.Module, test: ImageSet, norm: Normalization, attack: AttackSpec | null, batchSize = 500): Metrics {
   const prepare = (x: Tensor): Tensor => normalize(x, norm);
-  const y = labelsOf(test.labels);
+  const y = test.labels.toList();
   const preds = predict(model, test.images, { batchSize, prepare });
   const out: Metrics = { acc: accuracyOf(preds, y), asr: null, ra: null, perClassAcc: perClassAccuracy(preds, y, test.classes), testImages: y.length };
   if (attack) {
     const trig = triggeredTestSet(test.images, test.labels, attack, test.classes);
     const tp = predict(model, trig.images, { batchSize, prepare });
-    out.asr = accuracyOf(tp, labelsOf(trig.targetLabels));
-    out.ra = accuracyOf(tp, labelsOf(trig.trueLabels));
+    out.asr = accuracyOf(tp, trig.targetLabels.toList());
+    out.ra = accuracyOf(tp, trig.trueLabels.toList());
     for (const t of Object.values(trig)) t.dispose();
   }
   return out;
