@@ -2,6 +2,7 @@
 import { scope, Tensor, tensor } from '../torch';
 import { Rng } from '../util/rng';
 import { applyTrigger, TriggerSpec } from './triggers';
+import { assertTestSetAllowed } from '../data/datasets';
 
 export type TargetMode = 'all-to-one' | 'all-to-all';
 
@@ -58,6 +59,7 @@ export interface TriggeredTestSet {
 
 /** Triggered test images for ASR/RA; all-to-one drops images of the target class. */
 export function triggeredTestSet(images: Tensor, labels: Tensor, a: AttackSpec, classes: number, seed = a.seed + 1): TriggeredTestSet {
+  assertTestSetAllowed('triggered test set');
   const y = labels.toList();
   const keep = Int32Array.from(y.map((v, i) => (a.mode === 'all-to-all' || v !== a.target ? i : -1)).filter((i) => i >= 0));
   return scope(() => {

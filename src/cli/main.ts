@@ -4,6 +4,8 @@ import { Command, Option } from 'commander';
 import { buildInfo, getNumThreads } from '../torch';
 import { runDemo } from './demo';
 import { runEval } from './eval';
+import { runDefend } from './defend';
+import { DEFENSE_NAMES } from '../defenses/registry';
 import { addAttackOptions, addDataOptions, addModelOptions, int, num } from './options';
 import { runPreview } from './preview';
 import { runTrain } from './train';
@@ -65,6 +67,20 @@ program.command('download')
     });
     for (const f of files) console.log(`verified ${f}`);
   });
+
+const defendCmd = program.command('defend')
+  .description('purify a backdoored model with one or more defenses (each on a fresh copy; clean split only)')
+  .requiredOption('--run <dir>', 'the training run of the backdoored model (its clean split is the defender\'s data)')
+  .option('--weights <file>', 'other weights to purify (safetensors or torch.save), with the run\'s config and clean split')
+  .option('--method <list>', `defenses as name[:preset], comma-separated (${DEFENSE_NAMES.join(', ')})`, 'vardefense')
+  .option('--set <key=value>', 'override an option of the method(s); repeatable (JSON values, e.g. lambda=auto, statsMomentum=null)', (v: string, acc: string[]) => [...acc, v], [] as string[])
+  .option('--val-fraction <f>', 'share of the clean split held out for validation', num('--val-fraction', 0, 1), 0.1)
+  .option('--seed <n>', 'seed of the defense (overrides the preset\'s)', int('--seed'))
+  .option('--out <dir>', 'output root (default: <run>/defenses)')
+  .option('--data-dir <dir>', 'dataset root')
+  .option('--force', 'rerun methods that have a report already', false)
+  .option('--json', 'print JSON', false);
+defendCmd.action((o) => runDefend(o));
 
 program.command('demo')
   .description('engine demo: train a small CNN on the real Fashion-MNIST and print test accuracy and img/s')

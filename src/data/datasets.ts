@@ -60,7 +60,25 @@ function findFiles(dirs: string[], bases: string[]): string[] | undefined {
   return undefined;
 }
 
+let testSetLocks = 0;
+
+/** Runs `fn` with every test-set read refused: defenses run inside it, so none can see the test set. */
+export function withoutTestSet<T>(fn: () => T): T {
+  testSetLocks++;
+  try {
+    return fn();
+  } finally {
+    testSetLocks--;
+  }
+}
+
+/** Throws inside withoutTestSet(): `what` names the refused read. */
+export function assertTestSetAllowed(what: string): void {
+  if (testSetLocks > 0) throw new Error(`${what}: refused inside a defense (defenses see only the clean split)`);
+}
+
 export function loadImageSet(name: DatasetName, split: Split, dataDir?: string): ImageSet {
+  if (split === 'test') assertTestSetAllowed(`${name} test split`);
   const info = datasetInfo(name);
   const dirs = searchDirs(name, dataDir);
   const files = findFiles(dirs, FILES[name][split]);

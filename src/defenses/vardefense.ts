@@ -1,15 +1,14 @@
 // VarDefense (Fan et al. 2021): neurons of the later conv layers whose output varies little on clean
 // data are the backdoor's; fine-tune on the clean split with cross-entropy plus lambda times a norm of
 // the selected neurons' parameters, under a per-layer threshold that rises step by step.
-// Only the defender's clean split is read.
-import { cat, F, manualSeed, nn, noGrad, optim, scope, Tensor, tensor } from '../torch';
-import { ImageSet } from '../data/datasets';
-import { Normalization, normalize } from '../train/loop';
-import { Rng } from '../util/rng';
+// Only the defender's clean data is read.
+import { cat, nn, noGrad, scope, Tensor, tensor } from '../torch';
+import { normalize } from '../train/loop';
+import { accuracyOn, DefenseData, DefenseHooks, disposeState, fineTune, FineTuneOptions, restore, snapshot } from './common';
 import { ChannelMetric, makeMetric, MetricName, weightScores } from './metrics';
 import { ConvUnit, lastUnits, lowestChannels, lowestChannelsNetworkWise, thresholdAt } from './selection';
 
-export interface VarDefenseOptions {
+export interface VarDefenseOptions extends FineTuneOptions {
   /** the last L conv layers are purified (paper Figure 5) */
   layers: number;
   metric: MetricName;
@@ -19,45 +18,68 @@ export interface VarDefenseOptions {
   startFraction: number;
   maxFraction: number;
   /** the threshold rises once per epoch or once per iteration */
-  schedule: 'epoch' | 'iteration';
-  /** momentum of the running statistics (null: exact pooled statistics) */
+  thresholdStep: 'epoch' | 'iteration';
+  /** momentum of the running statistics (null: exact pooled statistics over every batch seen) */
   statsMomentum: number | null;
   /** where a neuron's output is measured: the conv output or the batch-norm output after it */
   measureAt: 'conv' | 'bn';
-  lambda: number;
+  /** penalty weight; 'auto': the paper's rule, the largest candidate whose validation accuracy holds */
+  lambda: number | 'auto';
   penalty: 'l1' | 'group-l2';
   /** parameters of a selected neuron that are penalised */
   penalize: 'conv+bn' | 'bn';
-  epochs: number;
-  lr: number;
-  batchSize: number;
-  momentum: number;
-  weightDecay: number;
   /** zero the selected neurons whose penalised parameters ended below this norm (0: off) */
   zeroBelow: number;
-  seed: number;
+  /** lambda auto: candidates tried in increasing order, the accuracy drop tolerated, epochs per trial */
+  lambdaCandidates: number[];
+  lambdaTolerance: number;
+  lambdaTrialEpochs: number;
 }
 
-/** The literal reading of the paper (see docs/vardefense.md when it exists). */
+const FT = { epochs: 10, lr: 0.01, batchSize: 128, momentum: 0.9, weightDecay: 5e-4, schedule: 'cosine' as const, seed: 1 };
+const AUTO = { lambdaCandidates: [1e-4, 1e-3, 1e-2, 0.1, 1, 10], lambdaTolerance: 0.01, lambdaTrialEpochs: 2 };
+
+/** The literal reading of the paper (docs/vardefense.md): last 4 convs, conv+BN L1, small lambda. */
 export const PAPER_PRESET: VarDefenseOptions = {
-  layers: 4, metric: 'variance', scope: 'layer-wise', startFraction: 0.1, maxFraction: 0.5, schedule: 'epoch',
-  statsMomentum: 0.9, measureAt: 'conv', lambda: 1e-4, penalty: 'l1', penalize: 'conv+bn',
-  epochs: 10, lr: 0.01, batchSize: 128, momentum: 0.9, weightDecay: 5e-4, zeroBelow: 0, seed: 1,
+  ...FT, ...AUTO, layers: 4, metric: 'variance', scope: 'layer-wise', startFraction: 0.1, maxFraction: 0.5, thresholdStep: 'epoch',
+  statsMomentum: 0.9, measureAt: 'conv', lambda: 1e-4, penalty: 'l1', penalize: 'conv+bn', zeroBelow: 0,
 };
 
-export interface LayerReport { name: string; channels: number; selected: number[]; scores: number[] }
+export interface LayerReport {
+  name: string;
+  channels: number;
+  /** channels under the threshold at the last step (the purified neurons) */
+  selected: number[];
+  /** scores at the start and at the end */
+  scoresBefore: number[];
+  scoresAfter: number[];
+  /** quantiles (0, 10, 25, 50, 75, 90, 100 %) of the start scores */
+  distribution: number[];
+  /** the score value of the threshold at each step */
+  thresholdValues: number[];
+}
+
 export interface VarDefenseReport {
+  method: 'vardefense';
   options: VarDefenseOptions;
+  lambda: number;
+  lambdaTrials: { lambda: number; valAcc: number }[];
   layers: string[];
   /** share of channels under the threshold, per step */
   thresholds: number[];
-  /** the selection and scores of each layer at the last step */
-  final: LayerReport[];
+  perLayer: LayerReport[];
   zeroed: Record<string, number[]>;
+  valAccBefore: number;
+  valAccAfter: number;
   seconds: number;
 }
 
-function penaltyOf(unit: ConvUnit, channels: number[], o: VarDefenseOptions): Tensor | null {
+function quantiles(x: ArrayLike<number>): number[] {
+  const s = Array.from(x).sort((a, b) => a - b);
+  return [0, 0.1, 0.25, 0.5, 0.75, 0.9, 1].map((q) => s[Math.min(s.length - 1, Math.round(q * (s.length - 1)))]);
+}
+
+function penaltyOf(unit: ConvUnit, channels: number[], o: Pick<VarDefenseOptions, 'penalize' | 'penalty'>): Tensor | null {
   if (channels.length === 0) return null;
   return scope(() => {
     const idx = tensor(Float64Array.from(channels), [channels.length]).long();
@@ -69,9 +91,8 @@ function penaltyOf(unit: ConvUnit, channels: number[], o: VarDefenseOptions): Te
   });
 }
 
-/** Runs VarDefense on `model` in place. `clean` is the defender's clean split. */
-export function varDefense(model: nn.Module, clean: ImageSet, norm: Normalization, o: VarDefenseOptions): VarDefenseReport {
-  const t0 = performance.now();
+/** One purification at a fixed lambda; returns the per-layer record. */
+function purify(model: nn.Module, data: DefenseData, o: VarDefenseOptions, lambda: number, h: DefenseHooks, stage: string) {
   const units = lastUnits(model, o.layers);
   const measured = (u: ConvUnit): nn.Module => (o.measureAt === 'bn' && u.bn ? u.bn : u.conv);
   const metrics = new Map<ConvUnit, ChannelMetric>();
@@ -81,58 +102,50 @@ export function varDefense(model: nn.Module, clean: ImageSet, norm: Normalizatio
     return measured(u).registerForwardHook((_mod, _in, out) => { m.update(out); });
   });
   const scores = (): Float64Array[] => units.map((u) => (o.metric === 'weight' ? weightScores(u.conv.weight) : metrics.get(u)!.scores()));
-  const select = (fraction: number): number[][] => {
-    const s = scores();
-    return o.scope === 'layer-wise' ? s.map((x) => lowestChannels(x, fraction)) : lowestChannelsNetworkWise(s, fraction);
-  };
 
-  // a first measurement pass over the clean split, without training
-  const n = clean.labels.numel;
+  // a first measurement pass over the clean data (eval mode, no training)
+  const n = data.train.labels.numel;
   model.eval();
   noGrad(() => {
-    for (let s = 0; s < n; s += o.batchSize) scope(() => { model.call(normalize(clean.images.narrow(0, s, Math.min(o.batchSize, n - s)), norm)); });
-  });
-
-  manualSeed(o.seed);
-  const opt = new optim.SGD(model.parameters(), { lr: o.lr, momentum: o.momentum, weightDecay: o.weightDecay });
-  const sched = new optim.CosineAnnealingLR(opt, o.epochs);
-  const batches = Math.ceil(n / o.batchSize);
-  const steps = o.schedule === 'epoch' ? o.epochs : o.epochs * batches;
-  const thresholds: number[] = [];
-  let selection: number[][] = [];
-  for (let epoch = 0; epoch < o.epochs; epoch++) {
-    model.train();
-    const perm = scope(() => tensor(Float64Array.from(new Rng(o.seed + epoch).permutation(n)), [n]).long());
-    for (let b = 0; b < batches; b++) {
-      const step = o.schedule === 'epoch' ? epoch : epoch * batches + b;
-      if (o.schedule === 'iteration' || b === 0) {
-        const f = thresholdAt(step, steps, o.startFraction, o.maxFraction);
-        thresholds.push(f);
-        selection = select(f);
-      }
-      scope(() => {
-        const idx = perm.slice(0, b * o.batchSize, Math.min(n, (b + 1) * o.batchSize));
-        const x = normalize(clean.images.indexSelect(0, idx), norm);
-        let loss = F.crossEntropy(model.call(x), clean.labels.indexSelect(0, idx));
-        for (let i = 0; i < units.length; i++) {
-          const p = penaltyOf(units[i], selection[i], o);
-          if (p) loss = loss.add(p.mul(o.lambda));
-        }
-        loss.backward();
-      });
-      opt.step();
-      opt.zeroGrad();
+    for (let s = 0; s < n; s += o.batchSize) {
+      const m = Math.min(o.batchSize, n - s);
+      scope(() => { model.call(normalize(data.train.images.narrow(0, s, m), data.norm)); });
+      h.progress?.(`${stage} measure`, m, n);
     }
-    perm.dispose();
-    sched.step();
-  }
-  for (const h of hooks) h.remove();
-  opt.dispose();
+  });
+  const before = scores();
+
+  const batches = Math.ceil(n / o.batchSize);
+  const steps = o.thresholdStep === 'epoch' ? o.epochs : o.epochs * batches;
+  const thresholds: number[] = [];
+  const thresholdValues: number[][] = units.map(() => []);
+  let selection: number[][] = units.map(() => []);
+  fineTune(model, data.train, data.norm, o, {
+    ...h, stage,
+    beforeStep: (s) => {
+      if (o.thresholdStep === 'epoch' && s.batch !== 0) return;
+      const f = thresholdAt(o.thresholdStep === 'epoch' ? s.epoch : s.step, steps, o.startFraction, o.maxFraction);
+      const sc = scores();
+      selection = o.scope === 'layer-wise' ? sc.map((x) => lowestChannels(x, f)) : lowestChannelsNetworkWise(sc, f);
+      thresholds.push(f);
+      selection.forEach((sel, i) => thresholdValues[i].push(sel.length ? Math.max(...sel.map((c) => sc[i][c])) : NaN));
+    },
+    extraLoss: () => {
+      let total: Tensor | null = null;
+      for (let i = 0; i < units.length; i++) {
+        const p = penaltyOf(units[i], selection[i], o);
+        if (!p) continue;
+        total = total ? total.add(p) : p;
+      }
+      return total ? total.mul(lambda) : null;
+    },
+  });
+  for (const hk of hooks) hk.remove();
 
   const zeroed: Record<string, number[]> = {};
   if (o.zeroBelow > 0) {
     noGrad(() => units.forEach((u, i) => {
-      const dead = selection[i].filter((c) => scope(() => penaltyOf(u, [c], { ...o, penalty: 'group-l2' })!.item()) < o.zeroBelow);
+      const dead = selection[i].filter((c) => scope(() => penaltyOf(u, [c], { penalize: o.penalize, penalty: 'group-l2' })!.item()) < o.zeroBelow);
       if (!dead.length) return;
       zeroed[u.name] = dead;
       scope(() => {
@@ -143,10 +156,48 @@ export function varDefense(model: nn.Module, clean: ImageSet, norm: Normalizatio
       });
     }));
   }
-  const last = scores();
+  const after = scores();
+  const perLayer: LayerReport[] = units.map((u, i) => ({
+    name: u.name, channels: u.conv.outChannels, selected: selection[i], scoresBefore: Array.from(before[i]),
+    scoresAfter: Array.from(after[i]), distribution: quantiles(before[i]), thresholdValues: thresholdValues[i],
+  }));
+  return { layers: units.map((u) => u.name), thresholds, perLayer, zeroed };
+}
+
+export function validateVarDefense(o: VarDefenseOptions): void {
+  if (!(o.startFraction >= 0 && o.startFraction <= o.maxFraction && o.maxFraction <= 1))
+    throw new Error(`vardefense: need 0 <= startFraction <= maxFraction <= 1, got ${o.startFraction} and ${o.maxFraction}`);
+  if (o.lambda !== 'auto' && !(o.lambda >= 0)) throw new Error(`vardefense: lambda must be >= 0 or 'auto', got ${o.lambda}`);
+  if (o.lambda === 'auto' && o.lambdaCandidates.length === 0) throw new Error('vardefense: lambda auto needs at least one candidate');
+}
+
+/**
+ * Runs VarDefense on `model` in place, with the defender's clean data only. lambda 'auto' tries the
+ * candidates in increasing order with short purifications from the original weights and keeps the
+ * largest one whose validation accuracy stays within the tolerance of the original's.
+ */
+export function varDefense(model: nn.Module, data: DefenseData, o: VarDefenseOptions, h: DefenseHooks = {}): VarDefenseReport {
+  validateVarDefense(o);
+  const t0 = performance.now();
+  const valAccBefore = accuracyOn(model, data.val, data.norm);
+  let lambda = o.lambda === 'auto' ? o.lambdaCandidates[0] : o.lambda;
+  const lambdaTrials: { lambda: number; valAcc: number }[] = [];
+  if (o.lambda === 'auto') {
+    const original = snapshot(model);
+    for (const cand of [...o.lambdaCandidates].sort((a, b) => a - b)) {
+      purify(model, data, { ...o, epochs: o.lambdaTrialEpochs }, cand, h, `lambda ${cand}`);
+      const valAcc = accuracyOn(model, data.val, data.norm);
+      restore(model, original);
+      lambdaTrials.push({ lambda: cand, valAcc });
+      h.log?.(`lambda ${cand}: validation accuracy ${(100 * valAcc).toFixed(2)}% (before ${(100 * valAccBefore).toFixed(2)}%)`);
+      if (valAcc < valAccBefore - o.lambdaTolerance) break;
+      lambda = cand;
+    }
+    disposeState(original);
+  }
+  const r = purify(model, data, o, lambda, h, 'purify');
   return {
-    options: o, layers: units.map((u) => u.name), thresholds,
-    final: units.map((u, i) => ({ name: u.name, channels: u.conv.outChannels, selected: selection[i], scores: Array.from(last[i]) })),
-    zeroed, seconds: (performance.now() - t0) / 1000,
+    method: 'vardefense', options: o, lambda, lambdaTrials, ...r,
+    valAccBefore, valAccAfter: accuracyOn(model, data.val, data.norm), seconds: (performance.now() - t0) / 1000,
   };
 }

@@ -1,0 +1,149 @@
+// `vardefense defend`: purify a backdoored model from a training run with one or more defenses, each
+// on a fresh copy, using only the run's clean split; ACC/ASR/RA before and after for reporting.
+import * as fs from 'fs';
+import * as path from 'path';
+import { manualSeed, nn, tensor } from '../torch';
+import { progress, Progress } from './progress';
+import { loadStateDictFile } from './eval';
+import { pct } from './report';
+import { AttackSpec } from '../attacks/poison';
+import { datasetInfo, ImageSet, loadImageSet, withoutTestSet } from '../data/datasets';
+import { DefenseData, DefenseHooks, disposeSet, holdOut } from '../defenses/common';
+import { defenseMethod, DefenseReport, parseOverrides, resolveOptions } from '../defenses/registry';
+import { createModel } from '../models';
+import { evaluateModel, Metrics } from '../train/metrics';
+import { runFiles, saveModel, TrainConfig } from '../train/run';
+import { writeFileAtomic } from '../util/atomic';
+import { readFileNamed } from '../util/files';
+
+export interface DefendFlags {
+  run: string; weights?: string; method: string; set: string[]; out?: string; valFraction: number; seed?: number; dataDir?: string;
+  force: boolean; json: boolean;
+}
+
+export interface DefendOutcome {
+  method: string; preset: string; dir: string; before: Metrics; after: Metrics; report: DefenseReport;
+}
+
+interface RunInfo { cfg: TrainConfig; cleanIndices: number[]; weights: string }
+
+export function readRun(dir: string, weights?: string): RunInfo {
+  const files = runFiles(dir);
+  if (!fs.existsSync(files.config)) throw new Error(`--run ${dir}: no config.json there (is it a training run directory?)`);
+  const cfg = JSON.parse(readFileNamed(files.config).toString('utf8')) as TrainConfig;
+  const attack = JSON.parse(readFileNamed(files.attack).toString('utf8')) as { cleanIndices?: number[] };
+  if (!Array.isArray(attack.cleanIndices) || attack.cleanIndices.length === 0) throw new Error(`${files.attack}: field 'cleanIndices' is missing or empty`);
+  const w = weights ?? files.model;
+  if (!fs.existsSync(w)) throw new Error(`${w}: no trained model (finish the training run first, or give --weights)`);
+  return { cfg, cleanIndices: attack.cleanIndices, weights: w };
+}
+
+/** 'vardefense:paper,ft' -> [['vardefense', 'paper'], ['ft', 'default']] */
+export function parseMethods(spec: string): [string, string][] {
+  return spec.split(',').map((s) => s.trim()).filter(Boolean).map((s) => {
+    const [m, p] = s.split(':');
+    defenseMethod(m);
+    return [m, p ?? 'default'];
+  });
+}
+
+function loadModel(info: RunInfo): nn.Module {
+  const d = datasetInfo(info.cfg.dataset);
+  manualSeed(0);
+  const model = createModel({ name: info.cfg.model, width: info.cfg.width, inChannels: d.channels, numClasses: d.classes, imageSize: d.size });
+  const sd = loadStateDictFile(info.weights);
+  model.loadStateDict(sd);
+  for (const t of sd.values()) t.dispose();
+  return model;
+}
+
+function cleanSplit(info: RunInfo, dataDir?: string): ImageSet {
+  const train = loadImageSet(info.cfg.dataset, 'train', dataDir);
+  const n = train.labels.numel;
+  const bad = info.cleanIndices.find((i) => !Number.isInteger(i) || i < 0 || i >= n);
+  if (bad !== undefined) throw new Error(`attack.json: clean index ${bad} is outside the training set (0..${n - 1})`);
+  const idx = tensor(Float64Array.from(info.cleanIndices), [info.cleanIndices.length]).long();
+  const clean = { images: train.images.indexSelect(0, idx), labels: train.labels.indexSelect(0, idx), classes: train.classes };
+  for (const t of [idx, train.images, train.labels]) t.dispose();
+  return clean;
+}
+
+/** Progress bars per stage, driven by the defenses' progress hook. */
+function stageProgress(): DefenseHooks & { stop(): void } {
+  let bar: Progress | null = null, current = '';
+  return {
+    log: (l) => { bar?.stop(); bar = null; current = ''; process.stderr.write(`${l}\n`); },
+    progress: (stage, images, total) => {
+      if (stage !== current) { bar?.stop(); bar = progress(stage, total); current = stage; }
+      bar!.tick(images);
+    },
+    stop: () => { bar?.stop(); bar = null; current = ''; },
+  };
+}
+
+export function defend(f: DefendFlags, onResult?: (o: DefendOutcome) => void): DefendOutcome[] {
+  const info = readRun(f.run, f.weights);
+  const methods = parseMethods(f.method);
+  const overrides = parseOverrides(f.set);
+  if (f.seed !== undefined) overrides.seed = f.seed;
+  const options = methods.map(([m, p]) => resolveOptions(defenseMethod(m), p, overrides));
+  const outRoot = f.out ?? path.join(f.run, 'defenses');
+  const d = datasetInfo(info.cfg.dataset);
+  const attack: AttackSpec | null = info.cfg.attack;
+
+  const clean = cleanSplit(info, f.dataDir);
+  const { train, val } = holdOut(clean, f.valFraction, info.cfg.seed);
+  disposeSet(clean);
+  const data: DefenseData = { train, val, norm: d };
+  const test = loadImageSet(info.cfg.dataset, 'test', f.dataDir);
+  const original = loadModel(info);
+  const before = evaluateModel(original, test, d, attack);
+  original.dispose();
+
+  const outcomes: DefendOutcome[] = [];
+  methods.forEach(([m, preset], i) => {
+    const dir = path.join(outRoot, preset === 'default' ? m : `${m}-${preset}`);
+    const reportFile = path.join(dir, 'report.json');
+    if (!f.force && fs.existsSync(reportFile)) {
+      const done = JSON.parse(fs.readFileSync(reportFile, 'utf8')) as DefendOutcome;
+      if (JSON.stringify(done.report.options) === JSON.stringify(options[i])) {
+        process.stderr.write(`${m}:${preset}: done earlier (${reportFile}); --force reruns it\n`);
+        outcomes.push(done);
+        onResult?.(done);
+        return;
+      }
+    }
+    const model = loadModel(info);
+    const hooks = stageProgress();
+    process.stderr.write(`${m}:${preset} on ${info.weights}\n`);
+    const report = withoutTestSet(() => defenseMethod(m).run(model, data, options[i] as never, hooks));
+    hooks.stop();
+    const after = evaluateModel(model, test, d, attack);
+    fs.mkdirSync(dir, { recursive: true });
+    saveModel(path.join(dir, 'model.safetensors'), model, { method: m, preset, source: path.resolve(info.weights), config: JSON.stringify(info.cfg) });
+    const outcome: DefendOutcome = { method: m, preset, dir, before, after, report };
+    writeFileAtomic(reportFile, JSON.stringify(outcome, null, 1));
+    model.dispose();
+    outcomes.push(outcome);
+    onResult?.(outcome);
+  });
+  for (const s of [train, val, test]) disposeSet(s);
+  return outcomes;
+}
+
+export function outcomeTable(rows: DefendOutcome[]): string {
+  const ft = rows.find((r) => r.method === 'ft');
+  const head = '| defense | ACC before | ACC after | ASR before | ASR after | RA after | seconds | vs FT time |';
+  const lines = [head, '|---|---|---|---|---|---|---|---|'];
+  for (const r of rows) {
+    const ratio = ft ? (r.report.seconds / ft.report.seconds).toFixed(2) : '-';
+    lines.push(`| ${r.preset === 'default' ? r.method : `${r.method}:${r.preset}`} | ${pct(r.before.acc)} | ${pct(r.after.acc)} | ${pct(r.before.asr)} | ${pct(r.after.asr)} | ${pct(r.after.ra)} | ${r.report.seconds.toFixed(1)} | ${ratio} |`);
+  }
+  return lines.join('\n');
+}
+
+export function runDefend(f: DefendFlags): void {
+  const rows = defend(f, (o) => process.stderr.write(`${o.method}:${o.preset}: ACC ${pct(o.before.acc)} -> ${pct(o.after.acc)}, ASR ${pct(o.before.asr)} -> ${pct(o.after.asr)} (${o.report.seconds.toFixed(1)} s)\n`));
+  if (f.json) console.log(JSON.stringify(rows.map((r) => ({ method: r.method, preset: r.preset, dir: r.dir, before: r.before, after: r.after, seconds: r.report.seconds }))));
+  else console.log(outcomeTable(rows));
+}

@@ -1,0 +1,139 @@
+// What every defense shares: the defender's data (the clean split, with a validation part held out),
+// a fine-tuning loop with hooks for extra loss terms, and clean accuracy/loss on the validation part.
+import { F, inferenceMode, manualSeed, nn, optim, scope, Tensor, tensor } from '../torch';
+import { ImageSet } from '../data/datasets';
+import { Normalization, normalize, predict } from '../train/loop';
+import { accuracyOf } from '../train/metrics';
+import { Rng } from '../util/rng';
+
+/** The defender's view: a small clean set and nothing else (never the test set or a trigger). */
+export interface DefenseData {
+  /** the part of the clean split the defense trains on */
+  train: ImageSet;
+  /** the held-out part, for choices such as a pruning tolerance or lambda */
+  val: ImageSet;
+  norm: Normalization;
+}
+
+export interface DefenseHooks {
+  log?: (line: string) => void;
+  /** called once per optimisation step or evaluation batch of a stage; `total` counts images */
+  progress?: (stage: string, images: number, total: number) => void;
+}
+
+/** Splits the clean split into a training part and a validation part of `valFraction` (seeded). */
+export function holdOut(clean: ImageSet, valFraction: number, seed: number): { train: ImageSet; val: ImageSet } {
+  if (!(valFraction > 0 && valFraction < 1)) throw new Error(`validation fraction must be in (0, 1), got ${valFraction}`);
+  const n = clean.labels.numel;
+  const perm = new Rng(seed ^ 0x7a11d).permutation(n);
+  const k = Math.max(1, Math.round(valFraction * n));
+  const take = (idx: Int32Array): ImageSet => scope(() => {
+    const t = tensor(Int32Array.from(idx).sort(), [idx.length]).long();
+    return { images: clean.images.indexSelect(0, t), labels: clean.labels.indexSelect(0, t), classes: clean.classes };
+  });
+  return { val: take(perm.slice(0, k)), train: take(perm.slice(k)) };
+}
+
+export function disposeSet(s: ImageSet): void {
+  s.images.dispose();
+  s.labels.dispose();
+}
+
+/** Clean accuracy of `model` on `set` (eval mode). */
+export function accuracyOn(model: nn.Module, set: ImageSet, norm: Normalization): number {
+  const preds = predict(model, set.images, { batchSize: 500, prepare: (x) => normalize(x, norm) });
+  return accuracyOf(preds, set.labels.toList());
+}
+
+/** Mean cross-entropy of `model` on `set` (eval mode): a smoother criterion than accuracy on few images. */
+export function lossOn(model: nn.Module, set: ImageSet, norm: Normalization): number {
+  model.eval();
+  const n = set.labels.numel;
+  let sum = 0;
+  inferenceMode(() => {
+    for (let s = 0; s < n; s += 500) {
+      const m = Math.min(500, n - s);
+      sum += scope(() => F.crossEntropy(model.call(normalize(set.images.narrow(0, s, m), norm)), set.labels.narrow(0, s, m)).item()) * m;
+    }
+  });
+  return sum / n;
+}
+
+export interface FineTuneOptions {
+  epochs: number;
+  lr: number;
+  batchSize: number;
+  momentum: number;
+  weightDecay: number;
+  /** cosine decay over the epochs, or a constant rate */
+  schedule: 'cosine' | 'constant';
+  seed: number;
+}
+
+export const FINE_TUNE_DEFAULTS: FineTuneOptions = { epochs: 10, lr: 0.01, batchSize: 128, momentum: 0.9, weightDecay: 5e-4, schedule: 'cosine', seed: 1 };
+
+export interface StepContext { epoch: number; batch: number; batches: number; step: number; steps: number }
+
+export interface FineTuneHooks extends DefenseHooks {
+  /** before each optimisation step (e.g. to move a threshold) */
+  beforeStep?: (s: StepContext) => void;
+  /** an extra loss term for the batch, added to the cross-entropy */
+  extraLoss?: (x: Tensor, y: Tensor, logits: Tensor, s: StepContext) => Tensor | null;
+  /** the parameters optimised (default: all of the model's) */
+  parameters?: Tensor[];
+  /** the loss itself, instead of cross-entropy (e.g. for stamped images) */
+  batchLoss?: (x: Tensor, y: Tensor, logits: Tensor) => Tensor;
+  /** turns a uint8 batch and its labels into model input and targets (default: normalise) */
+  prepare?: (images: Tensor, labels: Tensor) => [Tensor, Tensor];
+  stage?: string;
+}
+
+/** SGD on `data` for `o.epochs` epochs, seeded; the model is changed in place. */
+export function fineTune(model: nn.Module, data: ImageSet, norm: Normalization, o: FineTuneOptions, h: FineTuneHooks = {}): void {
+  const n = data.labels.numel;
+  if (n === 0) throw new Error('fine-tuning needs at least one clean image');
+  manualSeed(o.seed);
+  const opt = new optim.SGD(h.parameters ?? model.parameters(), { lr: o.lr, momentum: o.momentum, weightDecay: o.weightDecay });
+  const sched = o.schedule === 'cosine' ? new optim.CosineAnnealingLR(opt, o.epochs) : new optim.ConstantLR(opt);
+  const batches = Math.ceil(n / o.batchSize);
+  const steps = o.epochs * batches;
+  const prepare = h.prepare ?? ((x: Tensor, y: Tensor): [Tensor, Tensor] => [normalize(x, norm), y]);
+  const stage = h.stage ?? 'fine-tune';
+  for (let epoch = 0; epoch < o.epochs; epoch++) {
+    model.train();
+    const perm = tensor(new Rng(o.seed * 1009 + epoch).permutation(n), [n]).long();
+    for (let batch = 0; batch < batches; batch++) {
+      const s: StepContext = { epoch, batch, batches, step: epoch * batches + batch, steps };
+      h.beforeStep?.(s);
+      const size = scope(() => {
+        const idx = perm.slice(0, batch * o.batchSize, Math.min(n, (batch + 1) * o.batchSize));
+        const [x, y] = prepare(data.images.indexSelect(0, idx), data.labels.indexSelect(0, idx));
+        const logits = model.call(x);
+        let loss = h.batchLoss ? h.batchLoss(x, y, logits) : F.crossEntropy(logits, y);
+        const extra = h.extraLoss?.(x, y, logits, s);
+        if (extra) loss = loss.add(extra);
+        loss.backward();
+        return idx.numel;
+      });
+      opt.step();
+      opt.zeroGrad();
+      h.progress?.(stage, size, n * o.epochs);
+    }
+    perm.dispose();
+    sched.step();
+  }
+  opt.dispose();
+}
+
+/** A deep copy of a model's parameters and buffers, to restore or to compare against. */
+export function snapshot(model: nn.Module): Map<string, Tensor> {
+  return new Map([...model.stateDict()].map(([k, v]) => [k, v.detach().clone()]));
+}
+
+export function restore(model: nn.Module, state: Map<string, Tensor>): void {
+  model.loadStateDict(state);
+}
+
+export function disposeState(state: Map<string, Tensor>): void {
+  for (const t of state.values()) t.dispose();
+}

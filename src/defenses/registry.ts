@@ -1,0 +1,86 @@
+// Every defense behind one interface: a name, option schemas with presets, and a run function that
+// sees only the defender's data. Options are validated by zod; errors name the option.
+import { z } from 'zod';
+import { nn } from '../torch';
+import { DefenseData, DefenseHooks } from './common';
+import { fineTuneDefense, FT_DEFAULTS } from './finetune';
+import { METRIC_NAMES } from './metrics';
+import { PAPER_PRESET, varDefense } from './vardefense';
+
+export interface DefenseReport { method: string; options: object; valAccBefore: number; valAccAfter: number; seconds: number }
+
+export interface DefenseMethod {
+  name: string;
+  summary: string;
+  schema: z.ZodObject<z.ZodRawShape>;
+  /** named option sets; 'default' is used when none is given */
+  presets: Record<string, Record<string, unknown>>;
+  run(model: nn.Module, data: DefenseData, options: never, hooks: DefenseHooks): DefenseReport;
+}
+
+const fineTuneShape = {
+  epochs: z.number().int().min(1), lr: z.number().positive(), batchSize: z.number().int().min(1), momentum: z.number().min(0).max(1),
+  weightDecay: z.number().min(0), schedule: z.enum(['cosine', 'constant']), seed: z.number().int().min(0),
+};
+
+const varDefenseSchema = z.object({
+  ...fineTuneShape,
+  layers: z.number().int().min(1), metric: z.enum(METRIC_NAMES as [string, ...string[]]), scope: z.enum(['layer-wise', 'network-wise']),
+  startFraction: z.number().min(0).max(1), maxFraction: z.number().min(0).max(1), thresholdStep: z.enum(['epoch', 'iteration']),
+  statsMomentum: z.number().min(0).lt(1).nullable(), measureAt: z.enum(['conv', 'bn']), lambda: z.union([z.number().min(0), z.literal('auto')]),
+  penalty: z.enum(['l1', 'group-l2']), penalize: z.enum(['conv+bn', 'bn']), zeroBelow: z.number().min(0),
+  lambdaCandidates: z.array(z.number().min(0)).min(1), lambdaTolerance: z.number().min(0).max(1), lambdaTrialEpochs: z.number().int().min(1),
+}).strict();
+
+export const VARDEFENSE_PRESETS: Record<string, Record<string, unknown>> = {
+  paper: { ...PAPER_PRESET },
+};
+VARDEFENSE_PRESETS.default = VARDEFENSE_PRESETS.paper;
+
+export const DEFENSES: Record<string, DefenseMethod> = {
+  vardefense: {
+    name: 'vardefense', summary: 'VarDefense: penalise low-variance neurons of the last layers while fine-tuning',
+    schema: varDefenseSchema, presets: VARDEFENSE_PRESETS, run: varDefense as DefenseMethod['run'],
+  },
+  ft: {
+    name: 'ft', summary: 'fine-tuning on the clean split',
+    schema: z.object(fineTuneShape).strict(), presets: { default: { ...FT_DEFAULTS } }, run: fineTuneDefense as DefenseMethod['run'],
+  },
+};
+
+export const DEFENSE_NAMES = Object.keys(DEFENSES);
+
+export function defenseMethod(name: string): DefenseMethod {
+  const m = DEFENSES[name];
+  if (!m) throw new Error(`unknown defense '${name}' (known: ${DEFENSE_NAMES.join(', ')})`);
+  return m;
+}
+
+function describeIssue(i: z.ZodIssue, method: string): string {
+  const key = i.path.join('.') || '(options)';
+  if (i.code === 'unrecognized_keys') return `${method}: unknown option(s) ${i.keys.map((k) => `'${k}'`).join(', ')}`;
+  if (i.code === 'invalid_enum_value') return `${method}: option '${key}' must be one of ${i.options.map((o) => `'${String(o)}'`).join(', ')}, got '${String(i.received)}'`;
+  return `${method}: option '${key}': ${i.message}`;
+}
+
+/** The preset's options with overrides applied, validated. */
+export function resolveOptions(method: DefenseMethod, preset = 'default', overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  const base = method.presets[preset];
+  if (!base) throw new Error(`${method.name}: unknown preset '${preset}' (known: ${Object.keys(method.presets).join(', ')})`);
+  const r = method.schema.safeParse({ ...base, ...overrides });
+  if (!r.success) throw new Error(r.error.issues.map((i) => describeIssue(i, method.name)).join('; '));
+  return r.data;
+}
+
+/** 'key=value' pairs from the command line; values are JSON when they parse as JSON, else strings. */
+export function parseOverrides(pairs: string[]): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const p of pairs) {
+    const m = /^([A-Za-z][\w]*)=(.*)$/.exec(p);
+    if (!m) throw new Error(`--set expects key=value, got '${p}'`);
+    let v: unknown = m[2];
+    try { v = JSON.parse(m[2]); } catch { /* a plain string */ }
+    out[m[1]] = v;
+  }
+  return out;
+}
