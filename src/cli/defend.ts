@@ -133,11 +133,11 @@ export function defend(f: DefendFlags, onResult?: (o: DefendOutcome) => void): D
 
 export function outcomeTable(rows: DefendOutcome[]): string {
   const ft = rows.find((r) => r.method === 'ft');
-  const head = '| defense | ACC before | ACC after | ASR before | ASR after | RA after | seconds | vs FT time |';
-  const lines = [head, '|---|---|---|---|---|---|---|---|'];
+  const head = '| defense | ACC before | ACC after | ASR before | ASR after | RA after | clean->target after | seconds | vs FT time |';
+  const lines = [head, '|---|---|---|---|---|---|---|---|---|'];
   for (const r of rows) {
     const ratio = ft ? (r.report.seconds / ft.report.seconds).toFixed(2) : '-';
-    lines.push(`| ${r.preset === 'default' ? r.method : `${r.method}:${r.preset}`} | ${pct(r.before.acc)} | ${pct(r.after.acc)} | ${pct(r.before.asr)} | ${pct(r.after.asr)} | ${pct(r.after.ra)} | ${r.report.seconds.toFixed(1)} | ${ratio} |`);
+    lines.push(`| ${r.preset === 'default' ? r.method : `${r.method}:${r.preset}`} | ${pct(r.before.acc)} | ${pct(r.after.acc)} | ${pct(r.before.asr)} | ${pct(r.after.asr)} | ${pct(r.after.ra)} | ${pct(r.after.cleanToTarget ?? null)} | ${r.report.seconds.toFixed(1)} | ${ratio} |`);
   }
   return lines.join('\n');
 }

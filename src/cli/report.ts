@@ -4,7 +4,7 @@ import { Metrics } from '../train/metrics';
 const pct = (v: number | null): string => (v === null || Number.isNaN(v) ? '-' : `${(100 * v).toFixed(2)}%`);
 
 export function metricsTable(m: Metrics): string {
-  const lines = [`ACC ${pct(m.acc)}   ASR ${pct(m.asr)}   RA ${pct(m.ra)}   (${m.testImages} test images)`, 'per-class accuracy:'];
+  const lines = [`ACC ${pct(m.acc)}   ASR ${pct(m.asr)}   RA ${pct(m.ra)}   clean->target ${pct(m.cleanToTarget)}   (${m.testImages} test images)`, 'per-class accuracy:'];
   lines.push(m.perClassAcc.map((a, c) => `${c}: ${pct(a)}`).join('  '));
   return lines.join('\n');
 }

@@ -1,6 +1,6 @@
 // What every defense shares: the defender's data (the clean split, with a validation part held out),
 // a fine-tuning loop with hooks for extra loss terms, and clean accuracy/loss on the validation part.
-import { F, inferenceMode, manualSeed, nn, optim, scope, Tensor, tensor } from '../torch';
+import { cat, F, inferenceMode, manualSeed, nn, optim, scope, Tensor, tensor } from '../torch';
 import { ImageSet } from '../data/datasets';
 import { Normalization, normalize, predict } from '../train/loop';
 import { accuracyOf } from '../train/metrics';
@@ -73,12 +73,13 @@ export interface FineTuneOptions {
 export const FINE_TUNE_DEFAULTS: FineTuneOptions = { epochs: 10, lr: 0.01, batchSize: 128, momentum: 0.9, weightDecay: 5e-4, schedule: 'cosine', seed: 1 };
 
 export interface StepContext { epoch: number; batch: number; batches: number; step: number; steps: number }
+export interface BatchContext extends StepContext { /** indices of the batch's images in the training data */ idx: Tensor }
 
 export interface FineTuneHooks extends DefenseHooks {
   /** before each optimisation step (e.g. to move a threshold) */
   beforeStep?: (s: StepContext) => void;
   /** an extra loss term for the batch, added to the cross-entropy */
-  extraLoss?: (x: Tensor, y: Tensor, logits: Tensor, s: StepContext) => Tensor | null;
+  extraLoss?: (x: Tensor, y: Tensor, logits: Tensor, s: BatchContext) => Tensor | null;
   /** the parameters optimised (default: all of the model's) */
   parameters?: Tensor[];
   /** the loss itself, instead of cross-entropy (e.g. for stamped images) */
@@ -110,7 +111,7 @@ export function fineTune(model: nn.Module, data: ImageSet, norm: Normalization, 
         const [x, y] = prepare(data.images.indexSelect(0, idx), data.labels.indexSelect(0, idx));
         const logits = model.call(x);
         let loss = h.batchLoss ? h.batchLoss(x, y, logits) : F.crossEntropy(logits, y);
-        const extra = h.extraLoss?.(x, y, logits, s);
+        const extra = h.extraLoss?.(x, y, logits, { ...s, idx });
         if (extra) loss = loss.add(extra);
         loss.backward();
         return idx.numel;
@@ -136,4 +137,23 @@ export function restore(model: nn.Module, state: Map<string, Tensor>): void {
 
 export function disposeState(state: Map<string, Tensor>): void {
   for (const t of state.values()) t.dispose();
+}
+
+/** Logits of `model` (eval mode) for every image of `set`, in order: a teacher's targets. */
+export function logitsOn(model: nn.Module, set: ImageSet, norm: Normalization): Tensor {
+  model.eval();
+  const n = set.labels.numel;
+  const parts: Tensor[] = [];
+  inferenceMode(() => {
+    for (let s = 0; s < n; s += 500) parts.push(scope(() => model.call(normalize(set.images.narrow(0, s, Math.min(500, n - s)), norm)).clone()));
+  });
+  const out = scope(() => cat(parts, 0).clone());
+  for (const p of parts) p.dispose();
+  return out;
+}
+
+/** Knowledge-distillation loss T^2 * KL(softmax(teacher / T) || softmax(student / T)), mean over the batch. */
+export function distillLoss(student: Tensor, teacher: Tensor, temperature: number): Tensor {
+  return scope(() => F.klDiv(F.logSoftmax(student.div(temperature), 1), F.softmax(teacher.div(temperature), 1), 'sum')
+    .mul((temperature * temperature) / student.size(0)));
 }

@@ -5,7 +5,7 @@ import { nn } from '../torch';
 import { DefenseData, DefenseHooks } from './common';
 import { fineTuneDefense, FT_DEFAULTS } from './finetune';
 import { METRIC_NAMES } from './metrics';
-import { PAPER_PRESET, varDefense } from './vardefense';
+import { BN_DISTILL_PRESET, PAPER_PRESET, varDefense } from './vardefense';
 
 export interface DefenseReport { method: string; options: object; valAccBefore: number; valAccAfter: number; seconds: number }
 
@@ -30,12 +30,14 @@ const varDefenseSchema = z.object({
   statsMomentum: z.number().min(0).lt(1).nullable(), measureAt: z.enum(['conv', 'bn']), lambda: z.union([z.number().min(0), z.literal('auto')]),
   penalty: z.enum(['l1', 'group-l2']), penalize: z.enum(['conv+bn', 'bn']), zeroBelow: z.number().min(0),
   lambdaCandidates: z.array(z.number().min(0)).min(1), lambdaTolerance: z.number().min(0).max(1), lambdaTrialEpochs: z.number().int().min(1),
+  distill: z.number().min(0), distillTemperature: z.number().positive(),
 }).strict();
 
 export const VARDEFENSE_PRESETS: Record<string, Record<string, unknown>> = {
   paper: { ...PAPER_PRESET },
+  'bn-distill': { ...BN_DISTILL_PRESET },
 };
-VARDEFENSE_PRESETS.default = VARDEFENSE_PRESETS.paper;
+VARDEFENSE_PRESETS.default = VARDEFENSE_PRESETS['bn-distill'];
 
 export const DEFENSES: Record<string, DefenseMethod> = {
   vardefense: {

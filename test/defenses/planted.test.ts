@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import * as assert from 'assert/strict';
-import { plantBackdoor, PLANTED_NORM } from '../../src/defenses/planted';
+import { plantBackdoor, PLANTED_NORM } from '../fixtures/planted';
 import { evaluateModel } from '../../src/train/metrics';
 
 test('the planted-backdoor fixture trains in seconds to a working backdoor', () => {
