@@ -22,7 +22,10 @@ export interface DefendFlags {
 }
 
 export interface DefendOutcome {
-  method: string; preset: string; dir: string; before: Metrics; after: Metrics; report: DefenseReport;
+  method: string; preset: string; dir: string;
+  /** what was purified: the training run, its weights and config */
+  source: { run: string; weights: string; config: TrainConfig };
+  before: Metrics; after: Metrics; report: DefenseReport;
 }
 
 interface RunInfo { cfg: TrainConfig; cleanIndices: number[]; weights: string }
@@ -121,7 +124,7 @@ export function defend(f: DefendFlags, onResult?: (o: DefendOutcome) => void): D
     const after = evaluateModel(model, test, d, attack);
     fs.mkdirSync(dir, { recursive: true });
     saveModel(path.join(dir, 'model.safetensors'), model, { method: m, preset, source: path.resolve(info.weights), config: JSON.stringify(info.cfg) });
-    const outcome: DefendOutcome = { method: m, preset, dir, before, after, report };
+    const outcome: DefendOutcome = { method: m, preset, dir, source: { run: path.resolve(f.run), weights: path.resolve(info.weights), config: info.cfg }, before, after, report };
     writeFileAtomic(reportFile, JSON.stringify(outcome, null, 1));
     model.dispose();
     outcomes.push(outcome);

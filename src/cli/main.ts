@@ -5,6 +5,7 @@ import { buildInfo, getNumThreads } from '../torch';
 import { runDemo } from './demo';
 import { runEval } from './eval';
 import { runDefend } from './defend';
+import { runSummary } from './summary';
 import { DEFENSE_NAMES } from '../defenses/registry';
 import { addAttackOptions, addDataOptions, addModelOptions, int, num } from './options';
 import { runPreview } from './preview';
@@ -81,6 +82,12 @@ const defendCmd = program.command('defend')
   .option('--force', 'rerun methods that have a report already', false)
   .option('--json', 'print JSON', false);
 defendCmd.action((o) => runDefend(o));
+
+program.command('report')
+  .description('collect the defense reports under the given folders into one table')
+  .argument('<dirs...>', 'folders searched for report.json (e.g. <run>/defenses)')
+  .addOption(new Option('--format <f>', 'output format').choices(['markdown', 'csv', 'json']).default('markdown'))
+  .action((dirs: string[], o) => runSummary(dirs, o));
 
 program.command('demo')
   .description('engine demo: train a small CNN on the real Fashion-MNIST and print test accuracy and img/s')

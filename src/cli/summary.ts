@@ -1,0 +1,81 @@
+// `vardefense report`: every defense report under the given folders as one table (Markdown, CSV or
+// JSON), one row per attack setting and defense, with the cost relative to FT on the same model.
+import * as fs from 'fs';
+import * as path from 'path';
+import { describeTrigger } from '../attacks/triggers';
+import { loadSafetensors } from '../torch';
+import { TrainConfig } from '../train/run';
+import { DefendOutcome } from './defend';
+import { defenseMethod, resolveOptions } from '../defenses/registry';
+import { pct } from './report';
+
+export interface SummaryRow {
+  dataset: string; model: string; attack: string; defense: string;
+  /** options that differ from the preset's */
+  settings: string;
+  accBefore: number; accAfter: number; asrBefore: number | null; asrAfter: number | null; raAfter: number | null;
+  floorAfter: number | null; seconds: number; costVsFt: number | null; dir: string;
+}
+
+function findReports(dir: string): string[] {
+  if (!fs.existsSync(dir)) throw new Error(`${dir}: no such folder`);
+  const out: string[] = [];
+  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) out.push(...findReports(p));
+    else if (e.name === 'report.json') out.push(p);
+  }
+  return out.sort();
+}
+
+/** 'key=value' for every option that differs from the named preset (an ablation's label). */
+export function optionDiff(method: string, preset: string, options: object): string {
+  let base: Record<string, unknown>;
+  try { base = resolveOptions(defenseMethod(method), preset); } catch { return ''; }
+  return Object.entries(options).filter(([k, v]) => JSON.stringify(v) !== JSON.stringify(base[k])).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(' ');
+}
+
+function configOf(o: DefendOutcome, dir: string): TrainConfig {
+  if (o.source?.config) return o.source.config;
+  const meta = loadSafetensors(path.join(dir, 'model.safetensors')).metadata;
+  return JSON.parse(meta.config) as TrainConfig;
+}
+
+export function collectRows(dirs: string[]): SummaryRow[] {
+  const rows: SummaryRow[] = [];
+  for (const file of dirs.flatMap(findReports)) {
+    const o = JSON.parse(fs.readFileSync(file, 'utf8')) as DefendOutcome;
+    const cfg = configOf(o, path.dirname(file));
+    rows.push({
+      dataset: cfg.dataset, model: `${cfg.model}${cfg.width ? ` w${cfg.width}` : ''}`, attack: cfg.attack ? describeTrigger(cfg.attack.trigger) : 'none',
+      defense: o.preset === 'default' ? o.method : `${o.method}:${o.preset}`, settings: optionDiff(o.method, o.preset, o.report.options), accBefore: o.before.acc, accAfter: o.after.acc,
+      asrBefore: o.before.asr, asrAfter: o.after.asr, raAfter: o.after.ra, floorAfter: o.after.cleanToTarget ?? null,
+      seconds: o.report.seconds, costVsFt: null, dir: path.dirname(file),
+    });
+  }
+  for (const r of rows) {
+    const ft = rows.find((x) => x.defense === 'ft' && x.settings === '' && x.dataset === r.dataset && x.model === r.model && x.attack === r.attack);
+    r.costVsFt = ft ? r.seconds / ft.seconds : null;
+  }
+  return rows;
+}
+
+export function markdownTable(rows: SummaryRow[]): string {
+  const lines = ['| dataset | model | attack | defense | settings | ACC before | ACC after | ASR before | ASR after | clean->target after | time (s) | time / FT |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|'];
+  for (const r of rows)
+    lines.push(`| ${r.dataset} | ${r.model} | ${r.attack} | ${r.defense} | ${r.settings.replace(/\|/g, '\\|')} | ${pct(r.accBefore)} | ${pct(r.accAfter)} | ${pct(r.asrBefore)} | ${pct(r.asrAfter)} | ${pct(r.floorAfter)} | ${r.seconds.toFixed(0)} | ${r.costVsFt === null ? '-' : r.costVsFt.toFixed(2)} |`);
+  return lines.join('\n');
+}
+
+export function csvTable(rows: SummaryRow[]): string {
+  const keys = Object.keys(rows[0] ?? {}) as (keyof SummaryRow)[];
+  const cell = (v: unknown): string => (v === null ? '' : /[",\n]/.test(String(v)) ? `"${String(v).replace(/"/g, '""')}"` : String(v));
+  return [keys.join(','), ...rows.map((r) => keys.map((k) => cell(r[k])).join(','))].join('\n');
+}
+
+export function runSummary(dirs: string[], o: { format: 'markdown' | 'csv' | 'json' }): void {
+  const rows = collectRows(dirs);
+  if (rows.length === 0) throw new Error(`no report.json under ${dirs.join(', ')}`);
+  console.log(o.format === 'json' ? JSON.stringify(rows, null, 1) : o.format === 'csv' ? csvTable(rows) : markdownTable(rows));
+}
