@@ -6,6 +6,11 @@ import { DefenseData, DefenseHooks } from './common';
 import { fineTuneDefense, FT_DEFAULTS } from './finetune';
 import { METRIC_NAMES } from './metrics';
 import { BN_DISTILL_PRESET, PAPER_PRESET, varDefense } from './vardefense';
+import { clp, CLP_DEFAULTS } from './clp';
+import { finePruning, FINE_PRUNING_DEFAULTS } from './fine-pruning';
+import { nad, NAD_DEFAULTS } from './nad';
+import { anp, ANP_DEFAULTS } from './anp';
+import { ganDefense, GAN_DEFAULTS, GAN_PUBLISHED } from './gan';
 
 export interface DefenseReport { method: string; options: object; valAccBefore: number; valAccAfter: number; seconds: number }
 
@@ -33,6 +38,29 @@ const varDefenseSchema = z.object({
   distill: z.number().min(0), distillTemperature: z.number().positive(),
 }).strict();
 
+const finePruningSchema = z.object({
+  ...fineTuneShape, layer: z.enum(['features', 'last-conv']), stepFraction: z.number().gt(0).max(1), tolerance: z.number().min(0).max(1),
+}).strict();
+
+const nadSchema = z.object({
+  ...fineTuneShape, teacherEpochs: z.number().int().min(1), layers: z.array(z.string().min(1)).min(1), betas: z.array(z.number().min(0)).min(1), p: z.number().positive(),
+}).strict();
+
+const clpSchema = z.object({ u: z.number().min(0) }).strict();
+
+const anpSchema = z.object({
+  iterations: z.number().int().min(1), epochs: z.number().int().min(1).nullable(), batchSize: z.number().int().min(1), eps: z.number().min(0),
+  steps: z.number().int().min(1), alpha: z.number().min(0).max(1), lr: z.number().positive(), momentum: z.number().min(0).max(1),
+  threshold: z.union([z.number().min(0).max(1), z.literal('auto')]), thresholds: z.array(z.number().min(0).max(1)).min(1),
+  tolerance: z.number().min(0).max(1), seed: z.number().int().min(0),
+}).strict();
+
+const ganSchema = z.object({
+  ...fineTuneShape, patchSize: z.number().int().min(1), zDim: z.number().int().min(1), hidden: z.number().int().min(1),
+  generatorEpochs: z.number().int().min(1), generatorLr: z.number().positive(), beta: z.number().gt(0).max(1), diversity: z.number().min(0),
+  stampFraction: z.number().min(0).max(1), placement: z.enum(['random', 'adaptive']),
+}).strict();
+
 export const VARDEFENSE_PRESETS: Record<string, Record<string, unknown>> = {
   paper: { ...PAPER_PRESET },
   'bn-distill': { ...BN_DISTILL_PRESET },
@@ -47,6 +75,26 @@ export const DEFENSES: Record<string, DefenseMethod> = {
   ft: {
     name: 'ft', summary: 'fine-tuning on the clean split',
     schema: z.object(fineTuneShape).strict(), presets: { default: { ...FT_DEFAULTS } }, run: fineTuneDefense as DefenseMethod['run'],
+  },
+  'fine-pruning': {
+    name: 'fine-pruning', summary: 'Fine-Pruning: prune the channels least active on clean data while accuracy holds, then fine-tune',
+    schema: finePruningSchema, presets: { default: { ...FINE_PRUNING_DEFAULTS } }, run: finePruning as DefenseMethod['run'],
+  },
+  nad: {
+    name: 'nad', summary: 'NAD: distil the attention maps of a clean-fine-tuned teacher into the model',
+    schema: nadSchema, presets: { default: { ...NAD_DEFAULTS } }, run: nad as DefenseMethod['run'],
+  },
+  clp: {
+    name: 'clp', summary: 'CLP (data-free): zero the channels with outlying conv+BN Lipschitz bounds',
+    schema: clpSchema, presets: { default: { ...CLP_DEFAULTS } }, run: clp as DefenseMethod['run'],
+  },
+  anp: {
+    name: 'anp', summary: 'ANP: learn BN-neuron masks under adversarial neuron perturbation, prune the low ones',
+    schema: anpSchema, presets: { default: { ...ANP_DEFAULTS }, 'threshold-0.2': { ...ANP_DEFAULTS, threshold: 0.2 } }, run: anp as DefenseMethod['run'],
+  },
+  gan: {
+    name: 'gan', summary: 'GAN-based (MESA-style): generate triggers per class, fine-tune on clean images stamped with the target\'s',
+    schema: ganSchema, presets: { default: { ...GAN_DEFAULTS }, published: { ...GAN_PUBLISHED } }, run: ganDefense as DefenseMethod['run'],
   },
 };
 

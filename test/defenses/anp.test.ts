@@ -1,0 +1,121 @@
+import { test } from 'node:test';
+import * as assert from 'assert/strict';
+import { F, noGrad, scope, Tensor } from '../../src/torch';
+import { accuracyOn, disposeState, holdOut, restore, snapshot } from '../../src/defenses/common';
+import { anp, AnpOptions, AnpState, chooseThreshold, learnMasks, perturb, pruneBelow } from '../../src/defenses/anp';
+import { defenseMethod, resolveOptions } from '../../src/defenses/registry';
+import { withoutTestSet } from '../../src/data/datasets';
+import { normalize } from '../../src/train/loop';
+import { evaluateModel } from '../../src/train/metrics';
+import { Rng } from '../../src/util/rng';
+import { plantBackdoor, PLANTED_NORM } from '../fixtures/planted';
+
+const p = plantBackdoor();
+const original = snapshot(p.model);
+const { train, val } = holdOut(p.clean, 0.2, 1);
+const data = { train, val, norm: PLANTED_NORM };
+const options = (o: Record<string, unknown> = {}): AnpOptions => resolveOptions(defenseMethod('anp'), 'default', o) as unknown as AnpOptions;
+const sameState = (a: Map<string, Tensor>, b: Map<string, Tensor>): boolean =>
+  [...a].every(([k, t]) => scope(() => t.sub(b.get(k)!).abs().amax().item()) === 0);
+
+test('one signed ascent step raises the loss, stays within +-eps, and leaves no gradient behind', () => {
+  restore(p.model, original);
+  const params = p.model.parameters();
+  for (const t of params) t.requiresGrad_(false);
+  const s = new AnpState(p.model);
+  p.model.eval();
+  const x = normalize(train.images.narrow(0, 0, 64), PLANTED_NORM), y = train.labels.narrow(0, 0, 64);
+  const loss = (): number => noGrad(() => scope(() => F.crossEntropy(p.model.call(x), y).item()));
+  s.perturbed = true;
+  const clean = loss();
+  perturb(s, x, y, 0.4, 1, false);
+  const ascended = loss();
+  assert.ok(ascended > clean + 0.01, `loss ${clean} -> ${ascended}`);
+  const noise = s.noises.flatMap((t) => t.toList());
+  assert.ok(noise.every((v) => Math.abs(v) <= 0.4 + 1e-6));
+  assert.ok(noise.filter((v) => Math.abs(Math.abs(v) - 0.4) < 1e-6).length > 0.9 * noise.length, 'from zero, one step of eps reaches the boundary');
+  perturb(s, x, y, 0.4, 1, true);
+  assert.ok(s.noises.flatMap((t) => t.toList()).every((v) => Math.abs(v) <= 0.4 + 1e-6), 'random start + step projected back');
+  assert.ok(loss() > clean);
+  assert.ok([...s.masks, ...s.noises].every((t) => t.grad === null));
+  s.remove();
+  for (const t of params) t.requiresGrad_(true);
+  s.perturbed = false;
+  assert.equal(loss(), clean, 'the BN forward is the original again');
+});
+
+test('mask learning keeps masks in [0, 1] and leaves every weight and buffer of the model as it was', () => {
+  restore(p.model, original);
+  const before = snapshot(p.model);
+  const r = learnMasks(p.model, train, PLANTED_NORM, options({ iterations: 20, batchSize: 64 }));
+  assert.equal(r.iterations, 20);
+  assert.equal(r.layers.length, 20, 'every BN of ResNet-18 (17 conv BNs + 3 shortcut BNs)');
+  const all = r.masks.flatMap((m) => Array.from(m));
+  assert.ok(all.every((m) => m >= 0 && m <= 1));
+  assert.ok(all.some((m) => m < 0.9), 'some masks moved');
+  assert.ok(sameState(before, snapshot(p.model)), 'BN weights, biases and running statistics untouched');
+  assert.ok(p.model.parameters().every((t) => t.requiresGrad));
+  disposeState(before);
+  assert.equal(learnMasks(p.model, train, PLANTED_NORM, options({ epochs: 3, batchSize: 50 })).iterations, 3 * Math.ceil(train.labels.numel / 50));
+});
+
+function syntheticMasks(seed: number): { layers: ReturnType<typeof learnMasks>['layers']; masks: Float32Array[] } {
+  const s = new AnpState(p.model);
+  const layers = s.layers.map(({ name, bn }) => ({ name, bn }));
+  s.remove();
+  const rng = new Rng(seed);
+  return { layers, masks: layers.map((l) => Float32Array.from({ length: l.bn.numFeatures }, () => Math.fround(rng.next()))) };
+}
+
+test('pruning zeroes BN weight and bias of exactly the neurons below the threshold', () => {
+  restore(p.model, original);
+  const { layers, masks } = syntheticMasks(3);
+  const before = layers.map((l) => [l.bn.weight.toList(), l.bn.bias.toList()]);
+  const pruned = pruneBelow(layers, masks, 0.3);
+  layers.forEach((l, i) => {
+    const w = l.bn.weight.toList(), b = l.bn.bias.toList();
+    const expected = Array.from(masks[i]).flatMap((m, c) => (m < 0.3 ? [c] : []));
+    assert.deepEqual(pruned[l.name] ?? [], expected);
+    masks[i].forEach((m, c) => {
+      if (m < 0.3) assert.ok(w[c] === 0 && b[c] === 0, `${l.name}[${c}] zeroed`);
+      else assert.ok(w[c] === before[i][0][c] && b[c] === before[i][1][c], `${l.name}[${c}] kept`);
+    });
+  });
+});
+
+test('the threshold is chosen on the validation data alone: the largest before accuracy first drops', () => {
+  restore(p.model, original);
+  const { layers, masks } = syntheticMasks(5);
+  const thresholds = [0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3];
+  const r = withoutTestSet(() => chooseThreshold(p.model, layers, masks, val, PLANTED_NORM, thresholds, 0.02));
+  assert.ok(sameState(original, snapshot(p.model)), 'the model is left unpruned');
+  assert.equal(r.valAccBefore, accuracyOn(p.model, val, PLANTED_NORM));
+  for (const e of r.sweep) {
+    const pr = pruneBelow(layers, masks, e.threshold);
+    assert.equal(e.pruned, Object.values(pr).reduce((a, x) => a + x.length, 0));
+    assert.equal(e.valAcc, accuracyOn(p.model, val, PLANTED_NORM), `validation accuracy at ${e.threshold}`);
+    restore(p.model, original);
+  }
+  const firstBad = r.sweep.findIndex((e) => e.valAcc < r.valAccBefore - 0.02);
+  assert.ok(firstBad > 0 && firstBad === r.sweep.length - 1, `pruning ~30% of the neurons at random must hurt: ${JSON.stringify(r.sweep)}`);
+  assert.equal(r.threshold, r.sweep[firstBad - 1].threshold);
+});
+
+test('ANP removes the planted backdoor with a clean accuracy cost under 5 points, without the test set', () => {
+  restore(p.model, original);
+  const before = evaluateModel(p.model, p.test, PLANTED_NORM, p.attack);
+  const r = withoutTestSet(() => anp(p.model, data, options({ iterations: 200 })));
+  const after = evaluateModel(p.model, p.test, PLANTED_NORM, p.attack);
+  process.stderr.write(`anp: ACC ${before.acc.toFixed(3)} -> ${after.acc.toFixed(3)}, ASR ${before.asr!.toFixed(3)} -> ${after.asr!.toFixed(3)}, `
+    + `threshold ${r.threshold}, ${r.prunedTotal}/${r.neurons} neurons pruned, ${r.seconds.toFixed(1)} s\n`);
+  assert.ok(before.asr! > 0.9);
+  assert.ok(after.asr! < 0.3, `ASR after ${after.asr}`);
+  assert.ok(after.acc >= before.acc - 0.05, `ACC ${before.acc} -> ${after.acc}`);
+  assert.ok(r.valAccAfter >= r.valAccBefore - 0.02, 'the chosen threshold keeps validation accuracy within the tolerance');
+  assert.ok(r.prunedTotal > 0 && r.prunedTotal < 0.15 * r.neurons);
+  // the pruning is baked into the weights
+  for (const [name, idx] of Object.entries(r.pruned)) {
+    const bn = p.model.getModule(name) as unknown as { weight: Tensor; bias: Tensor };
+    for (const c of idx) assert.ok(bn.weight.toList()[c] === 0 && bn.bias.toList()[c] === 0);
+  }
+});
