@@ -36,7 +36,7 @@ test('every registered defense runs to the end inside the lock', () => {
   const p = plantBackdoor();
   const { train, val } = holdOut(p.clean, 0.2, 1);
   for (const [name, method] of Object.entries(DEFENSES)) {
-    const quick = Object.fromEntries(Object.entries({ epochs: 1, batchSize: 64 }).filter(([k]) => k in method.schema.shape));
+    const quick = Object.fromEntries(Object.entries({ epochs: 1, batchSize: 64, teacherEpochs: 1, generatorEpochs: 1, iterations: 5, lambdaTrialEpochs: 1 }).filter(([k]) => k in method.schema.shape));
     const o = resolveOptions(method, 'default', quick);
     const r = withoutTestSet(() => method.run(p.model, { train, val, norm: PLANTED_NORM }, o as never, {}));
     assert.equal(r.method, name);

@@ -69,10 +69,10 @@ test('lambda auto keeps the largest candidate whose validation accuracy holds', 
   const { train, val } = holdOut(p.clean, 0.2, 1);
   const o = options('paper', { lambda: 'auto', lambdaCandidates: [1e-3, 1e6], lambdaTolerance: 0.02, lambdaTrialEpochs: 1, epochs: 1, batchSize: 32, layers: 10, penalize: 'bn' });
   const r = varDefense(p.model, { train, val, norm: PLANTED_NORM }, o);
-  assert.deepEqual(r.lambdaTrials.map((t) => t.lambda), [1e-3, 1e6]);
-  const [small, huge] = r.lambdaTrials;
-  assert.ok(small.valAcc >= r.valAccBefore - 0.02, 'a tiny lambda keeps the accuracy');
-  assert.ok(huge.valAcc < r.valAccBefore - 0.02, `lambda 1e6 wrecks it (${huge.valAcc})`);
+  assert.deepEqual(r.lambdaTrials.map((t) => t.lambda), [0, 1e-3, 1e6], 'a lambda-0 reference, then the candidates');
+  const [reference, small, huge] = r.lambdaTrials;
+  assert.ok(small.valAcc >= reference.valAcc - 0.02, 'a tiny lambda keeps the accuracy');
+  assert.ok(huge.valAcc < reference.valAcc - 0.02, `lambda 1e6 wrecks it (${huge.valAcc})`);
   assert.equal(r.lambda, 1e-3);
 });
 
