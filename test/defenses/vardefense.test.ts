@@ -59,7 +59,7 @@ test('VarDefense drives a planted backdoor down while clean accuracy holds, with
   const after = evaluateModel(p.model, p.test, PLANTED_NORM, p.attack);
   process.stderr.write(`planted: ACC ${before.acc.toFixed(3)} -> ${after.acc.toFixed(3)}, ASR ${before.asr!.toFixed(3)} -> ${after.asr!.toFixed(3)}, ${r.seconds.toFixed(1)} s\n`);
   assert.ok(before.asr! > 0.9);
-  assert.ok(after.asr! < 0.4, `ASR after ${after.asr}`);
+  assert.ok(after.asr! < 0.2, `ASR after ${after.asr}`);
   assert.ok(after.acc > before.acc - 0.05, `ACC ${before.acc} -> ${after.acc}`);
   assert.ok(r.valAccAfter >= r.valAccBefore - 0.05);
 });
