@@ -87,6 +87,7 @@ program.command('report')
   .description('collect the defense reports under the given folders into one table')
   .argument('<dirs...>', 'folders searched for report.json (e.g. <run>/defenses)')
   .addOption(new Option('--format <f>', 'output format').choices(['markdown', 'csv', 'json']).default('markdown'))
+  .option('--html <file>', 'also write a self-contained HTML page with the table and figures')
   .action((dirs: string[], o) => runSummary(dirs, o));
 
 program.command('demo')

@@ -8,6 +8,7 @@ import { TrainConfig } from '../train/run';
 import { DefendOutcome } from './defend';
 import { defenseMethod, resolveOptions } from '../defenses/registry';
 import { pct } from './report';
+import { writeHtmlReport } from '../report/html';
 
 export interface SummaryRow {
   dataset: string; model: string; attack: string; defense: string;
@@ -74,8 +75,12 @@ export function csvTable(rows: SummaryRow[]): string {
   return [keys.join(','), ...rows.map((r) => keys.map((k) => cell(r[k])).join(','))].join('\n');
 }
 
-export function runSummary(dirs: string[], o: { format: 'markdown' | 'csv' | 'json' }): void {
+export async function runSummary(dirs: string[], o: { format: 'markdown' | 'csv' | 'json'; html?: string }): Promise<void> {
   const rows = collectRows(dirs);
   if (rows.length === 0) throw new Error(`no report.json under ${dirs.join(', ')}`);
   console.log(o.format === 'json' ? JSON.stringify(rows, null, 1) : o.format === 'csv' ? csvTable(rows) : markdownTable(rows));
+  if (o.html) {
+    await writeHtmlReport(rows, o.html);
+    console.error(`HTML report: ${o.html}`);
+  }
 }

@@ -1,0 +1,51 @@
+// `vardefense report --html`: one self-contained page (inline CSS and SVG, no scripts, nothing fetched)
+// with the summary table and the figures.
+import { SummaryRow } from '../cli/summary';
+import { pct } from '../cli/report';
+import { writeFileAtomic } from '../util/atomic';
+import { buildFigures, Figure } from './plots';
+
+export const esc = (s: string): string => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+
+const COLUMNS: [string, (r: SummaryRow) => string][] = [
+  ['dataset', (r) => r.dataset], ['model', (r) => r.model], ['attack', (r) => r.attack], ['defense', (r) => r.defense],
+  ['settings', (r) => r.settings], ['ACC before', (r) => pct(r.accBefore)], ['ACC after', (r) => pct(r.accAfter)],
+  ['ASR before', (r) => pct(r.asrBefore)], ['ASR after', (r) => pct(r.asrAfter)], ['clean->target after', (r) => pct(r.floorAfter)],
+  ['time (s)', (r) => r.seconds.toFixed(0)], ['time / FT', (r) => (r.costVsFt === null ? '-' : r.costVsFt.toFixed(2))],
+];
+
+/** The same columns as the Markdown table. */
+export function htmlTable(rows: SummaryRow[]): string {
+  const head = COLUMNS.map(([h]) => `<th>${esc(h)}</th>`).join('');
+  const body = rows.map((r) => `<tr>${COLUMNS.map(([, f]) => `<td>${esc(f(r))}</td>`).join('')}</tr>`).join('\n');
+  return `<table class="vd-summary">\n<thead><tr>${head}</tr></thead>\n<tbody>\n${body}\n</tbody>\n</table>`;
+}
+
+function figureHtml(f: Figure): string {
+  const content = f.svg === null ? `<p class="vd-skipped">${esc(f.note ?? 'skipped')}</p>`
+    : f.svg.replace(/^<svg /, `<svg id="${f.id}-svg" `);
+  return `<figure id="${f.id}" class="vd-figure">\n${content}\n<figcaption>${esc(f.caption)}</figcaption>\n</figure>`;
+}
+
+const CSS = `body{font-family:sans-serif;margin:2em;color:#222}
+table{border-collapse:collapse;font-size:13px}th,td{border:1px solid #ccc;padding:3px 6px;text-align:right}
+th{background:#f3f3f3}td:nth-child(-n+5){text-align:left}
+figure{margin:2em 0}figcaption{font-size:14px;color:#444;margin-top:.5em}.vd-skipped{color:#888;font-style:italic}`;
+
+export function htmlPage(rows: SummaryRow[], figures: Figure[]): string {
+  return `<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>vardefense report</title><style>${CSS}</style></head>
+<body>
+<h1>vardefense report</h1>
+<p>${rows.length} defense runs. Generated ${esc(new Date().toISOString())}.</p>
+<h2>Results</h2>
+${htmlTable(rows)}
+<h2>Figures</h2>
+${figures.map(figureHtml).join('\n')}
+</body></html>
+`;
+}
+
+export async function writeHtmlReport(rows: SummaryRow[], file: string): Promise<void> {
+  writeFileAtomic(file, htmlPage(rows, await buildFigures(rows)));
+}

@@ -1,0 +1,101 @@
+// The report's figures as Vega-Lite specs, rendered to SVG strings in Node (no browser, no canvas).
+import { SummaryRow } from '../cli/summary';
+
+export interface Figure { id: string; caption: string; svg: string | null; /** why the figure is absent */ note?: string }
+
+interface VegaView { toSVG(): Promise<string>; finalize(): void }
+interface Vega { View: new (runtime: unknown, o: { renderer: string }) => VegaView; parse(spec: object): unknown }
+interface VegaLite { compile(spec: object): { spec: object } }
+
+// vega and vega-lite are ESM-only; tsc (module commonjs) would turn a plain import() into require().
+const importEsm = new Function('s', 'return import(s)') as <T>(s: string) => Promise<T>;
+
+async function render(spec: object): Promise<string> {
+  const [vega, vl] = await Promise.all([importEsm<Vega>('vega'), importEsm<VegaLite>('vega-lite')]);
+  const view = new vega.View(vega.parse(vl.compile(spec).spec), { renderer: 'none' });
+  try { return await view.toSVG(); } finally { view.finalize(); }
+}
+
+/** The numeric value of `key=...` in a row's settings, or null (absent or not a number, e.g. lambda="auto"). */
+export function settingValue(settings: string, key: string): number | null {
+  const m = new RegExp(`(?:^| )${key}=(\\S+)`).exec(settings);
+  if (!m) return null;
+  try { const v = JSON.parse(m[1]) as unknown; return typeof v === 'number' && Number.isFinite(v) ? v : null; } catch { return null; }
+}
+
+/** ACC after and ASR after of each row as two long-format records (ASR only where there is an attack). */
+function metrics<T extends object>(rows: SummaryRow[], extra: (r: SummaryRow) => T): (T & { metric: string; value: number })[] {
+  return rows.flatMap((r) => [{ metric: 'ACC after', value: r.accAfter }, ...(r.asrAfter === null ? [] : [{ metric: 'ASR after', value: r.asrAfter }])]
+    .map((m) => ({ ...extra(r), ...m })));
+}
+
+const pctAxis = (title: string): object => ({ title, axis: { format: '.0%' }, scale: { domain: [0, 1] } });
+
+function sweepSpec(rows: SummaryRow[], key: string, title: string, scale: object): object | null {
+  const swept = rows.filter((r) => settingValue(r.settings, key) !== null);
+  if (swept.length === 0) return null;
+  const values = metrics(swept, (r) => ({ x: settingValue(r.settings, key), series: `${r.defense} · ${r.attack} · ${r.dataset}` }));
+  return {
+    data: { values }, columns: 2,
+    facet: { field: 'series', type: 'nominal', title: null },
+    spec: {
+      width: 320, height: 200, mark: { type: 'line', point: true },
+      encoding: {
+        x: { field: 'x', type: 'quantitative', title, scale }, y: { field: 'value', type: 'quantitative', ...pctAxis('after defense') },
+        color: { field: 'metric', type: 'nominal', title: null }, tooltip: [{ field: 'x' }, { field: 'metric' }, { field: 'value', format: '.2%' }],
+      },
+    },
+  };
+}
+
+/** The report's four figures; a figure whose data is absent has svg null and a note. */
+export async function buildFigures(rows: SummaryRow[]): Promise<Figure[]> {
+  // Defense comparisons use one run per defense and model: the preset's own where there is one (ablation
+  // variants such as lambda or layers sweeps have their own figures or only the table).
+  const key = (r: SummaryRow): string => [r.dataset, r.model, r.attack, r.defense].join('\n');
+  const presetRun = new Set(rows.filter((r) => r.settings === '').map(key));
+  const main = rows.filter((r) => r.settings === '' || !presetRun.has(key(r)));
+  const attacked = main.filter((r) => r.asrAfter !== null);
+  const specs: { id: string; caption: string; spec: object | null; note: string }[] = [
+    {
+      id: 'fig-acc-asr', caption: 'ASR after vs ACC after per defense (color) and dataset (shape), one panel per attack; lower right is better.', note: 'no rows with an attack',
+      spec: attacked.length === 0 ? null : {
+        data: { values: attacked }, columns: 3,
+        facet: { field: 'attack', type: 'nominal', title: null },
+        spec: {
+          width: 220, height: 180, mark: { type: 'point', filled: true, size: 70 },
+          encoding: {
+            x: { field: 'accAfter', type: 'quantitative', title: 'ACC after', axis: { format: '.0%' }, scale: { zero: false } },
+            y: { field: 'asrAfter', type: 'quantitative', ...pctAxis('ASR after') },
+            color: { field: 'defense', type: 'nominal', title: 'defense', legend: { labelLimit: 300 } }, shape: { field: 'dataset', type: 'nominal', title: 'dataset' },
+            tooltip: [{ field: 'defense' }, { field: 'dataset' }, { field: 'settings' }, { field: 'accAfter', format: '.2%' }, { field: 'asrAfter', format: '.2%' }],
+          },
+        },
+      },
+    },
+    { id: 'fig-lambda', caption: 'Lambda trade-off: ACC and ASR after defense vs lambda (symlog scale).', note: 'no rows with a numeric lambda setting',
+      spec: sweepSpec(rows, 'lambda', 'lambda', { type: 'symlog' }) },
+    { id: 'fig-layers', caption: 'Layer index: ACC and ASR after defense vs L (layers).', note: 'no rows with a numeric layers setting',
+      spec: sweepSpec(rows, 'layers', 'L (layers)', { zero: false }) },
+    {
+      id: 'fig-datasets', caption: 'Per-dataset averages: mean ACC and ASR after defense over attacks, per defense.', note: 'no rows',
+      spec: main.length === 0 ? null : {
+        data: { values: metrics(main, (r) => ({ dataset: r.dataset, defense: r.defense })) },
+        facet: { column: { field: 'dataset', type: 'nominal', title: null } },
+        spec: {
+          width: { step: 16 }, height: 200, mark: 'bar',
+          encoding: {
+            x: { field: 'defense', type: 'nominal', title: 'defense', axis: { labelLimit: 300 } }, xOffset: { field: 'metric' },
+            y: { aggregate: 'mean', field: 'value', type: 'quantitative', ...pctAxis('mean after defense') },
+            color: { field: 'metric', type: 'nominal', title: null },
+          },
+        },
+      },
+    },
+  ];
+  const out: Figure[] = [];
+  for (const s of specs)
+    out.push(s.spec ? { id: s.id, caption: s.caption, svg: await render(s.spec) }
+      : { id: s.id, caption: s.caption, svg: null, note: `skipped: ${s.note}` });
+  return out;
+}

@@ -1,0 +1,110 @@
+// The HTML report: one self-contained page with the table and SVG figures; opened in headless Chromium
+// (Debian's /usr/bin/chromium) to check every figure rendered with a size and visible marks.
+import { test } from 'node:test';
+import * as assert from 'assert/strict';
+import { execFileSync } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { PNG } from 'pngjs';
+import { SummaryRow } from '../../src/cli/summary';
+import { writeHtmlReport } from '../../src/report/html';
+import { settingValue } from '../../src/report/plots';
+
+const tmp = (): string => fs.mkdtempSync(path.join(os.tmpdir(), 'vardefense-html-'));
+const CHROMIUM = '/usr/bin/chromium';
+
+function row(o: Partial<SummaryRow>): SummaryRow {
+  return { dataset: 'fashion-mnist', model: 'resnet18 w16', attack: '3x3 white patch', defense: 'ft', settings: '', accBefore: 0.92, accAfter: 0.9,
+    asrBefore: 0.99, asrAfter: 0.5, raAfter: 0.4, floorAfter: 0.02, seconds: 100, costVsFt: 1, dir: '/x', ...o };
+}
+
+function rows(): SummaryRow[] {
+  const out: SummaryRow[] = [];
+  for (const dataset of ['fashion-mnist', 'mnist'])
+    for (const attack of ['3x3 white patch', 'blended noise'])
+      for (const [i, defense] of ['ft', 'nad', 'vardefense:paper'].entries())
+        out.push(row({ dataset, attack, defense, accAfter: 0.88 + i / 100, asrAfter: 0.9 - 0.4 * i }));
+  for (const l of [0, 0.01, 0.1, 1, 10]) out.push(row({ defense: 'vardefense:paper', settings: `lambda=${l}`, accAfter: 0.9 - l / 100, asrAfter: 0.1 / (1 + l) }));
+  out.push(row({ defense: 'vardefense:paper', settings: 'lambda="auto"' }));
+  for (const l of [2, 4, 8]) out.push(row({ defense: 'vardefense:paper', settings: `layers=${l} epochs=1`, accAfter: 0.9 - l / 200, asrAfter: 0.2 / l }));
+  return out;
+}
+
+const svgOf = (html: string, id: string): string => {
+  const m = new RegExp(`<svg id="${id}-svg"[\\s\\S]*?</svg>\\s*<figcaption>`).exec(html);
+  assert.ok(m, `no svg for ${id}`);
+  return m[0];
+};
+const count = (s: string, re: RegExp): number => (s.match(re) ?? []).length;
+
+test('settingValue reads numeric settings only', () => {
+  assert.equal(settingValue('layers=4 lambda=0.1', 'lambda'), 0.1);
+  assert.equal(settingValue('lambda="auto"', 'lambda'), null);
+  assert.equal(settingValue('xlambda=3', 'lambda'), null);
+});
+
+test('html report: the table and four SVG figures with marks and axis titles, nothing external', async () => {
+  const file = path.join(tmp(), 'sub', 'report.html');
+  const rs = rows();
+  await writeHtmlReport(rs, file);
+  const html = fs.readFileSync(file, 'utf8');
+  assert.equal(count(html, /<tr>/g), rs.length + 1);
+  assert.match(html, /<th>ASR after<\/th>/);
+  assert.match(html, /<td>lambda=&#34;auto&#34;<\/td>/);
+  assert.equal(count(html, /<figure /g), 4);
+  assert.equal(count(html, /<svg /g), 4);
+  const titles: Record<string, string[]> = { 'fig-acc-asr': ['ACC after', 'ASR after'], 'fig-lambda': ['lambda', 'after defense'],
+    'fig-layers': ['L (layers)', 'after defense'], 'fig-datasets': ['defense', 'mean after defense'] };
+  for (const [id, ts] of Object.entries(titles)) {
+    const svg = svgOf(html, id);
+    assert.ok(count(svg, /<path /g) > 0, `${id}: no marks`);
+    for (const t of ts) assert.ok(svg.includes(`>${t}</text>`), `${id}: no axis title ${t}`);
+  }
+  assert.ok(count(svgOf(html, 'fig-datasets'), /role-mark[^"]*"/g) > 0);
+  // One lambda curve (5 numeric points) and one layers curve (3), each for ACC and ASR.
+  assert.match(svgOf(html, 'fig-lambda'), /vardefense:paper · 3x3 white patch · fashion-mnist/);
+  assert.doesNotMatch(html, /<script|<link|<img|(src|href)=["']?https?:/i);
+});
+
+test('html report: absent sweeps become notes, not figures', async () => {
+  const file = path.join(tmp(), 'report.html');
+  await writeHtmlReport(rows().filter((r) => r.settings === ''), file);
+  const html = fs.readFileSync(file, 'utf8');
+  assert.equal(count(html, /<svg /g), 2);
+  assert.match(html, /<figure id="fig-lambda"[^>]*>\s*<p class="vd-skipped">skipped: no rows with a numeric lambda setting/);
+  assert.match(html, /<figure id="fig-layers"[^>]*>\s*<p class="vd-skipped">skipped: no rows with a numeric layers setting/);
+});
+
+test('html report renders in headless Chromium: every figure has a size and visible marks', async (t) => {
+  if (!fs.existsSync(CHROMIUM)) {
+    t.skip(`${CHROMIUM} not found (Debian package chromium; scripts/setup.sh installs it)`);
+    return;
+  }
+  const dir = tmp();
+  const file = path.join(dir, 'report.html');
+  await writeHtmlReport(rows(), file);
+  // A copy with a probe script: the report itself has none.
+  const probe = `<script>const r=[...document.querySelectorAll('figure')].map(f=>{const s=f.querySelector('svg');if(!s)return{id:f.id,svg:false};
+const b=s.getBoundingClientRect();const marks=[...s.querySelectorAll('.role-mark path,.role-mark rect')].filter(e=>{const x=e.getBBox();return x.width+x.height>0}).length;
+return{id:f.id,svg:true,w:b.width,h:b.height,marks}});const p=document.createElement('pre');p.id='probe';p.textContent=JSON.stringify(r);document.body.append(p);</script>`;
+  const probed = path.join(dir, 'probed.html');
+  fs.writeFileSync(probed, fs.readFileSync(file, 'utf8').replace('</body>', `${probe}</body>`));
+  const chrome = (...args: string[]): string => execFileSync(CHROMIUM, ['--headless', '--no-sandbox', '--disable-gpu', `--user-data-dir=${path.join(dir, 'profile')}`, ...args],
+    { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 120_000 });
+  const dom = chrome('--dump-dom', `file://${probed}`);
+  const m = /<pre id="probe">([^<]*)<\/pre>/.exec(dom);
+  assert.ok(m, 'the probe did not run');
+  const figs = JSON.parse(m[1].replace(/&quot;/g, '"')) as { id: string; svg: boolean; w: number; h: number; marks: number }[];
+  assert.deepEqual(figs.map((f) => f.id), ['fig-acc-asr', 'fig-lambda', 'fig-layers', 'fig-datasets']);
+  for (const f of figs) assert.ok(f.svg && f.w > 100 && f.h > 100 && f.marks > 0, `figure not rendered: ${JSON.stringify(f)}`);
+
+  // And the unmodified page as pixels: not blank, and the charts' default blue is drawn.
+  const shot = path.join(dir, 'shot.png');
+  chrome('--window-size=1300,4000', `--screenshot=${shot}`, `file://${file}`);
+  const png = PNG.sync.read(fs.readFileSync(shot));
+  let blue = 0;
+  for (let i = 0; i < png.data.length; i += 4)
+    if (Math.abs(png.data[i] - 0x4c) < 12 && Math.abs(png.data[i + 1] - 0x78) < 12 && Math.abs(png.data[i + 2] - 0xa8) < 12) blue++;
+  assert.ok(blue > 200, `only ${blue} chart-blue pixels in the screenshot`);
+});
