@@ -5,6 +5,7 @@ import { buildInfo, getNumThreads } from '../torch';
 import { runDemo } from './demo';
 import { runEval } from './eval';
 import { runDefend } from './defend';
+import { runExperimentCommand } from './experiment';
 import { runSummary } from './summary';
 import { DEFENSE_NAMES } from '../defenses/registry';
 import { addAttackOptions, addDataOptions, addModelOptions, int, num } from './options';
@@ -89,6 +90,14 @@ program.command('report')
   .addOption(new Option('--format <f>', 'output format').choices(['markdown', 'csv', 'json']).default('markdown'))
   .option('--html <file>', 'also write a self-contained HTML page with the table and figures')
   .action((dirs: string[], o) => runSummary(dirs, o));
+
+program.command('experiment')
+  .description('run a grid (datasets x attacks x seeds x defenses x sweeps) from a YAML or JSON config; rerun to continue')
+  .argument('<config>', 'experiment config (see experiments/*.yaml)')
+  .option('--out <dir>', 'output folder (default: runs/<name>)')
+  .option('--data-dir <dir>', 'dataset root')
+  .option('--json', 'print every cell result as JSON', false)
+  .action((config: string, o) => runExperimentCommand(config, o));
 
 program.command('demo')
   .description('engine demo: train a small CNN on the real Fashion-MNIST and print test accuracy and img/s')

@@ -1,0 +1,117 @@
+// An experiment: a grid over datasets x attacks x seeds x defenses (x option sweeps), read from YAML or
+// JSON and validated by zod; errors name the key and the allowed values.
+import * as crypto from 'crypto';
+import * as path from 'path';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { attackFromFlags } from '../cli/options';
+import { DATASET_NAMES } from '../data/datasets';
+import { defenseMethod, resolveOptions } from '../defenses/registry';
+import { MODEL_NAMES } from '../models';
+import { DEFAULT_TRAIN, TrainConfig } from '../train/run';
+import { readFileNamed } from '../util/files';
+
+const attackSchema = z.object({
+  name: z.string().regex(/^[\w.-]+$/, 'letters, digits, _ . - only'),
+  attack: z.enum(['patch', 'blend', 'none']).default('patch'),
+  triggerSize: z.number().int().min(1).default(3),
+  pattern: z.enum(['white', 'checkerboard', 'random']).default('white'),
+  position: z.enum(['fixed', 'random']).default('fixed'),
+  offset: z.string().regex(/^\d+,\d+$/, "'dx,dy'").default('0,0'),
+  alpha: z.number().min(0).max(1).default(0.2),
+  poisonRatio: z.number().min(0).max(1).default(0.05),
+  target: z.number().int().min(0).default(0),
+  allToAll: z.boolean().default(false),
+  attackSeed: z.number().int().min(0).default(1),
+}).strict();
+
+const defenseSchema = z.union([
+  z.string().regex(/^[\w-]+(:[\w-]+)?$/, "'method' or 'method:preset'"),
+  z.object({
+    method: z.string(), preset: z.string().default('default'),
+    set: z.record(z.unknown()).default({}),
+    /** one cell per value of each swept option (the product over options) */
+    sweep: z.record(z.array(z.unknown()).min(1)).default({}),
+  }).strict(),
+]);
+
+export const experimentSchema = z.object({
+  name: z.string().min(1),
+  datasets: z.array(z.enum(DATASET_NAMES)).min(1),
+  model: z.object({ name: z.enum(MODEL_NAMES as unknown as [string, ...string[]]).default('resnet18'), width: z.number().int().min(1).default(16) }).strict().default({}),
+  train: z.object({
+    epochs: z.number().int().min(1).default(DEFAULT_TRAIN.epochs), batchSize: z.number().int().min(1).default(DEFAULT_TRAIN.batchSize),
+    lr: z.number().positive().default(DEFAULT_TRAIN.lr), cleanFraction: z.number().gt(0).lt(1).default(DEFAULT_TRAIN.cleanFraction),
+  }).strict().default({}),
+  attacks: z.array(attackSchema).min(1),
+  defenses: z.array(defenseSchema).min(1),
+  seeds: z.array(z.number().int().min(0)).min(1).default([1]),
+  valFraction: z.number().gt(0).lt(1).default(0.1),
+}).strict();
+
+export type Experiment = z.infer<typeof experimentSchema>;
+
+export interface Cell {
+  id: string;
+  dataset: string; attack: string; seed: number;
+  method: string; preset: string; set: Record<string, unknown>;
+  train: TrainConfig;
+  /** hash of what produced the backdoored model: cells that share it share one training run */
+  modelKey: string;
+}
+
+const hash = (v: unknown): string => crypto.createHash('sha256').update(JSON.stringify(v)).digest('hex').slice(0, 16);
+
+function describe(i: z.ZodIssue): string {
+  const key = i.path.join('.') || '(root)';
+  if (i.code === 'invalid_enum_value') return `'${key}' must be one of ${i.options.map((o) => `'${String(o)}'`).join(', ')}, got '${String(i.received)}'`;
+  if (i.code === 'unrecognized_keys') return `'${key}': unknown key(s) ${i.keys.map((k) => `'${k}'`).join(', ')}`;
+  return `'${key}': ${i.message}`;
+}
+
+export function parseExperiment(text: string, source: string): Experiment {
+  let raw: unknown;
+  try {
+    raw = /\.json$/i.test(source) ? JSON.parse(text) : parseYaml(text);
+  } catch (e) {
+    throw new Error(`${source}: not valid ${/\.json$/i.test(source) ? 'JSON' : 'YAML'}: ${(e as Error).message}`);
+  }
+  const r = experimentSchema.safeParse(raw);
+  if (!r.success) throw new Error(`${source}: ${r.error.issues.map(describe).join('; ')}`);
+  return r.data;
+}
+
+export function loadExperiment(file: string): Experiment {
+  return parseExperiment(readFileNamed(file).toString('utf8'), path.basename(file));
+}
+
+function product(sweep: Record<string, unknown[]>): Record<string, unknown>[] {
+  return Object.entries(sweep).reduce<Record<string, unknown>[]>((acc, [k, vs]) => acc.flatMap((a) => vs.map((v) => ({ ...a, [k]: v }))), [{}]);
+}
+
+/** Every cell of the grid, in a stable order; defense options are validated here, before any work. */
+export function expandCells(e: Experiment): Cell[] {
+  const cells: Cell[] = [];
+  for (const dataset of e.datasets) for (const a of e.attacks) for (const seed of e.seeds) {
+    const train: TrainConfig = {
+      ...DEFAULT_TRAIN, ...e.train, dataset: dataset as TrainConfig['dataset'], model: e.model.name as TrainConfig['model'],
+      width: e.model.name === 'small-cnn' ? undefined : e.model.width, attack: attackFromFlags(a), seed, evalEachEpoch: false,
+    };
+    const modelKey = hash(train);
+    for (const d of e.defenses) {
+      const spec = typeof d === 'string' ? { method: d.split(':')[0], preset: d.split(':')[1] ?? 'default', set: {}, sweep: {} } : d;
+      for (const point of product(spec.sweep)) {
+        const set = { ...spec.set, ...point };
+        const where = `defense '${spec.method}${spec.preset === 'default' ? '' : `:${spec.preset}`}'`;
+        try {
+          resolveOptions(defenseMethod(spec.method), spec.preset, set);
+        } catch (err) {
+          throw new Error(`${where}: ${(err as Error).message}`);
+        }
+        const id = hash({ modelKey, method: spec.method, preset: spec.preset, set, valFraction: e.valFraction });
+        cells.push({ id, dataset, attack: a.name, seed, method: spec.method, preset: spec.preset, set, train, modelKey });
+      }
+    }
+  }
+  return cells;
+}

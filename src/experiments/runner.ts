@@ -1,0 +1,95 @@
+// Runs an experiment's cells in-process: one backdoored model per model key (trained once, resumable,
+// shared by every defense on it), one defense per cell; finished cells are skipped, each result is
+// appended to results.jsonl and results.csv, so a kill loses at most the running cell.
+import * as fs from 'fs';
+import * as path from 'path';
+import { defend, DefendOutcome } from '../cli/defend';
+import { runFiles, train } from '../train/run';
+import { Cell, expandCells, Experiment } from './config';
+
+export interface CellResult {
+  cell: string; dataset: string; attack: string; seed: number; method: string; preset: string; set: Record<string, unknown>;
+  modelKey: string; accBefore: number; accAfter: number; asrBefore: number | null; asrAfter: number | null; raAfter: number | null;
+  floorAfter: number | null; seconds: number; dir: string;
+}
+
+export interface RunHooks { log?: (line: string) => void; onCell?: (r: CellResult, index: number, total: number, skipped: boolean) => void }
+
+const CSV_KEYS: (keyof CellResult)[] = ['cell', 'dataset', 'attack', 'seed', 'method', 'preset', 'set', 'modelKey', 'accBefore', 'accAfter',
+  'asrBefore', 'asrAfter', 'raAfter', 'floorAfter', 'seconds', 'dir'];
+
+function csvCell(v: unknown): string {
+  const s = v === null || v === undefined ? '' : typeof v === 'object' ? JSON.stringify(v) : String(v);
+  return /[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+}
+
+export function modelDir(out: string, cell: Cell): string { return path.join(out, 'models', cell.modelKey); }
+export function cellDir(out: string, cell: Cell): string { return path.join(out, 'cells', cell.id); }
+
+function reportOf(out: string, cell: Cell): string {
+  return path.join(cellDir(out, cell), cell.preset === 'default' ? cell.method : `${cell.method}-${cell.preset}`, 'report.json');
+}
+
+function toResult(cell: Cell, o: DefendOutcome): CellResult {
+  return {
+    cell: cell.id, dataset: cell.dataset, attack: cell.attack, seed: cell.seed, method: cell.method, preset: cell.preset, set: cell.set,
+    modelKey: cell.modelKey, accBefore: o.before.acc, accAfter: o.after.acc, asrBefore: o.before.asr, asrAfter: o.after.asr, raAfter: o.after.ra,
+    floorAfter: o.after.cleanToTarget ?? null, seconds: o.report.seconds, dir: o.dir,
+  };
+}
+
+/** Results already recorded in results.jsonl (a torn last line from a kill is ignored). */
+export function readResults(out: string): CellResult[] {
+  const file = path.join(out, 'results.jsonl');
+  if (!fs.existsSync(file)) return [];
+  return fs.readFileSync(file, 'utf8').split('\n').flatMap((l) => {
+    try { return l.trim() ? [JSON.parse(l) as CellResult] : []; } catch { return []; }
+  });
+}
+
+function append(out: string, r: CellResult): void {
+  const jsonl = path.join(out, 'results.jsonl'), csv = path.join(out, 'results.csv');
+  const text = fs.existsSync(jsonl) ? fs.readFileSync(jsonl, 'utf8') : '';
+  if (text && !text.endsWith('\n')) fs.writeFileSync(jsonl, text.slice(0, text.lastIndexOf('\n') + 1)); // drop a torn line
+  fs.appendFileSync(jsonl, `${JSON.stringify(r)}\n`);
+  if (!fs.existsSync(csv)) fs.writeFileSync(csv, `${CSV_KEYS.join(',')}\n`);
+  fs.appendFileSync(csv, `${CSV_KEYS.map((k) => csvCell(r[k])).join(',')}\n`);
+}
+
+/** Trains the cell's backdoored model unless it is there already (a partial run resumes). */
+export function ensureModel(out: string, cell: Cell, dataDir?: string, log?: (l: string) => void): string {
+  const dir = modelDir(out, cell);
+  const files = runFiles(dir);
+  if (fs.existsSync(files.model) && fs.existsSync(files.metrics)) return dir;
+  log?.(`training the backdoored model ${cell.modelKey} (${cell.dataset}, ${cell.attack}, seed ${cell.seed})`);
+  const r = train(cell.train, dir, { resume: fs.existsSync(files.config), dataDir, hooks: { log } });
+  r.model.dispose();
+  return dir;
+}
+
+/** Runs one cell (training its model first if needed); returns its result. */
+export function runCell(e: Experiment, out: string, cell: Cell, dataDir?: string, log?: (l: string) => void): CellResult {
+  const run = ensureModel(out, cell, dataDir, log);
+  const set = Object.entries(cell.set).map(([k, v]) => `${k}=${JSON.stringify(v)}`);
+  const [o] = defend({
+    run, method: cell.preset === 'default' ? cell.method : `${cell.method}:${cell.preset}`, set, out: cellDir(out, cell),
+    valFraction: e.valFraction, dataDir, force: false, json: false,
+  });
+  return toResult(cell, o);
+}
+
+export function runExperiment(e: Experiment, out: string, o: { dataDir?: string; hooks?: RunHooks } = {}): CellResult[] {
+  const cells = expandCells(e);
+  fs.mkdirSync(out, { recursive: true });
+  fs.writeFileSync(path.join(out, 'experiment.json'), JSON.stringify(e, null, 1));
+  const recorded = new Set(readResults(out).map((r) => r.cell));
+  const results: CellResult[] = [];
+  cells.forEach((cell, i) => {
+    const done = fs.existsSync(reportOf(out, cell));
+    const r = done ? toResult(cell, JSON.parse(fs.readFileSync(reportOf(out, cell), 'utf8')) as DefendOutcome) : runCell(e, out, cell, o.dataDir, o.hooks?.log);
+    if (!recorded.has(cell.id)) append(out, r);
+    results.push(r);
+    o.hooks?.onCell?.(r, i, cells.length, done);
+  });
+  return results;
+}

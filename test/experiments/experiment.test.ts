@@ -1,0 +1,61 @@
+import { test } from 'node:test';
+import * as assert from 'assert/strict';
+import * as fs from 'fs';
+import * as path from 'path';
+import { writeSyntheticIdx } from '../../src/data/synthetic';
+import { expandCells, parseExperiment } from '../../src/experiments/config';
+import { readResults, runExperiment } from '../../src/experiments/runner';
+import { tmpDir } from '../helpers';
+
+const GRID = `
+name: tiny
+datasets: [mnist]
+model: { name: resnet18, width: 4 }
+train: { epochs: 1, batchSize: 64 }
+attacks:
+  - { name: patch3, attack: patch, triggerSize: 3 }
+  - { name: noise, attack: blend }
+defenses:
+  - ft
+  - { method: vardefense, preset: paper, set: { epochs: 1 }, sweep: { lambda: [0, 1] } }
+`;
+
+test('configs are validated with errors that name the key and the allowed values', () => {
+  assert.throws(() => parseExperiment(GRID.replace('[mnist]', '[svhn]'), 'x.yaml'),
+    /x\.yaml: 'datasets\.0' must be one of 'mnist', 'fashion-mnist', 'cifar10', 'cifar100', got 'svhn'/);
+  assert.throws(() => parseExperiment(GRID.replace('name: tiny', 'name: tiny\nepochs: 3'), 'x.yaml'), /'\(root\)': unknown key\(s\) 'epochs'/);
+  assert.throws(() => parseExperiment('{"name": 1', 'x.json'), /x\.json: not valid JSON/);
+  const bad = parseExperiment(GRID.replace('lambda: [0, 1]', 'lamda: [0, 1]'), 'x.yaml');
+  assert.throws(() => expandCells(bad), /defense 'vardefense:paper': vardefense: unknown option\(s\) 'lamda'/);
+});
+
+test('the grid expands to datasets x attacks x seeds x defenses x sweep points, one model per attack', () => {
+  const cells = expandCells(parseExperiment(GRID, 'x.yaml'));
+  assert.equal(cells.length, 2 * 3);
+  assert.equal(new Set(cells.map((c) => c.id)).size, 6);
+  assert.equal(new Set(cells.map((c) => c.modelKey)).size, 2);
+  assert.deepEqual(cells.filter((c) => c.method === 'vardefense').map((c) => c.set.lambda), [0, 1, 0, 1]);
+  assert.deepEqual(expandCells(parseExperiment(GRID, 'y.yaml')).map((c) => c.id), cells.map((c) => c.id), 'ids are stable');
+});
+
+test('an experiment trains each model once, skips finished cells on rerun, and survives a torn results line', () => {
+  const root = tmpDir('experiment');
+  const data = path.join(root, 'data');
+  writeSyntheticIdx(path.join(data, 'mnist'), { train: 1200, test: 100 });
+  const e = parseExperiment(GRID.replace(/  - \{ name: noise.*\n/, ''), 'x.yaml');
+  const out = path.join(root, 'out');
+  const first = runExperiment(e, out, { dataDir: data });
+  assert.equal(first.length, 3);
+  assert.equal(fs.readdirSync(path.join(out, 'models')).length, 1, 'one backdoored model shared by the three cells');
+  assert.equal(readResults(out).length, 3);
+  assert.equal(fs.readFileSync(path.join(out, 'results.csv'), 'utf8').trim().split('\n').length, 4);
+  for (const r of first) assert.ok(r.asrBefore !== null && r.accAfter >= 0 && r.accAfter <= 1);
+
+  fs.appendFileSync(path.join(out, 'results.jsonl'), '{"cell": "torn'); // a kill in the middle of a write
+  const skipped: boolean[] = [];
+  const again = runExperiment(e, out, { dataDir: data, hooks: { onCell: (_r, _i, _n, s) => skipped.push(s) } });
+  assert.deepEqual(skipped, [true, true, true]);
+  assert.deepEqual(again.map((r) => r.accAfter), first.map((r) => r.accAfter));
+  assert.equal(readResults(out).length, 3, 'no duplicate, torn line ignored');
+  fs.rmSync(root, { recursive: true });
+});
