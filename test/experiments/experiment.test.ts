@@ -59,3 +59,29 @@ test('an experiment trains each model once, skips finished cells on rerun, and s
   assert.equal(readResults(out).length, 3, 'no duplicate, torn line ignored');
   fs.rmSync(root, { recursive: true });
 });
+
+test('kill -9 during a cell loses only that cell: the rerun finishes the grid without duplicates', async () => {
+  const { spawn, execFileSync } = await import('child_process');
+  const { repoRoot } = await import('../helpers');
+  const root = tmpDir('experiment-kill');
+  const data = path.join(root, 'data');
+  writeSyntheticIdx(path.join(data, 'mnist'), { train: 1200, test: 100 });
+  const config = path.join(root, 'grid.yaml');
+  fs.writeFileSync(config, GRID.replace(/  - \{ name: noise.*\n/, ''));
+  const out = path.join(root, 'out');
+  const cli = path.join(repoRoot, 'dist', 'src', 'cli', 'main.js');
+  const args = [cli, 'experiment', config, '--out', out, '--data-dir', data];
+  const child = spawn(process.execPath, args, { stdio: 'ignore' });
+  const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_c, sig) => resolve(sig)));
+  while (readResults(out).length < 1 && child.exitCode === null) await new Promise((r) => setTimeout(r, 20));
+  child.kill('SIGKILL');
+  assert.equal(await exited, 'SIGKILL', 'killed before the grid finished');
+  const before = readResults(out).length;
+  assert.ok(before >= 1 && before < 3, `${before} cells recorded at the kill`);
+  execFileSync(process.execPath, args, { stdio: 'ignore' });
+  const results = readResults(out);
+  assert.equal(results.length, 3);
+  assert.equal(new Set(results.map((r) => r.cell)).size, 3);
+  assert.equal(fs.readdirSync(path.join(out, 'models')).length, 1);
+  fs.rmSync(root, { recursive: true });
+});
