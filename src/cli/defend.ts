@@ -17,7 +17,7 @@ import { writeFileAtomic } from '../util/atomic';
 import { readFileNamed } from '../util/files';
 
 export interface DefendFlags {
-  run: string; weights?: string; method: string; set: string[]; out?: string; valFraction: number; seed?: number; dataDir?: string;
+  run: string; weights?: string; method: string; set: string[]; lambda?: string; out?: string; valFraction: number; seed?: number; dataDir?: string;
   force: boolean; json: boolean;
 }
 
@@ -89,6 +89,10 @@ export function defend(f: DefendFlags, onResult?: (o: DefendOutcome) => void): D
   const methods = parseMethods(f.method);
   const overrides = parseOverrides(f.set);
   if (f.seed !== undefined) overrides.seed = f.seed;
+  if (f.lambda !== undefined) {
+    if (f.lambda !== 'auto' && !(Number(f.lambda) >= 0)) throw new Error(`--lambda must be a number >= 0 or 'auto', got '${f.lambda}'`);
+    overrides.lambda = f.lambda === 'auto' ? 'auto' : Number(f.lambda);
+  }
   const options = methods.map(([m, p]) => resolveOptions(defenseMethod(m), p, overrides));
   const outRoot = f.out ?? path.join(f.run, 'defenses');
   const d = datasetInfo(info.cfg.dataset);

@@ -32,7 +32,7 @@ const varDefenseSchema = z.object({
   ...fineTuneShape,
   layers: z.number().int().min(1), metric: z.enum(METRIC_NAMES as [string, ...string[]]), scope: z.enum(['layer-wise', 'network-wise']),
   startFraction: z.number().min(0).max(1), maxFraction: z.number().min(0).max(1), thresholdStep: z.enum(['epoch', 'iteration']),
-  statsMomentum: z.number().min(0).lt(1).nullable(), measureAt: z.enum(['conv', 'bn']), lambda: z.union([z.number().min(0), z.literal('auto')]),
+  statsMomentum: z.number().min(0).lt(1).nullable(), measureAt: z.enum(['conv', 'bn']), lambda: z.union([z.number().min(0), z.literal('auto')], { errorMap: () => ({ message: "expected a number >= 0 or 'auto'" }) }),
   penalty: z.enum(['l1', 'group-l2']), penalize: z.enum(['conv+bn', 'bn']), zeroBelow: z.number().min(0),
   lambdaCandidates: z.array(z.number().min(0)).min(1), lambdaTolerance: z.number().min(0).max(1), lambdaTrialEpochs: z.number().int().min(1),
   distill: z.number().min(0), distillTemperature: z.number().positive(),
@@ -51,7 +51,7 @@ const clpSchema = z.object({ u: z.number().min(0) }).strict();
 const anpSchema = z.object({
   iterations: z.number().int().min(1), epochs: z.number().int().min(1).nullable(), batchSize: z.number().int().min(1), eps: z.number().min(0),
   steps: z.number().int().min(1), alpha: z.number().min(0).max(1), lr: z.number().positive(), momentum: z.number().min(0).max(1),
-  threshold: z.union([z.number().min(0).max(1), z.literal('auto')]), thresholds: z.array(z.number().min(0).max(1)).min(1),
+  threshold: z.union([z.number().min(0).max(1), z.literal('auto')], { errorMap: () => ({ message: "expected a number in [0, 1] or 'auto'" }) }), thresholds: z.array(z.number().min(0).max(1)).min(1),
   tolerance: z.number().min(0).max(1), seed: z.number().int().min(0),
 }).strict();
 

@@ -83,4 +83,5 @@ test('options are validated with errors that name the option and the allowed val
   assert.throws(() => resolveOptions(vd, 'nope'), /unknown preset 'nope' \(known: /);
   assert.throws(() => defenseMethod('magic'), /unknown defense 'magic' \(known: vardefense, ft/);
   assert.equal(resolveOptions(vd, 'paper', { lambda: 'auto' }).lambda, 'auto');
+  assert.throws(() => resolveOptions(vd, 'paper', { lambda: 'big' }), /option 'lambda': expected a number >= 0 or 'auto'/);
 });
