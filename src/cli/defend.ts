@@ -9,7 +9,7 @@ import { pct } from './report';
 import { AttackSpec } from '../attacks/poison';
 import { datasetInfo, ImageSet, loadImageSet, withoutTestSet } from '../data/datasets';
 import { DefenseData, DefenseHooks, disposeSet, holdOut } from '../defenses/common';
-import { defenseMethod, DefenseReport, parseOverrides, resolveOptions } from '../defenses/registry';
+import { defenseDirName, defenseLabel, defenseMethod, DefenseReport, parseOverrides, resolveOptions } from '../defenses/registry';
 import { createModel } from '../models';
 import { evaluateModel, Metrics } from '../train/metrics';
 import { runFiles, saveModel, TrainConfig } from '../train/run';
@@ -109,7 +109,7 @@ export function defend(f: DefendFlags, onResult?: (o: DefendOutcome) => void): D
 
   const outcomes: DefendOutcome[] = [];
   methods.forEach(([m, preset], i) => {
-    const dir = path.join(outRoot, preset === 'default' ? m : `${m}-${preset}`);
+    const dir = path.join(outRoot, defenseDirName(m, preset));
     const reportFile = path.join(dir, 'report.json');
     if (!f.force && fs.existsSync(reportFile)) {
       const done = JSON.parse(fs.readFileSync(reportFile, 'utf8')) as DefendOutcome;
@@ -144,7 +144,7 @@ export function outcomeTable(rows: DefendOutcome[]): string {
   const lines = [head, '|---|---|---|---|---|---|---|---|---|'];
   for (const r of rows) {
     const ratio = ft ? (r.report.seconds / ft.report.seconds).toFixed(2) : '-';
-    lines.push(`| ${r.preset === 'default' ? r.method : `${r.method}:${r.preset}`} | ${pct(r.before.acc)} | ${pct(r.after.acc)} | ${pct(r.before.asr)} | ${pct(r.after.asr)} | ${pct(r.after.ra)} | ${pct(r.after.cleanToTarget ?? null)} | ${r.report.seconds.toFixed(1)} | ${ratio} |`);
+    lines.push(`| ${defenseLabel(r.method, r.preset)} | ${pct(r.before.acc)} | ${pct(r.after.acc)} | ${pct(r.before.asr)} | ${pct(r.after.asr)} | ${pct(r.after.ra)} | ${pct(r.after.cleanToTarget ?? null)} | ${r.report.seconds.toFixed(1)} | ${ratio} |`);
   }
   return lines.join('\n');
 }

@@ -3,6 +3,7 @@ import * as path from 'path';
 import { pct } from './report';
 import { loadExperiment } from '../experiments/config';
 import { runExperiment } from '../experiments/runner';
+import { defenseLabel } from '../defenses/registry';
 
 export interface ExperimentFlags { out?: string; dataDir?: string; json: boolean }
 
@@ -13,7 +14,7 @@ export function runExperimentCommand(configFile: string, f: ExperimentFlags): vo
     dataDir: f.dataDir,
     hooks: {
       log: (l) => process.stderr.write(`${l}\n`),
-      onCell: (r, i, n, skipped) => process.stderr.write(`[${i + 1}/${n}] ${r.dataset} ${r.attack} seed ${r.seed} ${r.method}${r.preset === 'default' ? '' : `:${r.preset}`}` +
+      onCell: (r, i, n, skipped) => process.stderr.write(`[${i + 1}/${n}] ${r.dataset} ${r.attack} seed ${r.seed} ${defenseLabel(r.method, r.preset)}` +
         `${Object.keys(r.set).length ? ` ${JSON.stringify(r.set)}` : ''}: ACC ${pct(r.accAfter)} ASR ${pct(r.asrAfter)}${skipped ? ' (done earlier)' : ''}\n`),
     },
   });

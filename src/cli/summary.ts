@@ -6,7 +6,7 @@ import { describeTrigger } from '../attacks/triggers';
 import { loadSafetensors } from '../torch';
 import { TrainConfig } from '../train/run';
 import { DefendOutcome } from './defend';
-import { defenseMethod, resolveOptions } from '../defenses/registry';
+import { defenseLabel, defenseMethod, resolveOptions } from '../defenses/registry';
 import { pct } from './report';
 import { writeHtmlReport } from '../report/html';
 
@@ -49,7 +49,7 @@ export function collectRows(dirs: string[]): SummaryRow[] {
     const cfg = configOf(o, path.dirname(file));
     rows.push({
       dataset: cfg.dataset, model: `${cfg.model}${cfg.width ? ` w${cfg.width}` : ''}`, attack: cfg.attack ? describeTrigger(cfg.attack.trigger) : 'none',
-      defense: o.preset === 'default' ? o.method : `${o.method}:${o.preset}`, settings: optionDiff(o.method, o.preset, o.report.options), accBefore: o.before.acc, accAfter: o.after.acc,
+      defense: defenseLabel(o.method, o.preset), settings: optionDiff(o.method, o.preset, o.report.options), accBefore: o.before.acc, accAfter: o.after.acc,
       asrBefore: o.before.asr, asrAfter: o.after.asr, raAfter: o.after.ra, floorAfter: o.after.cleanToTarget ?? null,
       seconds: o.report.seconds, costVsFt: null, dir: path.dirname(file),
     });

@@ -100,6 +100,11 @@ export const DEFENSES: Record<string, DefenseMethod> = {
 
 export const DEFENSE_NAMES = Object.keys(DEFENSES);
 
+/** 'method' or 'method:preset', as on the command line and in tables. */
+export const defenseLabel = (method: string, preset: string): string => (preset === 'default' ? method : `${method}:${preset}`);
+/** The folder a defense writes to: 'method' or 'method-preset'. */
+export const defenseDirName = (method: string, preset: string): string => defenseLabel(method, preset).replace(':', '-');
+
 export function defenseMethod(name: string): DefenseMethod {
   const m = DEFENSES[name];
   if (!m) throw new Error(`unknown defense '${name}' (known: ${DEFENSE_NAMES.join(', ')})`);

@@ -6,7 +6,7 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { attackFromFlags } from '../cli/options';
 import { DATASET_NAMES } from '../data/datasets';
-import { defenseMethod, resolveOptions } from '../defenses/registry';
+import { defenseLabel, defenseMethod, resolveOptions } from '../defenses/registry';
 import { MODEL_NAMES } from '../models';
 import { DEFAULT_TRAIN, TrainConfig } from '../train/run';
 import { readFileNamed } from '../util/files';
@@ -102,7 +102,7 @@ export function expandCells(e: Experiment): Cell[] {
       const spec = typeof d === 'string' ? { method: d.split(':')[0], preset: d.split(':')[1] ?? 'default', set: {}, sweep: {} } : d;
       for (const point of product(spec.sweep)) {
         const set = { ...spec.set, ...point };
-        const where = `defense '${spec.method}${spec.preset === 'default' ? '' : `:${spec.preset}`}'`;
+        const where = `defense '${defenseLabel(spec.method, spec.preset)}'`;
         try {
           resolveOptions(defenseMethod(spec.method), spec.preset, set);
         } catch (err) {

@@ -4,6 +4,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { defend, DefendOutcome } from '../cli/defend';
+import { defenseDirName, defenseLabel } from '../defenses/registry';
 import { runFiles, train } from '../train/run';
 import { Cell, expandCells, Experiment } from './config';
 
@@ -27,7 +28,7 @@ export function modelDir(out: string, cell: Cell): string { return path.join(out
 export function cellDir(out: string, cell: Cell): string { return path.join(out, 'cells', cell.id); }
 
 function reportOf(out: string, cell: Cell): string {
-  return path.join(cellDir(out, cell), cell.preset === 'default' ? cell.method : `${cell.method}-${cell.preset}`, 'report.json');
+  return path.join(cellDir(out, cell), defenseDirName(cell.method, cell.preset), 'report.json');
 }
 
 function toResult(cell: Cell, o: DefendOutcome): CellResult {
@@ -72,7 +73,7 @@ export function runCell(e: Experiment, out: string, cell: Cell, dataDir?: string
   const run = ensureModel(out, cell, dataDir, log);
   const set = Object.entries(cell.set).map(([k, v]) => `${k}=${JSON.stringify(v)}`);
   const [o] = defend({
-    run, method: cell.preset === 'default' ? cell.method : `${cell.method}:${cell.preset}`, set, out: cellDir(out, cell),
+    run, method: defenseLabel(cell.method, cell.preset), set, out: cellDir(out, cell),
     valFraction: e.valFraction, dataDir, force: false, json: false,
   });
   return toResult(cell, o);
