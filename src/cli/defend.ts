@@ -2,15 +2,14 @@
 // on a fresh copy, using only the run's clean split; ACC/ASR/RA before and after for reporting.
 import * as fs from 'fs';
 import * as path from 'path';
-import { manualSeed, nn, tensor } from '../torch';
+import { nn, tensor } from '../torch';
 import { progress, Progress } from './progress';
-import { loadStateDictFile } from './eval';
+import { loadTargetModel } from './eval';
 import { pct } from './report';
 import { AttackSpec } from '../attacks/poison';
 import { datasetInfo, ImageSet, loadImageSet, withoutTestSet } from '../data/datasets';
 import { DefenseData, DefenseHooks, disposeSet, holdOut } from '../defenses/common';
 import { defenseDirName, defenseLabel, defenseMethod, DefenseReport, parseOverrides, resolveOptions } from '../defenses/registry';
-import { createModel } from '../models';
 import { evaluateModel, Metrics } from '../train/metrics';
 import { runFiles, saveModel, TrainConfig } from '../train/run';
 import { writeFileAtomic } from '../util/atomic';
@@ -51,13 +50,7 @@ export function parseMethods(spec: string): [string, string][] {
 }
 
 function loadModel(info: RunInfo): nn.Module {
-  const d = datasetInfo(info.cfg.dataset);
-  manualSeed(0);
-  const model = createModel({ name: info.cfg.model, width: info.cfg.width, inChannels: d.channels, numClasses: d.classes, imageSize: d.size });
-  const sd = loadStateDictFile(info.weights);
-  model.loadStateDict(sd);
-  for (const t of sd.values()) t.dispose();
-  return model;
+  return loadTargetModel({ dataset: info.cfg.dataset, model: info.cfg.model, width: info.cfg.width, weights: info.weights });
 }
 
 function cleanSplit(info: RunInfo, dataDir?: string): ImageSet {
@@ -98,44 +91,64 @@ export function defend(f: DefendFlags, onResult?: (o: DefendOutcome) => void): D
   const d = datasetInfo(info.cfg.dataset);
   const attack: AttackSpec | null = info.cfg.attack;
 
-  const clean = cleanSplit(info, f.dataDir);
-  const { train, val } = holdOut(clean, f.valFraction, info.cfg.seed);
-  disposeSet(clean);
-  const data: DefenseData = { train, val, norm: d };
-  const test = loadImageSet(info.cfg.dataset, 'test', f.dataDir);
-  const original = loadModel(info);
-  const before = evaluateModel(original, test, d, attack);
-  original.dispose();
+  const dirs = methods.map(([m, preset]) => path.join(outRoot, defenseDirName(m, preset)));
+  const earlier = methods.map((_, i) => {
+    const reportFile = path.join(dirs[i], 'report.json');
+    if (f.force || !fs.existsSync(reportFile)) return null;
+    const done = JSON.parse(fs.readFileSync(reportFile, 'utf8')) as DefendOutcome;
+    return JSON.stringify(done.report.options) === JSON.stringify(options[i]) ? done : null;
+  });
 
-  const outcomes: DefendOutcome[] = [];
-  methods.forEach(([m, preset], i) => {
-    const dir = path.join(outRoot, defenseDirName(m, preset));
-    const reportFile = path.join(dir, 'report.json');
-    if (!f.force && fs.existsSync(reportFile)) {
-      const done = JSON.parse(fs.readFileSync(reportFile, 'utf8')) as DefendOutcome;
-      if (JSON.stringify(done.report.options) === JSON.stringify(options[i])) {
-        process.stderr.write(`${m}:${preset}: done earlier (${reportFile}); --force reruns it\n`);
-        outcomes.push(done);
-        onResult?.(done);
-        return;
-      }
+  // data and the undefended model's metrics only when some method still has to run
+  let loaded = null as { data: DefenseData; test: ImageSet; before: Metrics } | null;
+  const load = (): { data: DefenseData; test: ImageSet; before: Metrics } => {
+    const clean = cleanSplit(info, f.dataDir);
+    const data = { ...holdOut(clean, f.valFraction, info.cfg.seed), norm: d };
+    disposeSet(clean);
+    const test = loadImageSet(info.cfg.dataset, 'test', f.dataDir);
+    return { data, test, before: undefendedMetrics(info, f, test, attack) };
+  };
+  const outcomes = methods.map(([m, preset], i): DefendOutcome => {
+    const done = earlier[i];
+    if (done) {
+      process.stderr.write(`${defenseLabel(m, preset)}: done earlier (${dirs[i]}); --force reruns it\n`);
+      onResult?.(done);
+      return done;
     }
+    loaded ??= load();
+    const { data, test, before } = loaded;
     const model = loadModel(info);
     const hooks = stageProgress();
-    process.stderr.write(`${m}:${preset} on ${info.weights}\n`);
+    process.stderr.write(`${defenseLabel(m, preset)} on ${info.weights}\n`);
     const report = withoutTestSet(() => defenseMethod(m).run(model, data, options[i] as never, hooks));
     hooks.stop();
     const after = evaluateModel(model, test, d, attack);
-    fs.mkdirSync(dir, { recursive: true });
-    saveModel(path.join(dir, 'model.safetensors'), model, { method: m, preset, source: path.resolve(info.weights), config: JSON.stringify(info.cfg) });
-    const outcome: DefendOutcome = { method: m, preset, dir, source: { run: path.resolve(f.run), weights: path.resolve(info.weights), config: info.cfg }, before, after, report };
-    writeFileAtomic(reportFile, JSON.stringify(outcome, null, 1));
+    fs.mkdirSync(dirs[i], { recursive: true });
+    saveModel(path.join(dirs[i], 'model.safetensors'), model, { method: m, preset, source: path.resolve(info.weights), config: JSON.stringify(info.cfg) });
+    const outcome: DefendOutcome = { method: m, preset, dir: dirs[i], source: { run: path.resolve(f.run), weights: path.resolve(info.weights), config: info.cfg }, before, after, report };
+    writeFileAtomic(path.join(dirs[i], 'report.json'), JSON.stringify(outcome, null, 1));
     model.dispose();
-    outcomes.push(outcome);
     onResult?.(outcome);
+    return outcome;
   });
-  for (const s of [train, val, test]) disposeSet(s);
+  if (loaded) for (const s of [loaded.data.train, loaded.data.val, loaded.test]) disposeSet(s);
   return outcomes;
+}
+
+/**
+ * The undefended model's test metrics: the training run's own metrics.json when the run's model is the
+ * one being purified (the same evaluation, made at the end of training), else a fresh evaluation.
+ */
+function undefendedMetrics(info: RunInfo, f: DefendFlags, test: ImageSet, attack: AttackSpec | null): Metrics {
+  const files = runFiles(f.run);
+  if (!f.weights && fs.existsSync(files.metrics)) {
+    const m = JSON.parse(fs.readFileSync(files.metrics, 'utf8')) as Metrics;
+    if (m.cleanToTarget !== undefined) return m;
+  }
+  const original = loadModel(info);
+  const m = evaluateModel(original, test, datasetInfo(info.cfg.dataset), attack);
+  original.dispose();
+  return m;
 }
 
 export function outcomeTable(rows: DefendOutcome[]): string {

@@ -1,7 +1,7 @@
 // `vardefense eval`: ACC, ASR, RA and per-class accuracy of a model file or a run directory.
 import * as fs from 'fs';
 import * as path from 'path';
-import { loadSafetensors, loadTorchStateDict, manualSeed, Tensor } from '../torch';
+import { loadSafetensors, loadTorchStateDict, manualSeed, nn, Tensor } from '../torch';
 import { AttackFlags, attackFromFlags } from './options';
 import { metricsTable } from './report';
 import { AttackSpec } from '../attacks/poison';
@@ -38,7 +38,8 @@ export function evalTarget(f: EvalFlags): EvalTarget {
   return { dataset: f.dataset, model: f.model, width: f.width, attack: attackFromFlags(f), weights: path.resolve(f.weights) };
 }
 
-export function evaluateTarget(t: EvalTarget, dataDir?: string): Metrics {
+/** A model of the target's architecture with its weights loaded (a training checkpoint's too). */
+export function loadTargetModel(t: Omit<EvalTarget, 'attack'>): nn.Module {
   const info = datasetInfo(t.dataset);
   manualSeed(0);
   const model = createModel({ name: t.model, width: t.width, inChannels: info.channels, numClasses: info.classes, imageSize: info.size });
@@ -46,8 +47,14 @@ export function evaluateTarget(t: EvalTarget, dataDir?: string): Metrics {
   const own = new Map([...sd].map(([k, v]) => [k.replace(/^model\./, ''), v]));
   for (const k of [...own.keys()]) if (k.startsWith('optim.')) own.delete(k);
   model.loadStateDict(own);
+  for (const v of sd.values()) v.dispose();
+  return model;
+}
+
+export function evaluateTarget(t: EvalTarget, dataDir?: string): Metrics {
+  const model = loadTargetModel(t);
   const test = loadImageSet(t.dataset, 'test', dataDir);
-  const m = evaluateModel(model, test, info, t.attack);
+  const m = evaluateModel(model, test, datasetInfo(t.dataset), t.attack);
   model.dispose();
   return m;
 }
