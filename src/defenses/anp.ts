@@ -10,7 +10,7 @@ import { F, manualSeed, nn, noGrad, ones, optim, scope, Tensor, tensor, zeros } 
 import { ImageSet } from '../data/datasets';
 import { normalize, Normalization } from '../train/loop';
 import { Rng } from '../util/rng';
-import { accuracyOn, DefenseData, DefenseHooks, disposeState, restore, snapshot } from './common';
+import { accuracyOn, DefenseData, DefenseHooks, disposeState, restore, snapshot, zeroChannels } from './common';
 
 export interface AnpOptions {
   /** mask-optimisation steps (the authors: 2000) */
@@ -110,15 +110,12 @@ export function perturb(s: AnpState, x: Tensor, y: Tensor, eps: number, steps: n
 /** Sets BN weight and bias to 0 for every neuron whose mask is below `threshold`; returns them by layer. */
 export function pruneBelow(layers: BnLayer[], masks: Float32Array[], threshold: number): Record<string, number[]> {
   const pruned: Record<string, number[]> = {};
-  noGrad(() => layers.forEach((l, i) => {
+  layers.forEach((l, i) => {
     const dead = Array.from(masks[i]).flatMap((m, c) => (m < threshold ? [c] : []));
     if (!dead.length) return;
     pruned[l.name] = dead;
-    scope(() => {
-      const idx = tensor(Float64Array.from(dead), [dead.length]).long();
-      for (const p of [l.bn.weight, l.bn.bias]) p.indexPut_([idx], zeros([dead.length]));
-    });
-  }));
+    zeroChannels([{ t: l.bn.weight, dim: 0 }, { t: l.bn.bias, dim: 0 }], dead);
+  });
   return pruned;
 }
 

@@ -1,8 +1,8 @@
 // CLP, Channel Lipschitzness-based Pruning (Zheng et al. 2022), data-free: a channel whose conv+BN map
 // has an outlying upper bound on its Lipschitz constant is sensitive to a small trigger; zero it.
 // The method reads only the weights; data.val is used for the reported accuracies alone.
-import { nn, noGrad, op, scope, tensor } from '../torch';
-import { accuracyOn, DefenseData, DefenseHooks } from './common';
+import { nn, noGrad, op, scope } from '../torch';
+import { accuracyOn, DefenseData, DefenseHooks, zeroChannels } from './common';
 import { convUnits } from './selection';
 
 export interface ClpOptions {
@@ -58,13 +58,7 @@ export function clp(model: nn.Module, data: DefenseData, o: ClpOptions, h: Defen
     perLayer.push({ name: names.get(bn)!, channels: bn.numFeatures, pruned });
     if (!pruned.length) continue;
     // zero BN weight and bias: the channel's output is exactly 0 and stays so in a saved state dict
-    noGrad(() => scope(() => {
-      const keep = new Float32Array(bn.numFeatures).fill(1);
-      for (const c of pruned) keep[c] = 0;
-      const mask = tensor(keep, [bn.numFeatures]);
-      bn.weight.mul_(mask);
-      bn.bias.mul_(mask);
-    }));
+    zeroChannels([{ t: bn.weight, dim: 0 }, { t: bn.bias, dim: 0 }], pruned);
   }
   const totalPruned = perLayer.reduce((a, l) => a + l.pruned.length, 0);
   h.log?.(`clp: ${totalPruned} channels zeroed in ${perLayer.filter((l) => l.pruned.length).length} layers`);

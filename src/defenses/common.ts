@@ -1,6 +1,6 @@
 // What every defense shares: the defender's data (the clean split, with a validation part held out),
 // a fine-tuning loop with hooks for extra loss terms, and clean accuracy/loss on the validation part.
-import { cat, F, inferenceMode, manualSeed, nn, optim, scope, Tensor, tensor } from '../torch';
+import { cat, F, inferenceMode, noGrad, manualSeed, nn, optim, scope, Tensor, tensor } from '../torch';
 import { ImageSet } from '../data/datasets';
 import { Normalization, normalize, predict } from '../train/loop';
 import { accuracyOf } from '../train/metrics';
@@ -156,4 +156,22 @@ export function logitsOn(model: nn.Module, set: ImageSet, norm: Normalization): 
 export function distillLoss(student: Tensor, teacher: Tensor, temperature: number): Tensor {
   return scope(() => F.klDiv(F.logSoftmax(student.div(temperature), 1), F.softmax(teacher.div(temperature), 1), 'sum')
     .mul((temperature * temperature) / student.size(0)));
+}
+
+/** A parameter whose slices along `dim` belong to channels (dim 0: output channels). */
+export interface Slice { t: Tensor; dim: number }
+
+/**
+ * Zeroes the given channels' slices of every parameter, in place: how a pruning is baked into the
+ * weights, so that it survives a saved state dict.
+ */
+export function zeroChannels(slices: Slice[], channels: number[]): void {
+  if (!channels.length) return;
+  noGrad(() => scope(() => {
+    for (const { t, dim } of slices) {
+      const keep = new Float32Array(t.shape[dim]).fill(1);
+      for (const c of channels) keep[c] = 0;
+      t.mul_(tensor(keep, [keep.length]).view(t.shape.map((n, d) => (d === dim ? n : 1))));
+    }
+  }));
 }

@@ -2,10 +2,10 @@
 // the backdoor lives; prune the least active ones step by step while clean validation accuracy holds,
 // then fine-tune. The pruning is baked into the weights (and kept there while fine-tuning), so it
 // survives a saved state dict.
-import { nn, noGrad, scope, Tensor, tensor } from '../torch';
+import { nn, noGrad, scope, Tensor } from '../torch';
 import { normalize } from '../train/loop';
 import { ChannelStats } from './channel-stats';
-import { accuracyOn, DefenseData, DefenseHooks, fineTune, FINE_TUNE_DEFAULTS, FineTuneOptions } from './common';
+import { accuracyOn, DefenseData, DefenseHooks, fineTune, FINE_TUNE_DEFAULTS, FineTuneOptions, Slice, zeroChannels } from './common';
 import { lastUnits } from './selection';
 
 export interface FinePruningOptions extends FineTuneOptions {
@@ -45,9 +45,6 @@ export interface FinePruningReport {
   seconds: number;
 }
 
-/** A weight tensor whose slices along `dim` belong to the pruned channels. */
-export interface Slice { t: Tensor; dim: number }
-
 export interface Target { name: string; measured: nn.Module; input: boolean; channels: number; slices: Slice[] }
 
 function target(model: nn.Module, layer: FinePruningOptions['layer']): Target {
@@ -61,17 +58,6 @@ function target(model: nn.Module, layer: FinePruningOptions['layer']): Target {
   const params = u.bn ? [u.bn.weight, u.bn.bias] : [u.conv.weight, u.conv.bias];
   const name = u.bn ? (model.namedModules().find(([, m]) => m === u.bn)![0]) : u.name;
   return { name, measured: u.bn ?? u.conv, input: false, channels: u.conv.outChannels, slices: params.filter((p): p is Tensor => !!p).map((t) => ({ t, dim: 0 })) };
-}
-
-/** Multiplies the pruned channels' slices by zero, in place. */
-function zeroChannels(slices: Slice[], channels: number, pruned: number[]): void {
-  if (!pruned.length) return;
-  noGrad(() => scope(() => {
-    const keep = new Float32Array(channels).fill(1);
-    for (const c of pruned) keep[c] = 0;
-    const mask = tensor(keep, [channels]);
-    for (const { t, dim } of slices) t.mul_(mask.view(t.shape.map((s, d) => (d === dim ? s : 1))));
-  }));
 }
 
 /** Mean activation per channel of the target over the clean training data (eval mode). */
@@ -99,7 +85,7 @@ export function pruneDormant(model: nn.Module, data: DefenseData, o: FinePruning
   const original = t.slices.map((s) => s.t.detach().clone());
   const setPruned = (k: number): void => {
     noGrad(() => t.slices.forEach((s, i) => s.t.copy_(original[i])));
-    zeroChannels(t.slices, t.channels, order.slice(0, k));
+    zeroChannels(t.slices, order.slice(0, k));
   };
   const step = Math.max(1, Math.round(o.stepFraction * t.channels));
   const steps: { pruned: number; valAcc: number }[] = [];
@@ -124,8 +110,8 @@ export function finePruning(model: nn.Module, data: DefenseData, o: FinePruningO
   const t0 = performance.now();
   const { target: t, order, means, pruned, steps, valAccBefore, valAccPruned } = pruneDormant(model, data, o, h);
   // the forward pass must always see the pruned channels at zero: re-zero before every step and at the end
-  fineTune(model, data.train, data.norm, o, { ...h, stage: 'fine-tune', beforeStep: () => zeroChannels(t.slices, t.channels, pruned) });
-  zeroChannels(t.slices, t.channels, pruned);
+  fineTune(model, data.train, data.norm, o, { ...h, stage: 'fine-tune', beforeStep: () => zeroChannels(t.slices, pruned) });
+  zeroChannels(t.slices, pruned);
   return {
     method: 'fine-pruning', options: o, layer: t.name, channels: t.channels, order, meanActivation: Array.from(means), pruned,
     pruneRatio: pruned.length / t.channels, steps, valAccPruned, valAccBefore, valAccAfter: accuracyOn(model, data.val, data.norm),

@@ -4,7 +4,7 @@
 // Only the defender's clean data is read.
 import { cat, nn, noGrad, scope, Tensor, tensor } from '../torch';
 import { normalize } from '../train/loop';
-import { accuracyOn, DefenseData, DefenseHooks, distillLoss, disposeState, fineTune, FineTuneOptions, logitsOn, restore, snapshot } from './common';
+import { accuracyOn, DefenseData, DefenseHooks, distillLoss, disposeState, fineTune, FineTuneOptions, logitsOn, restore, snapshot, zeroChannels } from './common';
 import { ChannelMetric, makeMetric, MetricName, weightScores } from './metrics';
 import { ConvUnit, lastUnits, lowestChannels, lowestChannelsNetworkWise, thresholdAt } from './selection';
 
@@ -167,12 +167,7 @@ function purify(model: nn.Module, data: DefenseData, o: VarDefenseOptions, lambd
       const dead = selection[i].filter((c) => scope(() => penaltyOf(u, [c], { penalize: o.penalize, penalty: 'group-l2' })!.item()) < o.zeroBelow);
       if (!dead.length) return;
       zeroed[u.name] = dead;
-      scope(() => {
-        const idx = tensor(Float64Array.from(dead), [dead.length]).long();
-        const target = u.bn ? u.bn.weight : u.conv.weight;
-        target.indexPut_([idx], target.indexSelect(0, idx).mul(0));
-        if (u.bn) u.bn.bias.indexPut_([idx], u.bn.bias.indexSelect(0, idx).mul(0));
-      });
+      zeroChannels((u.bn ? [u.bn.weight, u.bn.bias] : [u.conv.weight]).map((t) => ({ t, dim: 0 })), dead);
     }));
   }
   const after = scores();
