@@ -3,14 +3,19 @@ import * as path from 'path';
 import { pct } from './report';
 import { loadExperiment } from '../experiments/config';
 import { runExperiment } from '../experiments/runner';
+import { runExperimentQueued, startWorker } from '../experiments/queue';
 import { defenseLabel } from '../defenses/registry';
 
-export interface ExperimentFlags { out?: string; dataDir?: string; json: boolean }
+export interface ExperimentFlags { out?: string; dataDir?: string; json: boolean; queue?: string }
 
-export function runExperimentCommand(configFile: string, f: ExperimentFlags): void {
+export async function runExperimentCommand(configFile: string, f: ExperimentFlags): Promise<void> {
   const e = loadExperiment(configFile);
   const out = f.out ?? path.join('runs', e.name);
-  const results = runExperiment(e, out, {
+  const results = f.queue ? await runExperimentQueued(e, out, f.queue, {
+    log: (l) => process.stderr.write(`${l}\n`),
+    onCell: (r, done, n, worker) => process.stderr.write(`[${done}/${n}] ${r.dataset} ${r.attack} seed ${r.seed} ${defenseLabel(r.method, r.preset)}` +
+      `${Object.keys(r.set).length ? ` ${JSON.stringify(r.set)}` : ''}: ACC ${pct(r.accAfter)} ASR ${pct(r.asrAfter)} (${worker})\n`),
+  }) : runExperiment(e, out, {
     dataDir: f.dataDir,
     hooks: {
       log: (l) => process.stderr.write(`${l}\n`),
@@ -20,4 +25,16 @@ export function runExperimentCommand(configFile: string, f: ExperimentFlags): vo
   });
   if (f.json) console.log(JSON.stringify(results));
   else console.log(`${results.length} cells; results in ${path.join(out, 'results.jsonl')} and results.csv; tables: vardefense report ${path.join(out, 'cells')} [--html report.html]`);
+}
+
+export interface WorkerFlags { queue: string; out: string; dataDir?: string; concurrency: number; lockDuration: number }
+
+/** Runs cells until SIGINT/SIGTERM, then lets the running ones finish their lock and closes. */
+export function runWorkerCommand(f: WorkerFlags): void {
+  const worker = startWorker({ url: f.queue, out: f.out, dataDir: f.dataDir, concurrency: f.concurrency, lockDuration: f.lockDuration,
+    log: (l) => process.stderr.write(`${l}\n`) });
+  process.stderr.write(`worker on ${f.queue}: models and cells under ${f.out}/<experiment>/ (Ctrl-C to stop)\n`);
+  const stop = (): void => { void worker.close().then(() => process.exit(0)); };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
 }

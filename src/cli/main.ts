@@ -5,7 +5,7 @@ import { buildInfo, getNumThreads } from '../torch';
 import { runDemo } from './demo';
 import { runEval } from './eval';
 import { runDefend } from './defend';
-import { runExperimentCommand } from './experiment';
+import { runExperimentCommand, runWorkerCommand } from './experiment';
 import { runSummary } from './summary';
 import { DEFENSE_NAMES } from '../defenses/registry';
 import { addAttackOptions, addDataOptions, addModelOptions, int, num } from './options';
@@ -98,7 +98,17 @@ program.command('experiment')
   .option('--out <dir>', 'output folder (default: runs/<name>)')
   .option('--data-dir <dir>', 'dataset root')
   .option('--json', 'print every cell result as JSON', false)
+  .option('--queue <url>', 'run the cells on BullMQ workers through this Redis (redis://host:port) and gather their results here')
   .action((config: string, o) => runExperimentCommand(config, o));
+
+program.command('worker')
+  .description('run experiment cells from a Redis queue (see experiment --queue); several per machine or across machines')
+  .requiredOption('--queue <url>', 'Redis URL, e.g. redis://host:6379')
+  .option('--out <dir>', 'where this worker keeps models and cells: <out>/<experiment name>/', 'runs')
+  .option('--data-dir <dir>', 'dataset root')
+  .option('--concurrency <n>', 'cells at a time (each in its own process)', int('--concurrency', 1), 1)
+  .option('--lock-duration <ms>', 'a killed worker\'s cell is retried elsewhere after about this long', int('--lock-duration', 1000), 30000)
+  .action((o) => runWorkerCommand(o));
 
 program.command('demo')
   .description('engine demo: train a small CNN on the real Fashion-MNIST and print test accuracy and img/s')

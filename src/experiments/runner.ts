@@ -27,11 +27,11 @@ function csvCell(v: unknown): string {
 export function modelDir(out: string, cell: Cell): string { return path.join(out, 'models', cell.modelKey); }
 export function cellDir(out: string, cell: Cell): string { return path.join(out, 'cells', cell.id); }
 
-function reportOf(out: string, cell: Cell): string {
+export function reportOf(out: string, cell: Cell): string {
   return path.join(cellDir(out, cell), defenseDirName(cell.method, cell.preset), 'report.json');
 }
 
-function toResult(cell: Cell, o: DefendOutcome): CellResult {
+export function toResult(cell: Cell, o: DefendOutcome): CellResult {
   return {
     cell: cell.id, dataset: cell.dataset, attack: cell.attack, seed: cell.seed, method: cell.method, preset: cell.preset, set: cell.set,
     modelKey: cell.modelKey, accBefore: o.before.acc, accAfter: o.after.acc, asrBefore: o.before.asr, asrAfter: o.after.asr, raAfter: o.after.ra,
@@ -48,7 +48,7 @@ export function readResults(out: string): CellResult[] {
   });
 }
 
-function append(out: string, r: CellResult): void {
+export function append(out: string, r: CellResult): void {
   const jsonl = path.join(out, 'results.jsonl'), csv = path.join(out, 'results.csv');
   const text = fs.existsSync(jsonl) ? fs.readFileSync(jsonl, 'utf8') : '';
   if (text && !text.endsWith('\n')) fs.writeFileSync(jsonl, text.slice(0, text.lastIndexOf('\n') + 1)); // drop a torn line
