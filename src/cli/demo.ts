@@ -1,36 +1,39 @@
-// The main job for now: train a small CNN on the real Fashion-MNIST for one epoch.
-import { getNumThreads, manualSeed, optim } from '../torch';
-import { DATASETS, loadImageSet } from '../data/datasets';
-import { SmallCNN } from '../models/small-cnn';
-import { normalize, predict, trainEpoch } from '../train/loop';
-import { accuracyOf } from '../train/metrics';
-import { progress } from './progress';
+// `vardefense demo`, the README's main job: poison Fashion-MNIST, train ResNet-18, purify it with
+// VarDefense and the baselines (the shipped grid experiments/demo.yaml), print the comparison and write
+// the HTML report. It is an ordinary experiment, so a rerun continues where a kill stopped it.
+import * as path from 'path';
+import { loadExperiment } from '../experiments/config';
+import { runExperiment } from '../experiments/runner';
+import { defenseLabel } from '../defenses/registry';
+import { getNumThreads } from '../torch';
+import { writeHtmlReport } from '../report/html';
+import { pct } from './report';
+import { collectRows } from './summary';
 
-export interface DemoOptions { dataDir?: string; epochs: number; batchSize: number; seed: number; json: boolean }
+export const DEMO_CONFIG = path.resolve(__dirname, '..', '..', '..', 'experiments', 'demo.yaml');
 
-export function runDemo(o: DemoOptions): void {
-  manualSeed(o.seed);
-  const norm = DATASETS['fashion-mnist'];
-  const train = loadImageSet('fashion-mnist', 'train', o.dataDir);
-  const test = loadImageSet('fashion-mnist', 'test', o.dataDir);
-  const model = new SmallCNN(1, 10, 28);
-  const opt = new optim.SGD(model.parameters(), { lr: 0.01, momentum: 0.9, weightDecay: 5e-4 });
-  const results = [];
-  for (let e = 1; e <= o.epochs; e++) {
-    const bar = progress(`epoch ${e}/${o.epochs}`, train.images.size(0));
-    const stats = trainEpoch(model, opt, train.images, train.labels, {
-      batchSize: o.batchSize, norm, onBatch: (b) => bar.tick(b.images, { loss: b.loss.toFixed(3) }),
-    });
-    bar.stop();
-    const acc = accuracyOf(predict(model, test.images, { batchSize: 1000, prepare: (x) => normalize(x, norm) }), test.labels.toList());
-    results.push({ epoch: e, trainLoss: stats.loss, trainAccuracy: stats.accuracy, testAccuracy: acc, trainImagesPerSecond: stats.imagesPerSecond, seconds: stats.seconds });
-  }
-  if (o.json) {
-    console.log(JSON.stringify({ dataset: 'fashion-mnist', model: 'small-cnn', threads: getNumThreads(), epochs: results }));
-    return;
-  }
-  console.log(`Fashion-MNIST, small CNN, batch ${o.batchSize}, ${getNumThreads()} threads`);
-  console.log('epoch  train loss  train acc  test acc  train img/s');
+export interface DemoOptions { config: string; out?: string; dataDir?: string }
+
+export async function runDemo(o: DemoOptions): Promise<void> {
+  const started = Date.now();
+  const e = loadExperiment(o.config);
+  const out = o.out ?? path.join('runs', e.name);
+  process.stderr.write(`demo: ${e.datasets.join(', ')}, ${e.model.name} width ${e.model.width}, ${e.attacks.map((a) => a.name).join(', ')}; ` +
+    `${e.defenses.length} defenses; ${getNumThreads()} threads; results in ${out}\n`);
+  const results = runExperiment(e, out, {
+    dataDir: o.dataDir,
+    hooks: {
+      log: (l) => process.stderr.write(`${l}\n`),
+      onCell: (r, i, n, skipped) => process.stderr.write(`[${i + 1}/${n}] ${defenseLabel(r.method, r.preset)}: ACC ${pct(r.accAfter)} ASR ${pct(r.asrAfter)}` +
+        `${skipped ? ' (done earlier)' : ` (${r.seconds.toFixed(0)} s)`}\n`),
+    },
+  });
+  const first = results[0];
+  console.log(`\nbackdoored model: ACC ${pct(first.accBefore)}  ASR ${pct(first.asrBefore)}  (${e.attacks[0].name}, poison ratio ${e.attacks[0].poisonRatio}, target ${e.attacks[0].target})`);
+  console.log(`${'defense'.padEnd(22)}${'ACC after'.padStart(10)}${'ASR after'.padStart(11)}${'clean->target'.padStart(15)}${'time'.padStart(8)}`);
   for (const r of results)
-    console.log(`${String(r.epoch).padStart(5)}  ${r.trainLoss.toFixed(4).padStart(10)}  ${(100 * r.trainAccuracy).toFixed(2).padStart(8)}%  ${(100 * r.testAccuracy).toFixed(2).padStart(7)}%  ${r.trainImagesPerSecond.toFixed(0).padStart(11)}`);
+    console.log(`${defenseLabel(r.method, r.preset).padEnd(22)}${pct(r.accAfter).padStart(10)}${pct(r.asrAfter).padStart(11)}${pct(r.floorAfter).padStart(15)}${`${r.seconds.toFixed(0)} s`.padStart(8)}`);
+  const html = path.join(out, 'report.html');
+  await writeHtmlReport(collectRows([path.join(out, 'cells')]), html);
+  console.log(`\nHTML report: ${html}; all results: ${path.join(out, 'results.csv')}; total ${((Date.now() - started) / 60000).toFixed(1)} min`);
 }

@@ -6,7 +6,7 @@ import { runExperiment } from '../experiments/runner';
 import { runExperimentQueued, startWorker } from '../experiments/queue';
 import { defenseLabel } from '../defenses/registry';
 
-export interface ExperimentFlags { out?: string; dataDir?: string; json: boolean; queue?: string }
+export interface ExperimentFlags { out?: string; dataDir?: string; models?: string; json: boolean; queue?: string }
 
 export async function runExperimentCommand(configFile: string, f: ExperimentFlags): Promise<void> {
   const e = loadExperiment(configFile);
@@ -16,7 +16,7 @@ export async function runExperimentCommand(configFile: string, f: ExperimentFlag
     onCell: (r, done, n, worker) => process.stderr.write(`[${done}/${n}] ${r.dataset} ${r.attack} seed ${r.seed} ${defenseLabel(r.method, r.preset)}` +
       `${Object.keys(r.set).length ? ` ${JSON.stringify(r.set)}` : ''}: ACC ${pct(r.accAfter)} ASR ${pct(r.asrAfter)} (${worker})\n`),
   }) : runExperiment(e, out, {
-    dataDir: f.dataDir,
+    dataDir: f.dataDir, models: f.models,
     hooks: {
       log: (l) => process.stderr.write(`${l}\n`),
       onCell: (r, i, n, skipped) => process.stderr.write(`[${i + 1}/${n}] ${r.dataset} ${r.attack} seed ${r.seed} ${defenseLabel(r.method, r.preset)}` +

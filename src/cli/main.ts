@@ -2,7 +2,8 @@
 // vardefense command line.
 import { Command, Option } from 'commander';
 import { buildInfo, getNumThreads } from '../torch';
-import { runDemo } from './demo';
+import { DEMO_CONFIG, runDemo } from './demo';
+import { runEngineDemo } from './engine-demo';
 import { runEval } from './eval';
 import { runDefend } from './defend';
 import { runExperimentCommand, runWorkerCommand } from './experiment';
@@ -97,6 +98,7 @@ program.command('experiment')
   .argument('<config>', 'experiment config (see experiments/*.yaml)')
   .option('--out <dir>', 'output folder (default: runs/<name>)')
   .option('--data-dir <dir>', 'dataset root')
+  .option('--models <dir>', 'backdoored-model cache shared between experiments (default: <out>/models)')
   .option('--json', 'print every cell result as JSON', false)
   .option('--queue <url>', 'run the cells on BullMQ workers through this Redis (redis://host:port) and gather their results here')
   .action((config: string, o) => runExperimentCommand(config, o));
@@ -111,13 +113,20 @@ program.command('worker')
   .action((o) => runWorkerCommand(o));
 
 program.command('demo')
-  .description('engine demo: train a small CNN on the real Fashion-MNIST and print test accuracy and img/s')
+  .description('the main job: backdoor Fashion-MNIST (3x3 patch, 5%), train ResNet-18, purify with VarDefense and the baselines, print the table, write the HTML report')
+  .option('--config <file>', 'the grid to run', DEMO_CONFIG)
+  .option('--out <dir>', 'output folder (default: runs/<name>)')
+  .option('--data-dir <dir>', 'dataset root')
+  .action((o) => runDemo(o));
+
+program.command('engine-demo')
+  .description('train a small CNN on the real Fashion-MNIST and print test accuracy and img/s')
   .option('--data-dir <dir>', 'dataset root')
   .option('--epochs <n>', 'epochs', int('--epochs', 1), 1)
   .option('--batch-size <n>', 'batch size', int('--batch-size', 1), 128)
   .option('--seed <n>', 'random seed', int('--seed'), 1)
   .option('--json', 'print JSON instead of a table', false)
-  .action((o) => runDemo(o));
+  .action((o) => runEngineDemo(o));
 
 program.command('info')
   .description('print the libtorch build and thread settings')

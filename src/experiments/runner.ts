@@ -24,7 +24,8 @@ function csvCell(v: unknown): string {
   return /[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 }
 
-export function modelDir(out: string, cell: Cell): string { return path.join(out, 'models', cell.modelKey); }
+/** Where a cell's backdoored model lives: <models>/<model key>, <models> defaulting to <out>/models (--models shares one cache between experiments). */
+export function modelDir(out: string, cell: Cell, models?: string): string { return path.join(models ?? path.join(out, 'models'), cell.modelKey); }
 export function cellDir(out: string, cell: Cell): string { return path.join(out, 'cells', cell.id); }
 
 export function reportOf(out: string, cell: Cell): string {
@@ -58,8 +59,8 @@ export function append(out: string, r: CellResult): void {
 }
 
 /** Trains the cell's backdoored model unless it is there already (a partial run resumes). */
-export function ensureModel(out: string, cell: Cell, dataDir?: string, log?: (l: string) => void): string {
-  const dir = modelDir(out, cell);
+export function ensureModel(out: string, cell: Cell, dataDir?: string, log?: (l: string) => void, models?: string): string {
+  const dir = modelDir(out, cell, models);
   const files = runFiles(dir);
   if (fs.existsSync(files.model) && fs.existsSync(files.metrics)) return dir;
   log?.(`training the backdoored model ${cell.modelKey} (${cell.dataset}, ${cell.attack}, seed ${cell.seed})`);
@@ -69,8 +70,8 @@ export function ensureModel(out: string, cell: Cell, dataDir?: string, log?: (l:
 }
 
 /** Runs one cell (training its model first if needed); returns its result. */
-export function runCell(e: Experiment, out: string, cell: Cell, dataDir?: string, log?: (l: string) => void): CellResult {
-  const run = ensureModel(out, cell, dataDir, log);
+export function runCell(e: Experiment, out: string, cell: Cell, dataDir?: string, log?: (l: string) => void, models?: string): CellResult {
+  const run = ensureModel(out, cell, dataDir, log, models);
   const set = Object.entries(cell.set).map(([k, v]) => `${k}=${JSON.stringify(v)}`);
   const [o] = defend({
     run, method: defenseLabel(cell.method, cell.preset), set, out: cellDir(out, cell),
@@ -79,7 +80,7 @@ export function runCell(e: Experiment, out: string, cell: Cell, dataDir?: string
   return toResult(cell, o);
 }
 
-export function runExperiment(e: Experiment, out: string, o: { dataDir?: string; hooks?: RunHooks } = {}): CellResult[] {
+export function runExperiment(e: Experiment, out: string, o: { dataDir?: string; models?: string; hooks?: RunHooks } = {}): CellResult[] {
   const cells = expandCells(e);
   fs.mkdirSync(out, { recursive: true });
   fs.writeFileSync(path.join(out, 'experiment.json'), JSON.stringify(e, null, 1));
@@ -87,7 +88,7 @@ export function runExperiment(e: Experiment, out: string, o: { dataDir?: string;
   const results: CellResult[] = [];
   cells.forEach((cell, i) => {
     const done = fs.existsSync(reportOf(out, cell));
-    const r = done ? toResult(cell, JSON.parse(fs.readFileSync(reportOf(out, cell), 'utf8')) as DefendOutcome) : runCell(e, out, cell, o.dataDir, o.hooks?.log);
+    const r = done ? toResult(cell, JSON.parse(fs.readFileSync(reportOf(out, cell), 'utf8')) as DefendOutcome) : runCell(e, out, cell, o.dataDir, o.hooks?.log, o.models);
     if (!recorded.has(cell.id)) append(out, r);
     results.push(r);
     o.hooks?.onCell?.(r, i, cells.length, done);

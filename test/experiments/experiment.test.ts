@@ -85,3 +85,34 @@ test('kill -9 during a cell loses only that cell: the rerun finishes the grid wi
   assert.equal(fs.readdirSync(path.join(out, 'models')).length, 1);
   fs.rmSync(root, { recursive: true });
 });
+
+test('--models shares one backdoored model between experiments; the demo prints the comparison and writes the HTML report', async () => {
+  const { execFileSync, spawnSync } = await import('child_process');
+  const { repoRoot } = await import('../helpers');
+  const root = tmpDir('experiment-demo');
+  const data = path.join(root, 'data');
+  writeSyntheticIdx(path.join(data, 'fashion-mnist'), { train: 1200, test: 100 });
+  const grid = (name: string): string => GRID.replace('name: tiny', `name: ${name}`).replace('[mnist]', '[fashion-mnist]')
+    .replace(/  - \{ name: noise.*\n/, '').replace(/  - \{ method: vardefense.*\n/, '  - { method: vardefense, set: { epochs: 1 } }\n  - clp\n');
+  fs.writeFileSync(path.join(root, 'a.yaml'), grid('a'));
+  fs.writeFileSync(path.join(root, 'b.yaml'), grid('b'));
+  const cli = path.join(repoRoot, 'dist', 'src', 'cli', 'main.js');
+  const models = path.join(root, 'models');
+  const run = (args: string[]): string => execFileSync(process.execPath, [cli, ...args, '--data-dir', data], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  const a = spawnSync(process.execPath, [cli, 'experiment', 'a.yaml', '--models', models, '--data-dir', data], { cwd: root, encoding: 'utf8' });
+  const b = spawnSync(process.execPath, [cli, 'experiment', 'b.yaml', '--models', models, '--data-dir', data], { cwd: root, encoding: 'utf8' });
+  assert.equal(a.status, 0, a.stderr);
+  assert.match(a.stderr, /training the backdoored model/);
+  assert.equal(b.status, 0, b.stderr);
+  assert.doesNotMatch(b.stderr, /training the backdoored model/, 'b reuses the model a trained');
+  assert.equal(fs.readdirSync(models).length, 1);
+  assert.ok(!fs.existsSync(path.join(root, 'runs', 'b', 'models')));
+
+  const demo = run(['demo', '--config', 'a.yaml', '--out', 'demo-out']);
+  assert.match(demo, /backdoored model: ACC [\d.]+%\s+ASR [\d.]+%/);
+  for (const d of ['vardefense', 'ft', 'clp']) assert.match(demo, new RegExp(`^${d}\\s+[\\d.]+%\\s+[\\d.]+%`, 'm'), `a row for ${d}`);
+  const html = fs.readFileSync(path.join(root, 'demo-out', 'report.html'), 'utf8');
+  assert.match(html, /<svg/);
+  assert.equal(readResults(path.join(root, 'demo-out')).length, 3);
+  fs.rmSync(root, { recursive: true });
+});
