@@ -89,7 +89,7 @@ defendCmd.action((o) => runDefend(o));
 program.command('report')
   .description('collect the defense reports under the given folders into one table')
   .argument('<dirs...>', 'folders searched for report.json (e.g. <run>/defenses)')
-  .addOption(new Option('--format <f>', 'output format').choices(['markdown', 'csv', 'json']).default('markdown'))
+  .addOption(new Option('--format <f>', "output format ('pivot': ACC / ASR after, one line per attack, one column per defense, as the paper's tables)").choices(['markdown', 'pivot', 'csv', 'json']).default('markdown'))
   .option('--html <file>', 'also write a self-contained HTML page with the table and figures')
   .action((dirs: string[], o) => runSummary(dirs, o));
 

@@ -69,16 +69,42 @@ export function markdownTable(rows: SummaryRow[]): string {
   return lines.join('\n');
 }
 
+/**
+ * The paper's layout: one line per dataset, model and attack (with the undefended ACC / ASR), one column
+ * per defense (and option setting) holding ACC / ASR after.
+ */
+export function pivotTable(rows: SummaryRow[]): { head: string[]; lines: string[][] } {
+  const column = (r: SummaryRow): string => (r.settings ? `${r.defense} (${r.settings})` : r.defense);
+  const columns = [...new Set(rows.map(column))];
+  const lineKey = (r: SummaryRow): string => [r.dataset, r.model, r.attack].join('\n');
+  const lines = [...new Set(rows.map(lineKey))].map((k) => {
+    const mine = rows.filter((r) => lineKey(r) === k);
+    const cells = columns.map((c) => {
+      const r = mine.find((x) => column(x) === c);
+      return r ? `${pct(r.accAfter)} / ${pct(r.asrAfter)}` : '';
+    });
+    return [...k.split('\n'), `${pct(mine[0].accBefore)} / ${pct(mine[0].asrBefore)}`, ...cells];
+  });
+  return { head: ['dataset', 'model', 'attack', 'no defense', ...columns], lines };
+}
+
+export function pivotMarkdown(rows: SummaryRow[]): string {
+  const { head, lines } = pivotTable(rows);
+  const row = (cells: string[]): string => `| ${cells.map((c) => c.replace(/\|/g, '\\|')).join(' | ')} |`;
+  return [row(head), `|${head.map(() => '---').join('|')}|`, ...lines.map(row)].join('\n');
+}
+
 export function csvTable(rows: SummaryRow[]): string {
   const keys = Object.keys(rows[0] ?? {}) as (keyof SummaryRow)[];
   const cell = (v: unknown): string => (v === null ? '' : /[",\n]/.test(String(v)) ? `"${String(v).replace(/"/g, '""')}"` : String(v));
   return [keys.join(','), ...rows.map((r) => keys.map((k) => cell(r[k])).join(','))].join('\n');
 }
 
-export async function runSummary(dirs: string[], o: { format: 'markdown' | 'csv' | 'json'; html?: string }): Promise<void> {
+export async function runSummary(dirs: string[], o: { format: 'markdown' | 'pivot' | 'csv' | 'json'; html?: string }): Promise<void> {
   const rows = collectRows(dirs);
   if (rows.length === 0) throw new Error(`no report.json under ${dirs.join(', ')}`);
-  console.log(o.format === 'json' ? JSON.stringify(rows, null, 1) : o.format === 'csv' ? csvTable(rows) : markdownTable(rows));
+  const text = { json: () => JSON.stringify(rows, null, 1), csv: () => csvTable(rows), pivot: () => pivotMarkdown(rows), markdown: () => markdownTable(rows) };
+  console.log(text[o.format]());
   if (o.html) {
     await writeHtmlReport(rows, o.html);
     console.error(`HTML report: ${o.html}`);

@@ -1,6 +1,6 @@
 // `vardefense report --html`: one self-contained page (inline CSS and SVG, no scripts, nothing fetched)
 // with the summary table and the figures.
-import { SummaryRow } from '../cli/summary';
+import { pivotTable, SummaryRow } from '../cli/summary';
 import { pct } from '../cli/report';
 import { writeFileAtomic } from '../util/atomic';
 import { buildFigures, Figure } from './plots';
@@ -21,6 +21,13 @@ export function htmlTable(rows: SummaryRow[]): string {
   return `<table class="vd-summary">\n<thead><tr>${head}</tr></thead>\n<tbody>\n${body}\n</tbody>\n</table>`;
 }
 
+/** The paper's layout: ACC / ASR after, one line per attack, one column per defense. */
+export function htmlPivot(rows: SummaryRow[]): string {
+  const { head, lines } = pivotTable(rows);
+  return `<table class="vd-pivot">\n<thead><tr>${head.map((h) => `<th>${esc(h)}</th>`).join('')}</tr></thead>\n<tbody>\n` +
+    `${lines.map((l) => `<tr>${l.map((c) => `<td>${esc(c)}</td>`).join('')}</tr>`).join('\n')}\n</tbody>\n</table>`;
+}
+
 function figureHtml(f: Figure): string {
   const content = f.svg === null ? `<p class="vd-skipped">${esc(f.note ?? 'skipped')}</p>`
     : f.svg.replace(/^<svg /, `<svg id="${f.id}-svg" `);
@@ -29,7 +36,7 @@ function figureHtml(f: Figure): string {
 
 const CSS = `body{font-family:sans-serif;margin:2em;color:#222}
 table{border-collapse:collapse;font-size:13px}th,td{border:1px solid #ccc;padding:3px 6px;text-align:right}
-th{background:#f3f3f3}td:nth-child(-n+5){text-align:left}
+th{background:#f3f3f3}.vd-summary td:nth-child(-n+5),.vd-pivot td:nth-child(-n+3){text-align:left}
 figure{margin:2em 0}figcaption{font-size:14px;color:#444;margin-top:.5em}.vd-skipped{color:#888;font-style:italic}`;
 
 export function htmlPage(rows: SummaryRow[], figures: Figure[]): string {
@@ -38,7 +45,9 @@ export function htmlPage(rows: SummaryRow[], figures: Figure[]): string {
 <body>
 <h1>vardefense report</h1>
 <p>${rows.length} defense runs. Generated ${esc(new Date().toISOString())}.</p>
-<h2>Results</h2>
+<h2>ACC / ASR after each defense</h2>
+${htmlPivot(rows)}
+<h2>All results</h2>
 ${htmlTable(rows)}
 <h2>Figures</h2>
 ${figures.map(figureHtml).join('\n')}

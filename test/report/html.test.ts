@@ -49,8 +49,11 @@ test('html report: the table and four SVG figures with marks and axis titles, no
   const rs = rows();
   await writeHtmlReport(rs, file);
   const html = fs.readFileSync(file, 'utf8');
-  assert.equal(count(html, /<tr>/g), rs.length + 1);
+  const all = html.slice(html.indexOf('<table class="vd-summary">'));
+  assert.equal(count(all.slice(0, all.indexOf('</table>')), /<tr>/g), rs.length + 1, 'one line per run');
   assert.match(html, /<th>ASR after<\/th>/);
+  const pivot = html.slice(html.indexOf('<table class="vd-pivot">'));
+  assert.equal(count(pivot.slice(0, pivot.indexOf('</table>')), /<tr>/g), 4 + 1, 'one line per dataset and attack');
   assert.match(html, /<td>lambda=&#34;auto&#34;<\/td>/);
   assert.equal(count(html, /<figure /g), 4);
   assert.equal(count(html, /<svg /g), 4);
@@ -107,4 +110,16 @@ return{id:f.id,svg:true,w:b.width,h:b.height,marks}});const p=document.createEle
   for (let i = 0; i < png.data.length; i += 4)
     if (Math.abs(png.data[i] - 0x4c) < 12 && Math.abs(png.data[i + 1] - 0x78) < 12 && Math.abs(png.data[i + 2] - 0xa8) < 12) blue++;
   assert.ok(blue > 200, `only ${blue} chart-blue pixels in the screenshot`);
+});
+
+test("pivot table: one line per dataset and attack with the undefended numbers, one column per defense setting", async () => {
+  const { pivotTable, pivotMarkdown } = await import('../../src/cli/summary');
+  const { head, lines } = pivotTable(rows());
+  assert.deepEqual(head.slice(0, 7), ['dataset', 'model', 'attack', 'no defense', 'ft', 'nad', 'vardefense:paper']);
+  assert.ok(head.includes('vardefense:paper (lambda=0.01)') && head.includes('vardefense:paper (layers=4 epochs=1)'));
+  assert.equal(lines.length, 4, '2 datasets x 2 attacks');
+  const mnistBlend = lines.find((l) => l[0] === 'mnist' && l[2] === 'blended noise')!;
+  assert.deepEqual(mnistBlend.slice(3, 7), ['92.00% / 99.00%', '88.00% / 90.00%', '89.00% / 50.00%', '90.00% / 10.00%']);
+  assert.equal(mnistBlend[head.indexOf('vardefense:paper (lambda=1)')], '', 'no sweep on that attack');
+  assert.equal(pivotMarkdown(rows()).split('\n').length, 2 + 4);
 });
