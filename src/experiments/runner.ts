@@ -4,6 +4,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { defend, DefendOutcome } from '../cli/defend';
+import { trainProgressHooks } from '../cli/train';
 import { defenseDirName, defenseLabel } from '../defenses/registry';
 import { runFiles, train } from '../train/run';
 import { Cell, expandCells, Experiment } from './config';
@@ -64,7 +65,7 @@ export function ensureModel(out: string, cell: Cell, dataDir?: string, log?: (l:
   const files = runFiles(dir);
   if (fs.existsSync(files.model) && fs.existsSync(files.metrics)) return dir;
   log?.(`training the backdoored model ${cell.modelKey} (${cell.dataset}, ${cell.attack}, seed ${cell.seed})`);
-  const r = train(cell.train, dir, { resume: fs.existsSync(files.config), dataDir, hooks: { log } });
+  const r = train(cell.train, dir, { resume: fs.existsSync(files.config), dataDir, hooks: log ? trainProgressHooks(cell.train.epochs, log) : {} });
   r.model.dispose();
   return dir;
 }
