@@ -30,8 +30,8 @@ export async function runExperimentCommand(configFile: string, f: ExperimentFlag
 export interface WorkerFlags { queue: string; out: string; dataDir?: string; concurrency: number; lockDuration: number }
 
 /** Runs cells until SIGINT/SIGTERM, then lets the running ones finish their lock and closes. */
-export function runWorkerCommand(f: WorkerFlags): void {
-  const worker = startWorker({ url: f.queue, out: f.out, dataDir: f.dataDir, concurrency: f.concurrency, lockDuration: f.lockDuration,
+export async function runWorkerCommand(f: WorkerFlags): Promise<void> {
+  const worker = await startWorker({ url: f.queue, out: f.out, dataDir: f.dataDir, concurrency: f.concurrency, lockDuration: f.lockDuration,
     log: (l) => process.stderr.write(`${l}\n`) });
   process.stderr.write(`worker on ${f.queue}: models and cells under ${f.out}/<experiment>/ (Ctrl-C to stop)\n`);
   const stop = (): void => { void worker.close().then(() => process.exit(0)); };

@@ -7,6 +7,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { Job, Queue, Worker } from 'bullmq';
+import IORedis from 'ioredis';
 import { writeFileAtomic } from '../util/atomic';
 import { Cell, expandCells, Experiment } from './config';
 import { append, CellResult, readResults, reportOf } from './runner';
@@ -23,6 +24,21 @@ export function connectionOf(url: string): { url: string; maxRetriesPerRequest: 
   return { url, maxRetriesPerRequest: null };
 }
 
+/** Fails fast with a clear message instead of BullMQ's endless reconnect attempts. */
+export async function checkRedis(url: string): Promise<void> {
+  const client = new IORedis(connectionOf(url).url, { lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null, connectTimeout: 5000 });
+  let cause = '';
+  client.on('error', (e: Error) => { cause ||= e.message; });
+  try {
+    await client.connect();
+    await client.ping();
+  } catch (e) {
+    throw new Error(`--queue: cannot reach Redis at ${url}: ${cause || (e as Error).message}`);
+  } finally {
+    client.disconnect();
+  }
+}
+
 /** A job id per experiment and cell: re-enqueueing a cell that is queued, running or done is a no-op. */
 export const jobId = (e: Experiment, cell: Cell): string => `${e.name}.${cell.id}`;
 
@@ -37,6 +53,7 @@ export async function runExperimentQueued(e: Experiment, out: string, url: strin
   fs.mkdirSync(out, { recursive: true });
   writeFileAtomic(path.join(out, 'experiment.json'), JSON.stringify(e, null, 1));
   const recorded = new Map(readResults(out).map((r) => [r.cell, r]));
+  await checkRedis(url);
   const queue = new Queue<CellJob, CellJobResult>(QUEUE_NAME, { connection: connectionOf(url) });
   try {
     const todo = cells.filter((c) => !recorded.has(c.id));
@@ -91,8 +108,9 @@ export interface WorkerOptions {
 
 export const workerName = (): string => `${os.hostname()}:${process.pid}`;
 
-/** Starts a worker; cells run in child processes (BullMQ's sandboxed processors). Resolves to the Worker. */
-export function startWorker(o: WorkerOptions): Worker<CellJob, CellJobResult> {
+/** Starts a worker once Redis answers; cells run in child processes (BullMQ's sandboxed processors). */
+export async function startWorker(o: WorkerOptions): Promise<Worker<CellJob, CellJobResult>> {
+  await checkRedis(o.url);
   process.env.VARDEFENSE_WORKER_OUT = path.resolve(o.out);
   if (o.dataDir) process.env.VARDEFENSE_DATA_DIR = path.resolve(o.dataDir);
   process.env.VARDEFENSE_WORKER_NAME = workerName();

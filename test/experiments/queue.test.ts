@@ -96,6 +96,11 @@ test('BullMQ on a local redis-server: two workers run the grid, a worker killed 
       assert.equal(report.after.acc, r.accAfter, 'each cell\'s report.json gathered with its row');
     }
 
+    const { spawnSync } = await import('child_process');
+    const unreachable = spawnSync(process.execPath, [cli, 'experiment', config, '--out', out, '--queue', `redis://127.0.0.1:${await freePort()}`], { encoding: 'utf8', timeout: 30_000 });
+    assert.equal(unreachable.status, 1);
+    assert.match(unreachable.stderr, /--queue: cannot reach Redis at redis:\/\/127\.0\.0\.1:\d+: connect ECONNREFUSED/);
+
     const again = start([cli, 'experiment', config, '--out', out, '--queue', url]);
     procs.push(again.child);
     assert.equal(await again.exit, 0);
