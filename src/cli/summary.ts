@@ -6,7 +6,7 @@ import { describeTrigger } from '../attacks/triggers';
 import { loadSafetensors } from '../torch';
 import { TrainConfig } from '../train/run';
 import { DefendOutcome } from './defend';
-import { defenseLabel, defenseMethod, resolveOptions } from '../defenses/registry';
+import { DEFENSE_NAMES, defenseLabel, defenseMethod, resolveOptions } from '../defenses/registry';
 import { pct } from './report';
 import { writeHtmlReport } from '../report/html';
 
@@ -58,7 +58,15 @@ export function collectRows(dirs: string[]): SummaryRow[] {
     const ft = rows.find((x) => x.defense === 'ft' && x.settings === '' && x.dataset === r.dataset && x.model === r.model && x.attack === r.attack);
     r.costVsFt = ft ? r.seconds / ft.seconds : null;
   }
-  return rows;
+  return sortRows(rows);
+}
+
+/** Dataset, model, attack, then the registry's defense order (VarDefense first), then settings. */
+export function sortRows(rows: SummaryRow[]): SummaryRow[] {
+  const rank = (r: SummaryRow): number => { const i = DEFENSE_NAMES.indexOf(r.defense.split(':')[0]); return i < 0 ? DEFENSE_NAMES.length : i; };
+  const cmp = (a: string, b: string): number => a.localeCompare(b, 'en', { numeric: true });
+  return [...rows].sort((a, b) => cmp(a.dataset, b.dataset) || cmp(a.model, b.model) || cmp(a.attack, b.attack) || rank(a) - rank(b) ||
+    cmp(a.defense, b.defense) || cmp(a.settings, b.settings));
 }
 
 export function markdownTable(rows: SummaryRow[]): string {
