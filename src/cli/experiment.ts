@@ -1,15 +1,24 @@
 // `vardefense experiment <config>`: run a grid from a YAML/JSON config, in-process; rerun to continue.
 import * as path from 'path';
 import { pct } from './report';
-import { loadExperiment } from '../experiments/config';
+import { Experiment, loadExperiment } from '../experiments/config';
 import { runExperiment } from '../experiments/runner';
 import { runExperimentQueued, startWorker } from '../experiments/queue';
 import { defenseLabel } from '../defenses/registry';
 
-export interface ExperimentFlags { out?: string; dataDir?: string; models?: string; json: boolean; queue?: string }
+export interface ExperimentFlags { out?: string; dataDir?: string; models?: string; json: boolean; queue?: string; datasets?: string }
+
+/** --datasets a,b: the part of the grid on those datasets (cell ids unchanged, so the parts add up). */
+function onlyDatasets(e: Experiment, list?: string): Experiment {
+  if (!list) return e;
+  const wanted = list.split(',').map((d) => d.trim());
+  const unknown = wanted.filter((d) => !e.datasets.includes(d as Experiment['datasets'][number]));
+  if (unknown.length) throw new Error(`--datasets: ${unknown.join(', ')} not in the config's datasets (${e.datasets.join(', ')})`);
+  return { ...e, datasets: e.datasets.filter((d) => wanted.includes(d)) };
+}
 
 export async function runExperimentCommand(configFile: string, f: ExperimentFlags): Promise<void> {
-  const e = loadExperiment(configFile);
+  const e = onlyDatasets(loadExperiment(configFile), f.datasets);
   const out = f.out ?? path.join('runs', e.name);
   const results = f.queue ? await runExperimentQueued(e, out, f.queue, {
     log: (l) => process.stderr.write(`${l}\n`),

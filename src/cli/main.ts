@@ -99,6 +99,7 @@ program.command('experiment')
   .option('--out <dir>', 'output folder (default: runs/<name>)')
   .option('--data-dir <dir>', 'dataset root')
   .option('--models <dir>', 'backdoored-model cache shared between experiments (default: <out>/models)')
+  .option('--datasets <list>', "run only the grid's part on these datasets (comma-separated)")
   .option('--json', 'print every cell result as JSON', false)
   .option('--queue <url>', 'run the cells on BullMQ workers through this Redis (redis://host:port) and gather their results here')
   .action((config: string, o) => runExperimentCommand(config, o));

@@ -35,3 +35,10 @@ test('the sweeps of Table 3 and Figure 5 give one cell per value', () => {
   const layers = expandCells(loadExperiment(path.join(dir, 'figure5-layers-cpu.yaml'))).map((c) => c.set.layers);
   assert.deepEqual([...new Set(layers)], [2, 4, 6, 8, 10, 14, 20]);
 });
+
+test('experiment --datasets names what is not in the config', async () => {
+  const { spawnSync } = await import('child_process');
+  const r = spawnSync(process.execPath, [path.join(repoRoot, 'dist', 'src', 'cli', 'main.js'), 'experiment', path.join(dir, 'table3-lambda-cpu.yaml'), '--datasets', 'mnist,cifar10'], { encoding: 'utf8' });
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /--datasets: cifar10 not in the config's datasets \(fashion-mnist, mnist\)/);
+});
