@@ -1,5 +1,6 @@
 // The report's figures as Vega-Lite specs, rendered to SVG strings in Node (no browser, no canvas).
 import { SummaryRow } from '../cli/summary';
+import { defenseMethod, resolveOptions } from '../defenses/registry';
 
 export interface Figure { id: string; caption: string; svg: string | null; /** why the figure is absent */ note?: string }
 
@@ -31,10 +32,24 @@ function metrics<T extends object>(rows: SummaryRow[], extra: (r: SummaryRow) =>
 
 const pctAxis = (title: string): object => ({ title, axis: { format: '.0%' }, scale: { domain: [0, 1] } });
 
+/** The preset's own value of an option ('vardefense:paper', 'layers' -> 4), or null. */
+function presetValue(defense: string, key: string): number | null {
+  const [method, preset = 'default'] = defense.split(':');
+  try {
+    const v = resolveOptions(defenseMethod(method), preset)[key];
+    return typeof v === 'number' ? v : null;
+  } catch { return null; }
+}
+
 function sweepSpec(rows: SummaryRow[], key: string, title: string, scale: object): object | null {
+  const series = (r: SummaryRow): string => `${r.defense} · ${r.attack} · ${r.dataset}`;
   const swept = rows.filter((r) => settingValue(r.settings, key) !== null);
   if (swept.length === 0) return null;
-  const values = metrics(swept, (r) => ({ x: settingValue(r.settings, key), series: `${r.defense} · ${r.attack} · ${r.dataset}` }));
+  // a swept value equal to the preset's shows no setting: the preset's own run is that point of the curve
+  const sweptSeries = new Set(swept.map(series));
+  const presetRuns = rows.filter((r) => r.settings === '' && sweptSeries.has(series(r)) && presetValue(r.defense, key) !== null);
+  const x = (r: SummaryRow): number | null => settingValue(r.settings, key) ?? presetValue(r.defense, key);
+  const values = metrics([...swept, ...presetRuns], (r) => ({ x: x(r), series: series(r) }));
   return {
     data: { values }, columns: 2,
     facet: { field: 'series', type: 'nominal', title: null },

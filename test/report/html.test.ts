@@ -123,3 +123,12 @@ test("pivot table: one line per dataset and attack with the undefended numbers, 
   assert.equal(mnistBlend[head.indexOf('vardefense:paper (lambda=1)')], '', 'no sweep on that attack');
   assert.equal(pivotMarkdown(rows()).split('\n').length, 2 + 4);
 });
+
+test("a sweep's curve includes the preset's own run at the preset's value (it shows no setting)", async () => {
+  const file = path.join(tmp(), 'report.html');
+  const layers = [2, 8].map((l) => row({ defense: 'vardefense:bn-distill', settings: `layers=${l}` }));
+  await writeHtmlReport([row({ defense: 'vardefense:bn-distill' }), row({ defense: 'ft' }), ...layers], file);
+  const svg = svgOf(fs.readFileSync(file, 'utf8'), 'fig-layers');
+  const xs = [...svg.matchAll(/aria-label="L \(layers\): (\d+);[^"]*metric: ACC after/g)].map((m) => Number(m[1]));
+  assert.deepEqual([...new Set(xs)].sort((a, b) => a - b), [2, 8, 10], 'bn-distill purifies 10 layers by default');
+});
