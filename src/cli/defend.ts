@@ -2,7 +2,7 @@
 // on a fresh copy, using only the run's clean split; ACC/ASR/RA before and after for reporting.
 import * as fs from 'fs';
 import * as path from 'path';
-import { nn, tensor } from '../torch';
+import { getNumThreads, nn, tensor } from '../torch';
 import { progress, Progress } from './progress';
 import { loadTargetModel } from './eval';
 import { pct } from './report';
@@ -25,6 +25,8 @@ export interface DefendOutcome {
   /** what was purified: the training run, its weights and config */
   source: { run: string; weights: string; config: TrainConfig };
   before: Metrics; after: Metrics; report: DefenseReport;
+  /** libtorch's intra-op threads: the numbers are reproducible with the same count */
+  threads?: number;
 }
 
 interface RunInfo { cfg: TrainConfig; cleanIndices: number[]; weights: string }
@@ -125,7 +127,8 @@ export function defend(f: DefendFlags, onResult?: (o: DefendOutcome) => void): D
     const after = evaluateModel(model, test, d, attack);
     fs.mkdirSync(dirs[i], { recursive: true });
     saveModel(path.join(dirs[i], 'model.safetensors'), model, { method: m, preset, source: path.resolve(info.weights), config: JSON.stringify(info.cfg) });
-    const outcome: DefendOutcome = { method: m, preset, dir: dirs[i], source: { run: path.resolve(f.run), weights: path.resolve(info.weights), config: info.cfg }, before, after, report };
+    const outcome: DefendOutcome = { method: m, preset, dir: dirs[i], source: { run: path.resolve(f.run), weights: path.resolve(info.weights), config: info.cfg }, before, after, report,
+      threads: getNumThreads() };
     writeFileAtomic(path.join(dirs[i], 'report.json'), JSON.stringify(outcome, null, 1));
     model.dispose();
     onResult?.(outcome);

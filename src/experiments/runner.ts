@@ -8,17 +8,20 @@ import { trainProgressHooks } from '../cli/train';
 import { defenseDirName, defenseLabel } from '../defenses/registry';
 import { runFiles, train } from '../train/run';
 import { Cell, expandCells, Experiment } from './config';
+import { writeFileAtomic } from '../util/atomic';
 
 export interface CellResult {
   cell: string; dataset: string; attack: string; seed: number; method: string; preset: string; set: Record<string, unknown>;
   modelKey: string; accBefore: number; accAfter: number; asrBefore: number | null; asrAfter: number | null; raAfter: number | null;
   floorAfter: number | null; seconds: number; dir: string;
+  /** libtorch threads the defense ran with (absent in reports written before it was recorded) */
+  threads?: number;
 }
 
 export interface RunHooks { log?: (line: string) => void; onCell?: (r: CellResult, index: number, total: number, skipped: boolean) => void }
 
 const CSV_KEYS: (keyof CellResult)[] = ['cell', 'dataset', 'attack', 'seed', 'method', 'preset', 'set', 'modelKey', 'accBefore', 'accAfter',
-  'asrBefore', 'asrAfter', 'raAfter', 'floorAfter', 'seconds', 'dir'];
+  'asrBefore', 'asrAfter', 'raAfter', 'floorAfter', 'seconds', 'threads', 'dir'];
 
 function csvCell(v: unknown): string {
   const s = v === null || v === undefined ? '' : typeof v === 'object' ? JSON.stringify(v) : String(v);
@@ -37,7 +40,7 @@ export function toResult(cell: Cell, o: DefendOutcome): CellResult {
   return {
     cell: cell.id, dataset: cell.dataset, attack: cell.attack, seed: cell.seed, method: cell.method, preset: cell.preset, set: cell.set,
     modelKey: cell.modelKey, accBefore: o.before.acc, accAfter: o.after.acc, asrBefore: o.before.asr, asrAfter: o.after.asr, raAfter: o.after.ra,
-    floorAfter: o.after.cleanToTarget ?? null, seconds: o.report.seconds, dir: o.dir,
+    floorAfter: o.after.cleanToTarget ?? null, seconds: o.report.seconds, dir: o.dir, threads: o.threads,
   };
 }
 
@@ -50,13 +53,22 @@ export function readResults(out: string): CellResult[] {
   });
 }
 
+const csvLine = (r: CellResult): string => `${CSV_KEYS.map((k) => csvCell(r[k])).join(',')}\n`;
+
+/** Rebuilds results.csv from results.jsonl when it is missing or has other columns (an older version's); true if rebuilt. */
+export function syncCsv(out: string): boolean {
+  const csv = path.join(out, 'results.csv'), header = `${CSV_KEYS.join(',')}\n`;
+  if (fs.existsSync(csv) && fs.readFileSync(csv, 'utf8').startsWith(header)) return false;
+  writeFileAtomic(csv, header + readResults(out).map(csvLine).join(''));
+  return true;
+}
+
 export function append(out: string, r: CellResult): void {
   const jsonl = path.join(out, 'results.jsonl'), csv = path.join(out, 'results.csv');
   const text = fs.existsSync(jsonl) ? fs.readFileSync(jsonl, 'utf8') : '';
   if (text && !text.endsWith('\n')) fs.writeFileSync(jsonl, text.slice(0, text.lastIndexOf('\n') + 1)); // drop a torn line
   fs.appendFileSync(jsonl, `${JSON.stringify(r)}\n`);
-  if (!fs.existsSync(csv)) fs.writeFileSync(csv, `${CSV_KEYS.join(',')}\n`);
-  fs.appendFileSync(csv, `${CSV_KEYS.map((k) => csvCell(r[k])).join(',')}\n`);
+  if (!syncCsv(out)) fs.appendFileSync(csv, csvLine(r));
 }
 
 /** Trains the cell's backdoored model unless it is there already (a partial run resumes). */
@@ -86,6 +98,7 @@ export function runExperiment(e: Experiment, out: string, o: { dataDir?: string;
   fs.mkdirSync(out, { recursive: true });
   fs.writeFileSync(path.join(out, 'experiment.json'), JSON.stringify(e, null, 1));
   const recorded = new Set(readResults(out).map((r) => r.cell));
+  syncCsv(out);
   const results: CellResult[] = [];
   cells.forEach((cell, i) => {
     const done = fs.existsSync(reportOf(out, cell));
