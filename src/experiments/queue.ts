@@ -119,7 +119,8 @@ export async function startWorker(o: WorkerOptions): Promise<Worker<CellJob, Cel
     connection: connectionOf(o.url), concurrency: o.concurrency ?? 1, lockDuration, stalledInterval: lockDuration, maxStalledCount: 2,
     useWorkerThreads: false,
   });
-  worker.on('active', (job) => o.log?.(`${workerName()}: cell ${job.data.cell} of ${job.data.experiment.name} started (attempt ${job.attemptsMade + 1})`));
+  worker.on('active', (job) => o.log?.(`${workerName()}: cell ${job.data.cell} of ${job.data.experiment.name} started (attempt ${job.attemptsMade + 1}` +
+    `${job.stalledCounter ? `, after ${job.stalledCounter} stalled run(s): a worker died in it` : ''})`));
   worker.on('completed', (job) => o.log?.(`${workerName()}: cell ${job.data.cell} done`));
   worker.on('failed', (job, err) => o.log?.(`${workerName()}: cell ${job?.data.cell} failed: ${err.message}`));
   worker.on('error', (err) => o.log?.(`${workerName()}: ${err.message}`));

@@ -86,7 +86,7 @@ test('BullMQ on a local redis-server: two workers run the grid, a worker killed 
     assert.equal(results.length, 4, 'every cell gathered in the coordinator\'s results.jsonl');
     assert.equal(new Set(results.map((r) => r.cell)).size, 4);
     assert.ok(results.some((r) => r.cell === killed), 'the killed cell is among the results');
-    assert.match(b.err(), new RegExp(`cell ${killed} of queued started \\(attempt`), 'worker b picked up the killed cell');
+    assert.match(b.err(), new RegExp(`cell ${killed} of queued started \\(attempt 1, after 1 stalled run`), 'worker b picked up the killed cell');
     assert.ok(fs.existsSync(path.join(root, 'worker-b', 'queued', 'cells', killed)), 'the killed cell ran on worker b');
     const aCell = path.join(root, 'worker-a', 'queued', 'cells', killed);
     const aReports = fs.existsSync(aCell) ? fs.readdirSync(aCell, { recursive: true }).filter((f) => String(f).endsWith('report.json')) : [];
