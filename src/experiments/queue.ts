@@ -6,7 +6,7 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { Job, Queue, Worker } from 'bullmq';
+import { Job, JobsOptions, Queue, Worker } from 'bullmq';
 import IORedis from 'ioredis';
 import { writeFileAtomic } from '../util/atomic';
 import { Cell, expandCells, Experiment } from './config';
@@ -57,37 +57,40 @@ export async function runExperimentQueued(e: Experiment, out: string, url: strin
   const queue = new Queue<CellJob, CellJobResult>(QUEUE_NAME, { connection: connectionOf(url) });
   try {
     const todo = cells.filter((c) => !recorded.has(c.id));
-    await queue.addBulk(todo.map((c) => ({
+    const jobOf = (c: Cell): { name: string; data: CellJob; opts: JobsOptions } => ({
       name: c.id, data: { experiment: e, cell: c.id },
       opts: { jobId: jobId(e, c), attempts: 3, backoff: { type: 'fixed', delay: 1000 }, removeOnComplete: false, removeOnFail: false },
-    })));
+    });
+    await queue.addBulk(todo.map(jobOf));
     hooks.log?.(`${cells.length - todo.length} cells done earlier, ${todo.length} queued on ${url} (queue '${QUEUE_NAME}'); start workers with: vardefense worker --queue ${url}`);
-    const failed: string[] = [];
+    const failed: Cell[] = [];
     let pending = todo;
     while (pending.length > 0) {
       const still: Cell[] = [];
       for (const c of pending) {
         const job = await Job.fromId<CellJob, CellJobResult>(queue, jobId(e, c));
         const state = job ? await job.getState() : 'missing';
-        if (job && state === 'completed') {
-          const { result, report, worker } = job.returnvalue;
+        if (state === 'completed') {
+          const { result, report, worker } = job!.returnvalue;
           writeFileAtomic(reportOf(out, c), report);
           append(out, result);
           recorded.set(c.id, result);
           hooks.onCell?.(result, recorded.size, cells.length, worker);
-        } else if (job && state === 'failed') {
-          if (failed.includes(c.id)) continue;
-          failed.push(c.id);
-          hooks.log?.(`cell ${c.id} (${c.attack}, ${c.method}) failed after ${job.attemptsMade} attempts: ${job.failedReason}`);
-        } else still.push(c);
+        } else if (state === 'failed') {
+          failed.push(c);
+          hooks.log?.(`cell ${c.id} (${c.attack}, ${c.method}) failed after ${job!.attemptsMade} attempts: ${job!.failedReason}`);
+        } else {
+          if (!job) await queue.add(c.id, jobOf(c).data, jobOf(c).opts); // removed from Redis meanwhile: queue it again
+          still.push(c);
+        }
       }
-      pending = still.filter((c) => !failed.includes(c.id));
+      pending = still;
       if (pending.length > 0) await new Promise((r) => setTimeout(r, pollMs));
     }
     if (failed.length > 0) {
       // a rerun retries them: drop the failed jobs so their ids can be queued again
-      for (const id of failed) await (await Job.fromId(queue, jobId(e, cells.find((c) => c.id === id)!)))?.remove();
-      throw new Error(`${failed.length} cell(s) failed (${failed.join(', ')}); rerun the same command to retry them`);
+      for (const c of failed) await (await Job.fromId(queue, jobId(e, c)))?.remove();
+      throw new Error(`${failed.length} cell(s) failed (${failed.map((c) => c.id).join(', ')}); rerun the same command to retry them`);
     }
     return cells.map((c) => recorded.get(c.id)!);
   } finally {

