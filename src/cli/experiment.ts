@@ -1,8 +1,9 @@
-// `vardefense experiment <config>`: run a grid from a YAML/JSON config, in-process; rerun to continue.
+// `vardefense experiment <config>`: run a grid from a YAML/JSON config, in-process or on BullMQ workers
+// (--queue); rerun to continue. `vardefense worker`: run cells from the queue.
 import * as path from 'path';
 import { pct } from './report';
 import { Experiment, loadExperiment } from '../experiments/config';
-import { runExperiment } from '../experiments/runner';
+import { CellResult, runExperiment } from '../experiments/runner';
 import { runExperimentQueued, startWorker } from '../experiments/queue';
 import { defenseLabel } from '../defenses/registry';
 
@@ -17,19 +18,21 @@ function onlyDatasets(e: Experiment, list?: string): Experiment {
   return { ...e, datasets: e.datasets.filter((d) => wanted.includes(d)) };
 }
 
+const cellLine = (r: CellResult, done: number, n: number, suffix: string): string =>
+  `[${done}/${n}] ${r.dataset} ${r.attack} seed ${r.seed} ${defenseLabel(r.method, r.preset)}${Object.keys(r.set).length ? ` ${JSON.stringify(r.set)}` : ''}: ` +
+  `ACC ${pct(r.accAfter)} ASR ${pct(r.asrAfter)}${suffix}\n`;
+
 export async function runExperimentCommand(configFile: string, f: ExperimentFlags): Promise<void> {
   const e = onlyDatasets(loadExperiment(configFile), f.datasets);
   const out = f.out ?? path.join('runs', e.name);
   const results = f.queue ? await runExperimentQueued(e, out, f.queue, {
     log: (l) => process.stderr.write(`${l}\n`),
-    onCell: (r, done, n, worker) => process.stderr.write(`[${done}/${n}] ${r.dataset} ${r.attack} seed ${r.seed} ${defenseLabel(r.method, r.preset)}` +
-      `${Object.keys(r.set).length ? ` ${JSON.stringify(r.set)}` : ''}: ACC ${pct(r.accAfter)} ASR ${pct(r.asrAfter)} (${worker})\n`),
+    onCell: (r, done, n, worker) => process.stderr.write(cellLine(r, done, n, ` (${worker})`)),
   }) : runExperiment(e, out, {
     dataDir: f.dataDir, models: f.models,
     hooks: {
       log: (l) => process.stderr.write(`${l}\n`),
-      onCell: (r, i, n, skipped) => process.stderr.write(`[${i + 1}/${n}] ${r.dataset} ${r.attack} seed ${r.seed} ${defenseLabel(r.method, r.preset)}` +
-        `${Object.keys(r.set).length ? ` ${JSON.stringify(r.set)}` : ''}: ACC ${pct(r.accAfter)} ASR ${pct(r.asrAfter)}${skipped ? ' (done earlier)' : ''}\n`),
+      onCell: (r, i, n, skipped) => process.stderr.write(cellLine(r, i + 1, n, skipped ? ' (done earlier)' : '')),
     },
   });
   if (f.json) console.log(JSON.stringify(results));
