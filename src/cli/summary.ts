@@ -8,6 +8,7 @@ import { TrainConfig } from '../train/run';
 import { DefendOutcome } from './defend';
 import { DEFENSE_NAMES, defenseLabel, defenseMethod, resolveOptions } from '../defenses/registry';
 import { pct } from './report';
+import { csvCell } from '../util/csv';
 import { writeHtmlReport } from '../report/html';
 
 export interface SummaryRow {
@@ -104,8 +105,7 @@ export function pivotMarkdown(rows: SummaryRow[]): string {
 
 export function csvTable(rows: SummaryRow[]): string {
   const keys = Object.keys(rows[0] ?? {}) as (keyof SummaryRow)[];
-  const cell = (v: unknown): string => (v === null ? '' : /[",\n]/.test(String(v)) ? `"${String(v).replace(/"/g, '""')}"` : String(v));
-  return [keys.join(','), ...rows.map((r) => keys.map((k) => cell(r[k])).join(','))].join('\n');
+  return [keys.join(','), ...rows.map((r) => keys.map((k) => csvCell(r[k])).join(','))].join('\n');
 }
 
 export async function runSummary(dirs: string[], o: { format: 'markdown' | 'pivot' | 'csv' | 'json'; html?: string }): Promise<void> {

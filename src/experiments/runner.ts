@@ -9,6 +9,7 @@ import { defenseDirName, defenseLabel } from '../defenses/registry';
 import { runFiles, train } from '../train/run';
 import { Cell, expandCells, Experiment } from './config';
 import { writeFileAtomic } from '../util/atomic';
+import { csvCell } from '../util/csv';
 
 export interface CellResult {
   cell: string; dataset: string; attack: string; seed: number; method: string; preset: string; set: Record<string, unknown>;
@@ -22,11 +23,6 @@ export interface RunHooks { log?: (line: string) => void; onCell?: (r: CellResul
 
 const CSV_KEYS: (keyof CellResult)[] = ['cell', 'dataset', 'attack', 'seed', 'method', 'preset', 'set', 'modelKey', 'accBefore', 'accAfter',
   'asrBefore', 'asrAfter', 'raAfter', 'floorAfter', 'seconds', 'threads', 'dir'];
-
-function csvCell(v: unknown): string {
-  const s = v === null || v === undefined ? '' : typeof v === 'object' ? JSON.stringify(v) : String(v);
-  return /[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
-}
 
 /** Where a cell's backdoored model lives: <models>/<model key>, <models> defaulting to <out>/models (--models shares one cache between experiments). */
 export function modelDir(out: string, cell: Cell, models?: string): string { return path.join(models ?? path.join(out, 'models'), cell.modelKey); }
