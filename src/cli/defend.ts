@@ -1,8 +1,10 @@
 // `vardefense defend`: purify a backdoored model from a training run with one or more defenses, each
 // on a fresh copy, using only the run's clean split; ACC/ASR/RA before and after for reporting.
+import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
-import { getNumThreads, nn, tensor } from '../torch';
+import { nn, Tensor, tensor } from '../torch';
+import { computeEnvironment, ComputeEnvironment } from '../torch/environment';
 import { progress, Progress } from './progress';
 import { loadTargetModel } from './eval';
 import { pct } from './report';
@@ -25,8 +27,12 @@ export interface DefendOutcome {
   /** what was purified: the training run, its weights and config */
   source: { run: string; weights: string; config: TrainConfig };
   before: Metrics; after: Metrics; report: DefenseReport;
-  /** libtorch's intra-op threads: the numbers are reproducible with the same count */
+  /** libtorch's intra-op threads: the numbers are reproducible with the same count and kernels */
   threads?: number;
+  /** the threads and CPU kernels the numbers were computed with */
+  environment?: ComputeEnvironment;
+  /** sha256 of everything that determines the result: weights, clean and test data, config, options */
+  inputDigest?: string;
 }
 
 interface RunInfo { cfg: TrainConfig; cleanIndices: number[]; weights: string }
@@ -94,31 +100,23 @@ export function defend(f: DefendFlags, onResult?: (o: DefendOutcome) => void): D
   const attack: AttackSpec | null = info.cfg.attack;
 
   const dirs = methods.map(([m, preset]) => path.join(outRoot, defenseDirName(m, preset)));
-  const earlier = methods.map((_, i) => {
-    const reportFile = path.join(dirs[i], 'report.json');
-    if (f.force || !fs.existsSync(reportFile)) return null;
-    const done = JSON.parse(fs.readFileSync(reportFile, 'utf8')) as DefendOutcome;
-    return JSON.stringify(done.report.options) === JSON.stringify(options[i]) ? done : null;
-  });
 
-  // data and the undefended model's metrics only when some method still has to run
-  let loaded = null as { data: DefenseData; test: ImageSet; before: Metrics } | null;
-  const load = (): { data: DefenseData; test: ImageSet; before: Metrics } => {
-    const clean = cleanSplit(info, f.dataDir);
-    const data = { ...holdOut(clean, f.valFraction, info.cfg.seed), norm: d };
-    disposeSet(clean);
-    const test = loadImageSet(info.cfg.dataset, 'test', f.dataDir);
-    return { data, test, before: undefendedMetrics(info, f, test, attack) };
-  };
+  // the data is loaded even when every method is done: reuse is keyed on a digest of the inputs
+  const clean = cleanSplit(info, f.dataDir);
+  const data: DefenseData = { ...holdOut(clean, f.valFraction, info.cfg.seed), norm: d };
+  const test = loadImageSet(info.cfg.dataset, 'test', f.dataDir);
+  const shared = { weights: fileDigest(info.weights), clean: setDigest(clean), test: setDigest(test), config: info.cfg, valFraction: f.valFraction };
+  disposeSet(clean);
+  const digests = methods.map(([m, preset], i) => digestOf({ ...shared, method: m, preset, options: options[i] }));
+  let before: Metrics | null = null;
+
   const outcomes = methods.map(([m, preset], i): DefendOutcome => {
-    const done = earlier[i];
+    const done = f.force ? null : earlierOutcome(dirs[i], digests[i], defenseLabel(m, preset));
     if (done) {
-      process.stderr.write(`${defenseLabel(m, preset)}: done earlier (${dirs[i]}); --force reruns it\n`);
       onResult?.(done);
       return done;
     }
-    loaded ??= load();
-    const { data, test, before } = loaded;
+    before ??= undefendedMetrics(info, f, test, attack);
     const model = loadModel(info);
     const hooks = stageProgress();
     process.stderr.write(`${defenseLabel(m, preset)} on ${info.weights}\n`);
@@ -127,15 +125,50 @@ export function defend(f: DefendFlags, onResult?: (o: DefendOutcome) => void): D
     const after = evaluateModel(model, test, d, attack);
     fs.mkdirSync(dirs[i], { recursive: true });
     saveModel(path.join(dirs[i], 'model.safetensors'), model, { method: m, preset, source: path.resolve(info.weights), config: JSON.stringify(info.cfg) });
+    const environment = computeEnvironment();
     const outcome: DefendOutcome = { method: m, preset, dir: dirs[i], source: { run: path.resolve(f.run), weights: path.resolve(info.weights), config: info.cfg }, before, after, report,
-      threads: getNumThreads() };
+      threads: environment.threads, environment, inputDigest: digests[i] };
     writeFileAtomic(path.join(dirs[i], 'report.json'), JSON.stringify(outcome, null, 1));
     model.dispose();
     onResult?.(outcome);
     return outcome;
   });
-  if (loaded) for (const s of [loaded.data.train, loaded.data.val, loaded.test]) disposeSet(s);
+  for (const s of [data.train, data.val, test]) disposeSet(s);
   return outcomes;
+}
+
+/** A finished report in `dir` computed from the same inputs, or null (with a line saying why it is not reused). */
+function earlierOutcome(dir: string, digest: string, label: string): DefendOutcome | null {
+  const file = path.join(dir, 'report.json');
+  if (!fs.existsSync(file)) return null;
+  let done: DefendOutcome;
+  try {
+    done = JSON.parse(readFileNamed(file).toString('utf8')) as DefendOutcome;
+  } catch (e) {
+    process.stderr.write(`${label}: ${file} is unreadable (${(e as Error).message}); running it again\n`);
+    return null;
+  }
+  if (done.inputDigest !== digest) {
+    process.stderr.write(`${label}: ${file} was computed from other weights, data or options; running it again\n`);
+    return null;
+  }
+  process.stderr.write(`${label}: done earlier (${dir}); --force reruns it\n`);
+  return done;
+}
+
+const digestOf = (v: unknown): string => crypto.createHash('sha256').update(JSON.stringify(v)).digest('hex');
+
+function fileDigest(file: string): string {
+  return crypto.createHash('sha256').update(readFileNamed(file)).digest('hex');
+}
+
+function setDigest(s: ImageSet): string {
+  const h = crypto.createHash('sha256');
+  for (const t of [s.images, s.labels] as Tensor[]) {
+    const a = t.toArray() as ArrayBufferView;
+    h.update(t.shape.join('x')).update(Buffer.from(a.buffer, a.byteOffset, a.byteLength));
+  }
+  return h.digest('hex');
 }
 
 /**

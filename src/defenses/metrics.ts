@@ -10,12 +10,16 @@ export const METRIC_NAMES: MetricName[] = ['variance', 'entropy', 'mean', 'weigh
 export interface ChannelMetric { update(x: Tensor): void; scores(): Float64Array }
 
 /** Binned entropy per channel: bins span each channel's range in the first batch seen (extended by
- * its width on both sides; values outside go to the end bins). */
+ * its width on both sides; values outside go to the end bins). momentum null pools the counts of every
+ * batch; a number m keeps a running histogram, p <- m * p + (1 - m) * the batch's, as ChannelStats. */
 export class EntropyMetric implements ChannelMetric {
   private counts: Tensor | null = null;
   private lo: Tensor | null = null;
   private width: Tensor | null = null;
-  constructor(readonly bins = 32) {}
+  private seen = 0;
+  constructor(readonly momentum: number | null = null, readonly bins = 32) {
+    if (momentum !== null && !(momentum >= 0 && momentum < 1)) throw new Error(`momentum must be null or in [0, 1), got ${momentum}`);
+  }
 
   update(x: Tensor): void {
     noGrad(() => scope(() => {
@@ -30,7 +34,11 @@ export class EntropyMetric implements ChannelMetric {
         for (const t of [this.lo, this.width, this.counts]) keep(t);
       }
       const bin = flat.sub(this.lo!).div(this.width!).floor().clamp(0, this.bins - 1).long();
-      this.counts!.add_(zeros([c, this.bins], { dtype: 'float64' }).scatterAdd(1, bin, onesLike(flat)));
+      const batch = zeros([c, this.bins], { dtype: 'float64' }).scatterAdd(1, bin, onesLike(flat));
+      if (this.momentum === null) this.counts!.add_(batch);
+      else if (this.seen === 0) this.counts!.copy_(batch.div(flat.size(1)));
+      else this.counts!.mul_(this.momentum).add_(batch.div(flat.size(1)).mul(1 - this.momentum));
+      this.seen++;
     }));
   }
 
@@ -58,16 +66,16 @@ export class MeanMetric implements ChannelMetric {
   scores(): Float64Array { return this.stats.means(); }
 }
 
-/** L1 norm of each output channel's filter (data-free). */
+/** L1 norm of each output channel's weights (data-free): a conv filter, or a BN's gamma (|gamma|). */
 export function weightScores(weight: Tensor): Float64Array {
-  return noGrad(() => scope(() => weight.abs().flatten(1).sum(1).to('float64').toArray() as Float64Array));
+  return noGrad(() => scope(() => weight.abs().reshape(weight.size(0), -1).sum(1).to('float64').toArray() as Float64Array));
 }
 
 export function makeMetric(name: Exclude<MetricName, 'weight'>, momentum: number | null): ChannelMetric {
   switch (name) {
     case 'variance': return new VarianceMetric(momentum);
     case 'mean': return new MeanMetric(momentum);
-    case 'entropy': return new EntropyMetric();
+    case 'entropy': return new EntropyMetric(momentum);
     default: throw new Error(`unknown metric '${name as string}' (known: ${METRIC_NAMES.join(', ')})`);
   }
 }

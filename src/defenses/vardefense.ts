@@ -19,9 +19,12 @@ export interface VarDefenseOptions extends FineTuneOptions {
   maxFraction: number;
   /** the threshold rises once per epoch or once per iteration */
   thresholdStep: 'epoch' | 'iteration';
-  /** momentum of the running statistics (null: exact pooled statistics over every batch seen) */
+  /** momentum of the running statistics or histogram (null: exact pooled statistics over every batch seen); null for the weight metric */
   statsMomentum: number | null;
-  /** where a neuron's output is measured: the conv output or the batch-norm output after it */
+  /**
+   * where a neuron is scored: the conv output or the batch-norm output after it; with the data-free
+   * weight metric, the conv filter's L1 norm or the BN's |gamma|
+   */
   measureAt: 'conv' | 'bn';
   /** penalty weight; 'auto': the paper's rule, the largest candidate whose validation accuracy holds */
   lambda: number | 'auto';
@@ -30,7 +33,10 @@ export interface VarDefenseOptions extends FineTuneOptions {
   penalize: 'conv+bn' | 'bn';
   /** zero the selected neurons whose penalised parameters ended below this norm (0: off) */
   zeroBelow: number;
-  /** lambda auto: candidates tried in increasing order, the accuracy drop tolerated, epochs per trial */
+  /**
+   * lambda auto: candidates (tried in increasing order), the accuracy drop tolerated, epochs per trial.
+   * When even the smallest candidate costs more than the tolerance, the smallest is used (reported).
+   */
   lambdaCandidates: number[];
   lambdaTolerance: number;
   lambdaTrialEpochs: number;
@@ -80,6 +86,8 @@ export interface VarDefenseReport {
   method: 'vardefense';
   options: VarDefenseOptions;
   lambda: number;
+  /** how lambda was chosen */
+  lambdaRule: 'given' | 'largest within tolerance' | 'none within tolerance: the smallest candidate';
   lambdaTrials: { lambda: number; valAcc: number }[];
   layers: string[];
   /** share of channels under the threshold, per step */
@@ -111,25 +119,27 @@ export function penaltyOf(unit: ConvUnit, channels: number[], o: Pick<VarDefense
 /** One purification at a fixed lambda; returns the per-layer record. */
 function purify(model: nn.Module, data: DefenseData, o: VarDefenseOptions, lambda: number, teacher: Tensor | null, h: DefenseHooks, stage: string) {
   const units = lastUnits(model, o.layers);
-  const measured = (u: ConvUnit): nn.Module => (o.measureAt === 'bn' && u.bn ? u.bn : u.conv);
+  const atBn = (u: ConvUnit): nn.BatchNorm2d | null => (o.measureAt === 'bn' ? u.bn : null);
   const metrics = new Map<ConvUnit, ChannelMetric>();
   const hooks = o.metric === 'weight' ? [] : units.map((u) => {
     const m = makeMetric(o.metric as Exclude<MetricName, 'weight'>, o.statsMomentum);
     metrics.set(u, m);
-    return measured(u).registerForwardHook((_mod, _in, out) => { m.update(out); });
+    return (atBn(u) ?? u.conv).registerForwardHook((_mod, _in, out) => { m.update(out); });
   });
-  const scores = (): Float64Array[] => units.map((u) => (o.metric === 'weight' ? weightScores(u.conv.weight) : metrics.get(u)!.scores()));
+  const scores = (): Float64Array[] => units.map((u) => (o.metric === 'weight' ? weightScores((atBn(u) ?? u.conv).weight) : metrics.get(u)!.scores()));
 
-  // a first measurement pass over the clean data (eval mode, no training)
+  // a first measurement pass over the clean data (eval mode, no training); the weight metric needs none
   const n = data.train.labels.numel;
-  model.eval();
-  noGrad(() => {
-    for (let s = 0; s < n; s += o.batchSize) {
-      const m = Math.min(o.batchSize, n - s);
-      scope(() => { model.call(normalize(data.train.images.narrow(0, s, m), data.norm)); });
-      h.progress?.(`${stage} measure`, m, n);
-    }
-  });
+  if (o.metric !== 'weight') {
+    model.eval();
+    noGrad(() => {
+      for (let s = 0; s < n; s += o.batchSize) {
+        const m = Math.min(o.batchSize, n - s);
+        scope(() => { model.call(normalize(data.train.images.narrow(0, s, m), data.norm)); });
+        h.progress?.(`${stage} measure`, m, n);
+      }
+    });
+  }
   const before = scores();
 
   const batches = Math.ceil(n / o.batchSize);
@@ -178,11 +188,12 @@ function purify(model: nn.Module, data: DefenseData, o: VarDefenseOptions, lambd
   return { layers: units.map((u) => u.name), thresholds, perLayer, zeroed };
 }
 
+/** What the option schema cannot say field by field. */
 export function validateVarDefense(o: VarDefenseOptions): void {
-  if (!(o.startFraction >= 0 && o.startFraction <= o.maxFraction && o.maxFraction <= 1))
-    throw new Error(`vardefense: need 0 <= startFraction <= maxFraction <= 1, got ${o.startFraction} and ${o.maxFraction}`);
-  if (o.lambda !== 'auto' && !(o.lambda >= 0)) throw new Error(`vardefense: lambda must be >= 0 or 'auto', got ${o.lambda}`);
-  if (o.lambda === 'auto' && o.lambdaCandidates.length === 0) throw new Error('vardefense: lambda auto needs at least one candidate');
+  if (!(o.startFraction <= o.maxFraction))
+    throw new Error(`vardefense: need startFraction <= maxFraction, got ${o.startFraction} and ${o.maxFraction}`);
+  if (o.metric === 'weight' && o.statsMomentum !== null)
+    throw new Error(`vardefense: option 'statsMomentum' (${o.statsMomentum}) does not apply to the data-free weight metric; set statsMomentum=null`);
 }
 
 /**
@@ -194,7 +205,9 @@ export function varDefense(model: nn.Module, data: DefenseData, o: VarDefenseOpt
   validateVarDefense(o);
   const t0 = performance.now();
   const valAccBefore = accuracyOn(model, data.val, data.norm);
-  let lambda = o.lambda === 'auto' ? o.lambdaCandidates[0] : o.lambda;
+  const candidates = [...o.lambdaCandidates].sort((a, b) => a - b);
+  let lambda = o.lambda === 'auto' ? candidates[0] : o.lambda;
+  let lambdaRule: VarDefenseReport['lambdaRule'] = o.lambda === 'auto' ? 'none within tolerance: the smallest candidate' : 'given';
   const teacher = o.distill > 0 ? logitsOn(model, data.train, data.norm) : null;
   const lambdaTrials: { lambda: number; valAcc: number }[] = [];
   if (o.lambda === 'auto') {
@@ -210,16 +223,18 @@ export function varDefense(model: nn.Module, data: DefenseData, o: VarDefenseOpt
       return valAcc;
     };
     const reference = trial(0);
-    for (const cand of [...o.lambdaCandidates].sort((a, b) => a - b)) {
+    for (const cand of candidates) {
       if (trial(cand) < reference - o.lambdaTolerance) break;
       lambda = cand;
+      lambdaRule = 'largest within tolerance';
     }
+    if (lambdaRule !== 'largest within tolerance') h.log?.(`lambda auto: no candidate kept the validation accuracy within ${o.lambdaTolerance}; using the smallest, ${lambda}`);
     disposeState(original);
   }
   const r = purify(model, data, o, lambda, teacher, h, 'purify');
   teacher?.dispose();
   return {
-    method: 'vardefense', options: o, lambda, lambdaTrials, ...r,
+    method: 'vardefense', options: o, lambda, lambdaRule, lambdaTrials, ...r,
     valAccBefore, valAccAfter: accuracyOn(model, data.val, data.norm), seconds: (performance.now() - t0) / 1000,
   };
 }

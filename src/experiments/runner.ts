@@ -10,19 +10,23 @@ import { runFiles, train } from '../train/run';
 import { Cell, expandCells, Experiment } from './config';
 import { writeFileAtomic } from '../util/atomic';
 import { csvCell } from '../util/csv';
+import { ComputeEnvironment } from '../torch/environment';
 
 export interface CellResult {
   cell: string; dataset: string; attack: string; seed: number; method: string; preset: string; set: Record<string, unknown>;
   modelKey: string; accBefore: number; accAfter: number; asrBefore: number | null; asrAfter: number | null; raAfter: number | null;
   floorAfter: number | null; seconds: number; dir: string;
-  /** libtorch threads the defense ran with (absent in reports written before it was recorded) */
+  /** libtorch threads, CPU and kernels the defense ran with (absent in reports written before they were recorded) */
   threads?: number;
+  cpu?: string;
+  /** the CPU's widest instruction set, ATen's dispatch level and any kernel limit set in the environment */
+  kernels?: string;
 }
 
 export interface RunHooks { log?: (line: string) => void; onCell?: (r: CellResult, index: number, total: number, skipped: boolean) => void }
 
 const CSV_KEYS: (keyof CellResult)[] = ['cell', 'dataset', 'attack', 'seed', 'method', 'preset', 'set', 'modelKey', 'accBefore', 'accAfter',
-  'asrBefore', 'asrAfter', 'raAfter', 'floorAfter', 'seconds', 'threads', 'dir'];
+  'asrBefore', 'asrAfter', 'raAfter', 'floorAfter', 'seconds', 'threads', 'cpu', 'kernels', 'dir'];
 
 /** Where a cell's backdoored model lives: <models>/<model key>, <models> defaulting to <out>/models (--models shares one cache between experiments). */
 export function modelDir(out: string, cell: Cell, models?: string): string { return path.join(models ?? path.join(out, 'models'), cell.modelKey); }
@@ -37,8 +41,13 @@ export function toResult(cell: Cell, o: DefendOutcome): CellResult {
     cell: cell.id, dataset: cell.dataset, attack: cell.attack, seed: cell.seed, method: cell.method, preset: cell.preset, set: cell.set,
     modelKey: cell.modelKey, accBefore: o.before.acc, accAfter: o.after.acc, asrBefore: o.before.asr, asrAfter: o.after.asr, raAfter: o.after.ra,
     floorAfter: o.after.cleanToTarget ?? null, seconds: o.report.seconds, dir: o.dir, threads: o.threads,
+    cpu: o.environment?.cpu, kernels: o.environment && kernelsOf(o.environment),
   };
 }
+
+/** "avx512f, ATen AVX2, ONEDNN_MAX_CPU_ISA=AVX2": what picks the float kernels. */
+export const kernelsOf = (e: ComputeEnvironment): string =>
+  [e.isa, `ATen ${e.atenCapability}`, ...Object.entries(e.limits).map(([k, v]) => `${k}=${v}`)].join(', ');
 
 /** Results already recorded in results.jsonl (a torn last line from a kill is ignored). */
 export function readResults(out: string): CellResult[] {

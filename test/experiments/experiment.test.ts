@@ -51,6 +51,7 @@ test('an experiment trains each model once, skips finished cells on rerun, and s
   assert.equal(fs.readFileSync(path.join(out, 'results.csv'), 'utf8').trim().split('\n').length, 4);
   for (const r of first) assert.ok(r.asrBefore !== null && r.accAfter >= 0 && r.accAfter <= 1);
   for (const r of first) assert.ok(Number.isInteger(r.threads) && r.threads! >= 1, 'the thread count is recorded');
+  for (const r of first) assert.ok(r.cpu && /ATen \S+/.test(r.kernels ?? ''), `CPU and kernels recorded: ${r.cpu} / ${r.kernels}`);
 
   fs.appendFileSync(path.join(out, 'results.jsonl'), '{"cell": "torn'); // a kill in the middle of a write
   const csvFile = path.join(out, 'results.csv');
@@ -60,7 +61,7 @@ test('an experiment trains each model once, skips finished cells on rerun, and s
   assert.deepEqual(skipped, [true, true, true]);
   assert.deepEqual(again.map((r) => r.accAfter), first.map((r) => r.accAfter));
   assert.equal(readResults(out).length, 3, 'no duplicate, torn line ignored');
-  assert.match(fs.readFileSync(csvFile, 'utf8'), /^cell,.*,seconds,threads,dir\n(.*\n){3}$/, 'an older CSV is rebuilt with the current columns');
+  assert.match(fs.readFileSync(csvFile, 'utf8'), /^cell,.*,seconds,threads,cpu,kernels,dir\n(.*\n){3}$/, 'an older CSV is rebuilt with the current columns');
   fs.rmSync(root, { recursive: true });
 });
 
