@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import * as assert from 'assert/strict';
 import * as fs from 'fs';
 import * as path from 'path';
-import { tensor } from '../../src/torch';
+import { op, tensor } from '../../src/torch';
 import { AttackSpec, poisonTrainingSet, triggeredTestSet } from '../../src/attacks/poison';
 import { applyTrigger } from '../../src/attacks/triggers';
 import { loadImageSet } from '../../src/data/datasets';
@@ -24,6 +24,12 @@ test('no defense module reaches a data reader, attack code, run files, the CLI o
   assert.ok(files.length >= 5);
   const found = files.flatMap((f) => violations(`src/defenses/${f}`, repoRoot, defenseRule).map(describe));
   assert.deepEqual(found, []);
+});
+
+test('the engine refuses operators that read files (a defense could name aten::from_file)', () => {
+  const file = path.join(tmpDir('from-file'), 'attack.json');
+  fs.writeFileSync(file, '{"target": 3}');
+  assert.throws(() => op('aten::from_file')(file, false, 13, { dtype: 'uint8' }), /aten::from_file: refused, the engine reads no files/);
 });
 
 const ATTACK: AttackSpec = { trigger: { kind: 'blend', alpha: 0.2, seed: 1 }, poisonRatio: 0.5, target: 0, mode: 'all-to-one', seed: 1 };
