@@ -20,10 +20,11 @@ const ALLOWED_PACKAGES = new Set(['zod']);
 const DYNAMIC_LOADERS = new Set(['src/torch/native.ts']);
 
 export const defenseRule: Rule = (m, importer) => {
-  if (m === DYNAMIC) return DYNAMIC_LOADERS.has(importer) ? null : 'a load that cannot be checked (non-literal require/import, eval)';
+  if (m === DYNAMIC) return DYNAMIC_LOADERS.has(importer) ? null : 'a load or host access the graph cannot follow (non-literal require/import, eval, Function, process.binding, fetch...)';
   if (m.startsWith('unresolved:')) return 'a module that does not resolve';
   if (m.startsWith('node:')) return ALLOWED_BUILTINS.has(m) ? null : 'a Node built-in outside path and os (file system, processes, network...)';
   if (!m.endsWith('.ts')) return ALLOWED_PACKAGES.has(m) ? null : 'a package not judged safe for defenses';
   if (!m.startsWith('src/')) return 'a file outside the library';
+  if (m.endsWith('.d.ts')) return 'JavaScript behind a declaration file, which cannot be checked';
   return FORBIDDEN_FILES.find(([re]) => re.test(m))?.[1] ?? null;
 };

@@ -24,6 +24,8 @@ const LIBRARY = {
   'src/train/run.ts': "import { read } from '../util/files';\nexport const run = read;\n",
   'src/data/idx.ts': "import { read } from '../util/files';\nexport const readIdx = read;\n",
   'src/defenses/helper.ts': "import { read } from '../util/files';\nexport const h = read;\n",
+  'src/util/plain.js': "module.exports = require('fs');\n",
+  'src/util/plain.d.ts': 'export declare const x: number;\n',
 };
 
 function found(defense: string): string[] {
@@ -36,7 +38,8 @@ function found(defense: string): string[] {
 }
 
 test('a clean defense passes', () => {
-  assert.deepEqual(found("import { seed } from '../util/rng';\nimport * as path from 'node:path';\nexport const x = seed + path.sep.length;\n"), []);
+  assert.deepEqual(found("import { seed } from '../util/rng';\nimport * as path from 'node:path';\n"
+    + "export const x = seed + path.sep.length;\nexport const m = { eval: () => 0, require: 1 };\nexport function f(g: Function): string { m.eval(); g(); return m.constructor.name; }\n"), []);
 });
 
 const ESCAPES: [string, string, RegExp][] = [
@@ -52,11 +55,14 @@ const ESCAPES: [string, string, RegExp][] = [
   ['a re-export', "export * from '../attacks/poison';\n", /-> src\/attacks\/poison\.ts .*: attack code/],
   ['a type-only import', "import type { trigger } from '../attacks/poison';\n", /-> src\/attacks\/poison\.ts .*: attack code/],
   ['import = require', "import fs = require('fs');\n", /-> node:fs/],
-  ['a computed require', "const m = 'f' + 's';\nexport const fs = require(m);\n", /-> <dynamic load>: a load that cannot be checked/],
+  ['a computed require', "const m = 'f' + 's';\nexport const fs = require(m);\n", /-> <dynamic load>: a load or host access the graph cannot follow/],
   ['module.require', "export const fs = module.require('fs');\n", /-> node:fs/],
   ['process.binding', "export const fs = (process as any).binding('fs');\n", /-> <dynamic load>/],
   ['eval', "export const fs = eval('require')('fs');\n", /-> <dynamic load>/],
   ['fetch', "export const get = () => fetch('http://example.com');\n", /-> <dynamic load>/],
+  ['the Function constructor', "export const p = new Function('return process')();\n", /-> <dynamic load>/],
+  ['a function\'s constructor', "export const p = (() => 0).constructor('return process')();\n", /-> <dynamic load>/],
+  ['JavaScript behind a .d.ts', "import { x } from '../util/plain';\n", /-> src\/util\/plain\.d\.ts .*: JavaScript behind a declaration file/],
   ['a package', "import { Queue } from 'bullmq';\n", /-> (bullmq|unresolved:bullmq)/],
 ];
 

@@ -2,7 +2,7 @@
 // and module resolver. Edges: import and export-from declarations (type-only ones too, so that even a
 // type comes from an allowed module), import = require(), require() and import() calls, import('x')
 // types. What cannot be followed statically (a non-literal specifier, a bare `require`, eval,
-// process.binding, fetch, globalThis...) is an edge to DYNAMIC.
+// process.binding, Function, fetch, globalThis...) is an edge to DYNAMIC.
 import * as fs from 'fs';
 import { isBuiltin } from 'module';
 import * as path from 'path';
@@ -13,9 +13,9 @@ export const DYNAMIC = '<dynamic load>';
 const OPTIONS: ts.CompilerOptions = { module: ts.ModuleKind.CommonJS, moduleResolution: ts.ModuleResolutionKind.Node10 };
 
 /** Globals through which code can load a module or reach the host without an import. */
-const GLOBAL_LOADERS = new Set(['require', 'eval', 'fetch', 'globalThis', 'global']);
-/** Members that do the same: module.require, process.binding / dlopen / mainModule, Module._load. */
-const MEMBER_LOADERS = new Set(['require', 'binding', '_linkedBinding', 'dlopen', 'mainModule', '_load']);
+const GLOBAL_LOADERS = new Set(['require', 'eval', 'Function', 'fetch', 'globalThis', 'global']);
+/** Members that do the same: module.require, process.binding / dlopen / mainModule, Module._load, f.constructor (Function). */
+const MEMBER_LOADERS = new Set(['require', 'binding', '_linkedBinding', 'dlopen', 'mainModule', '_load', 'constructor']);
 
 /** The specifiers `file` loads, in source order. */
 export function specifiersOf(file: string, text = fs.readFileSync(file, 'utf8')): string[] {
@@ -42,12 +42,19 @@ function loaderName(n: ts.Node): string | undefined {
   if (ts.isIdentifier(n) && !isMemberName(n)) return GLOBAL_LOADERS.has(n.text) ? n.text : undefined;
   const name = ts.isPropertyAccessExpression(n) ? n.name.text
     : ts.isElementAccessExpression(n) && ts.isStringLiteralLike(n.argumentExpression) ? n.argumentExpression.text : undefined;
+  if (name === 'constructor' && isNameRead(n)) return undefined;
   return name !== undefined && MEMBER_LOADERS.has(name) ? name : undefined;
 }
 
-/** A name after a dot or in a declaration: not a use of the global of that name. */
+/** x.constructor.name: reading a class's name, not reaching the Function constructor. */
+function isNameRead(n: ts.Node): boolean {
+  return ts.isPropertyAccessExpression(n.parent) && n.parent.expression === n && n.parent.name.text === 'name';
+}
+
+/** A name after a dot, in a declaration or in a type: not a use of the global of that name. */
 function isMemberName(n: ts.Identifier): boolean {
   const p = n.parent;
+  if (ts.isTypeReferenceNode(p) || ts.isExpressionWithTypeArguments(p)) return true;
   return (ts.isPropertyAccessExpression(p) || ts.isPropertyAssignment(p) || ts.isMethodDeclaration(p) || ts.isPropertyDeclaration(p)
     || ts.isPropertySignature(p) || ts.isMethodSignature(p)) && p.name === n;
 }
@@ -86,7 +93,7 @@ export function violations(entry: string, root: string, rule: Rule): Violation[]
       const m = resolveSpecifier(spec, abs, root);
       const reason = rule(m, file);
       if (reason) found.push({ chain: [...chain(file), spec === m ? m : `${m} ('${spec}')`], reason });
-      else if (!parent.has(m) && m.endsWith('.ts') && !m.endsWith('.d.ts')) {
+      else if (!parent.has(m) && m.endsWith('.ts')) {
         parent.set(m, file);
         queue.push(m);
       }
