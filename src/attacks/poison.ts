@@ -2,7 +2,7 @@
 import { scope, Tensor, tensor } from '../torch';
 import { Rng } from '../util/rng';
 import { applyTrigger, TriggerSpec } from './triggers';
-import { assertTestSetAllowed } from '../data/datasets';
+import { assertTestSetAllowed } from '../data/test-set-lock';
 
 export type TargetMode = 'all-to-one' | 'all-to-all';
 
@@ -29,6 +29,7 @@ export interface PoisonedSet { images: Tensor; labels: Tensor; poisonedIndices: 
  * (all-to-one; every sample is eligible all-to-all): stamps the trigger and relabels them.
  */
 export function poisonTrainingSet(images: Tensor, labels: Tensor, a: AttackSpec, classes: number): PoisonedSet {
+  assertTestSetAllowed('poisoning a training set');
   if (!(a.poisonRatio >= 0 && a.poisonRatio <= 1)) throw new Error(`poison ratio must be in [0, 1], got ${a.poisonRatio}`);
   if (!Number.isInteger(a.target) || a.target < 0 || a.target >= classes) throw new Error(`target class must be in 0..${classes - 1}, got ${a.target}`);
   const y = labels.toList();

@@ -1,6 +1,7 @@
 // Backdoor triggers in pixel space (uint8 images [N, C, H, W]): BadNets-style patches and blended noise.
 import { noGrad, scope, Tensor, tensor } from '../torch';
 import { Rng } from '../util/rng';
+import { assertTestSetAllowed } from '../data/test-set-lock';
 
 export type PatchPattern = 'white' | 'checkerboard' | 'random';
 
@@ -62,6 +63,7 @@ export function validateTrigger(t: TriggerSpec, height: number, width: number): 
  * (one per image, in order), so the same seed stamps the same places.
  */
 export function applyTrigger(images: Tensor, t: TriggerSpec, rng: Rng): Tensor {
+  assertTestSetAllowed('stamping a trigger');
   const [n, c, h, w] = images.shape;
   validateTrigger(t, h, w);
   const pattern = triggerPattern(t, c, h, w);

@@ -14,8 +14,8 @@ import { DefenseData, DefenseHooks, disposeSet, holdOut } from '../defenses/comm
 import { defenseDirName, defenseLabel, defenseMethod, DefenseReport, parseOverrides, resolveOptions } from '../defenses/registry';
 import { evaluateModel, Metrics } from '../train/metrics';
 import { runFiles, saveModel, TrainConfig } from '../train/run';
+import { readRunRecord } from '../train/run-records';
 import { writeFileAtomic } from '../util/atomic';
-import { readFileNamed } from '../util/files';
 
 export interface DefendFlags {
   run: string; weights?: string; method: string; set: string[]; lambda?: string; out?: string; valFraction: number; seed?: number; dataDir?: string;
@@ -40,8 +40,8 @@ interface RunInfo { cfg: TrainConfig; cleanIndices: number[]; weights: string }
 export function readRun(dir: string, weights?: string): RunInfo {
   const files = runFiles(dir);
   if (!fs.existsSync(files.config)) throw new Error(`--run ${dir}: no config.json there (is it a training run directory?)`);
-  const cfg = JSON.parse(readFileNamed(files.config).toString('utf8')) as TrainConfig;
-  const attack = JSON.parse(readFileNamed(files.attack).toString('utf8')) as { cleanIndices?: number[] };
+  const cfg = readRunRecord<TrainConfig>(files.config);
+  const attack = readRunRecord<{ cleanIndices?: number[] }>(files.attack);
   if (!Array.isArray(attack.cleanIndices) || attack.cleanIndices.length === 0) throw new Error(`${files.attack}: field 'cleanIndices' is missing or empty`);
   const w = weights ?? files.model;
   if (!fs.existsSync(w)) throw new Error(`${w}: no trained model (finish the training run first, or give --weights)`);
@@ -178,7 +178,7 @@ function setDigest(s: ImageSet): string {
 function undefendedMetrics(info: RunInfo, f: DefendFlags, test: ImageSet, attack: AttackSpec | null): Metrics {
   const files = runFiles(f.run);
   if (!f.weights && fs.existsSync(files.metrics)) {
-    const m = JSON.parse(fs.readFileSync(files.metrics, 'utf8')) as Metrics;
+    const m = readRunRecord<Metrics>(files.metrics);
     if (m.cleanToTarget !== undefined) return m;
   }
   const original = loadModel(info);

@@ -3,7 +3,7 @@ import { getNumThreads, manualSeed, optim } from '../torch';
 import { DATASETS, loadImageSet } from '../data/datasets';
 import { SmallCNN } from '../models/small-cnn';
 import { normalize, predict, trainEpoch } from '../train/loop';
-import { accuracyOf } from '../train/metrics';
+import { accuracyOf } from '../train/accuracy';
 import { progress } from './progress';
 
 export interface EngineDemoOptions { dataDir?: string; epochs: number; batchSize: number; seed: number; json: boolean }

@@ -9,6 +9,7 @@ import { datasetInfo, DatasetName, loadImageSet } from '../data/datasets';
 import { createModel, ModelName } from '../models';
 import { evaluateModel, Metrics } from '../train/metrics';
 import { runFiles, TrainConfig } from '../train/run';
+import { readRunRecord } from '../train/run-records';
 
 export interface EvalFlags extends AttackFlags {
   run?: string; weights?: string; dataset: DatasetName; dataDir?: string; model: ModelName; width: number; json: boolean;
@@ -30,7 +31,7 @@ export function evalTarget(f: EvalFlags): EvalTarget {
   if (f.run) {
     const files = runFiles(f.run);
     if (!fs.existsSync(files.config)) throw new Error(`--run ${f.run}: no config.json there (is it a training run directory?)`);
-    const cfg = JSON.parse(fs.readFileSync(files.config, 'utf8')) as TrainConfig;
+    const cfg = readRunRecord<TrainConfig>(files.config);
     const weights = f.weights ?? (fs.existsSync(files.model) ? files.model : files.checkpoint);
     return { dataset: cfg.dataset, model: cfg.model, width: cfg.width, attack: cfg.attack, weights };
   }

@@ -4,6 +4,11 @@ import * as path from 'path';
 import { readCifarBinary } from './cifar';
 import { readIdx } from './idx';
 import { Tensor, tensor } from '../torch';
+import type { ImageSet } from './image-set';
+import { assertTestSetAllowed } from './test-set-lock';
+
+export type { ImageSet } from './image-set';
+export { assertTestSetAllowed, withoutTestSet } from './test-set-lock';
 
 export const DATASET_NAMES = ['mnist', 'fashion-mnist', 'cifar10', 'cifar100'] as const;
 export type DatasetName = (typeof DATASET_NAMES)[number];
@@ -17,14 +22,6 @@ export const DATASETS: Record<DatasetName, DatasetInfo> = {
   cifar10: { channels: 3, size: 32, classes: 10, mean: [0.4914, 0.4822, 0.4465], std: [0.247, 0.2435, 0.2616], augment: true },
   cifar100: { channels: 3, size: 32, classes: 100, mean: [0.5071, 0.4865, 0.4409], std: [0.2673, 0.2564, 0.2762], augment: true },
 };
-
-export interface ImageSet {
-  /** uint8 images [N, C, H, W] */
-  images: Tensor;
-  /** int64 labels [N] */
-  labels: Tensor;
-  classes: number;
-}
 
 export function datasetInfo(name: string): DatasetInfo {
   const info = DATASETS[name as DatasetName];
@@ -58,23 +55,6 @@ function findFiles(dirs: string[], bases: string[]): string[] | undefined {
     if (found.every((f) => f)) return found as string[];
   }
   return undefined;
-}
-
-let testSetLocks = 0;
-
-/** Runs `fn` with every test-set read refused: defenses run inside it, so none can see the test set. */
-export function withoutTestSet<T>(fn: () => T): T {
-  testSetLocks++;
-  try {
-    return fn();
-  } finally {
-    testSetLocks--;
-  }
-}
-
-/** Throws inside withoutTestSet(): `what` names the refused read. */
-export function assertTestSetAllowed(what: string): void {
-  if (testSetLocks > 0) throw new Error(`${what}: refused inside a defense (defenses see only the clean split)`);
 }
 
 export function loadImageSet(name: DatasetName, split: Split, dataDir?: string): ImageSet {

@@ -1,7 +1,7 @@
 // The defender's clean split: a seeded fraction of the training set held out from the attacker.
 import { scope, tensor } from '../torch';
 import { Rng } from '../util/rng';
-import { ImageSet } from './datasets';
+import { ImageSet } from './image-set';
 
 export interface DefenderSplit { attacker: ImageSet; clean: ImageSet; cleanIndices: Int32Array }
 

@@ -6,8 +6,8 @@
 // [-eps, eps] after its ascent step (the official code lets a random start plus a step reach 2 eps),
 // and the threshold is chosen on the validation part of the clean split (chooseThreshold), never by ASR.
 // Only the defender's clean data is read.
-import { F, manualSeed, nn, noGrad, ones, optim, scope, Tensor, tensor, zeros } from '../torch';
-import { ImageSet } from '../data/datasets';
+import { F, manualSeed, nn, noGrad, ones, optim, scope, Tensor, tensor, zeros } from '../torch/compute';
+import { ImageSet } from '../data/image-set';
 import { normalize, Normalization } from '../train/loop';
 import { Rng } from '../util/rng';
 import { accuracyOn, DefenseData, DefenseHooks, disposeState, restore, snapshot, zeroChannels } from './common';

@@ -1,6 +1,6 @@
 // Per-channel statistics of a layer's output over clean data, accumulated across minibatches: the
 // measurement behind VarDefense (variance) and fine-pruning (mean activation).
-import { noGrad, scope, Tensor } from '../torch';
+import { noGrad, scope, Tensor } from '../torch/compute';
 
 export interface ChannelStatsOptions {
   /**

@@ -1,7 +1,7 @@
 // CLP, Channel Lipschitzness-based Pruning (Zheng et al. 2022), data-free: a channel whose conv+BN map
 // has an outlying upper bound on its Lipschitz constant is sensitive to a small trigger; zero it.
 // The method reads only the weights; data.val is used for the reported accuracies alone.
-import { nn, noGrad, op, scope } from '../torch';
+import { nn, noGrad, op, scope } from '../torch/compute';
 import { accuracyOn, DefenseData, DefenseHooks, zeroChannels } from './common';
 import { convUnits } from './selection';
 

@@ -1,9 +1,9 @@
 // What every defense shares: the defender's data (the clean split, with a validation part held out),
 // a fine-tuning loop with hooks for extra loss terms, and clean accuracy/loss on the validation part.
-import { cat, F, inferenceMode, noGrad, manualSeed, nn, optim, scope, Tensor, tensor } from '../torch';
-import { ImageSet } from '../data/datasets';
+import { cat, F, inferenceMode, noGrad, manualSeed, nn, optim, scope, Tensor, tensor } from '../torch/compute';
+import { ImageSet } from '../data/image-set';
 import { Normalization, normalize, predict } from '../train/loop';
-import { accuracyOf } from '../train/metrics';
+import { accuracyOf } from '../train/accuracy';
 import { Rng } from '../util/rng';
 
 /** The defender's view: a small clean set and nothing else (never the test set or a trigger). */

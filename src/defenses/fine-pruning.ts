@@ -2,7 +2,7 @@
 // the backdoor lives; prune the least active ones step by step while clean validation accuracy holds,
 // then fine-tune. The pruning is baked into the weights (and kept there while fine-tuning), so it
 // survives a saved state dict.
-import { nn, noGrad, scope, Tensor } from '../torch';
+import { nn, noGrad, scope, Tensor } from '../torch/compute';
 import { normalize } from '../train/loop';
 import { ChannelStats } from './channel-stats';
 import { accuracyOn, DefenseData, DefenseHooks, fineTune, FINE_TUNE_DEFAULTS, FineTuneOptions, Slice, zeroChannels } from './common';

@@ -1,5 +1,5 @@
 // FT: plain fine-tuning on the defender's clean data (the simplest baseline, and the cost yardstick).
-import { nn } from '../torch';
+import { nn } from '../torch/compute';
 import { accuracyOn, DefenseData, DefenseHooks, fineTune, FINE_TUNE_DEFAULTS, FineTuneOptions } from './common';
 
 export type FineTuneDefenseOptions = FineTuneOptions;

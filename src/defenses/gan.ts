@@ -6,8 +6,8 @@
 // Simplifications: one generator per class (no ensemble over confidence thresholds), and instead of
 // MESA's mutual-information estimator a diversity term: the patches' standard deviation over the batch.
 // Only the defender's clean data is read.
-import { cat, F, inferenceMode, manualSeed, nn, noGrad, optim, pipe, randn, scope, Tensor, tensor, zeros } from '../torch';
-import { ImageSet } from '../data/datasets';
+import { cat, F, inferenceMode, manualSeed, nn, noGrad, optim, pipe, randn, scope, Tensor, tensor, zeros } from '../torch/compute';
+import { ImageSet } from '../data/image-set';
 import { Normalization } from '../train/loop';
 import { Rng } from '../util/rng';
 import { accuracyOn, DefenseData, DefenseHooks, fineTune, FineTuneOptions } from './common';

@@ -1,6 +1,6 @@
 // Per-channel neuron scores for selection: output variance (VarDefense), information entropy of binned
 // outputs, mean activation (fine-pruning's) and filter weight norm. Low score = candidate bad neuron.
-import { keep, noGrad, onesLike, scope, Tensor, zeros } from '../torch';
+import { keep, noGrad, onesLike, scope, Tensor, zeros } from '../torch/compute';
 import { ChannelStats, perChannel } from './channel-stats';
 
 export type MetricName = 'variance' | 'entropy' | 'mean' | 'weight';

@@ -1,7 +1,7 @@
 // NAD, Neural Attention Distillation (Li et al. 2021): fine-tune a copy of the backdoored model on the
 // clean data (the teacher), then train the backdoored model (the student) with cross-entropy plus the
 // distance between its attention maps and the teacher's at a few intermediate layers.
-import { cat, dispose, F, keep, nn, noGrad, scope, Tensor } from '../torch';
+import { cat, dispose, F, keep, nn, noGrad, scope, Tensor } from '../torch/compute';
 import { normalize } from '../train/loop';
 import { accuracyOn, DefenseData, DefenseHooks, disposeState, fineTune, FINE_TUNE_DEFAULTS, FineTuneOptions, restore, snapshot } from './common';
 

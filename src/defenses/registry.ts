@@ -1,7 +1,7 @@
 // Every defense behind one interface: a name, option schemas with presets, and a run function that
 // sees only the defender's data. Options are validated by zod; errors name the option.
 import { z } from 'zod';
-import { nn } from '../torch';
+import { nn } from '../torch/compute';
 import { DefenseData, DefenseHooks } from './common';
 import { fineTuneDefense, FT_DEFAULTS } from './finetune';
 import { METRIC_NAMES } from './metrics';

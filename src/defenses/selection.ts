@@ -1,6 +1,6 @@
 // Which neurons a pruning-style defense works on: conv layers (with the batch norm that follows each)
 // in module order, per-channel scores, and the channels under a rising threshold.
-import { nn } from '../torch';
+import { nn } from '../torch/compute';
 
 export interface ConvUnit {
   /** dotted name of the convolution, e.g. 'layer4.1.conv2' */

@@ -2,7 +2,7 @@
 // data are the backdoor's; fine-tune on the clean split with cross-entropy plus lambda times a norm of
 // the selected neurons' parameters, under a per-layer threshold that rises step by step.
 // Only the defender's clean data is read.
-import { cat, nn, noGrad, scope, Tensor, tensor } from '../torch';
+import { cat, nn, noGrad, scope, Tensor, tensor } from '../torch/compute';
 import { normalize } from '../train/loop';
 import { accuracyOn, DefenseData, DefenseHooks, distillLoss, disposeState, fineTune, FineTuneOptions, logitsOn, restore, snapshot, zeroChannels } from './common';
 import { ChannelMetric, makeMetric, MetricName, weightScores } from './metrics';

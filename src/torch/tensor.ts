@@ -226,9 +226,17 @@ function wrapResult(r: unknown, args: unknown[]): unknown {
  * A callable for the ATen operator `name.overload`, resolved once on first use. Arguments follow the
  * schema (`schema` shows it); a trailing plain object gives keyword arguments by schema name.
  */
+/** Operators that take a file name (aten::from_file): refused, so that no file is read through the engine. */
+const FILE_ARGUMENT = /\bstr\??\s+(filename|fname|file|path)\b/;
+
 export function op(name: string, overload = ''): OpFn & { readonly schema: string } {
   let id = -1;
-  const resolve = (): number => (id >= 0 ? id : (id = native.opId(name, overload)));
+  const resolve = (): number => {
+    if (id >= 0) return id;
+    const i = native.opId(name, overload);
+    if (FILE_ARGUMENT.test(native.schema(i))) throw new Error(`${name}: refused, the engine reads no files through operators (${native.schema(i)})`);
+    return (id = i);
+  };
   const f = (...args: unknown[]): unknown => {
     const i = resolve();
     const u = new Array(args.length);

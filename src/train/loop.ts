@@ -1,5 +1,5 @@
 // Supervised training and evaluation loops over in-memory image tensors.
-import { F, inferenceMode, nn, optim, randperm, scope, Tensor, tensor } from '../torch';
+import { F, inferenceMode, nn, optim, randperm, scope, Tensor, tensor } from '../torch/compute';
 
 export interface Normalization { mean: number[]; std: number[] }
 

@@ -1,8 +1,11 @@
 // ACC, ASR, RA and per-class accuracy, from predictions.
 import { nn, Tensor } from '../torch';
 import { AttackSpec, triggeredTestSet } from '../attacks/poison';
-import { ImageSet } from '../data/datasets';
+import { ImageSet } from '../data/image-set';
 import { Normalization, normalize, predict } from './loop';
+import { accuracyOf, perClassAccuracy } from './accuracy';
+
+export { accuracyOf, perClassAccuracy } from './accuracy';
 
 export interface Metrics {
   /** clean test accuracy */
@@ -18,23 +21,6 @@ export interface Metrics {
   cleanToTarget: number | null;
   perClassAcc: number[];
   testImages: number;
-}
-
-export function accuracyOf(preds: ArrayLike<number>, labels: ArrayLike<number>): number {
-  if (preds.length !== labels.length) throw new Error(`accuracy: ${preds.length} predictions for ${labels.length} labels`);
-  if (preds.length === 0) return NaN;
-  let right = 0;
-  for (let i = 0; i < preds.length; i++) if (preds[i] === labels[i]) right++;
-  return right / preds.length;
-}
-
-export function perClassAccuracy(preds: ArrayLike<number>, labels: ArrayLike<number>, classes: number): number[] {
-  const right = new Array(classes).fill(0), total = new Array(classes).fill(0);
-  for (let i = 0; i < labels.length; i++) {
-    total[labels[i]]++;
-    if (preds[i] === labels[i]) right[labels[i]]++;
-  }
-  return right.map((r, c) => (total[c] ? r / total[c] : NaN));
 }
 
 /** Evaluates on the clean test set and, with an attack, on its triggered copy. */
