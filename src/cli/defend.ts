@@ -16,6 +16,7 @@ import { evaluateModel, Metrics } from '../train/metrics';
 import { runFiles, saveModel, TrainConfig } from '../train/run';
 import { readRunRecord } from '../train/run-records';
 import { writeFileAtomic } from '../util/atomic';
+import { readFileNamed } from '../util/files';
 
 export interface DefendFlags {
   run: string; weights?: string; method: string; set: string[]; lambda?: string; out?: string; valFraction: number; seed?: number; dataDir?: string;
@@ -143,7 +144,7 @@ function earlierOutcome(dir: string, digest: string, label: string): DefendOutco
   if (!fs.existsSync(file)) return null;
   let done: DefendOutcome;
   try {
-    done = JSON.parse(readFileNamed(file).toString('utf8')) as DefendOutcome;
+    done = readRunRecord<DefendOutcome>(file);
   } catch (e) {
     process.stderr.write(`${label}: ${file} is unreadable (${(e as Error).message}); running it again\n`);
     return null;
