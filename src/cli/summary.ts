@@ -5,6 +5,7 @@ import * as path from 'path';
 import { describeTrigger } from '../attacks/triggers';
 import { loadSafetensors } from '../torch';
 import { TrainConfig } from '../train/run';
+import { readRunRecord } from '../train/run-records';
 import { DefendOutcome } from './defend';
 import { DEFENSE_NAMES, defenseLabel, defenseMethod, resolveOptions } from '../defenses/registry';
 import { pct } from './report';
@@ -46,7 +47,7 @@ function configOf(o: DefendOutcome, dir: string): TrainConfig {
 export function collectRows(dirs: string[]): SummaryRow[] {
   const rows: SummaryRow[] = [];
   for (const file of dirs.flatMap(findReports)) {
-    const o = JSON.parse(fs.readFileSync(file, 'utf8')) as DefendOutcome;
+    const o = readRunRecord<DefendOutcome>(file);
     const cfg = configOf(o, path.dirname(file));
     rows.push({
       dataset: cfg.dataset, model: `${cfg.model}${cfg.width ? ` w${cfg.width}` : ''}`, attack: cfg.attack ? describeTrigger(cfg.attack.trigger) : 'none',

@@ -7,6 +7,7 @@ import { defend, DefendOutcome } from '../cli/defend';
 import { trainProgressHooks } from '../cli/train';
 import { defenseDirName, defenseLabel } from '../defenses/registry';
 import { runFiles, train } from '../train/run';
+import { readRunRecord } from '../train/run-records';
 import { Cell, expandCells, Experiment } from './config';
 import { writeFileAtomic } from '../util/atomic';
 import { csvCell } from '../util/csv';
@@ -107,7 +108,7 @@ export function runExperiment(e: Experiment, out: string, o: { dataDir?: string;
   const results: CellResult[] = [];
   cells.forEach((cell, i) => {
     const done = fs.existsSync(reportOf(out, cell));
-    const r = done ? toResult(cell, JSON.parse(fs.readFileSync(reportOf(out, cell), 'utf8')) as DefendOutcome) : runCell(e, out, cell, o.dataDir, o.hooks?.log, o.models);
+    const r = done ? toResult(cell, readRunRecord<DefendOutcome>(reportOf(out, cell))) : runCell(e, out, cell, o.dataDir, o.hooks?.log, o.models);
     if (!recorded.has(cell.id)) append(out, r);
     results.push(r);
     o.hooks?.onCell?.(r, i, cells.length, done);
