@@ -46,8 +46,14 @@ export function loadTargetModel(t: Omit<EvalTarget, 'attack'>): nn.Module {
   const sd = loadStateDictFile(t.weights);
   const own = new Map([...sd].map(([k, v]) => [k.replace(/^model\./, ''), v]));
   for (const k of [...own.keys()]) if (k.startsWith('optim.')) own.delete(k);
-  model.loadStateDict(own);
-  for (const v of sd.values()) v.dispose();
+  try {
+    model.loadStateDict(own);
+  } catch (e) {
+    model.dispose();
+    throw new Error(`${t.weights}: does not fit a ${t.model} for ${t.dataset}: ${(e as Error).message}`);
+  } finally {
+    for (const v of sd.values()) v.dispose();
+  }
   return model;
 }
 
