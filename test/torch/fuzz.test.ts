@@ -1,0 +1,58 @@
+// Seeded mutation fuzzing of the torch.save and safetensors readers: every mutant either loads
+// (no more tensor bytes than the file can justify) or is refused by an Error naming the file.
+// VARDEFENSE_FUZZ_ITERATIONS / VARDEFENSE_FUZZ_SEED run longer or elsewhere; a failure prints its seed.
+import { test } from 'node:test';
+import * as assert from 'assert/strict';
+import * as fs from 'fs';
+import * as path from 'path';
+import * as T from '../../src/torch';
+import { tmpDir } from '../helpers';
+import { fuzz, fuzzIterations, statePickle, torchZip } from '../hostile-files';
+
+/** Tensors anywhere in a loaded value, found without recursion. */
+function tensorsIn(v: unknown): T.Tensor[] {
+  const out: T.Tensor[] = [], todo = [v];
+  while (todo.length) {
+    const x = todo.pop();
+    if (x instanceof T.Tensor) out.push(x);
+    else if (Array.isArray(x)) todo.push(...x.slice(0, 100000));
+    else if (x instanceof Map) todo.push(...x.values());
+  }
+  return out;
+}
+
+const SIZE: Record<string, number> = { float64: 8, int64: 8, float32: 4, int32: 4, float16: 2, bfloat16: 2, int16: 2 };
+const bytesOf = (ts: T.Tensor[]): number => ts.reduce((a, t) => a + t.numel * (SIZE[t.dtype] ?? 1), 0);
+
+test('fuzz: mutated torch.save archives load within bounds or are refused by name', () => {
+  const dir = tmpDir('fuzzpt');
+  const storage = Buffer.from(new Float32Array([0, 1, 2, 3, 4, 5]).buffer), longs = Buffer.from(new BigInt64Array([7n, -1n]).buffer);
+  const valid = torchZip(statePickle([
+    { key: 'w', storage: '0', numel: 6, offset: 0, size: [2, 3], stride: [3, 1] },
+    { key: 'v', storage: '0', numel: 6, offset: 1, size: [2], stride: [3] },
+    { key: 'n', storage: '1', dtype: 'LongStorage', numel: 2, offset: 0, size: [2], stride: [1] },
+  ]), { 0: storage, 1: longs });
+  const r = fuzz(path.join(dir, 'm.pt'), valid, fuzzIterations(400), T.loadTorch, (result, bytes) => {
+    const ts = tensorsIn(result);
+    const n = bytesOf(ts);
+    for (const t of ts) if (!t.disposed) t.dispose();
+    assert.ok(n <= 4 * bytes.length + (1 << 20), `${n} tensor bytes from a ${bytes.length}-byte file`);
+  }, fs.writeFileSync);
+  assert.ok(r.refused > 0 && r.ok > 0, `both outcomes occur (${r.ok} loaded, ${r.refused} refused)`);
+  fs.rmSync(dir, { recursive: true });
+});
+
+test('fuzz: mutated safetensors files load within bounds or are refused by name', () => {
+  const dir = tmpDir('fuzzst');
+  const valid = Buffer.concat(T.encodeSafetensors({ a: T.tensor([1, 2, 3, 4, 5, 6], [2, 3]), b: T.tensor([1, -2], [2], 'int64'), c: T.zeros([0, 2]) }, { format: 'pt' }));
+  const r = fuzz(path.join(dir, 'm.safetensors'), valid, fuzzIterations(400), T.loadSafetensors, (result, bytes) => {
+    const { tensors, metadata } = result as T.SafetensorsFile;
+    const ts = [...tensors.values()];
+    const n = bytesOf(ts);
+    for (const t of ts) t.dispose();
+    assert.ok(n <= bytes.length, `${n} tensor bytes from a ${bytes.length}-byte file`);
+    assert.ok(Object.values(metadata).every((v) => typeof v === 'string'), 'metadata values are strings');
+  }, fs.writeFileSync);
+  assert.ok(r.refused > 0 && r.ok > 0, `both outcomes occur (${r.ok} loaded, ${r.refused} refused)`);
+  fs.rmSync(dir, { recursive: true });
+});
