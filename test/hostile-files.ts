@@ -33,13 +33,14 @@ export const P = {
   tupleOf(...items: Buffer[]): Buffer { return Buffer.concat([P.mark, ...items, P.tuple]); },
 };
 
+/** key: a string, number or null, or raw pickle bytes that push it. */
 export interface TensorSpec { key?: unknown; storage: string; dtype?: string; numel: number; offset: number; size: number[]; stride: number[] }
 
 /** A pickled OrderedDict of tensors, each `_rebuild_tensor_v2(storage, offset, size, stride, False, OrderedDict())`. */
 export function statePickle(tensors: TensorSpec[]): Buffer {
   const parts = [P.proto, P.global('collections', 'OrderedDict'), P.tupleOf(), P.reduce];
   for (const t of tensors) {
-    const key = t.key === undefined ? P.str('w') : t.key === null ? P.none : typeof t.key === 'number' ? P.int(t.key) : P.str(String(t.key));
+    const key = Buffer.isBuffer(t.key) ? t.key : t.key === undefined ? P.str('w') : t.key === null ? P.none : typeof t.key === 'number' ? P.int(t.key) : P.str(String(t.key));
     const pid = P.tupleOf(P.str('storage'), P.global('torch', t.dtype ?? 'FloatStorage'), P.str(t.storage), P.str('cpu'), P.int(t.numel));
     parts.push(key, P.global('torch._utils', '_rebuild_tensor_v2'), P.tupleOf(
       pid, P.binpersid, P.int(t.offset), P.tupleOf(...t.size.map(P.int)), P.tupleOf(...t.stride.map(P.int)), P.false,

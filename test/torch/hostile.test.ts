@@ -156,3 +156,20 @@ test('hostile safetensors headers are refused naming the file, field and tensor'
   for (const [label, bytes, re] of cases) refused(dir, bytes, T.loadSafetensors, re, label);
   fs.rmSync(dir, { recursive: true });
 });
+
+test('deeply nested or huge untrusted values give a short error, not a stack overflow', () => {
+  const dir = tmpDir('deep');
+  const n = 100_000;
+  const nested = Buffer.concat([Buffer.alloc(n, ']'), Buffer.alloc(n - 1, 'a')]);
+  // a nested list as a state dict key, and as a tensor's size
+  const asKey = statePickle([{ key: nested, storage: '0', numel: 1, offset: 0, size: [1], stride: [1] }]);
+  refused(dir, torchZip(asKey, { 0: Buffer.alloc(4) }), T.loadTorchStateDict, /state dict key (a list of 1 items|\[\[\[.{0,90}) \(object\) is not a string/, 'nested key');
+  const asSize = Buffer.concat([P.proto, P.global('torch._utils', '_rebuild_tensor_v2'), P.mark,
+    P.tupleOf(P.str('storage'), P.global('torch', 'FloatStorage'), P.str('0'), P.str('cpu'), P.int(1)), P.binpersid, P.int(0), nested, nested, P.tuple, P.reduce, P.stop]);
+  refused(dir, torchZip(asSize, { 0: Buffer.alloc(4) }), T.loadTorch, /bad size\/stride \(a list of 1 items|bad size\/stride \(\[\[\[/, 'nested size');
+  const h = (json: string): Buffer => { const b = Buffer.alloc(8); b.writeBigUInt64LE(BigInt(json.length)); return Buffer.concat([b, Buffer.from(json)]); };
+  refused(dir, h(`{"w":${'['.repeat(n)}${']'.repeat(n)}}`), T.loadSafetensors, /nests deeper than 64 levels/, 'nested JSON');
+  refused(dir, h(`{"w":{"dtype":${'['.repeat(50)}${']'.repeat(50)}}}`), T.loadSafetensors, /unknown dtype '\[\[\[.{0,80}\.\.\.' for tensor 'w'/, 'nested dtype');
+  refused(dir, h(`{"w":{"dtype":"${'x'.repeat(1 << 20)}"}}`), T.loadSafetensors, /unknown dtype 'x{80}\.\.\.' for tensor 'w'/, 'huge dtype');
+  fs.rmSync(dir, { recursive: true });
+});

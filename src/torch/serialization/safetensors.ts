@@ -1,5 +1,6 @@
 // safetensors (https://github.com/huggingface/safetensors format): 8-byte little-endian header
 // length, a JSON header {name: {dtype, shape, data_offsets}}, then the raw little-endian data.
+import { brief } from '../../util/brief';
 import { readFileNamed } from '../../util/files';
 import { writeFileAtomic } from '../../util/atomic';
 import { DType, fromBytes, Tensor } from '../tensor';
@@ -42,28 +43,37 @@ export function saveSafetensors(file: string, tensors: Map<string, Tensor> | Rec
 
 const MAX_HEADER = 100 << 20;
 
-/** The first key that appears twice in one object of `json` (valid JSON), if any: JSON.parse keeps the last silently. */
-function duplicateKey(json: string): string | undefined {
+const MAX_DEPTH = 64;
+
+/**
+ * Scans a JSON text for what JSON.parse does not report: nesting deeper than MAX_DEPTH (slow to
+ * parse, and a stack overflow to print) and the first key that appears twice in one object (JSON.parse
+ * silently keeps the last).
+ */
+function scanJson(json: string): { tooDeep: boolean; duplicate?: string } {
   const objects: (Set<string> | null)[] = []; // null for an array
-  let expectKey = false;
+  let expectKey = false, duplicate: string | undefined;
   for (let i = 0; i < json.length; i++) {
     const c = json[i];
     if (c === '"') {
       let j = i + 1;
-      while (json[j] !== '"') j += json[j] === '\\' ? 2 : 1;
-      if (expectKey) {
-        const key = JSON.parse(json.slice(i, j + 1)) as string, keys = objects[objects.length - 1]!;
-        if (keys.has(key)) return key;
-        keys.add(key);
-        expectKey = false;
+      while (j < json.length && json[j] !== '"') j += json[j] === '\\' ? 2 : 1;
+      if (expectKey && duplicate === undefined) {
+        let key: string;
+        try { key = JSON.parse(json.slice(i, j + 1)) as string; } catch { return { tooDeep: false }; }
+        const keys = objects[objects.length - 1];
+        if (keys?.has(key)) duplicate = key;
+        keys?.add(key);
       }
+      expectKey = false;
       i = j;
-    } else if (c === '{') { objects.push(new Set()); expectKey = true; }
-    else if (c === '[') objects.push(null);
-    else if (c === '}' || c === ']') objects.pop();
+    } else if (c === '{' || c === '[') {
+      if (objects.push(c === '{' ? new Set() : null) > MAX_DEPTH) return { tooDeep: true };
+      expectKey = c === '{';
+    } else if (c === '}' || c === ']') { objects.pop(); expectKey = false; }
     else if (c === ',') expectKey = objects[objects.length - 1] instanceof Set;
   }
-  return undefined;
+  return { tooDeep: false, duplicate };
 }
 
 /** Parses safetensors bytes; every malformed field gives an error naming `source` and the field. */
@@ -74,6 +84,8 @@ export function decodeSafetensors(buf: Buffer, source = '<buffer>'): Safetensors
   if (n > BigInt(buf.length - 8)) fail(`header length ${n} exceeds the file size ${buf.length}`);
   if (n > BigInt(MAX_HEADER)) fail(`header length ${n} exceeds the ${MAX_HEADER}-byte limit`);
   const json = buf.toString('utf8', 8, 8 + Number(n));
+  const scan = scanJson(json);
+  if (scan.tooDeep) fail(`header nests deeper than ${MAX_DEPTH} levels`);
   let header: unknown;
   try {
     header = JSON.parse(json);
@@ -81,28 +93,27 @@ export function decodeSafetensors(buf: Buffer, source = '<buffer>'): Safetensors
     return fail(`header is not valid JSON (${(e as Error).message})`);
   }
   if (typeof header !== 'object' || header === null || Array.isArray(header)) return fail('header is not a JSON object');
-  const dup = duplicateKey(json);
-  if (dup !== undefined) fail(`header has the key '${dup}' twice`);
+  if (scan.duplicate !== undefined) fail(`header has the key '${brief(scan.duplicate)}' twice`);
   const data = buf.subarray(8 + Number(n));
   const metadata: Record<string, string> = {};
   const specs: { name: string; dtype: DType; shape: number[]; begin: number; end: number }[] = [];
   for (const [name, raw] of Object.entries(header)) {
     if (name === '__metadata__') {
-      if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) fail(`__metadata__ is ${JSON.stringify(raw)}, not an object of strings`);
+      if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) fail(`__metadata__ is ${brief(raw)}, not an object of strings`);
       for (const [k, v] of Object.entries(raw as object)) {
-        if (typeof v !== 'string') fail(`__metadata__ '${k}' is ${JSON.stringify(v)}, not a string`);
+        if (typeof v !== 'string') fail(`__metadata__ '${k}' is ${brief(v)}, not a string`);
         Object.defineProperty(metadata, k, { value: v, enumerable: true, writable: true, configurable: true });
       }
       continue;
     }
-    if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) fail(`tensor '${name}': entry is ${JSON.stringify(raw)}, not an object`);
+    if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) fail(`tensor '${name}': entry is ${brief(raw)}, not an object`);
     const e = raw as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
     const dtype = typeof e.dtype === 'string' ? FROM_ST.get(e.dtype) : undefined;
-    if (!dtype) throw new Error(`${source}: invalid safetensors file: unknown dtype '${String(e.dtype)}' for tensor '${name}' in ${source}`);
-    if (!Array.isArray(e.shape) || e.shape.length > 64 || !e.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) fail(`tensor '${name}': bad shape ${JSON.stringify(e.shape)}`);
+    if (!dtype) throw new Error(`${source}: invalid safetensors file: unknown dtype '${brief(e.dtype)}' for tensor '${name}' in ${source}`);
+    if (!Array.isArray(e.shape) || e.shape.length > 64 || !e.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) fail(`tensor '${name}': bad shape ${brief(e.shape)}`);
     const off = e.data_offsets;
     if (!Array.isArray(off) || off.length !== 2 || !off.every((d) => Number.isSafeInteger(d) && d >= 0) || off[0] > off[1])
-      fail(`tensor '${name}': bad data_offsets ${JSON.stringify(off)}`);
+      fail(`tensor '${name}': bad data_offsets ${brief(off)}`);
     const [begin, end] = off as [number, number];
     const shape = e.shape as number[];
     let want = ELEMENT_SIZE[dtype];

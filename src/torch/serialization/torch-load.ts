@@ -1,5 +1,6 @@
 // Reads torch.save(...) zip files without executing anything: a restricted unpickler that knows
 // only tensors, storages, OrderedDict and plain containers. Any other global is refused by name.
+import { brief } from '../../util/brief';
 import { readFileNamed } from '../../util/files';
 import { DType, fromBytes, op, Tensor } from '../tensor';
 import { readZip } from './zip';
@@ -33,8 +34,8 @@ const MAX_DIMS = 64;
 /** Offset, sizes and strides of a view, checked against its storage before libtorch sees them. */
 function checkView(offset: unknown, size: unknown, stride: unknown, storageNumel: number): string | undefined {
   const ints = (v: unknown): v is number[] => Array.isArray(v) && v.length <= MAX_DIMS && v.every((d) => Number.isSafeInteger(d) && d >= 0);
-  if (!Number.isSafeInteger(offset) || (offset as number) < 0) return `bad storage offset ${String(offset)}`;
-  if (!ints(size) || !ints(stride) || size.length !== stride.length) return `bad size/stride (${JSON.stringify(size)}, ${JSON.stringify(stride)})`;
+  if (!Number.isSafeInteger(offset) || (offset as number) < 0) return `bad storage offset ${brief(offset)}`;
+  if (!ints(size) || !ints(stride) || size.length !== stride.length) return `bad size/stride (${brief(size)}, ${brief(stride)})`;
   let numel = 1, last = offset as number;
   for (let i = 0; i < size.length; i++) {
     numel *= size[i];
@@ -188,7 +189,7 @@ function unpickle(data: Buffer, source: string, storage: (key: string) => Buffer
           const [, cls, key, , numel] = pid as [string, Global, unknown, unknown, unknown];
           const dtype = cls.module === 'torch' ? STORAGE_DTYPES.get(cls.name) : undefined;
           if (!dtype) return fail(`unsupported storage type '${cls.full}'`);
-          if (typeof key !== 'string' || !Number.isSafeInteger(numel) || (numel as number) < 0) return fail(`bad persistent storage id (key ${String(key)}, ${String(numel)} elements)`);
+          if (typeof key !== 'string' || !Number.isSafeInteger(numel) || (numel as number) < 0) return fail(`bad persistent storage id (key ${brief(key)}, ${brief(numel)} elements)`);
           stack.push(new StorageRef(dtype, key, numel as number));
           break;
         }
@@ -237,7 +238,7 @@ export function loadTorchStateDict(file: string): Map<string, Tensor> {
   }
   if (!sd) throw new Error(`${file}: no state dict found (expected a dict of tensors, or one under 'state_dict', 'model_state_dict', 'model' or 'net')`);
   for (const k of sd.keys())
-    if (typeof k !== 'string') throw new Error(`${file}: state dict key ${k === null ? 'None' : String(k)} (${k === null ? 'null' : typeof k}) is not a string`);
+    if (typeof k !== 'string') throw new Error(`${file}: state dict key ${k === null ? 'None' : brief(k)} (${k === null ? 'null' : typeof k}) is not a string`);
   const strip = [...sd.keys()].every((k) => k.startsWith('module.'));
   return strip ? new Map([...sd].map(([k, t]) => [k.slice('module.'.length), t])) : sd;
 }
