@@ -21,7 +21,7 @@ function refused(dir: string, bytes: Buffer, read: (f: string) => unknown, re: R
     assert.match(e.message, re, label);
     return true;
   });
-  assert.ok(Date.now() - t0 < 2000, `${label}: took ${Date.now() - t0} ms`);
+  assert.ok(Date.now() - t0 < 5000, `${label}: took ${Date.now() - t0} ms`); // ~1-2 s worst case alone; margin for a loaded machine
 }
 
 test('the test archive builder writes a valid torch.save file', () => {
@@ -105,8 +105,8 @@ test('pickles are read iteratively, bounded, and may never name an inherited or 
   const deep = Buffer.concat([P.proto, Buffer.alloc(n, ']'), Buffer.alloc(n - 1, 'a'), P.stop]);
   fs.writeFileSync(file, torchZip(deep, {}));
   assert.ok(Array.isArray(T.loadTorch(file)), 'lists nested 200k deep');
-  refused(dir, torchZip(Buffer.concat([P.proto, Buffer.alloc(1_100_000, 'N'), P.stop]), {}), T.loadTorch, /stack grows beyond/, 'stack of 1.1M items');
-  refused(dir, torchZip(Buffer.concat([P.proto, P.emptyList, Buffer.alloc(4_200_000, 'Na'), P.stop]), {}), T.loadTorch, /more than 4000000 opcodes/, '4.2M opcodes');
+  refused(dir, torchZip(Buffer.concat([P.proto, Buffer.alloc(600_000, 'N'), P.stop]), {}), T.loadTorch, /stack grows beyond 500000 items/, 'stack of 600k items');
+  refused(dir, torchZip(Buffer.concat([P.proto, P.emptyList, Buffer.alloc(2_200_000, 'Na'), P.stop]), {}), T.loadTorch, /more than 1000000 opcodes/, '1.1M opcodes');
   for (const [m, name] of [['torch', 'constructor'], ['torch', '__proto__'], ['torch', 'toString'], ['torch', 'hasOwnProperty'],
     ['collections', 'constructor'], ['builtins', 'eval'], ['os', 'system'], ['torch._utils', '__proto__']]) {
     const pkl = Buffer.concat([P.proto, P.global(m, name), P.stop]);

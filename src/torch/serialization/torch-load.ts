@@ -24,11 +24,11 @@ export type PickleValue = null | boolean | number | string | Uint8Array | Tensor
 
 const asStrided = op('aten::as_strided');
 
-// Bounds on what a pickle may build: a state dict's pickle is a few opcodes per tensor, so these
-// leave room for ~100k tensors while keeping a hostile pickle's memory to a few hundred MB.
-const MAX_OPS = 4_000_000;
-const MAX_STACK = 1_000_000;
-const MAX_MEMO = 1_000_000;
+// Bounds on what a pickle may build: a state dict's pickle takes ~50 opcodes per tensor, so these
+// leave room for ~20k tensors while a hostile pickle stays near 100 MB and a second or two.
+const MAX_OPS = 1_000_000;
+const MAX_STACK = 500_000;
+const MAX_MEMO = 500_000;
 const MAX_DIMS = 64;
 
 /** Offset, sizes and strides of a view, checked against its storage before libtorch sees them. */
