@@ -173,3 +173,20 @@ test('deeply nested or huge untrusted values give a short error, not a stack ove
   refused(dir, h(`{"w":{"dtype":"${'x'.repeat(1 << 20)}"}}`), T.loadSafetensors, /unknown dtype 'x{80}\.\.\.' for tensor 'w'/, 'huge dtype');
   fs.rmSync(dir, { recursive: true });
 });
+
+test('a safetensors header is checked before the data is read: a lying 1 GiB file costs only its header', () => {
+  const dir = tmpDir('stbig');
+  const file = path.join(dir, 'big.safetensors');
+  const rss0 = process.memoryUsage().rss;
+  for (const [header, re] of [['', /header is not valid JSON/], ['{}', /data section has 1073741814 bytes after the last tensor/]] as [string, RegExp][]) {
+    const head = Buffer.alloc(8 + header.length);
+    head.writeBigUInt64LE(BigInt(header.length));
+    head.write(header, 8);
+    fs.writeFileSync(file, head);
+    fs.truncateSync(file, 2 ** 30); // sparse: no disk used
+    assert.throws(() => T.loadSafetensors(file), (e: Error) => e.message.startsWith(`${file}: `) && re.test(e.message), String(re));
+  }
+  const mb = (process.memoryUsage().rss - rss0) / 2 ** 20;
+  assert.ok(mb < 100, `RSS grew by ${mb.toFixed(0)} MB`);
+  fs.rmSync(dir, { recursive: true });
+});

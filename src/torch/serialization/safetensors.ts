@@ -1,7 +1,7 @@
 // safetensors (https://github.com/huggingface/safetensors format): 8-byte little-endian header
 // length, a JSON header {name: {dtype, shape, data_offsets}}, then the raw little-endian data.
 import { brief } from '../../util/brief';
-import { readFileNamed } from '../../util/files';
+import * as fs from 'fs';
 import { writeFileAtomic } from '../../util/atomic';
 import { DType, fromBytes, Tensor } from '../tensor';
 
@@ -76,14 +76,29 @@ function scanJson(json: string): { tooDeep: boolean; duplicate?: string } {
   return { tooDeep: false, duplicate };
 }
 
-/** Parses safetensors bytes; every malformed field gives an error naming `source` and the field. */
-export function decodeSafetensors(buf: Buffer, source = '<buffer>'): SafetensorsFile {
-  const fail = (msg: string): never => { throw new Error(`${source}: invalid safetensors file: ${msg}`); };
-  if (buf.length < 8) fail(`file is ${buf.length} bytes, too short for the 8-byte header length`);
-  const n = buf.readBigUInt64LE(0);
-  if (n > BigInt(buf.length - 8)) fail(`header length ${n} exceeds the file size ${buf.length}`);
+interface TensorSpec { name: string; dtype: DType; shape: number[]; begin: number; end: number }
+interface Layout { dataStart: number; metadata: Record<string, string>; specs: TensorSpec[] }
+
+const failer = (source: string) => (msg: string): never => { throw new Error(`${source}: invalid safetensors file: ${msg}`); };
+
+/** The header length from the first 8 bytes of a file of `size` bytes. */
+function headerLength(first: Buffer, size: number, source: string): number {
+  const fail = failer(source);
+  if (size < 8 || first.length < 8) fail(`file is ${size} bytes, too short for the 8-byte header length`);
+  const n = first.readBigUInt64LE(0);
+  if (n > BigInt(size - 8)) fail(`header length ${n} exceeds the file size ${size}`);
   if (n > BigInt(MAX_HEADER)) fail(`header length ${n} exceeds the ${MAX_HEADER}-byte limit`);
-  const json = buf.toString('utf8', 8, 8 + Number(n));
+  return Number(n);
+}
+
+/**
+ * Checks the header (`head` holds the length and the JSON) of a file of `size` bytes: every tensor's
+ * dtype, shape and data_offsets, which must tile the data section exactly.
+ */
+function parseLayout(head: Buffer, size: number, source: string): Layout {
+  const fail = failer(source);
+  const n = headerLength(head, size, source);
+  const json = head.toString('utf8', 8, 8 + n);
   const scan = scanJson(json);
   if (scan.tooDeep) fail(`header nests deeper than ${MAX_DEPTH} levels`);
   let header: unknown;
@@ -94,9 +109,9 @@ export function decodeSafetensors(buf: Buffer, source = '<buffer>'): Safetensors
   }
   if (typeof header !== 'object' || header === null || Array.isArray(header)) return fail('header is not a JSON object');
   if (scan.duplicate !== undefined) fail(`header has the key '${brief(scan.duplicate)}' twice`);
-  const data = buf.subarray(8 + Number(n));
+  const dataLength = size - 8 - n;
   const metadata: Record<string, string> = {};
-  const specs: { name: string; dtype: DType; shape: number[]; begin: number; end: number }[] = [];
+  const specs: TensorSpec[] = [];
   for (const [name, raw] of Object.entries(header)) {
     if (name === '__metadata__') {
       if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) fail(`__metadata__ is ${brief(raw)}, not an object of strings`);
@@ -119,7 +134,7 @@ export function decodeSafetensors(buf: Buffer, source = '<buffer>'): Safetensors
     let want = ELEMENT_SIZE[dtype];
     for (const d of shape) want = Math.min(want * d, Number.MAX_SAFE_INTEGER);
     if (end - begin !== want) fail(`tensor '${name}': data_offsets span ${end - begin} bytes, shape [${shape}] of ${dtype} needs ${want}`);
-    if (end > data.length) fail(`tensor '${name}': data_offsets end ${end} beyond the data (${data.length} bytes; file truncated?)`);
+    if (end > dataLength) fail(`tensor '${name}': data_offsets end ${end} beyond the data (${dataLength} bytes; file truncated?)`);
     specs.push({ name, dtype, shape, begin, end });
   }
   // as the reference implementation: tensors tile the data section exactly, no overlaps, holes or trailing bytes
@@ -130,16 +145,52 @@ export function decodeSafetensors(buf: Buffer, source = '<buffer>'): Safetensors
     if (s.begin > at && s.end > s.begin) fail(`bytes ${at}..${s.begin} before tensor '${s.name}' belong to no tensor`);
     at = Math.max(at, s.end);
   }
-  if (at !== data.length) fail(`data section has ${data.length - at} bytes after the last tensor (${data.length} in all)`);
+  if (at !== dataLength) fail(`data section has ${dataLength - at} bytes after the last tensor (${dataLength} in all)`);
+  return { dataStart: 8 + n, metadata, specs };
+}
+
+function build(layout: Layout, data: Buffer, source: string): SafetensorsFile {
   const tensors = new Map<string, Tensor>();
   try {
-    for (const s of specs) tensors.set(s.name, fromBytes(data.subarray(s.begin, s.end), s.dtype, s.shape));
+    for (const s of layout.specs) tensors.set(s.name, fromBytes(data.subarray(s.begin, s.end), s.dtype, s.shape));
   } catch (e) {
     for (const t of tensors.values()) t.dispose();
     throw new Error(`${source}: ${(e as Error).message}`);
   }
-  return { tensors, metadata };
+  return { tensors, metadata: layout.metadata };
 }
+
+/** Parses safetensors bytes; every malformed field gives an error naming `source` and the field. */
+export function decodeSafetensors(buf: Buffer, source = '<buffer>'): SafetensorsFile {
+  const layout = parseLayout(buf, buf.length, source);
+  return build(layout, buf.subarray(layout.dataStart), source);
+}
+
+/** Reads a safetensors file: the header is checked before the data is read, so a lying header costs only itself. */
 export function loadSafetensors(file: string): SafetensorsFile {
-  return decodeSafetensors(readFileNamed(file), file);
+  let fd: number;
+  try {
+    fd = fs.openSync(file, 'r');
+  } catch (e) {
+    throw new Error(`cannot read ${file}: ${(e as Error).message}`);
+  }
+  try {
+    const read = (pos: number, len: number): Buffer => {
+      try {
+        const b = Buffer.alloc(len);
+        const got = fs.readSync(fd, b, 0, len, pos);
+        return b.subarray(0, got);
+      } catch (e) {
+        throw new Error(`cannot read ${file}: ${(e as Error).message}`);
+      }
+    };
+    const size = fs.fstatSync(fd).size;
+    const n = headerLength(read(0, 8), size, file);
+    const layout = parseLayout(read(0, 8 + n), size, file);
+    const data = read(layout.dataStart, size - layout.dataStart);
+    if (data.length !== size - layout.dataStart) throw new Error(`${file}: changed size while being read`);
+    return build(layout, data, file);
+  } finally {
+    fs.closeSync(fd);
+  }
 }
