@@ -215,7 +215,7 @@ export function loadTorch(file: string): PickleValue {
   const order = zip.entries.get(`${prefix}byteorder`);
   if (order && zip.read(order.name).toString() !== 'little') throw new Error(`${file}: big-endian archives are not supported`);
   // views of shared storages may legitimately repeat bytes (tied weights), but not without bound
-  return unpickle(zip.read(pkl), file, (key) => zip.read(`${prefix}data/${key}`), 4 * buf.length + (1 << 20));
+  return unpickle(zip.read(pkl), file, (key) => zip.read(`${prefix}data/${key}`), 2 * buf.length + (1 << 20));
 }
 
 function isTensorMap(v: PickleValue): v is Map<string, Tensor> {
