@@ -14,7 +14,8 @@ export interface CifarArrays { images: Uint8Array; labels: Uint8Array; n: number
 export function readCifarBinary(files: string[], kind: 'cifar10' | 'cifar100', fine = true): CifarArrays {
   const labelBytes = kind === 'cifar10' ? 1 : 2;
   const recordLen = labelBytes + 3072;
-  const maxLabel = kind === 'cifar10' ? 9 : fine ? 99 : 19;
+  const maxLabels = kind === 'cifar10' ? [9] : [19, 99];
+  const labelName = kind === 'cifar10' ? ['label'] : ['coarse label', 'fine label'];
   // sizes first (from stat), so a huge or odd-sized file is refused before anything is read
   const counts = files.map((f) => {
     let size: number;
@@ -36,9 +37,9 @@ export function readCifarBinary(files: string[], kind: 'cifar10' | 'cifar100', f
     const b = readFileNamed(f);
     if (b.length !== counts[fi] * recordLen) throw new Error(`${f}: changed size while being read`);
     for (let off = 0; off < b.length; off += recordLen, k++) {
-      const label = b[off + (labelBytes === 2 && fine ? 1 : 0)];
-      if (label > maxLabel) throw new Error(`${f}: record ${off / recordLen} has label ${label}, outside 0..${maxLabel}`);
-      labels[k] = label;
+      for (let j = 0; j < labelBytes; j++)
+        if (b[off + j] > maxLabels[j]) throw new Error(`${f}: record ${off / recordLen} has ${labelName[j]} ${b[off + j]}, outside 0..${maxLabels[j]}`);
+      labels[k] = b[off + (labelBytes === 2 && fine ? 1 : 0)];
       images.set(b.subarray(off + labelBytes, off + recordLen), k * 3072);
     }
   });

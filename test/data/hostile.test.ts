@@ -80,6 +80,14 @@ test('CIFAR files: odd sizes, bad labels and oversized files are refused by name
   bad[3 * 3073] = 255;
   fs.writeFileSync(f, bad);
   refused(f, () => loadImageSet('cifar10', 'test', dir), /record 3 has label 255, outside 0\.\.9/);
+  const c100 = path.join(dir, 'c100.bin');
+  const rec = Buffer.alloc(2 * 3074);
+  rec[3074] = 20; // the second record's coarse label (fine 0 is fine)
+  fs.writeFileSync(c100, rec);
+  refused(c100, () => readCifarBinary([c100], 'cifar100'), /record 1 has coarse label 20, outside 0\.\.19/);
+  rec[3074] = 0; rec[3075] = 100;
+  fs.writeFileSync(c100, rec);
+  refused(c100, () => readCifarBinary([c100], 'cifar100', false), /record 1 has fine label 100, outside 0\.\.99/);
   // a sparse file of 60,001 records (184 MB that are never read)
   fs.writeFileSync(f, '');
   fs.truncateSync(f, (CIFAR_MAX_RECORDS + 1) * 3073);
