@@ -9,16 +9,18 @@ import * as T from '../../src/torch';
 import { tmpDir } from '../helpers';
 import { fuzz, fuzzIterations, statePickle, torchZip } from '../hostile-files';
 
-/** Tensors anywhere in a loaded value, found without recursion. */
+/** Distinct tensors anywhere in a loaded value, found without recursion (a pickle's memo can make cycles). */
 function tensorsIn(v: unknown): T.Tensor[] {
-  const out: T.Tensor[] = [], todo = [v];
+  const out = new Set<T.Tensor>(), seen = new Set<unknown>(), todo = [v];
   while (todo.length) {
     const x = todo.pop();
-    if (x instanceof T.Tensor) out.push(x);
-    else if (Array.isArray(x)) todo.push(...x.slice(0, 100000));
-    else if (x instanceof Map) todo.push(...x.values());
+    if (x instanceof T.Tensor) out.add(x);
+    else if ((Array.isArray(x) || x instanceof Map) && !seen.has(x)) {
+      seen.add(x);
+      for (const y of x.values()) todo.push(y);
+    }
   }
-  return out;
+  return [...out];
 }
 
 const SIZE: Record<string, number> = { float64: 8, int64: 8, float32: 4, int32: 4, float16: 2, bfloat16: 2, int16: 2 };

@@ -190,3 +190,22 @@ test('a safetensors header is checked before the data is read: a lying 1 GiB fil
   assert.ok(mb < 100, `RSS grew by ${mb.toFixed(0)} MB`);
   fs.rmSync(dir, { recursive: true });
 });
+
+test('tensors a pickle builds but does not return are freed; self-referencing lists load', () => {
+  const dir = tmpDir('ptgc');
+  const file = path.join(dir, 'g.pt');
+  // a list holding itself (via the memo), and a tensor built then replaced in the dict
+  const spec = { storage: '0', numel: 6, offset: 0, size: [6], stride: [1] };
+  const twice = statePickle([spec, spec]);
+  const selfRef = Buffer.concat([P.proto, P.emptyList, Buffer.from([0x71, 0]), Buffer.from([0x68, 0]), P.append, P.stop]);
+  fs.writeFileSync(file, torchZip(selfRef, {}));
+  const l = T.loadTorch(file) as unknown[];
+  assert.equal(l[0], l, 'the list contains itself');
+  fs.writeFileSync(file, torchZip(twice, { 0: floats(6) }));
+  const before = T.memoryStats().live;
+  const sd = T.loadTorchStateDict(file);
+  assert.equal(sd.size, 1);
+  assert.equal(T.memoryStats().live - before, 1, 'only the returned tensor is alive');
+  sd.get('w')!.dispose();
+  fs.rmSync(dir, { recursive: true });
+});

@@ -49,6 +49,20 @@ function checkView(offset: unknown, size: unknown, stride: unknown, storageNumel
   return undefined;
 }
 
+/** The tensors reachable from `v`, found without recursion (memo references can make cycles). */
+function tensorsIn(v: unknown): Set<Tensor> {
+  const found = new Set<Tensor>(), seen = new Set<unknown>(), todo = [v];
+  while (todo.length) {
+    const x = todo.pop();
+    if (x instanceof Tensor) found.add(x);
+    else if ((Array.isArray(x) || x instanceof Map) && !seen.has(x)) {
+      seen.add(x);
+      for (const y of x.values()) todo.push(y);
+    }
+  }
+  return found;
+}
+
 /**
  * Unpickles `data` (protocol <= 4). `storage(ref)` supplies the raw bytes of a persistent storage.
  * Only the allow-listed globals can be built; everything else is an error naming the global.
@@ -136,6 +150,8 @@ function unpickle(data: Buffer, source: string, storage: (key: string) => Buffer
         case 0x95: bytes(8); break; // FRAME
         case 0x2e: { // STOP
           const result = pop();
+          const kept = tensorsIn(result);
+          for (const t of created) if (!kept.has(t)) t.dispose();
           return result as PickleValue;
         }
         case 0x28: stack.push(MARK); break;
