@@ -17,10 +17,13 @@ export interface EvalFlags extends AttackFlags {
 
 /** Reads a state dict from safetensors or a torch.save file (by content, not by name). */
 export function loadStateDictFile(file: string): Map<string, Tensor> {
-  const fd = fs.openSync(file, 'r');
   const head = Buffer.alloc(4);
-  fs.readSync(fd, head, 0, 4, 0);
-  fs.closeSync(fd);
+  try {
+    const fd = fs.openSync(file, 'r');
+    try { fs.readSync(fd, head, 0, 4, 0); } finally { fs.closeSync(fd); }
+  } catch (e) {
+    throw new Error(`cannot read ${file}: ${(e as Error).message}`);
+  }
   if (head.readUInt32LE(0) === 0x04034b50) return loadTorchStateDict(file);
   return loadSafetensors(file).tensors;
 }
@@ -47,8 +50,14 @@ export function loadTargetModel(t: Omit<EvalTarget, 'attack'>): nn.Module {
   const sd = loadStateDictFile(t.weights);
   const own = new Map([...sd].map(([k, v]) => [k.replace(/^model\./, ''), v]));
   for (const k of [...own.keys()]) if (k.startsWith('optim.')) own.delete(k);
-  model.loadStateDict(own);
-  for (const v of sd.values()) v.dispose();
+  try {
+    model.loadStateDict(own);
+  } catch (e) {
+    model.dispose();
+    throw new Error(`${t.weights}: does not fit a ${t.model} for ${t.dataset}: ${(e as Error).message}`);
+  } finally {
+    for (const v of sd.values()) v.dispose();
+  }
   return model;
 }
 

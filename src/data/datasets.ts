@@ -68,10 +68,9 @@ export function loadImageSet(name: DatasetName, split: Split, dataDir?: string):
     return { images: tensor(c.images, [c.n, 3, 32, 32]), labels: toLong(c.labels), classes: info.classes };
   }
   const [imgFile, lblFile] = files;
-  const img = readIdx(imgFile), lbl = readIdx(lblFile);
-  if (img.dims.length !== 3) throw new Error(`${imgFile}: expected 3 dimensions (N, H, W), found ${img.dims.length}`);
-  if (lbl.dims.length !== 1) throw new Error(`${lblFile}: expected 1 dimension (N), found ${lbl.dims.length}`);
-  if (img.dims[0] !== lbl.dims[0]) throw new Error(`${imgFile} has ${img.dims[0]} images but ${lblFile} has ${lbl.dims[0]} labels`);
+  // shapes are checked from the headers, before any data is decompressed
+  const img = readIdx(imgFile, { dims: [undefined, info.size, info.size] });
+  const lbl = readIdx(lblFile, { dims: [img.dims[0]], why: `one label per image of ${imgFile}` });
   const bad = lbl.data.findIndex((v) => v >= info.classes);
   if (bad >= 0) throw new Error(`${lblFile}: label ${lbl.data[bad]} at index ${bad} is outside 0..${info.classes - 1}`);
   const [n, h, w] = img.dims;

@@ -122,7 +122,7 @@ export abstract class Module {
     const missing = [...own.keys()].filter((k) => !src.has(k));
     const unexpected = [...src.keys()].filter((k) => !own.has(k));
     if (strict && (missing.length || unexpected.length))
-      throw new Error(`loadStateDict: missing keys [${missing.join(', ')}], unexpected keys [${unexpected.join(', ')}]`);
+      throw new Error(`loadStateDict: missing keys [${keyList(missing)}], unexpected keys [${keyList(unexpected)}]`);
     noGrad(() => {
       for (const [k, dst] of own) {
         const v = src.get(k);
@@ -155,6 +155,11 @@ export abstract class Module {
     dispose([...this.stateDict().values()]);
     for (const [, m] of this.namedModules()) if (m.channelMask) m.channelMask.dispose();
   }
+}
+
+/** Up to 10 keys, then how many more: a wrong file can differ in thousands. */
+function keyList(keys: string[]): string {
+  return keys.length > 10 ? `${keys.slice(0, 10).join(', ')}, ... ${keys.length - 10} more` : keys.join(', ');
 }
 
 function kaimingUniform(t: Tensor, fanIn: number): void {

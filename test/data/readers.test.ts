@@ -60,7 +60,7 @@ test('datasets are found through --data-dir and $VARDEFENSE_DATA; mismatched fil
   }
   // labels file from another split: counts disagree
   fs.copyFileSync(path.join(root, 'mnist', 't10k-labels-idx1-ubyte.gz'), path.join(root, 'mnist', 'train-labels-idx1-ubyte.gz'));
-  assert.throws(() => loadImageSet('mnist', 'train', root), /has 50 images but .*train-labels-idx1-ubyte\.gz has 20 labels/);
+  assert.throws(() => loadImageSet('mnist', 'train', root), /train-labels-idx1-ubyte\.gz: IDX dims 20, expected 50 \(one label per image of .*train-images-idx3-ubyte\.gz\)/);
   assert.throws(() => loadImageSet('cifar10', 'train', path.join(root, 'none')), /cifar10 train split not found/);
   fs.rmSync(root, { recursive: true });
 });
