@@ -27,7 +27,7 @@ function refused(file: string, read: () => unknown, re: RegExp, maxGrowthMB = 10
     return true;
   });
   const ms = Date.now() - t0, mb = (process.memoryUsage().rss - rss0) / 2 ** 20;
-  assert.ok(ms < 5000, `${re}: took ${ms} ms`); // margin for a loaded machine
+  assert.ok(ms < 10000, `${re}: took ${ms} ms`); // ~1 s alone; a blow-up takes minutes
   assert.ok(mb < maxGrowthMB, `${re}: RSS grew by ${mb.toFixed(0)} MB`);
 }
 

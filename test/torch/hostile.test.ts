@@ -21,7 +21,7 @@ function refused(dir: string, bytes: Buffer, read: (f: string) => unknown, re: R
     assert.match(e.message, re, label);
     return true;
   });
-  assert.ok(Date.now() - t0 < 5000, `${label}: took ${Date.now() - t0} ms`); // ~1-2 s worst case alone; margin for a loaded machine
+  assert.ok(Date.now() - t0 < 10000, `${label}: took ${Date.now() - t0} ms`); // ~1-2 s worst case alone; a hang or a blow-up takes minutes
 }
 
 test('the test archive builder writes a valid torch.save file', () => {
