@@ -50,8 +50,15 @@ export function loadTargetModel(t: Omit<EvalTarget, 'attack'>): nn.Module {
   const sd = loadStateDictFile(t.weights);
   const own = new Map([...sd].map(([k, v]) => [k.replace(/^model\./, ''), v]));
   for (const k of [...own.keys()]) if (k.startsWith('optim.')) own.delete(k);
-  model.loadStateDict(own);
-  for (const v of sd.values()) v.dispose();
+  try {
+    model.loadStateDict(own);
+  } catch (e) {
+    model.dispose();
+    const why = (e as Error).message;
+    throw new Error(`${t.weights}: not weights of a ${t.model}${t.width ? ` of width ${t.width}` : ''} for ${t.dataset} (${why.length > 300 ? `${why.slice(0, 300)}...` : why})`);
+  } finally {
+    for (const v of sd.values()) v.dispose();
+  }
   return model;
 }
 

@@ -4,6 +4,7 @@ import { Command, Option } from 'commander';
 import { buildInfo, getNumThreads } from '../torch';
 import { DEMO_CONFIG, runDemo } from './demo';
 import { runEngineDemo } from './engine-demo';
+import { errorText } from './errors';
 import { runEval } from './eval';
 import { runDefend } from './defend';
 import { runExperimentCommand, runWorkerCommand } from './experiment';
@@ -136,14 +137,9 @@ program.command('info')
     console.log(`libtorch ${b.torch}, threads ${getNumThreads()}, CUDA ${b.cuda ? 'yes' : 'no'}, oneDNN ${b.mkldnn ? 'yes' : 'no'}`);
   });
 
-/** Any failure: one line naming what is wrong (the first of a multi-line message), exit 1; VARDEFENSE_DEBUG=1 prints all of it with the stack. */
+// any failure: one line and exit 1 (VARDEFENSE_DEBUG=1: the stack too)
 function fail(e: unknown): never {
-  const err = e instanceof Error ? e : new Error(String(e));
-  if (process.env.VARDEFENSE_DEBUG) console.error(err.stack ?? err.message);
-  else {
-    const lines = err.message.split('\n').map((l) => l.trim()).filter(Boolean);
-    console.error(`error: ${lines[0] ?? err.name}${lines.length > 1 ? ' (VARDEFENSE_DEBUG=1 shows the rest)' : ''}`);
-  }
+  console.error(errorText(e, !!process.env.VARDEFENSE_DEBUG));
   process.exit(1);
 }
 
