@@ -6,7 +6,11 @@ import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { attackIssues } from '../../src/attacks/poison';
+import { PatchSpec } from '../../src/attacks/triggers';
+import { readRun } from '../../src/cli/defend';
 import { errorText } from '../../src/cli/errors';
+import { EvalFlags, evalTarget, loadTargetModel } from '../../src/cli/eval';
+import { AttackFlags, checkedAttack, flagOf } from '../../src/cli/options';
 import { writeSyntheticIdx } from '../../src/data/synthetic';
 import { parseExperiment } from '../../src/experiments/config';
 import { loadSafetensors, saveSafetensors } from '../../src/torch';
@@ -60,34 +64,43 @@ test('attackIssues: the trigger must fit the dataset\'s images and the target be
   assert.deepEqual(attackIssues({ ...a, trigger: { kind: 'blend', alpha: 0 } }, 'mnist').map((i) => i.path), ['trigger.alpha']);
 });
 
-test('eval: a directory or a missing file as --weights, out-of-range attack flags, weights of another model', () => {
-  assert.match(fails('eval', '--weights', root, ...dataFlags), new RegExp(`--weights ${root}: is a directory`));
-  assert.match(fails('eval', '--weights', path.join(root, 'nope.safetensors'), ...dataFlags), /--weights .*nope\.safetensors: no such file/);
-  const ev = (...a: string[]): string => fails('eval', '--weights', model, ...dataFlags, '--model', 'small-cnn', ...a);
-  assert.match(ev('--target', '10'), /--target: must be a class of mnist, 0\.\.9, got 10/);
-  assert.match(ev('--trigger-size', '29'), /--trigger-size: must be an integer in 1\.\.28 \(mnist images are 28x28\), got 29/);
-  assert.match(ev('--offset', '26,0'), /--offset: 26,0 puts the 3x3 patch outside the 28x28 mnist images/);
-  assert.match(ev('--attack', 'blend', '--alpha', '0'), /--alpha: must be in \(0, 1\], got 0/);
-  assert.match(ev('--poison-ratio', '0'), /--poison-ratio must be a number in \(0, 1\), got '0'/);
-  assert.match(fails('eval', '--weights', model, ...dataFlags, '--model', 'resnet18', '--width', '4'), /model\.safetensors: not weights of a resnet18 of width 4 for mnist/);
+const flags: AttackFlags = { attack: 'patch', triggerSize: 3, pattern: 'white', position: 'fixed', offset: '0,0', alpha: 0.2, poisonRatio: 0.05, target: 0, allToAll: false, attackSeed: 1 };
+
+test('attack flags are checked against the dataset, errors naming the flag', () => {
+  assert.doesNotThrow(() => checkedAttack({ ...flags, triggerSize: 28 }, 'mnist'));
+  assert.throws(() => checkedAttack({ ...flags, target: 10 }, 'mnist'), /^InvalidArgumentError: --target: must be a class of mnist, 0\.\.9, got 10$/);
+  assert.throws(() => checkedAttack({ ...flags, triggerSize: 29 }, 'mnist'), /--trigger-size: must be an integer in 1\.\.28 \(mnist images are 28x28\), got 29/);
+  assert.throws(() => checkedAttack({ ...flags, offset: '26,0' }, 'mnist'), /--offset: 26,0 puts the 3x3 patch outside the 28x28 mnist images/);
+  assert.throws(() => checkedAttack({ ...flags, attack: 'blend', alpha: 0 }, 'mnist'), /--alpha: must be in \(0, 1\], got 0/);
+  assert.throws(() => checkedAttack({ ...flags, poisonRatio: 1 }, 'mnist'), /--poison-ratio: must be in \(0, 1\), got 1/);
+  assert.equal(flagOf('cleanFraction'), '--clean-fraction');
 });
 
-test('train: out-of-range arguments are refused before the run directory is created or written', () => {
-  const cases: [string[], RegExp][] = [
-    [['--trigger-size', '100'], /--trigger-size: must be an integer in 1\.\.28 \(mnist images are 28x28\), got 100/],
-    [['--offset', '99,99'], /--offset: 99,99 puts the 3x3 patch outside/],
-    [['--target', '10'], /--target: must be a class of mnist/],
-    [['--clean-fraction', '1'], /--clean-fraction must be a number in \(0, 1\), got '1'/],
-  ];
+test('eval: a directory as --weights, a target that is no class, weights of another model', () => {
+  assert.match(fails('eval', '--weights', root, ...dataFlags), new RegExp(`--weights ${root}: is a directory`));
+  assert.throws(() => evalTarget({ weights: path.join(root, 'nope.safetensors'), dataset: 'mnist', model: 'small-cnn', width: 1, json: false, ...flags }),
+    /--weights .*nope\.safetensors: no such file/);
+  assert.match(fails('eval', '--weights', model, ...dataFlags, '--model', 'small-cnn', '--target', '10'), /--target: must be a class of mnist, 0\.\.9, got 10/);
+  assert.throws(() => loadTargetModel({ dataset: 'mnist', model: 'resnet18', width: 4, weights: model }), /model\.safetensors: not weights of a resnet18 of width 4 for mnist/);
+});
+
+test('train: bad arguments are refused before the run directory is created or written', () => {
   const absent = path.join(root, 'absent'), empty = path.join(root, 'empty');
   fs.mkdirSync(empty);
-  for (const [args, re] of cases) for (const out of [absent, empty]) {
-    assert.match(fails('train', ...dataFlags, '--model', 'small-cnn', '--epochs', '1', ...args, '--out', out), re);
-  }
+  assert.match(fails('train', ...dataFlags, '--model', 'small-cnn', '--trigger-size', '100', '--out', absent),
+    /--trigger-size: must be an integer in 1\.\.28 \(mnist images are 28x28\), got 100/);
+  assert.match(fails('train', ...dataFlags, '--model', 'small-cnn', '--clean-fraction', '1', '--out', empty), /--clean-fraction must be a number in \(0, 1\), got '1'/);
+  const patch = cfg.attack!.trigger as PatchSpec;
+  const bad: [Partial<TrainConfig>, RegExp][] = [
+    [{ attack: { ...cfg.attack!, trigger: { ...patch, offset: [99, 99] } } }, /'attack\.trigger\.offset': 99,99 puts the 3x3 patch outside/],
+    [{ attack: { ...cfg.attack!, target: 10 } }, /'attack\.target': must be a class of mnist/],
+    [{ cleanFraction: 1 }, /'cleanFraction': Number must be less than 1/],
+  ];
+  for (const [change, re] of bad) for (const out of [absent, empty]) assert.throws(() => train({ ...cfg, ...change }, out, { dataDir: data }), re);
   const broken = path.join(root, 'broken-data');
   fs.cpSync(data, broken, { recursive: true });
   fs.writeFileSync(path.join(broken, 'mnist', 'train-labels-idx1-ubyte'), 'not an IDX file');
-  assert.match(fails('train', '--dataset', 'mnist', '--data-dir', broken, '--model', 'small-cnn', '--out', absent), /train-labels-idx1-ubyte/);
+  for (const out of [absent, empty]) assert.throws(() => train(cfg, out, { dataDir: broken }), /train-labels-idx1-ubyte/);
   assert.ok(!fs.existsSync(absent), 'no run directory');
   assert.deepEqual(fs.readdirSync(empty), [], 'nothing written');
 });
@@ -95,21 +108,20 @@ test('train: out-of-range arguments are refused before the run directory is crea
 test('eval and defend name a corrupt config.json or attack.json and the faulty field', () => {
   const notJson = brokenRun('bad-config', 'config.json', '{"dataset": "mnist",');
   assert.match(fails('eval', '--run', notJson), new RegExp(`${notJson}/config\\.json: not valid JSON`));
-  assert.match(fails('defend', '--run', notJson, '--data-dir', data), /config\.json: not valid JSON/);
+  assert.throws(() => readRun(notJson), /config\.json: not valid JSON/);
   const big = brokenRun('big-trigger', 'config.json', JSON.stringify({ ...cfg, attack: { ...cfg.attack, trigger: { ...cfg.attack!.trigger, size: 40 } } }));
-  assert.match(fails('eval', '--run', big), /config\.json: 'attack\.trigger\.size': must be an integer in 1\.\.28/);
-  assert.throws(() => readTrainConfig(path.join(brokenRun('no-epochs', 'config.json', JSON.stringify({ ...cfg, epochs: undefined })), 'config.json')),
-    /config\.json: 'epochs': missing/);
+  assert.throws(() => evalTarget({ run: big, ...flags } as EvalFlags), /config\.json: 'attack\.trigger\.size': must be an integer in 1\.\.28/);
+  assert.throws(() => readRun(brokenRun('no-epochs', 'config.json', JSON.stringify({ ...cfg, epochs: undefined }))), /config\.json: 'epochs': missing/);
   assert.match(fails('defend', '--run', brokenRun('bad-attack', 'attack.json', '[1'), '--data-dir', data), /attack\.json: not valid JSON/);
-  assert.match(fails('defend', '--run', brokenRun('no-clean', 'attack.json', '{"poisonedIndices": [1]}'), '--data-dir', data),
-    /attack\.json: 'cleanIndices': missing/);
-  assert.match(fails('defend', '--run', brokenRun('neg-clean', 'attack.json', '{"poisonedIndices": [], "cleanIndices": [-1]}'), '--data-dir', data),
+  assert.throws(() => readRun(brokenRun('no-clean', 'attack.json', '{"poisonedIndices": [1]}')), /attack\.json: 'cleanIndices': missing/);
+  assert.throws(() => readRun(brokenRun('neg-clean', 'attack.json', '{"poisonedIndices": [], "cleanIndices": [-1]}')),
     /attack\.json: 'cleanIndices\.0': Number must be greater than or equal to 0/);
 });
 
 test('defend --weights names the missing weights file, not the run', () => {
   const missing = path.join(root, 'nonexistent.safetensors');
   assert.match(fails('defend', '--run', runDir, '--weights', missing, '--data-dir', data), new RegExp(`--weights ${missing}: no such file`));
+  assert.throws(() => readRun(runDir, root), new RegExp(`--weights ${root}: is a directory`));
 });
 
 test('train --resume with a checkpoint lacking metadata names the checkpoint and the missing keys, and writes nothing', () => {
