@@ -1,8 +1,10 @@
 // Poisoning a training set and building the triggered test set for ASR / RA.
 import { scope, Tensor, tensor } from '../torch';
 import { Rng } from '../util/rng';
+import { SpecIssue } from '../util/validation';
 import { applyTrigger, TriggerSpec } from './triggers';
 import { assertTestSetAllowed } from '../data/test-set-lock';
+import { datasetInfo } from '../data/datasets';
 
 export type TargetMode = 'all-to-one' | 'all-to-all';
 
@@ -17,6 +19,27 @@ export interface AttackSpec {
 }
 
 export const DEFAULT_ATTACK: Omit<AttackSpec, 'trigger'> = { poisonRatio: 0.05, target: 0, mode: 'all-to-one', seed: 1 };
+
+/** What in an attack the dataset rules out (image size, class count) or that no attack can have; empty when it is usable. */
+export function attackIssues(a: AttackSpec, dataset: string): SpecIssue[] {
+  const { size, classes } = datasetInfo(dataset);
+  const issues: SpecIssue[] = [];
+  const t = a.trigger;
+  if (t.kind === 'blend') {
+    if (!(t.alpha > 0 && t.alpha <= 1)) issues.push({ path: 'trigger.alpha', message: `must be in (0, 1], got ${t.alpha}` });
+  } else if (!(Number.isInteger(t.size) && t.size >= 1 && t.size <= size)) {
+    issues.push({ path: 'trigger.size', message: `must be an integer in 1..${size} (${dataset} images are ${size}x${size}), got ${t.size}` });
+  } else if (t.position === 'fixed') {
+    const [dx, dy] = t.offset ?? [0, 0];
+    const max = size - t.size;
+    if (!(dx >= 0 && dy >= 0 && dx <= max && dy <= max))
+      issues.push({ path: 'trigger.offset', message: `${dx},${dy} puts the ${t.size}x${t.size} patch outside the ${size}x${size} ${dataset} images (each must be in 0..${max})` });
+  }
+  if (!(a.poisonRatio > 0 && a.poisonRatio < 1)) issues.push({ path: 'poisonRatio', message: `must be in (0, 1), got ${a.poisonRatio}` });
+  if (!(Number.isInteger(a.target) && a.target >= 0 && a.target < classes))
+    issues.push({ path: 'target', message: `must be a class of ${dataset}, 0..${classes - 1}, got ${a.target}` });
+  return issues;
+}
 
 export function targetLabel(y: number, a: AttackSpec, classes: number): number {
   return a.mode === 'all-to-one' ? a.target : (y + 1) % classes;

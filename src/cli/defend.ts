@@ -13,10 +13,11 @@ import { datasetInfo, ImageSet, loadImageSet, withoutTestSet } from '../data/dat
 import { DefenseData, DefenseHooks, disposeSet, holdOut } from '../defenses/common';
 import { defenseDirName, defenseLabel, defenseMethod, DefenseReport, parseOverrides, resolveOptions } from '../defenses/registry';
 import { evaluateModel, Metrics } from '../train/metrics';
-import { runFiles, saveModel, TrainConfig } from '../train/run';
+import { readRunAttack, readTrainConfig, runFiles, saveModel, TrainConfig } from '../train/run';
 import { readRunRecord } from '../train/run-records';
 import { writeFileAtomic } from '../util/atomic';
 import { readFileNamed } from '../util/files';
+import { assertFile } from '../util/paths';
 
 export interface DefendFlags {
   run: string; weights?: string; method: string; set: string[]; lambda?: string; out?: string; valFraction: number; seed?: number; dataDir?: string;
@@ -41,9 +42,9 @@ interface RunInfo { cfg: TrainConfig; cleanIndices: number[]; weights: string }
 export function readRun(dir: string, weights?: string): RunInfo {
   const files = runFiles(dir);
   if (!fs.existsSync(files.config)) throw new Error(`--run ${dir}: no config.json there (is it a training run directory?)`);
-  const cfg = readRunRecord<TrainConfig>(files.config);
-  const attack = readRunRecord<{ cleanIndices?: number[] }>(files.attack);
-  if (!Array.isArray(attack.cleanIndices) || attack.cleanIndices.length === 0) throw new Error(`${files.attack}: field 'cleanIndices' is missing or empty`);
+  const cfg = readTrainConfig(files.config);
+  const attack = readRunAttack(files.attack);
+  if (weights) assertFile(weights, '--weights');
   const w = weights ?? files.model;
   if (!fs.existsSync(w)) throw new Error(`${w}: no trained model (finish the training run first, or give --weights)`);
   return { cfg, cleanIndices: attack.cleanIndices, weights: w };

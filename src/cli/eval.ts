@@ -2,14 +2,14 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { loadSafetensors, loadTorchStateDict, manualSeed, nn, Tensor } from '../torch';
-import { AttackFlags, attackFromFlags } from './options';
+import { AttackFlags, checkedAttack } from './options';
 import { metricsTable } from './report';
 import { AttackSpec } from '../attacks/poison';
 import { datasetInfo, DatasetName, loadImageSet } from '../data/datasets';
 import { createModel, ModelName } from '../models';
 import { evaluateModel, Metrics } from '../train/metrics';
-import { runFiles, TrainConfig } from '../train/run';
-import { readRunRecord } from '../train/run-records';
+import { readTrainConfig, runFiles } from '../train/run';
+import { assertFile } from '../util/paths';
 
 export interface EvalFlags extends AttackFlags {
   run?: string; weights?: string; dataset: DatasetName; dataDir?: string; model: ModelName; width: number; json: boolean;
@@ -17,6 +17,7 @@ export interface EvalFlags extends AttackFlags {
 
 /** Reads a state dict from safetensors or a torch.save file (by content, not by name). */
 export function loadStateDictFile(file: string): Map<string, Tensor> {
+  assertFile(file);
   const head = Buffer.alloc(4);
   try {
     const fd = fs.openSync(file, 'r');
@@ -34,12 +35,14 @@ export function evalTarget(f: EvalFlags): EvalTarget {
   if (f.run) {
     const files = runFiles(f.run);
     if (!fs.existsSync(files.config)) throw new Error(`--run ${f.run}: no config.json there (is it a training run directory?)`);
-    const cfg = readRunRecord<TrainConfig>(files.config);
+    const cfg = readTrainConfig(files.config);
+    if (f.weights) assertFile(f.weights, '--weights');
     const weights = f.weights ?? (fs.existsSync(files.model) ? files.model : files.checkpoint);
     return { dataset: cfg.dataset, model: cfg.model, width: cfg.width, attack: cfg.attack, weights };
   }
   if (!f.weights) throw new Error('give --run <dir> or --weights <file> (safetensors or torch.save state dict)');
-  return { dataset: f.dataset, model: f.model, width: f.width, attack: attackFromFlags(f), weights: path.resolve(f.weights) };
+  assertFile(f.weights, '--weights');
+  return { dataset: f.dataset, model: f.model, width: f.width, attack: checkedAttack(f, f.dataset), weights: path.resolve(f.weights) };
 }
 
 /** A model of the target's architecture with its weights loaded (a training checkpoint's too). */
@@ -54,7 +57,8 @@ export function loadTargetModel(t: Omit<EvalTarget, 'attack'>): nn.Module {
     model.loadStateDict(own);
   } catch (e) {
     model.dispose();
-    throw new Error(`${t.weights}: does not fit a ${t.model} for ${t.dataset}: ${(e as Error).message}`);
+    const width = t.model === 'small-cnn' || !t.width ? '' : ` of width ${t.width}`;
+    throw new Error(`${t.weights}: not weights of a ${t.model}${width} for ${t.dataset}: ${(e as Error).message}`);
   } finally {
     for (const v of sd.values()) v.dispose();
   }

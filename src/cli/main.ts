@@ -4,12 +4,13 @@ import { Command, Option } from 'commander';
 import { buildInfo, getNumThreads } from '../torch';
 import { DEMO_CONFIG, runDemo } from './demo';
 import { runEngineDemo } from './engine-demo';
+import { errorText } from './errors';
 import { runEval } from './eval';
 import { runDefend } from './defend';
 import { runExperimentCommand, runWorkerCommand } from './experiment';
 import { runSummary } from './summary';
 import { DEFENSE_NAMES } from '../defenses/registry';
-import { addAttackOptions, addDataOptions, addModelOptions, int, num } from './options';
+import { addAttackOptions, addDataOptions, addModelOptions, fraction, int, num } from './options';
 import { runPreview } from './preview';
 import { runTrain } from './train';
 import { DATASET_NAMES, DatasetName } from '../data/datasets';
@@ -29,7 +30,7 @@ trainCmd
   .option('--momentum <x>', 'SGD momentum', num('--momentum', 0, 1), 0.9)
   .option('--weight-decay <x>', 'weight decay', num('--weight-decay', 0), 5e-4)
   .addOption(new Option('--schedule <s>', 'learning-rate schedule').choices(['cosine', 'step', 'multistep', 'constant']).default('cosine'))
-  .option('--clean-fraction <f>', "share of the training set held out as the defender's clean split", num('--clean-fraction', 0, 1), 0.05)
+  .option('--clean-fraction <f>', "share of the training set held out as the defender's clean split", fraction('--clean-fraction'), 0.05)
   .option('--seed <n>', 'seed of the split, initialisation and data order', int('--seed'), 1)
   .option('--no-eval-each-epoch', 'evaluate on the test set only at the end')
   .requiredOption('--out <dir>', 'run directory (checkpoint, model, metrics)')
@@ -78,7 +79,7 @@ const defendCmd = program.command('defend')
   .option('--method <list>', `defenses as name[:preset], comma-separated (${DEFENSE_NAMES.join(', ')})`, 'vardefense')
   .option('--set <key=value>', 'override an option of the method(s); repeatable (JSON values, e.g. lambda=auto, statsMomentum=null)', (v: string, acc: string[]) => [...acc, v], [] as string[])
   .option('--lambda <x>', "VarDefense's penalty weight, or 'auto' (same as --set lambda=...)")
-  .option('--val-fraction <f>', 'share of the clean split held out for validation', num('--val-fraction', 0, 1), 0.1)
+  .option('--val-fraction <f>', 'share of the clean split held out for validation', fraction('--val-fraction'), 0.1)
   .option('--seed <n>', 'seed of the defense (overrides the preset\'s)', int('--seed'))
   .option('--out <dir>', 'output root (default: <run>/defenses)')
   .option('--data-dir <dir>', 'dataset root')
@@ -136,7 +137,11 @@ program.command('info')
     console.log(`libtorch ${b.torch}, threads ${getNumThreads()}, CUDA ${b.cuda ? 'yes' : 'no'}, oneDNN ${b.mkldnn ? 'yes' : 'no'}`);
   });
 
-program.parseAsync(process.argv).catch((e: Error) => {
-  console.error(`error: ${e.message}`);
+// any failure: one line and exit 1 (VARDEFENSE_DEBUG=1: the stack too)
+function fail(e: unknown): never {
+  console.error(errorText(e, !!process.env.VARDEFENSE_DEBUG));
   process.exit(1);
-});
+}
+
+process.on('uncaughtException', fail);
+program.parseAsync(process.argv).catch(fail);

@@ -1,9 +1,10 @@
 // Command-line options shared by train, eval and defend, with checked parsing.
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { AttackSpec } from '../attacks/poison';
+import { AttackSpec, attackIssues } from '../attacks/poison';
 import { TriggerSpec } from '../attacks/triggers';
 import { DATASET_NAMES } from '../data/datasets';
 import { MODEL_NAMES } from '../models';
+import { formatIssues } from '../util/validation';
 
 export function int(name: string, min = 0) {
   return (v: string): number => {
@@ -17,6 +18,15 @@ export function num(name: string, min = -Infinity, max = Infinity) {
   return (v: string): number => {
     const n = Number(v);
     if (!Number.isFinite(n) || n < min || n > max) throw new InvalidArgumentError(`${name} must be a number in [${min}, ${max}], got '${v}'`);
+    return n;
+  };
+}
+
+/** A share strictly between 0 and 1. */
+export function fraction(name: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!(n > 0 && n < 1)) throw new InvalidArgumentError(`${name} must be a number in (0, 1), got '${v}'`);
     return n;
   };
 }
@@ -41,7 +51,7 @@ export function addAttackOptions(c: Command): Command {
     .addOption(new Option('--position <p>', 'patch position').choices(['fixed', 'random']).default('fixed'))
     .option('--offset <dx,dy>', 'fixed patch offset from the bottom-right corner', '0,0')
     .option('--alpha <a>', 'blend ratio of the noise trigger', num('--alpha', 0, 1), 0.2)
-    .option('--poison-ratio <r>', 'fraction of training samples poisoned', num('--poison-ratio', 0, 1), 0.05)
+    .option('--poison-ratio <r>', 'fraction of training samples poisoned', fraction('--poison-ratio'), 0.05)
     .option('--target <c>', 'all-to-one target class', int('--target'), 0)
     .option('--all-to-all', 'relabel y -> y+1 mod C instead of all-to-one', false)
     .option('--attack-seed <n>', 'seed of the trigger pattern, poisoned indices and positions', int('--attack-seed'), 1);
@@ -60,4 +70,23 @@ export function attackFromFlags(f: AttackFlags): AttackSpec | null {
     ? { kind: 'blend', alpha: f.alpha, seed: f.attackSeed }
     : { kind: 'patch', size: f.triggerSize, pattern: f.pattern, position: f.position, offset: [Number(m[1]), Number(m[2])], seed: f.attackSeed };
   return { trigger, poisonRatio: f.poisonRatio, target: f.target, mode: f.allToAll ? 'all-to-all' : 'all-to-one', seed: f.attackSeed };
+}
+
+const ATTACK_KEYS: Record<string, keyof AttackFlags> = { 'trigger.size': 'triggerSize', 'trigger.offset': 'offset', 'trigger.alpha': 'alpha' };
+
+/** The AttackFlags key (also the experiment config's key) of an AttackSpec field: 'trigger.size' -> 'triggerSize'. */
+export const attackKey = (specPath: string): string => ATTACK_KEYS[specPath] ?? specPath;
+
+/** The flag of a TrainConfig field: 'attack.trigger.size' -> '--trigger-size', 'cleanFraction' -> '--clean-fraction'. */
+export function flagOf(configPath: string): string {
+  const key = configPath.startsWith('attack.') ? attackKey(configPath.slice('attack.'.length)) : configPath;
+  return `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+}
+
+/** attackFromFlags, checked against the dataset (the patch inside its images, the target one of its classes). */
+export function checkedAttack(f: AttackFlags, dataset: string): AttackSpec | null {
+  const a = attackFromFlags(f);
+  const issues = a ? attackIssues(a, dataset) : [];
+  if (issues.length) throw new InvalidArgumentError(formatIssues(issues, (p) => flagOf(`attack.${p}`)));
+  return a;
 }

@@ -1,10 +1,11 @@
 // `vardefense train`: a clean or poisoned model, checkpointed every epoch, resumable.
-import { AttackFlags, attackFromFlags } from './options';
+import { AttackFlags, attackFromFlags, flagOf } from './options';
 import { progress, Progress } from './progress';
 import { metricsTable, pct } from './report';
 import { DatasetName } from '../data/datasets';
 import { ModelName } from '../models';
-import { DEFAULT_TRAIN, Schedule, train, TrainConfig, TrainHooks } from '../train/run';
+import { DEFAULT_TRAIN, Schedule, train, TrainConfig, trainConfigIssues, TrainHooks } from '../train/run';
+import { formatIssues } from '../util/validation';
 
 export interface TrainFlags extends AttackFlags {
   dataset: DatasetName; dataDir?: string; model: ModelName; width: number; epochs: number; batchSize: number; lr: number;
@@ -39,6 +40,8 @@ export function trainProgressHooks(epochs: number, log: (l: string) => void = (l
 
 export function runTrain(f: TrainFlags): void {
   const cfg = configFromFlags(f);
+  const issues = trainConfigIssues(cfg);
+  if (issues.length) throw new Error(formatIssues(issues, flagOf));
   const r = train(cfg, f.out, { resume: f.resume, dataDir: f.dataDir, hooks: trainProgressHooks(cfg.epochs) });
   if (f.json) console.log(JSON.stringify({ out: f.out, config: cfg, metrics: r.metrics, history: r.history }));
   else console.log(`model: ${f.out}/model.safetensors\n${metricsTable(r.metrics)}`);

@@ -4,23 +4,29 @@ import * as crypto from 'crypto';
 import * as path from 'path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { attackFromFlags } from '../cli/options';
+import { attackFromFlags, attackKey } from '../cli/options';
+import { attackIssues } from '../attacks/poison';
 import { DATASET_NAMES } from '../data/datasets';
 import { defenseLabel, defenseMethod, resolveOptions } from '../defenses/registry';
 import { MODEL_NAMES } from '../models';
 import { DEFAULT_TRAIN, TrainConfig } from '../train/run';
 import { readFileNamed } from '../util/files';
+import { describeIssue } from '../util/validation';
+
+// names become folder names (runs/<name>, a worker's <out>/<name>): one plain path segment, never '.' or '..'
+const safeName = z.string().regex(/^[\w-][\w.-]*$/, "must be a plain folder name (letters, digits, _ . -, not starting with '.')");
 
 const attackSchema = z.object({
-  name: z.string().regex(/^[\w.-]+$/, 'letters, digits, _ . - only'),
+  name: safeName,
   attack: z.enum(['patch', 'blend', 'none']).default('patch'),
   triggerSize: z.number().int().min(1).default(3),
   pattern: z.enum(['white', 'checkerboard', 'random']).default('white'),
   position: z.enum(['fixed', 'random']).default('fixed'),
   offset: z.string().regex(/^\d+,\d+$/, "'dx,dy'").default('0,0'),
-  alpha: z.number().min(0).max(1).default(0.2),
-  poisonRatio: z.number().min(0).max(1).default(0.05),
-  target: z.number().int().min(0).default(0),
+  // their ranges, and the trigger's fit in the images, are checked against each dataset below
+  alpha: z.number().default(0.2),
+  poisonRatio: z.number().default(0.05),
+  target: z.number().int().default(0),
   allToAll: z.boolean().default(false),
   attackSeed: z.number().int().min(0).default(1),
 }).strict();
@@ -28,7 +34,7 @@ const attackSchema = z.object({
 const defenseSchema = z.union([
   z.string().regex(/^[\w-]+(:[\w-]+)?$/, "'method' or 'method:preset'"),
   z.object({
-    method: z.string(), preset: z.string().default('default'),
+    method: z.string().regex(/^[\w-]+$/, 'must be a defense name (letters, digits, _ -)'), preset: z.string().regex(/^[\w-]+$/, 'must be a preset name (letters, digits, _ -)').default('default'),
     set: z.record(z.unknown()).default({}),
     /** one cell per value of each swept option (the product over options) */
     sweep: z.record(z.array(z.unknown()).min(1)).default({}),
@@ -36,7 +42,7 @@ const defenseSchema = z.union([
 ]);
 
 export const experimentSchema = z.object({
-  name: z.string().min(1),
+  name: safeName,
   datasets: z.array(z.enum(DATASET_NAMES)).min(1),
   model: z.object({ name: z.enum(MODEL_NAMES as unknown as [string, ...string[]]).default('resnet18'), width: z.number().int().min(1).default(16) }).strict().default({}),
   train: z.object({
@@ -47,7 +53,18 @@ export const experimentSchema = z.object({
   defenses: z.array(defenseSchema).min(1),
   seeds: z.array(z.number().int().min(0)).min(1).default([1]),
   valFraction: z.number().gt(0).lt(1).default(0.1),
-}).strict();
+}).strict().superRefine((e, ctx) => {
+  // each attack against each dataset's image size and classes, so a bad grid fails here and not mid-training
+  e.attacks.forEach((a, i) => {
+    const spec = /^\d+,\d+$/.test(a.offset) ? attackFromFlags(a) : null; // a malformed offset has its own issue
+    const seen = new Set<string>();
+    for (const d of spec ? e.datasets : []) for (const issue of attackIssues(spec!, d)) {
+      const key = `${issue.path}: ${issue.message}`; // ratios are wrong on every dataset alike: said once
+      if (!seen.has(key)) ctx.addIssue({ code: 'custom', path: ['attacks', i, attackKey(issue.path)], message: issue.message });
+      seen.add(key);
+    }
+  });
+});
 
 export type Experiment = z.infer<typeof experimentSchema>;
 
@@ -62,13 +79,6 @@ export interface Cell {
 
 const hash = (v: unknown): string => crypto.createHash('sha256').update(JSON.stringify(v)).digest('hex').slice(0, 16);
 
-function describe(i: z.ZodIssue): string {
-  const key = i.path.join('.') || '(root)';
-  if (i.code === 'invalid_enum_value') return `'${key}' must be one of ${i.options.map((o) => `'${String(o)}'`).join(', ')}, got '${String(i.received)}'`;
-  if (i.code === 'unrecognized_keys') return `'${key}': unknown key(s) ${i.keys.map((k) => `'${k}'`).join(', ')}`;
-  return `'${key}': ${i.message}`;
-}
-
 export function parseExperiment(text: string, source: string): Experiment {
   let raw: unknown;
   try {
@@ -77,7 +87,7 @@ export function parseExperiment(text: string, source: string): Experiment {
     throw new Error(`${source}: not valid ${/\.json$/i.test(source) ? 'JSON' : 'YAML'}: ${(e as Error).message}`);
   }
   const r = experimentSchema.safeParse(raw);
-  if (!r.success) throw new Error(`${source}: ${r.error.issues.map(describe).join('; ')}`);
+  if (!r.success) throw new Error(`${source}: ${r.error.issues.map(describeIssue).join('; ')}`);
   return r.data;
 }
 

@@ -102,7 +102,7 @@ export function runCell(e: Experiment, out: string, cell: Cell, dataDir?: string
 export function runExperiment(e: Experiment, out: string, o: { dataDir?: string; models?: string; hooks?: RunHooks } = {}): CellResult[] {
   const cells = expandCells(e);
   fs.mkdirSync(out, { recursive: true });
-  fs.writeFileSync(path.join(out, 'experiment.json'), JSON.stringify(e, null, 1));
+  writeFileAtomic(path.join(out, 'experiment.json'), JSON.stringify(e, null, 1));
   const recorded = new Set(readResults(out).map((r) => r.cell));
   syncCsv(out);
   const results: CellResult[] = [];

@@ -3,13 +3,16 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { loadSafetensors, manualSeed, nn, optim, saveSafetensors, Tensor } from '../torch';
-import { AttackSpec, poisonTrainingSet } from '../attacks/poison';
+import { z } from 'zod';
+import { AttackSpec, attackIssues, poisonTrainingSet } from '../attacks/poison';
 import { describeTrigger } from '../attacks/triggers';
-import { datasetInfo, DatasetName, ImageSet, loadImageSet } from '../data/datasets';
+import { DATASET_NAMES, datasetInfo, DatasetName, ImageSet, loadImageSet } from '../data/datasets';
 import { randomCropFlip } from '../data/augment';
 import { defenderSplit } from '../data/split';
-import { createModel, ModelName } from '../models';
+import { createModel, MODEL_NAMES, ModelName } from '../models';
 import { writeFileAtomic } from '../util/atomic';
+import { formatIssues, issueMessage, parseWith, SpecIssue } from '../util/validation';
+import { readRunRecord } from './run-records';
 import { normalize, trainEpoch } from './loop';
 import { evaluateModel, Metrics } from './metrics';
 
@@ -38,6 +41,47 @@ export const DEFAULT_TRAIN: Omit<TrainConfig, 'dataset' | 'model' | 'attack'> = 
   cleanFraction: 0.05, epochs: 10, batchSize: 128, lr: 0.01, momentum: 0.9, weightDecay: 5e-4,
   schedule: 'cosine', seed: 1, evalEachEpoch: true,
 };
+
+const int0 = z.number().int().min(0);
+const triggerSchema = z.discriminatedUnion('kind', [
+  z.object({
+    kind: z.literal('patch'), size: z.number().int(), pattern: z.enum(['white', 'checkerboard', 'random']), position: z.enum(['fixed', 'random']),
+    offset: z.tuple([z.number().int(), z.number().int()]).optional(), seed: z.number().int().optional(),
+  }),
+  z.object({ kind: z.literal('blend'), alpha: z.number(), seed: z.number().int().optional() }),
+]);
+
+/** A TrainConfig's shape; the ranges that depend on the dataset are attackIssues'. */
+const trainConfigSchema = z.object({
+  dataset: z.enum(DATASET_NAMES), model: z.enum(MODEL_NAMES), width: z.number().int().min(1).optional(),
+  attack: z.object({ trigger: triggerSchema, poisonRatio: z.number(), target: z.number().int(), mode: z.enum(['all-to-one', 'all-to-all']), seed: int0 }).nullable(),
+  cleanFraction: z.number().gt(0).lt(1), epochs: z.number().int().min(1), batchSize: z.number().int().min(1), lr: z.number().min(0),
+  momentum: z.number().min(0).max(1), weightDecay: z.number().min(0), schedule: z.enum(['cosine', 'step', 'multistep', 'constant']), seed: int0,
+  evalEachEpoch: z.boolean(),
+});
+
+/** Everything wrong with a training config, keyed by dotted path ('attack.trigger.size'); empty when train() can run it. */
+export function trainConfigIssues(cfg: unknown): SpecIssue[] {
+  const r = trainConfigSchema.safeParse(cfg);
+  if (!r.success) return r.error.issues.map((i) => ({ path: i.path.join('.') || '(root)', message: issueMessage(i) }));
+  const c = r.data as TrainConfig;
+  return c.attack ? attackIssues(c.attack, c.dataset).map((i) => ({ ...i, path: `attack.${i.path}` })) : [];
+}
+
+/** A run's config.json, checked: errors name the file and the field. */
+export function readTrainConfig(file: string): TrainConfig {
+  const cfg = readRunRecord<TrainConfig>(file);
+  const issues = trainConfigIssues(cfg);
+  if (issues.length) throw new Error(`${file}: ${formatIssues(issues)}`);
+  return cfg;
+}
+
+const runAttackSchema = z.object({ poisonedIndices: z.array(int0), cleanIndices: z.array(int0).min(1) });
+
+/** A run's attack.json, checked: the poisoned and the defender's clean indices. */
+export function readRunAttack(file: string): z.infer<typeof runAttackSchema> {
+  return parseWith(runAttackSchema, readRunRecord<unknown>(file), file);
+}
 
 export interface EpochRecord { epoch: number; loss: number; trainAcc: number; seconds: number; imagesPerSecond: number; lr: number; test?: Metrics }
 
@@ -96,14 +140,33 @@ function saveCheckpoint(files: RunFiles, model: nn.Module, opt: optim.Optimizer,
   saveSafetensors(files.checkpoint, tensors, { epoch: String(epoch), stepCount: String(opt.stepCount), history: JSON.stringify(history) });
 }
 
-function loadCheckpoint(files: RunFiles, model: nn.Module, opt: optim.Optimizer): { epoch: number; history: EpochRecord[] } {
-  const { tensors, metadata } = loadSafetensors(files.checkpoint);
+interface Checkpoint { tensors: Map<string, Tensor>; epoch: number; stepCount: number; history: EpochRecord[] }
+
+/** A checkpoint's tensors and metadata, checked before anything is trained or written. */
+function readCheckpoint(file: string, epochs: number): Checkpoint {
+  const { tensors, metadata } = loadSafetensors(file);
+  const fail = (what: string): never => {
+    for (const t of tensors.values()) t.dispose();
+    throw new Error(`${file}: ${what} (not a checkpoint of vardefense train; move it away to start over)`);
+  };
+  const missing = ['epoch', 'stepCount', 'history'].filter((k) => metadata[k] === undefined);
+  if (missing.length) fail(`metadata lacks ${missing.map((k) => `'${k}'`).join(', ')}`);
+  const epoch = Number(metadata.epoch), stepCount = Number(metadata.stepCount);
+  if (!(Number.isInteger(epoch) && epoch >= 1 && epoch <= epochs)) fail(`metadata 'epoch' must be an integer in 1..${epochs}, got '${metadata.epoch}'`);
+  if (!(Number.isInteger(stepCount) && stepCount >= 0)) fail(`metadata 'stepCount' must be an integer >= 0, got '${metadata.stepCount}'`);
+  let history: unknown;
+  try { history = JSON.parse(metadata.history); } catch (e) { fail(`metadata 'history' is not valid JSON (${(e as Error).message})`); }
+  if (!Array.isArray(history) || history.length !== epoch) fail(`metadata 'history' must be a list of ${epoch} epoch records`);
+  if (![...tensors.keys()].some((k) => k.startsWith('model.'))) fail(`no 'model.*' tensors`);
+  return { tensors, epoch, stepCount, history: history as EpochRecord[] };
+}
+
+function applyCheckpoint(c: Checkpoint, model: nn.Module, opt: optim.Optimizer): void {
   const m = new Map<string, Tensor>(), o = new Map<string, Tensor>();
-  for (const [k, v] of tensors) (k.startsWith('model.') ? m : o).set(k.replace(/^(model|optim)\./, ''), v);
+  for (const [k, v] of c.tensors) (k.startsWith('model.') ? m : o).set(k.replace(/^(model|optim)\./, ''), v);
   model.loadStateDict(m);
   for (const t of m.values()) t.dispose();
-  opt.loadStateDict(o, Number(metadata.stepCount));
-  return { epoch: Number(metadata.epoch), history: JSON.parse(metadata.history) as EpochRecord[] };
+  opt.loadStateDict(o, c.stepCount);
 }
 
 /** Model weights plus the run's config as metadata, PyTorch names (safetensors). */
@@ -121,20 +184,19 @@ export interface TrainResult { model: nn.Module; history: EpochRecord[]; metrics
 export function train(cfg: TrainConfig, dir: string, o: { resume?: boolean; dataDir?: string; hooks?: TrainHooks } = {}): TrainResult {
   const files = runFiles(dir);
   const log = o.hooks?.log ?? (() => undefined);
-  fs.mkdirSync(dir, { recursive: true });
+  // everything is checked, and the data read, before the run directory is touched
+  const issues = trainConfigIssues(cfg);
+  if (issues.length) throw new Error(`training config: ${formatIssues(issues)}`);
   const cfgJson = JSON.stringify(cfg, null, 2);
-  if (fs.existsSync(files.config)) {
-    const old = fs.readFileSync(files.config, 'utf8');
-    if (old !== cfgJson) {
-      if (o.resume) throw new Error(`${files.config}: the run in ${dir} was made with another config; cannot resume it with this one`);
-    }
-  }
+  if (o.resume && fs.existsSync(files.config) && fs.readFileSync(files.config, 'utf8') !== cfgJson)
+    throw new Error(`${files.config}: the run in ${dir} was made with another config; cannot resume it with this one`);
   if (!o.resume && fs.existsSync(files.checkpoint)) throw new Error(`${dir} already holds a run; pass --resume to continue it or choose another --out`);
-  writeFileAtomic(files.config, cfgJson);
+  const ckpt = o.resume && fs.existsSync(files.checkpoint) ? readCheckpoint(files.checkpoint, cfg.epochs) : null;
 
   const info = datasetInfo(cfg.dataset);
   manualSeed(cfg.seed);
   const data = prepareData(cfg, o.dataDir);
+  writeFileAtomic(files.config, cfgJson);
   writeFileAtomic(files.attack, JSON.stringify({
     attack: cfg.attack, trigger: cfg.attack ? describeTrigger(cfg.attack.trigger) : null,
     poisonedIndices: Array.from(data.poisonedIndices), cleanIndices: Array.from(data.cleanIndices),
@@ -148,11 +210,11 @@ export function train(cfg: TrainConfig, dir: string, o: { resume?: boolean; data
   const sched = makeScheduler(opt, cfg);
   let start = 1;
   let history: EpochRecord[] = [];
-  if (o.resume && fs.existsSync(files.checkpoint)) {
-    const c = loadCheckpoint(files, model, opt);
-    start = c.epoch + 1;
-    history = c.history;
-    log(`resuming after epoch ${c.epoch}`);
+  if (ckpt) {
+    applyCheckpoint(ckpt, model, opt);
+    start = ckpt.epoch + 1;
+    history = ckpt.history;
+    log(`resuming after epoch ${ckpt.epoch}`);
   }
   sched.setEpoch(start - 1);
   const prepare = (x: Tensor): Tensor => {

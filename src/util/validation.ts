@@ -1,0 +1,30 @@
+// Validation with errors that name the file and the field: zod issues, spec issues, checked JSON files.
+import { z } from 'zod';
+
+/** A fault in a spec: `path` is the field's dotted path in it (e.g. 'trigger.size'). */
+export interface SpecIssue { path: string; message: string }
+
+/** 'name: message; ...', `name` turning a path into what the user wrote (a flag, a config key). */
+export function formatIssues(issues: SpecIssue[], name = (p: string): string => `'${p}'`): string {
+  return issues.map((i) => `${name(i.path)}: ${i.message}`).join('; ');
+}
+
+/** The issue without its key: the allowed values of an enum and the unknown keys spelled out. */
+export function issueMessage(i: z.ZodIssue): string {
+  if (i.code === 'invalid_enum_value') return `must be one of ${i.options.map((o) => `'${String(o)}'`).join(', ')}, got '${String(i.received)}'`;
+  if (i.code === 'invalid_type' && i.received === 'undefined') return `missing (expected ${i.expected})`;
+  if (i.code === 'unrecognized_keys') return `unknown key(s) ${i.keys.map((k) => `'${k}'`).join(', ')}`;
+  return i.message;
+}
+
+/** "'key.path': message" ("'key' must be one of ..." for enums). */
+export function describeIssue(i: z.ZodIssue): string {
+  const key = i.path.join('.') || '(root)';
+  return `'${key}'${i.code === 'invalid_enum_value' ? ' ' : ': '}${issueMessage(i)}`;
+}
+
+export function parseWith<T extends z.ZodTypeAny>(schema: T, value: unknown, source: string): z.output<T> {
+  const r = schema.safeParse(value);
+  if (!r.success) throw new Error(`${source}: ${r.error.issues.map(describeIssue).join('; ')}`);
+  return r.data;
+}
