@@ -106,7 +106,7 @@ export const defenseLabel = (method: string, preset: string): string => (preset 
 export const defenseDirName = (method: string, preset: string): string => defenseLabel(method, preset).replace(':', '-');
 
 export function defenseMethod(name: string): DefenseMethod {
-  const m = DEFENSES[name];
+  const m = Object.hasOwn(DEFENSES, name) ? DEFENSES[name] : undefined;
   if (!m) throw new Error(`unknown defense '${name}' (known: ${DEFENSE_NAMES.join(', ')})`);
   return m;
 }
@@ -120,7 +120,7 @@ function describeIssue(i: z.ZodIssue, method: string): string {
 
 /** The preset's options with overrides applied, validated. */
 export function resolveOptions(method: DefenseMethod, preset = 'default', overrides: Record<string, unknown> = {}): Record<string, unknown> {
-  const base = method.presets[preset];
+  const base = Object.hasOwn(method.presets, preset) ? method.presets[preset] : undefined;
   if (!base) throw new Error(`${method.name}: unknown preset '${preset}' (known: ${Object.keys(method.presets).join(', ')})`);
   const r = method.schema.safeParse({ ...base, ...overrides });
   if (!r.success) throw new Error(r.error.issues.map((i) => describeIssue(i, method.name)).join('; '));

@@ -91,4 +91,6 @@ test('options that cannot apply are refused with the option named', () => {
   assert.throws(() => varDefense(model, data, options('paper', { metric: 'weight' })), /statsMomentum.*weight metric/);
   assert.throws(() => varDefense(model, data, options('paper', { startFraction: 0.6, maxFraction: 0.5 })), /startFraction <= maxFraction/);
   assert.throws(() => resolveOptions(vd, 'paper', { statsMomentum: 1 }), /statsMomentum/);
+  assert.throws(() => defenseMethod('constructor'), /unknown defense 'constructor'/);
+  assert.throws(() => resolveOptions(vd, '__proto__'), /unknown preset '__proto__'/);
 });
