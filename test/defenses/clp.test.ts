@@ -4,10 +4,9 @@ import { manualSeed, nn, noGrad, scope, tensor, zeros } from '../../src/torch';
 import { ResNet18 } from '../../src/models/resnet';
 import { ImageSet, withoutTestSet } from '../../src/data/datasets';
 import { clp, clpScores, ClpOptions, outliers } from '../../src/defenses/clp';
-import { holdOut } from '../../src/defenses/common';
 import { defenseMethod, resolveOptions } from '../../src/defenses/registry';
 import { evaluateModel } from '../../src/train/metrics';
-import { plantBackdoor, PLANTED_NORM } from '../fixtures/planted';
+import { planted, PLANTED_NORM } from '../fixtures/planted';
 
 const options = (o: Record<string, unknown> = {}): ClpOptions => resolveOptions(defenseMethod('clp'), 'default', o) as unknown as ClpOptions;
 
@@ -78,8 +77,8 @@ test('CLP zeroes an injected high-Lipschitz channel and only it, without reading
 });
 
 test('CLP on the planted fixture: clean accuracy holds (the fixture backdoor is not where CLP looks)', () => {
-  const p = plantBackdoor();
-  const data = { ...holdOut(p.clean, 0.2, 1), norm: PLANTED_NORM };
+  const p = planted();
+  const data = p.data;
   const before = evaluateModel(p.model, p.test, PLANTED_NORM, p.attack);
   const r = withoutTestSet(() => clp(p.model, data, options()));
   const after = evaluateModel(p.model, p.test, PLANTED_NORM, p.attack);

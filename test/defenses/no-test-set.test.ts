@@ -6,10 +6,9 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { triggeredTestSet } from '../../src/attacks/poison';
 import { loadImageSet, withoutTestSet } from '../../src/data/datasets';
-import { holdOut } from '../../src/defenses/common';
 import { DEFENSES, resolveOptions } from '../../src/defenses/registry';
 import { repoRoot } from '../helpers';
-import { plantBackdoor, PLANTED_NORM } from '../fixtures/planted';
+import { planted, PLANTED_NORM } from '../fixtures/planted';
 
 test('defense modules import no data reader, no attack code and no file access', () => {
   const dir = path.join(repoRoot, 'src', 'defenses');
@@ -33,12 +32,11 @@ test('inside the lock, test-set and triggered-image reads throw', () => {
 });
 
 test('every registered defense runs to the end inside the lock', () => {
-  const p = plantBackdoor();
-  const { train, val } = holdOut(p.clean, 0.2, 1);
+  const p = planted();
   for (const [name, method] of Object.entries(DEFENSES)) {
     const quick = Object.fromEntries(Object.entries({ epochs: 1, batchSize: 64, teacherEpochs: 1, generatorEpochs: 1, iterations: 5, lambdaTrialEpochs: 1 }).filter(([k]) => k in method.schema.shape));
     const o = resolveOptions(method, 'default', quick);
-    const r = withoutTestSet(() => method.run(p.model, { train, val, norm: PLANTED_NORM }, o as never, {}));
+    const r = withoutTestSet(() => method.run(p.model, p.data, o as never, {}));
     assert.equal(r.method, name);
     assert.ok(r.valAccAfter >= 0 && r.valAccAfter <= 1);
   }
