@@ -106,12 +106,13 @@ test('fine-pruning keeps clean accuracy but not the backdoor out on this fixture
   assert.ok(m.asr > 0.5, `the backdoor survives fine-pruning on this fixture: median ASR ${m.asr}`);
 });
 
-test('ANP lowers the backdoor below fine-tuning\'s at a small clean cost, but does not remove it at 200 iterations', () => {
-  const r = onEverySeed((p) => anp(p.model, p.data, options('anp', { iterations: 200 })));
+test('ANP lowers the backdoor below fine-tuning\'s without a clean cost, but does not remove it', () => {
+  // 100 iterations of 64 images: about 40 passes over the 150 training images
+  const r = onEverySeed((p) => anp(p.model, p.data, options('anp', { iterations: 100, batchSize: 64 })));
   const m = report('anp', r);
-  // Observed: ASR 0.67-0.76 on seeds 1 and 3, 0.000 on seed 2 (median ~0.7), ACC drop <= 0.03. 200
-  // mask iterations on 150 clean images find the backdoor neurons only in part; the assertion is what
-  // ANP does here, with margin: clearly below the control, not gone.
+  // Observed natively: ASR 0.745 0.058 0.705, ACC drop 0. The masks find the backdoor neurons in part
+  // only (200 iterations of 128 images: 0.758 0.000 0.672); the assertion is what ANP does here, with
+  // margin: clearly below the control, not gone.
   assert.ok(m.asr < control!.asr - 0.15, `median ASR ${m.asr} vs ${control!.asr} for fine-tuning alone`);
   assert.ok(m.accDrop < 0.05, `median ACC drop ${m.accDrop}`);
 });
