@@ -45,23 +45,29 @@ function report(name: string, r: Outcome[], extra = ''): { acc: number; asr: num
   return { acc, asr, accDrop };
 }
 
-let control: { acc: number; asr: number } | null = null;
+let controlRun: { outcomes: Outcome[]; asr: number; accDrop: number } | undefined;
+/** Plain fine-tuning with the same options (median ASR), run once and shared by the tests below. */
+function control(): { outcomes: Outcome[]; asr: number; accDrop: number } {
+  if (!controlRun) {
+    const outcomes = onEverySeed((p) => fineTune(p.model, p.data.train, p.data.norm, options('ft', ft)));
+    controlRun = { outcomes, ...report('ft (control)', outcomes) };
+  }
+  return controlRun;
+}
 
 test('the control: the fixture carries a working backdoor that plain fine-tuning keeps', () => {
-  const r = onEverySeed((p) => fineTune(p.model, p.data.train, p.data.norm, options('ft', ft)));
-  const m = report('ft (control)', r);
-  assert.ok(med(r, (o) => o.before.asr!) > 0.9 && med(r, (o) => o.before.acc) > 0.95, 'a working backdoor on a learnt clean task');
+  const c = control();
+  assert.ok(med(c.outcomes, (o) => o.before.asr!) > 0.9 && med(c.outcomes, (o) => o.before.acc) > 0.95, 'a working backdoor on a learnt clean task');
   // observed: ASR 1.000, ACC 1.000 under every kernel setting
-  assert.ok(m.asr > 0.8, `fine-tuning alone keeps the backdoor: median ASR ${m.asr}`);
-  assert.ok(m.accDrop < 0.05);
-  control = m;
+  assert.ok(c.asr > 0.8, `fine-tuning alone keeps the backdoor: median ASR ${c.asr}`);
+  assert.ok(c.accDrop < 0.05);
 });
 
 test('VarDefense removes most of the backdoor that fine-tuning keeps, while clean accuracy holds', () => {
   const r = onEverySeed((p) => varDefense(p.model, p.data, options('vardefense', ft)));
   const m = report('vardefense', r);
   // observed: median ASR <= 0.16 (one seed keeps 0.13-0.16), ACC drop 0
-  assert.ok(m.asr < control!.asr - 0.5, `median ASR ${m.asr} vs ${control!.asr} for fine-tuning alone`);
+  assert.ok(m.asr < control().asr - 0.5, `median ASR ${m.asr} vs ${control().asr} for fine-tuning alone`);
   assert.ok(m.accDrop < 0.05, `median ACC drop ${m.accDrop}`);
 });
 
@@ -70,7 +76,7 @@ test('NAD removes the backdoor that fine-tuning keeps; clean accuracy holds on m
   const m = report('nad', r);
   // observed: ASR 0.000 on every seed; the attention loss can cost clean accuracy on one seed (seed 1
   // natively: ACC 0.717), so the accuracy check is on the median (observed drop <= 0.012)
-  assert.ok(m.asr < control!.asr - 0.7, `median ASR ${m.asr} vs ${control!.asr} for fine-tuning alone`);
+  assert.ok(m.asr < control().asr - 0.7, `median ASR ${m.asr} vs ${control().asr} for fine-tuning alone`);
   assert.ok(m.accDrop < 0.08, `median ACC drop ${m.accDrop}`);
 });
 
@@ -86,7 +92,7 @@ test('GAN defense names target 0 on every seed and removes the backdoor while cl
   });
   const m = report('gan', r, `target and ease ${ease.join(', ')}`);
   // observed: ASR 0.000 on every seed, ACC drop 0
-  assert.ok(m.asr < control!.asr - 0.7, `median ASR ${m.asr}`);
+  assert.ok(m.asr < control().asr - 0.7, `median ASR ${m.asr}`);
   assert.ok(m.accDrop < 0.03, `median ACC drop ${m.accDrop}`);
 });
 
@@ -113,6 +119,6 @@ test('ANP lowers the backdoor below fine-tuning\'s without a clean cost, but doe
   // Observed natively: ASR 0.745 0.058 0.705, ACC drop 0. The masks find the backdoor neurons in part
   // only (200 iterations of 128 images: 0.758 0.000 0.672); the assertion is what ANP does here, with
   // margin: clearly below the control, not gone.
-  assert.ok(m.asr < control!.asr - 0.15, `median ASR ${m.asr} vs ${control!.asr} for fine-tuning alone`);
+  assert.ok(m.asr < control().asr - 0.15, `median ASR ${m.asr} vs ${control().asr} for fine-tuning alone`);
   assert.ok(m.accDrop < 0.05, `median ACC drop ${m.accDrop}`);
 });
