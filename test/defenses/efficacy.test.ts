@@ -1,5 +1,5 @@
 // Does each defense remove the planted backdoor, and how far from the control? Each number is the
-// median over three seeds of the fixture (a different training set, clean split and model each), and
+// median (ANP: the mean) over three seeds of the fixture (a different training set, clean split and model each), and
 // every assertion compares against plain fine-tuning on the same seed (the control) or the model
 // before the defense, with thresholds far from the values observed under every CPU kernel setting
 // (docs/notes.md: "Efficacy tests across CPU kernels"). Float kernels differ by instruction set, and
@@ -115,10 +115,13 @@ test('fine-pruning keeps clean accuracy but not the backdoor out on this fixture
 test('ANP lowers the backdoor below fine-tuning\'s without a clean cost, but does not remove it', () => {
   // 100 iterations of 64 images: about 40 passes over the 150 training images
   const r = onEverySeed((p) => anp(p.model, p.data, options('anp', { iterations: 100, batchSize: 64 })));
-  const m = report('anp', r);
-  // Observed natively: ASR 0.745 0.058 0.705, ACC drop 0. The masks find the backdoor neurons in part
-  // only (200 iterations of 128 images: 0.758 0.000 0.672); the assertion is what ANP does here, with
-  // margin: clearly below the control, not gone.
-  assert.ok(m.asr < control().asr - 0.15, `median ASR ${m.asr} vs ${control().asr} for fine-tuning alone`);
+  const mean = r.reduce((a, o) => a + o.after.asr!, 0) / r.length;
+  const m = report('anp', r, `mean ASR ${mean.toFixed(3)}`);
+  // Observed ASR per seed: 0.745 0.058 0.705 natively, 0.896 0.000 0.256 with AVX2 kernels; ACC drop
+  // <= 0.02. The masks find the backdoor neurons on some seeds and only in part on others (200 iterations
+  // of 128 images: 0.758 0.000 0.672), so a seed's ASR jumps between ~0 and ~0.9 with the kernels and
+  // the median of three can too. The assertion is on the mean (seeds 1 and 3 at 0.9 and seed 2 near 0
+  // would make 0.6): ANP lowers the backdoor clearly below the control's, it does not remove it.
+  assert.ok(mean < control().asr - 0.25, `mean ASR ${mean} vs ${control().asr} for fine-tuning alone`);
   assert.ok(m.accDrop < 0.05, `median ACC drop ${m.accDrop}`);
 });
