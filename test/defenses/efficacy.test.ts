@@ -10,6 +10,7 @@ import * as assert from 'assert/strict';
 import { withoutTestSet } from '../../src/data/datasets';
 import { fineTune } from '../../src/defenses/common';
 import { anp } from '../../src/defenses/anp';
+import { clp } from '../../src/defenses/clp';
 import { finePruning, pruneDormant } from '../../src/defenses/fine-pruning';
 import { ganDefense } from '../../src/defenses/gan';
 import { nad } from '../../src/defenses/nad';
@@ -57,7 +58,10 @@ function control(): { outcomes: Outcome[]; asr: number; accDrop: number } {
 
 test('the control: the fixture carries a working backdoor that plain fine-tuning keeps', () => {
   const c = control();
-  assert.ok(med(c.outcomes, (o) => o.before.asr!) > 0.9 && med(c.outcomes, (o) => o.before.acc) > 0.95, 'a working backdoor on a learnt clean task');
+  // observed before any defense: ACC 1.000, ASR 1.000 on every seed
+  for (const o of c.outcomes) assert.ok(o.before.asr! > 0.9 && o.before.acc > 0.9, `a working backdoor on a learnt clean task: ACC ${o.before.acc} ASR ${o.before.asr}`);
+  const p = planted(1);
+  assert.deepEqual([p.clean.labels.numel, p.data.train.labels.numel, p.data.val.labels.numel], [300, 150, 150]);
   // observed: ASR 1.000, ACC 1.000 under every kernel setting
   assert.ok(c.asr > 0.8, `fine-tuning alone keeps the backdoor: median ASR ${c.asr}`);
   assert.ok(c.accDrop < 0.05);
@@ -94,6 +98,22 @@ test('GAN defense names target 0 on every seed and removes the backdoor while cl
   // observed: ASR 0.000 on every seed, ACC drop 0
   assert.ok(m.asr < control().asr - 0.7, `median ASR ${m.asr}`);
   assert.ok(m.accDrop < 0.03, `median ACC drop ${m.accDrop}`);
+});
+
+test('CLP keeps clean accuracy on the fixture, whose backdoor is not where CLP looks', () => {
+  const counts: number[] = [];
+  const r = onEverySeed((p) => {
+    const c = clp(p.model, p.data, options('clp'));
+    counts.push(c.totalPruned);
+    const sd = p.model.stateDict();
+    for (const l of c.perLayer) for (const ch of l.pruned) assert.ok(sd.get(`${l.name}.weight`)!.toList()[ch] === 0 && sd.get(`${l.name}.bias`)!.toList()[ch] === 0);
+  });
+  const m = report('clp', r, `${counts.join(' ')} channels zeroed`);
+  // Observed: ASR stays 1.000 (also at u = 2, and after 10 training epochs; u = 1 gives ASR 0.494 at
+  // ACC 0.698, earlier measurements); the scores match the published CLP loop run in PyTorch on the same
+  // weights. How many channels pass mean + 3 std is itself a float cliff (1 to 3 seen), so only what
+  // CLP must not break is asserted. Observed ACC drop 0.
+  assert.ok(m.accDrop < 0.05, `median ACC drop ${m.accDrop}`);
 });
 
 test('fine-pruning keeps clean accuracy but not the backdoor out on this fixture (a known weakness)', () => {
