@@ -2,12 +2,10 @@ import { test } from 'node:test';
 import * as assert from 'assert/strict';
 import { manualSeed, nn, noGrad, scope, tensor, zeros } from '../../src/torch';
 import { ResNet18 } from '../../src/models/resnet';
-import { ImageSet, withoutTestSet } from '../../src/data/datasets';
+import { ImageSet } from '../../src/data/datasets';
 import { clp, clpScores, ClpOptions, outliers } from '../../src/defenses/clp';
-import { holdOut } from '../../src/defenses/common';
 import { defenseMethod, resolveOptions } from '../../src/defenses/registry';
-import { evaluateModel } from '../../src/train/metrics';
-import { plantBackdoor, PLANTED_NORM } from '../fixtures/planted';
+import { PLANTED_NORM } from '../fixtures/planted';
 
 const options = (o: Record<string, unknown> = {}): ClpOptions => resolveOptions(defenseMethod('clp'), 'default', o) as unknown as ClpOptions;
 
@@ -77,18 +75,4 @@ test('CLP zeroes an injected high-Lipschitz channel and only it, without reading
   }
 });
 
-test('CLP on the planted fixture: clean accuracy holds (the fixture backdoor is not where CLP looks)', () => {
-  const p = plantBackdoor();
-  const data = { ...holdOut(p.clean, 0.2, 1), norm: PLANTED_NORM };
-  const before = evaluateModel(p.model, p.test, PLANTED_NORM, p.attack);
-  const r = withoutTestSet(() => clp(p.model, data, options()));
-  const after = evaluateModel(p.model, p.test, PLANTED_NORM, p.attack);
-  process.stderr.write(`planted CLP: ${r.totalPruned} channels (${r.perLayer.filter((l) => l.pruned.length).map((l) => `${l.name}:${l.pruned}`).join(' ')}); ACC ${before.acc.toFixed(3)} -> ${after.acc.toFixed(3)}, ASR ${before.asr!.toFixed(3)} -> ${after.asr!.toFixed(3)}\n`);
-  // Measured: seeds 1-3 keep ASR at 1.000 for u = 3 and u = 2 (and after 10 training epochs); u = 1
-  // gives ASR 0.494 at ACC 0.698. The scores match the published CLP loop run in PyTorch on the same
-  // weights. So this test asserts only what CLP must not break.
-  assert.ok(after.acc > before.acc - 0.05, `ACC ${before.acc} -> ${after.acc}`);
-  const sd = p.model.stateDict();
-  for (const l of r.perLayer) for (const c of l.pruned) assert.ok(sd.get(`${l.name}.weight`)!.toList()[c] === 0 && sd.get(`${l.name}.bias`)!.toList()[c] === 0);
-  assert.ok(r.totalPruned > 0);
-});
+// CLP on the planted fixture (clean accuracy holds; the fixture backdoor is not where CLP looks): efficacy.test.ts

@@ -2,12 +2,11 @@ import { test } from 'node:test';
 import * as assert from 'assert/strict';
 import { nn, noGrad, scope } from '../../src/torch';
 import { withoutTestSet } from '../../src/data/datasets';
-import { disposeState, holdOut, restore, snapshot } from '../../src/defenses/common';
+import { disposeState, restore, snapshot } from '../../src/defenses/common';
 import { finePruning, FinePruningOptions, pruneDormant } from '../../src/defenses/fine-pruning';
 import { defenseMethod, resolveOptions } from '../../src/defenses/registry';
 import { normalize } from '../../src/train/loop';
-import { evaluateModel } from '../../src/train/metrics';
-import { plantBackdoor, PLANTED_NORM } from '../fixtures/planted';
+import { planted } from '../fixtures/planted';
 
 const options = (o: Record<string, unknown> = {}): FinePruningOptions =>
   resolveOptions(defenseMethod('fine-pruning'), 'default', o) as unknown as FinePruningOptions;
@@ -15,8 +14,8 @@ const options = (o: Record<string, unknown> = {}): FinePruningOptions =>
 const column = (w: number[], rows: number, cols: number, c: number): number[] => Array.from({ length: rows }, (_, r) => w[r * cols + c]);
 
 test('fine-pruning ranks the last block output by mean clean activation, prunes the lowest first, stops at the tolerance', () => {
-  const p = plantBackdoor();
-  const data = { ...holdOut(p.clean, 0.2, 1), norm: PLANTED_NORM };
+  const p = planted();
+  const data = p.data;
   // the reference: mean of layer4's output (after the residual add and ReLU) over images and positions
   const sums = new Float64Array(64);
   let count = 0;
@@ -51,32 +50,20 @@ test('fine-pruning ranks the last block output by mean clean activation, prunes 
   }
 });
 
-test('fine-pruning: the planted backdoor under pruning, then fine-tuning; pruned channels stay zero in the state dict', () => {
-  const p = plantBackdoor();
-  const data = { ...holdOut(p.clean, 0.2, 1), norm: PLANTED_NORM };
-  const before = evaluateModel(p.model, p.test, PLANTED_NORM, p.attack);
+// how well it removes the backdoor: efficacy.test.ts
+test('fine-pruning: the pruning stage, then fine-tuning that keeps the pruned channels at zero in the state dict', () => {
+  const p = planted();
+  const data = p.data;
   const original = snapshot(p.model);
-
-  // the pruning stage alone (seed 1: 38 of 64 channels, ASR 1.000 -> 0.000 at ACC 1.000)
   const pr = withoutTestSet(() => pruneDormant(p.model, data, options()));
-  const pruned = evaluateModel(p.model, p.test, PLANTED_NORM, p.attack);
   restore(p.model, original);
   const wBefore = original.get('linear.weight')!.toList();
   disposeState(original);
 
-  // the whole method at its defaults (seed 1: ASR 0.308, ACC 1.000). Clean fine-tuning of the linear
-  // layer partly revives the backdoor through the channels that stay (1.000 at batch 32 on this seed).
-  const r = withoutTestSet(() => finePruning(p.model, data, options()));
-  const after = evaluateModel(p.model, p.test, PLANTED_NORM, p.attack);
-  process.stderr.write(`planted fine-pruning: ${pr.pruned.length}/64 pruned; ACC ${before.acc.toFixed(3)} -> ${pruned.acc.toFixed(3)} -> ${after.acc.toFixed(3)}, ASR ${before.asr!.toFixed(3)} -> ${pruned.asr!.toFixed(3)} (pruned) -> ${after.asr!.toFixed(3)} (fine-tuned), ${r.seconds.toFixed(1)} s\n`);
-  assert.ok(before.asr! > 0.9);
-  assert.ok(pruned.asr! < 0.1, `ASR after pruning ${pruned.asr}`);
-  assert.ok(pruned.acc > before.acc - 0.05, `ACC after pruning ${pruned.acc}`);
-  assert.ok(after.asr! < 0.6, `ASR after fine-pruning ${after.asr}`);
-  assert.ok(after.acc > before.acc - 0.05, `ACC ${before.acc} -> ${after.acc}`);
+  const r = withoutTestSet(() => finePruning(p.model, data, options({ batchSize: 32 })));
   assert.deepEqual(r.pruned, pr.pruned, 'the same ranking and stop from the same weights');
   assert.equal(r.pruneRatio, r.pruned.length / 64);
-
+  assert.equal(r.valAccPruned, pr.valAccPruned);
   const w = p.model.stateDict().get('linear.weight')!.toList();
   for (const c of r.pruned) assert.ok(column(w, 10, 64, c).every((v) => v === 0), `channel ${c} still zero after fine-tuning`);
   const kept = [...Array(64).keys()].filter((c) => !r.pruned.includes(c));
@@ -84,9 +71,10 @@ test('fine-pruning: the planted backdoor under pruning, then fine-tuning; pruned
 });
 
 test("fine-pruning layer 'last-conv' bakes the pruning into the last BN's weight and bias", () => {
-  const p = plantBackdoor();
-  const data = { ...holdOut(p.clean, 0.2, 1), norm: PLANTED_NORM };
+  const p = planted();
+  const data = p.data;
   const r = finePruning(p.model, data, options({ layer: 'last-conv', epochs: 2, batchSize: 32 }));
+  process.stderr.write(`fine-pruning last-conv: ${r.pruned.length}/64 pruned\n`);
   assert.equal(r.layer, 'layer4.1.bn2');
   assert.ok(r.pruned.length > 0);
   const sd = p.model.stateDict();

@@ -1,15 +1,8 @@
 import { test } from 'node:test';
 import * as assert from 'assert/strict';
 import { manualSeed, rand, scope, tensor } from '../../src/torch';
-import { holdOut } from '../../src/defenses/common';
-import { ganDefense, GanOptions, PatchGenerator, Placement, stamp } from '../../src/defenses/gan';
-import { defenseMethod, resolveOptions } from '../../src/defenses/registry';
-import { withoutTestSet } from '../../src/data/datasets';
-import { evaluateModel } from '../../src/train/metrics';
+import { PatchGenerator, Placement, stamp } from '../../src/defenses/gan';
 import { Rng } from '../../src/util/rng';
-import { plantBackdoor, PLANTED_NORM } from '../fixtures/planted';
-
-const options = (preset = 'default', o: Record<string, unknown> = {}): GanOptions => resolveOptions(defenseMethod('gan'), preset, o) as unknown as GanOptions;
 
 test('the generator maps noise to [C, k, k] patches in [0, 1] that differ with z', () => {
   manualSeed(0);
@@ -57,21 +50,4 @@ test('adaptive placement draws towards the positions that worked, uniform placem
   assert.ok(uniform.sample(400).filter(([r, c]) => r === 3 && c === 2).length < 60);
 });
 
-test('GAN defense finds the planted target 0 and removes the backdoor while clean accuracy holds, without the test set', () => {
-  const p = plantBackdoor();
-  const before = evaluateModel(p.model, p.test, PLANTED_NORM, p.attack);
-  const { train, val } = holdOut(p.clean, 0.2, 1);
-  const r = withoutTestSet(() => ganDefense(p.model, { train, val, norm: PLANTED_NORM }, options()));
-  const after = evaluateModel(p.model, p.test, PLANTED_NORM, p.attack);
-  process.stderr.write(`gan: target ${r.target}, ease ${r.scores.map((s) => s.ease.toFixed(3)).join(' ')}; ACC ${before.acc.toFixed(3)} -> ${after.acc.toFixed(3)}, `
-    + `ASR ${before.asr!.toFixed(3)} -> ${after.asr!.toFixed(3)}, ${r.seconds.toFixed(1)} s\n`);
-  assert.equal(r.target, 0);
-  assert.deepEqual(r.scores.map((s) => s.cls), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
-  const others = Math.max(...r.scores.slice(1).map((s) => s.ease));
-  assert.ok(r.scores[0].ease > 5 * others, `target reached far more easily: ${r.scores[0].ease} vs ${others}`);
-  assert.ok(r.scores[0].success > 0.9, 'the trained generator reproduces a working trigger');
-  assert.ok(before.asr! > 0.9);
-  assert.ok(after.asr! < 0.2, `ASR after ${after.asr}`);
-  assert.ok(after.acc >= before.acc - 0.02, `ACC ${before.acc} -> ${after.acc}`);
-  assert.ok(r.valAccAfter >= r.valAccBefore - 0.02);
-});
+// whether it finds the target and removes the backdoor: efficacy.test.ts

@@ -10,14 +10,13 @@ import { AttackSpec, poisonTrainingSet, triggeredTestSet } from '../../src/attac
 import { applyTrigger } from '../../src/attacks/triggers';
 import { loadImageSet } from '../../src/data/datasets';
 import { withoutTestSet } from '../../src/data/test-set-lock';
-import { holdOut } from '../../src/defenses/common';
 import { DEFENSES, resolveOptions } from '../../src/defenses/registry';
 import { readRunRecord } from '../../src/train/run-records';
 import { Rng } from '../../src/util/rng';
 import { repoRoot, tmpDir } from '../helpers';
 import { defenseRule } from '../threat/defense-rule';
 import { describe, violations } from '../threat/import-graph';
-import { plantBackdoor, PLANTED_NORM } from '../fixtures/planted';
+import { planted } from '../fixtures/planted';
 
 test('no defense module reaches a data reader, attack code, run files, the CLI or file/process/network access', () => {
   const files = fs.readdirSync(path.join(repoRoot, 'src', 'defenses')).filter((f) => f.endsWith('.ts'));
@@ -89,12 +88,11 @@ test('a continuation scheduled inside the lock is still locked after the locked 
 });
 
 test('every registered defense runs to the end inside the lock', () => {
-  const p = plantBackdoor();
-  const { train, val } = holdOut(p.clean, 0.2, 1);
+  const p = planted();
   for (const [name, method] of Object.entries(DEFENSES)) {
     const quick = Object.fromEntries(Object.entries({ epochs: 1, batchSize: 64, teacherEpochs: 1, generatorEpochs: 1, iterations: 5, lambdaTrialEpochs: 1 }).filter(([k]) => k in method.schema.shape));
     const o = resolveOptions(method, 'default', quick);
-    const r = withoutTestSet(() => method.run(p.model, { train, val, norm: PLANTED_NORM }, o as never, {}));
+    const r = withoutTestSet(() => method.run(p.model, p.data, o as never, {}));
     assert.equal(r.method, name);
     assert.ok(r.valAccAfter >= 0 && r.valAccAfter <= 1);
   }
