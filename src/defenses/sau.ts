@@ -37,7 +37,7 @@ export const SAU_DEFAULTS: SauOptions = {
   lambdaClean: 1, lambdaAdv: 0, lambdaShared: 1, trainMode: false, seed: 1,
 };
 
-export interface SauEpoch {
+export interface SauRound {
   /** mean final PGD objective (lower = more shared and more adversarial) */
   pgdLoss: number;
   /** mean shared-adversarial loss and clean cross-entropy in the unlearning step */
@@ -50,7 +50,8 @@ export interface SauEpoch {
 export interface SauReport {
   method: 'sau';
   options: SauOptions;
-  epochs: SauEpoch[];
+  /** what each unlearning round saw */
+  rounds: SauRound[];
   valAccBefore: number;
   valAccAfter: number;
   seconds: number;
@@ -160,7 +161,7 @@ export function sau(model: nn.Module, data: DefenseData, o: SauOptions, h: Defen
   const ref = snapshot(model);
   const c = data.norm.std.length;
   const std = tensor(data.norm.std, [1, c, 1, 1]);
-  const epochs: SauEpoch[] = [];
+  const rounds: SauRound[] = [];
   let acc = { pgdLoss: 0, sharedLoss: 0, cleanLoss: 0, shared: 0, n: 0 };
   try {
     fineTune(model, data.train, data.norm, { epochs: o.epochs, lr: o.lr, batchSize: o.batchSize, momentum: 0, weightDecay: 0, schedule: 'constant', seed: o.seed }, {
@@ -186,8 +187,8 @@ export function sau(model: nn.Module, data: DefenseData, o: SauOptions, h: Defen
       },
       afterStep: (s) => {
         if (s.batch !== s.batches - 1) return;
-        epochs.push({ pgdLoss: acc.pgdLoss / acc.n, sharedLoss: acc.sharedLoss / acc.n, cleanLoss: acc.cleanLoss / acc.n, sharedFraction: acc.shared / acc.n });
-        const e = epochs[epochs.length - 1];
+        rounds.push({ pgdLoss: acc.pgdLoss / acc.n, sharedLoss: acc.sharedLoss / acc.n, cleanLoss: acc.cleanLoss / acc.n, sharedFraction: acc.shared / acc.n });
+        const e = rounds[rounds.length - 1];
         h.log?.(`sau round ${s.epoch + 1}: PGD loss ${e.pgdLoss.toFixed(4)}, shared loss ${e.sharedLoss.toFixed(4)}, clean CE ${e.cleanLoss.toFixed(4)}, shared adversarial ${(100 * e.sharedFraction).toFixed(1)}%`);
         acc = { pgdLoss: 0, sharedLoss: 0, cleanLoss: 0, shared: 0, n: 0 };
       },
@@ -196,5 +197,5 @@ export function sau(model: nn.Module, data: DefenseData, o: SauOptions, h: Defen
     disposeState(ref);
     std.dispose();
   }
-  return { method: 'sau', options: o, epochs, valAccBefore, valAccAfter: accuracyOn(model, data.val, data.norm), seconds: (performance.now() - t0) / 1000 };
+  return { method: 'sau', options: o, rounds, valAccBefore, valAccAfter: accuracyOn(model, data.val, data.norm), seconds: (performance.now() - t0) / 1000 };
 }

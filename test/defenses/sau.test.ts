@@ -114,9 +114,9 @@ test('SAU removes the planted backdoor while clean accuracy holds, unlike the sa
   restore(p.model, original);
   const r = withoutTestSet(() => sau(p.model, data, o));
   const after = evaluateModel(p.model, p.test, PLANTED_NORM, p.attack);
-  process.stderr.write(`planted SAU ${JSON.stringify(FIXTURE_OPTIONS)}: ACC ${before.acc.toFixed(3)} -> ${after.acc.toFixed(3)}, ASR ${before.asr!.toFixed(3)} -> ${after.asr!.toFixed(3)} (clean Adam steps alone: ACC ${plain.acc.toFixed(3)}, ASR ${plain.asr!.toFixed(3)}), shared adversarial by round ${r.epochs.map((e) => e.sharedFraction.toFixed(2)).join(' ')}, ${r.seconds.toFixed(1)} s\n`);
+  process.stderr.write(`planted SAU ${JSON.stringify(FIXTURE_OPTIONS)}: ACC ${before.acc.toFixed(3)} -> ${after.acc.toFixed(3)}, ASR ${before.asr!.toFixed(3)} -> ${after.asr!.toFixed(3)} (clean Adam steps alone: ACC ${plain.acc.toFixed(3)}, ASR ${plain.asr!.toFixed(3)}), shared adversarial by round ${r.rounds.map((e) => e.sharedFraction.toFixed(2)).join(' ')}, ${r.seconds.toFixed(1)} s\n`);
   assert.ok(before.asr! > 0.9);
-  assert.ok(r.epochs.length === o.epochs && r.epochs[0].sharedFraction > 0, 'shared adversarial examples found in the first round');
+  assert.ok(r.rounds.length === o.epochs && r.rounds[0].sharedFraction > 0, 'shared adversarial examples found in the first round');
   assert.ok(after.asr! < 0.5, `ASR ${before.asr} -> ${after.asr}`);
   assert.ok(after.asr! < plain.asr! - 0.2, `ASR after SAU ${after.asr} vs clean Adam steps alone ${plain.asr}`);
   assert.ok(after.acc > before.acc - 0.1, `ACC ${before.acc} -> ${after.acc}`);
