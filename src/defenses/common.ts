@@ -78,10 +78,16 @@ export interface BatchContext extends StepContext { /** indices of the batch's i
 export interface FineTuneHooks extends DefenseHooks {
   /** before each optimisation step (e.g. to move a threshold) */
   beforeStep?: (s: StepContext) => void;
+  /** after each optimisation step (e.g. to project the weights back onto a constraint) */
+  afterStep?: (s: StepContext) => void;
   /** an extra loss term for the batch, added to the cross-entropy */
   extraLoss?: (x: Tensor, y: Tensor, logits: Tensor, s: BatchContext) => Tensor | null;
   /** the parameters optimised (default: all of the model's) */
   parameters?: Tensor[];
+  /** computes the batch's gradients itself, instead of one forward pass and loss (e.g. SAM's two passes) */
+  gradients?: (x: Tensor, y: Tensor, s: BatchContext) => void;
+  /** the optimiser (default: SGD with the options' lr, momentum and weight decay) */
+  optimizer?: (params: Tensor[]) => optim.Optimizer;
   /** the loss itself, instead of cross-entropy (e.g. for stamped images) */
   batchLoss?: (x: Tensor, y: Tensor, logits: Tensor) => Tensor;
   /** turns a uint8 batch and its labels into model input and targets (default: normalise) */
@@ -94,7 +100,8 @@ export function fineTune(model: nn.Module, data: ImageSet, norm: Normalization, 
   const n = data.labels.numel;
   if (n === 0) throw new Error('fine-tuning needs at least one clean image');
   manualSeed(o.seed);
-  const opt = new optim.SGD(h.parameters ?? model.parameters(), { lr: o.lr, momentum: o.momentum, weightDecay: o.weightDecay });
+  const params = h.parameters ?? model.parameters();
+  const opt = h.optimizer ? h.optimizer(params) : new optim.SGD(params, { lr: o.lr, momentum: o.momentum, weightDecay: o.weightDecay });
   const sched = o.schedule === 'cosine' ? new optim.CosineAnnealingLR(opt, o.epochs) : new optim.ConstantLR(opt);
   const batches = Math.ceil(n / o.batchSize);
   const steps = o.epochs * batches;
@@ -109,6 +116,10 @@ export function fineTune(model: nn.Module, data: ImageSet, norm: Normalization, 
       const size = scope(() => {
         const idx = perm.slice(0, batch * o.batchSize, Math.min(n, (batch + 1) * o.batchSize));
         const [x, y] = prepare(data.images.indexSelect(0, idx), data.labels.indexSelect(0, idx));
+        if (h.gradients) {
+          h.gradients(x, y, { ...s, idx });
+          return idx.numel;
+        }
         const logits = model.call(x);
         let loss = h.batchLoss ? h.batchLoss(x, y, logits) : F.crossEntropy(logits, y);
         const extra = h.extraLoss?.(x, y, logits, { ...s, idx });
@@ -118,6 +129,7 @@ export function fineTune(model: nn.Module, data: ImageSet, norm: Normalization, 
       });
       opt.step();
       opt.zeroGrad();
+      h.afterStep?.(s);
       h.progress?.(stage, size, n * o.epochs);
     }
     perm.dispose();

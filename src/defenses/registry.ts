@@ -11,6 +11,9 @@ import { finePruning, FINE_PRUNING_DEFAULTS } from './fine-pruning';
 import { nad, NAD_DEFAULTS } from './nad';
 import { anp, ANP_DEFAULTS } from './anp';
 import { ganDefense, GAN_DEFAULTS, GAN_PUBLISHED } from './gan';
+import { fst, FST_DEFAULTS } from './fst';
+import { ftSam, FT_SAM_DEFAULTS } from './ft-sam';
+import { sau, SAU_DEFAULTS } from './sau';
 
 export interface DefenseReport { method: string; options: object; valAccBefore: number; valAccAfter: number; seconds: number }
 
@@ -61,6 +64,16 @@ const ganSchema = z.object({
   stampFraction: z.number().min(0).max(1), placement: z.enum(['random', 'adaptive']),
 }).strict();
 
+const fstSchema = z.object({ ...fineTuneShape, alpha: z.number().min(0), head: z.string().min(1).nullable() }).strict();
+
+const ftSamSchema = z.object({ ...fineTuneShape, rho: z.number().min(0), adaptive: z.boolean(), labelSmoothing: z.number().min(0).lt(1) }).strict();
+
+const sauSchema = z.object({
+  epochs: z.number().int().min(1), batchSize: z.number().int().min(1), lr: z.number().positive(), eps: z.number().min(0),
+  pgdSteps: z.number().int().min(1), pgdStepSize: z.number().min(0), beta1: z.number().min(0), beta2: z.number().min(0),
+  lambdaClean: z.number().min(0), lambdaAdv: z.number().min(0), lambdaShared: z.number().min(0), trainMode: z.boolean(), seed: z.number().int().min(0),
+}).strict();
+
 export const VARDEFENSE_PRESETS: Record<string, Record<string, unknown>> = {
   paper: { ...PAPER_PRESET },
   'bn-distill': { ...BN_DISTILL_PRESET },
@@ -95,6 +108,20 @@ export const DEFENSES: Record<string, DefenseMethod> = {
   gan: {
     name: 'gan', summary: 'GAN-based (MESA-style): generate triggers per class, fine-tune on clean images stamped with the target\'s',
     schema: ganSchema, presets: { default: { ...GAN_DEFAULTS }, published: { ...GAN_PUBLISHED } }, run: ganDefense as DefenseMethod['run'],
+  },
+  fst: {
+    name: 'fst', summary: 'FST: re-initialise the head, fine-tune with a penalty on its overlap with the backdoored head, head norm kept',
+    schema: fstSchema, presets: { default: { ...FST_DEFAULTS } }, run: fst as DefenseMethod['run'],
+  },
+  'ft-sam': {
+    name: 'ft-sam', summary: 'FT-SAM: fine-tuning with (adaptive) sharpness-aware minimisation and label smoothing',
+    // 'cpu-short': NOT the published setting, 10 of its 100 epochs for CPU runs
+    schema: ftSamSchema, presets: { default: { ...FT_SAM_DEFAULTS }, 'cpu-short': { ...FT_SAM_DEFAULTS, epochs: 10 } }, run: ftSam as DefenseMethod['run'],
+  },
+  sau: {
+    name: 'sau', summary: 'SAU: unlearn shared adversarial examples of the backdoored and the purified model, with clean cross-entropy',
+    // 'cpu-short': NOT the published setting, 10 of its 100 rounds for CPU runs
+    schema: sauSchema, presets: { default: { ...SAU_DEFAULTS }, 'cpu-short': { ...SAU_DEFAULTS, epochs: 10 } }, run: sau as DefenseMethod['run'],
   },
 };
 

@@ -1,0 +1,201 @@
+// SAU, Shared Adversarial Unlearning (Wei et al., NeurIPS 2023): per batch, PGD finds perturbations
+// (L_inf, in pixel space) that fool both the frozen backdoored model and the model being purified into
+// the same wrong class (shared adversarial examples, a proxy for the trigger); the model is then
+// trained on clean cross-entropy plus a loss that stops it predicting the reference's adversarial class
+// on them. As BackdoorBench's defense/sau.py (Shared_PGD and the mitigation loop, config/defense/sau).
+// The reference model is the backdoored weights swapped into the same module (a defense cannot build a
+// second model without knowing the architecture), so a PGD step backpropagates through each model in
+// turn, joined by the chain rule at the logits.
+import { cat, F, nn, noGrad, optim, scope, Tensor, tensor } from '../torch/compute';
+import { accuracyOn, DefenseData, DefenseHooks, disposeState, fineTune, restore, snapshot } from './common';
+
+export interface SauOptions {
+  /** unlearning rounds over the clean training data (BackdoorBench's n_rounds) */
+  epochs: number;
+  batchSize: number;
+  /** Adam, constant rate (BackdoorBench builds a cosine scheduler for SAU but never steps it) */
+  lr: number;
+  /** L_inf bound of the perturbation, in pixel units of [0, 1] */
+  eps: number;
+  pgdSteps: number;
+  pgdStepSize: number;
+  /** PGD objective: beta1 * L_adv + beta2 * L_share */
+  beta1: number;
+  beta2: number;
+  /** unlearning loss: lambdaClean * CE(x) + lambdaAdv * CE(x + delta) + lambdaShared * L_shared */
+  lambdaClean: number;
+  lambdaAdv: number;
+  lambdaShared: number;
+  /** BN in train mode while unlearning (BackdoorBench's default: eval mode, statistics frozen) */
+  trainMode: boolean;
+  seed: number;
+}
+
+// BackdoorBench config/defense/sau/config.yaml
+export const SAU_DEFAULTS: SauOptions = {
+  epochs: 100, batchSize: 256, lr: 1e-4, eps: 0.2, pgdSteps: 5, pgdStepSize: 0.2, beta1: 0.01, beta2: 1,
+  lambdaClean: 1, lambdaAdv: 0, lambdaShared: 1, trainMode: false, seed: 1,
+};
+
+export interface SauRound {
+  /** mean final PGD objective (lower = more shared and more adversarial) */
+  pgdLoss: number;
+  /** mean shared-adversarial loss and clean cross-entropy in the unlearning step */
+  sharedLoss: number;
+  cleanLoss: number;
+  /** fraction of the training images whose perturbed copy fools both models into the same wrong class */
+  sharedFraction: number;
+}
+
+export interface SauReport {
+  method: 'sau';
+  options: SauOptions;
+  /** what each unlearning round saw */
+  rounds: SauRound[];
+  valAccBefore: number;
+  valAccAfter: number;
+  seconds: number;
+}
+
+/** Runs `fn` with `state` loaded into the model, then puts the model's own weights and buffers back. */
+export function withState<T>(model: nn.Module, state: Map<string, Tensor>, fn: () => T): T {
+  const own = snapshot(model);
+  restore(model, state);
+  try {
+    return fn();
+  } finally {
+    restore(model, own);
+    disposeState(own);
+  }
+}
+
+const argmax = (logits: Tensor): Tensor => logits.argmax(1);
+
+/**
+ * Shared_PGD's objective for one step: beta1 * L_adv + beta2 * L_share, where L_adv is minus half the
+ * summed cross-entropy of the samples each model still gets right (unchanged prediction), and L_share
+ * the summed Jensen-Shannon divergence of the two models' predictions on the samples not yet shared
+ * adversarial, both over the batch size.
+ */
+export function pgdObjective(zm: Tensor, zr: Tensor, y: Tensor, oriM: Tensor, oriR: Tensor, beta1: number, beta2: number): { loss: Tensor; shared: Tensor } {
+  return scope(() => {
+    const b = y.size(0);
+    const pm = argmax(zm), pr = argmax(zr);
+    const fooledM = pm.ne(oriM), fooledR = pr.ne(oriR);
+    const shared = fooledM.logicalAnd(fooledR).logicalAnd(pm.eq(pr));
+    const ce = (z: Tensor): Tensor => F.crossEntropy(z, y, { reduction: 'none' });
+    const adv = ce(zm).mul(fooledM.logicalNot().float()).sum().add(ce(zr).mul(fooledR.logicalNot().float()).sum()).div(-2 * b);
+    const p = F.softmax(zm, 1).clamp(1e-8), q = F.softmax(zr, 1).clamp(1e-8);
+    const m = p.add(q).mul(0.5);
+    const js = p.mul(p.log()).add(q.mul(q.log())).mul(0.5).sub(p.mul(m.log()).add(q.mul(m.log())).mul(0.5));
+    const share = js.sum(1).mul(shared.logicalNot().float()).sum().div(b);
+    return { loss: adv.mul(beta1).add(share.mul(beta2)), shared };
+  });
+}
+
+/**
+ * The shared adversarial perturbation for a normalised batch x (labels y): starts at +eps everywhere,
+ * then signed-gradient descent on pgdObjective, projected to [-eps, eps], stopping early once every
+ * sample is shared adversarial. The model's parameters get no gradient. Returns delta in pixel units.
+ */
+export function sharedPgd(model: nn.Module, ref: Map<string, Tensor>, x: Tensor, y: Tensor, std: Tensor, o: SauOptions): { delta: Tensor; loss: number } {
+  const params = model.parameters();
+  for (const p of params) p.requiresGrad_(false);
+  try {
+    const oriM = noGrad(() => argmax(model.call(x)));
+    const oriR = withState(model, ref, () => noGrad(() => argmax(model.call(x))));
+    const delta = noGrad(() => x.mul(0).add(o.eps)).requiresGrad_(true);
+    let loss = 0;
+    for (let k = 0; k < o.pgdSteps; k++) {
+      const allShared = scope(() => {
+        const input = (): Tensor => x.add(delta.div(std));
+        // the purified model's logits enter the reference's pass as a leaf; its own pass follows with their gradient
+        const zmLeaf = noGrad(() => model.call(input())).requiresGrad_(true);
+        const { value, shared } = withState(model, ref, () => {
+          const r = pgdObjective(zmLeaf, model.call(input()), y, oriM, oriR, o.beta1, o.beta2);
+          r.loss.backward();
+          return { value: r.loss.item(), shared: r.shared };
+        });
+        model.call(input()).backward(zmLeaf.grad!);
+        loss = value;
+        noGrad(() => { delta.sub_(delta.grad!.sign().mul(o.pgdStepSize)).clamp_(-o.eps, o.eps); });
+        const g = delta.grad!;
+        delta.grad = null;
+        g.dispose();
+        return shared.all().item() === 1;
+      });
+      if (allShared) break;
+    }
+    oriM.dispose();
+    oriR.dispose();
+    return { delta: noGrad(() => delta.detach().clone()), loss };
+  } finally {
+    for (const p of params) p.requiresGrad_(true);
+  }
+}
+
+/**
+ * SAU's unlearning loss: lambdaClean * CE(clean) + lambdaAdv * CE(perturbed) + lambdaShared * L_shared,
+ * where L_shared, on the samples whose perturbed copy fools the reference (wrong and changed label),
+ * is -(log(1e-6 + min(1 - p, 0.999)) + log(1 + 1e-6 - max(p, 0.001))) / 2 summed over the batch size,
+ * p being the purified model's probability of the reference's adversarial class.
+ */
+export function unlearnLoss(logits: Tensor, perLogits: Tensor, perRefLabel: Tensor, oriRefLabel: Tensor, y: Tensor, o: Pick<SauOptions, 'lambdaClean' | 'lambdaAdv' | 'lambdaShared'>): { loss: Tensor; clean: Tensor; shared: Tensor } {
+  return scope(() => {
+    const b = y.size(0);
+    const poison = perRefLabel.ne(y).logicalAnd(perRefLabel.ne(oriRefLabel)).float();
+    const pos = F.softmax(perLogits, 1).gather(1, perRefLabel.unsqueeze(1)).squeeze(1);
+    const neg = pos.neg().add(1);
+    const terms = neg.clamp(null, 0.999).add(1e-6).log().add(pos.clamp(0.001).neg().add(1 + 1e-6).log());
+    const shared = terms.mul(poison).sum().div(-2 * b);
+    const clean = F.crossEntropy(logits, y);
+    let loss = clean.mul(o.lambdaClean).add(shared.mul(o.lambdaShared));
+    if (o.lambdaAdv) loss = loss.add(F.crossEntropy(perLogits, y).mul(o.lambdaAdv));
+    return { loss, clean, shared };
+  });
+}
+
+export function sau(model: nn.Module, data: DefenseData, o: SauOptions, h: DefenseHooks = {}): SauReport {
+  const t0 = performance.now();
+  const valAccBefore = accuracyOn(model, data.val, data.norm);
+  const ref = snapshot(model);
+  const c = data.norm.std.length;
+  const std = tensor(data.norm.std, [1, c, 1, 1]);
+  const rounds: SauRound[] = [];
+  let acc = { pgdLoss: 0, sharedLoss: 0, cleanLoss: 0, shared: 0, n: 0 };
+  try {
+    fineTune(model, data.train, data.norm, { epochs: o.epochs, lr: o.lr, batchSize: o.batchSize, momentum: 0, weightDecay: 0, schedule: 'constant', seed: o.seed }, {
+      ...h, stage: 'sau',
+      optimizer: (params) => new optim.Adam(params, { lr: o.lr, betas: [0.9, 0.999], weightDecay: 0 }),
+      gradients: (x, y) => {
+        model.eval();
+        const { delta, loss: pgdLoss } = sharedPgd(model, ref, x, y, std, o);
+        const perX = scope(() => x.add(delta.div(std)));
+        const [oriR, perR] = withState(model, ref, () => noGrad(() => [argmax(model.call(x)), argmax(model.call(perX))]));
+        if (o.trainMode) model.train();
+        const z = model.call(cat([x, perX], 0));
+        model.eval();
+        const b = y.size(0);
+        const r = unlearnLoss(z.narrow(0, 0, b), z.narrow(0, b, b), perR, oriR, y, o);
+        r.loss.backward();
+        const sharedNow = noGrad(() => {
+          const pm = argmax(z.narrow(0, b, b));
+          return pm.ne(y).logicalAnd(perR.ne(y)).logicalAnd(perR.ne(oriR)).logicalAnd(pm.eq(perR)).sum().item();
+        });
+        acc = { pgdLoss: acc.pgdLoss + pgdLoss * b, sharedLoss: acc.sharedLoss + r.shared.item() * b, cleanLoss: acc.cleanLoss + r.clean.item() * b, shared: acc.shared + sharedNow, n: acc.n + b };
+        delta.dispose();
+      },
+      afterStep: (s) => {
+        if (s.batch !== s.batches - 1) return;
+        rounds.push({ pgdLoss: acc.pgdLoss / acc.n, sharedLoss: acc.sharedLoss / acc.n, cleanLoss: acc.cleanLoss / acc.n, sharedFraction: acc.shared / acc.n });
+        const e = rounds[rounds.length - 1];
+        h.log?.(`sau round ${s.epoch + 1}: PGD loss ${e.pgdLoss.toFixed(4)}, shared loss ${e.sharedLoss.toFixed(4)}, clean CE ${e.cleanLoss.toFixed(4)}, shared adversarial ${(100 * e.sharedFraction).toFixed(1)}%`);
+        acc = { pgdLoss: 0, sharedLoss: 0, cleanLoss: 0, shared: 0, n: 0 };
+      },
+    });
+  } finally {
+    disposeState(ref);
+    std.dispose();
+  }
+  return { method: 'sau', options: o, rounds, valAccBefore, valAccAfter: accuracyOn(model, data.val, data.norm), seconds: (performance.now() - t0) / 1000 };
+}
