@@ -17,7 +17,7 @@ export class EntropyMetric implements ChannelMetric {
   private lo: Tensor | null = null;
   private width: Tensor | null = null;
   private seen = 0;
-  constructor(readonly momentum: number | null = null, readonly bins = 32) {
+  constructor(readonly bins = 32, readonly momentum: number | null = null) {
     if (momentum !== null && !(momentum >= 0 && momentum < 1)) throw new Error(`momentum must be null or in [0, 1), got ${momentum}`);
   }
 
@@ -75,7 +75,7 @@ export function makeMetric(name: Exclude<MetricName, 'weight'>, momentum: number
   switch (name) {
     case 'variance': return new VarianceMetric(momentum);
     case 'mean': return new MeanMetric(momentum);
-    case 'entropy': return new EntropyMetric(momentum);
+    case 'entropy': return new EntropyMetric(32, momentum);
     default: throw new Error(`unknown metric '${name as string}' (known: ${METRIC_NAMES.join(', ')})`);
   }
 }

@@ -50,14 +50,14 @@ test('the entropy metric honours statsMomentum: a running histogram instead of p
     return h;
   };
   const h1 = histogram(b1.toList()), h2 = histogram(b2.toList());
-  const pooled = new EntropyMetric(null), running = new EntropyMetric(0.5);
+  const pooled = new EntropyMetric(32, null), running = new EntropyMetric(32, 0.5);
   for (const m of [pooled, running]) { m.update(b1); m.update(b2); }
   const expectPooled = entropy(h1.map((v, i) => (v + h2[i]) / 256));
   const expectRunning = entropy(h1.map((v, i) => 0.5 * (v / 64) + 0.5 * (h2[i] / 192)));
   assert.ok(Math.abs(pooled.scores()[0] - expectPooled) < 1e-9, `pooled ${pooled.scores()[0]} vs ${expectPooled}`);
   assert.ok(Math.abs(running.scores()[0] - expectRunning) < 1e-9, `running ${running.scores()[0]} vs ${expectRunning}`);
   assert.ok(Math.abs(expectPooled - expectRunning) > 0.1, 'the two rules differ on this input');
-  assert.throws(() => new EntropyMetric(1), /momentum must be null or in \[0, 1\)/);
+  assert.throws(() => new EntropyMetric(32, 1), /momentum must be null or in \[0, 1\)/);
 });
 
 test('the weight metric scores conv filters or |gamma| as measureAt says, with no measurement pass', () => {
