@@ -1,5 +1,6 @@
 // SIG (Barni et al. 2019): a horizontal sinusoid added to whole images, x' = clip(x + delta sin(2 pi j f / W)).
 import { noGrad, scope, Tensor, tensor } from '../torch';
+import { assertTestSetAllowed } from '../data/test-set-lock';
 
 export interface SigSpec {
   kind: 'sig';
@@ -21,6 +22,7 @@ export function validateSig(t: SigSpec): void {
 
 /** uint8 [N, C, H, W] -> uint8, rounded to the nearest level (float64, so the rounding matches the formula exactly). */
 export function applySig(images: Tensor, t: SigSpec): Tensor {
+  assertTestSetAllowed('stamping a trigger');
   const w = images.size(3);
   return noGrad(() => scope(() => {
     const signal = tensor(sigSignal(w, t.delta, t.freq), [1, 1, 1, w]);

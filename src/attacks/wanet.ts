@@ -4,6 +4,7 @@
 // uniform [-1, 1] / H noise per image and pixel on top of the warp.
 import { callOp, cat, noGrad, scope, Tensor, tensor } from '../torch';
 import { Rng } from '../util/rng';
+import { assertTestSetAllowed } from '../data/test-set-lock';
 
 export interface WanetSpec {
   kind: 'wanet';
@@ -73,6 +74,7 @@ const CHUNK = 1000;
  * [-1, 1] / H grid noise drawn from it, in order (the noise mode).
  */
 export function applyWanet(images: Tensor, t: WanetSpec, noise?: Rng): Tensor {
+  assertTestSetAllowed('stamping a trigger');
   const [n, c, h, w] = images.shape;
   return noGrad(() => scope(() => {
     const grid = wanetGrid(t, h, w);
