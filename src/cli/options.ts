@@ -47,10 +47,10 @@ export function addAttackOptions(c: Command): Command {
     .option('--wanet-s <s>', 'WaNet warping strength', positive('--wanet-s'), WANET_DEFAULTS.s)
     .option('--wanet-grid-rescale <r>', 'WaNet grid rescale, in (0, 1]', positive('--wanet-grid-rescale', 1), WANET_DEFAULTS.gridRescale)
     .option('--wanet-cross-ratio <r>', 'WaNet noise-mode samples per poisoned sample (true labels kept)', num('--wanet-cross-ratio', 0), WANET_DEFAULTS.crossRatio)
-    .option('--poison-ratio <r>', 'fraction of training samples poisoned', num('--poison-ratio', 0, 1), 0.05)
+    .option('--poison-ratio <r>', 'fraction of training samples poisoned (sig: of target-class samples)', num('--poison-ratio', 0, 1), 0.05)
     .option('--target <c>', 'all-to-one target class', int('--target'), 0)
     .option('--all-to-all', 'relabel y -> y+1 mod C instead of all-to-one', false)
-    .option('--attack-seed <n>', 'seed of the trigger pattern, poisoned indices and positions', int('--attack-seed'), 1);
+    .option('--attack-seed <n>', 'seed of the trigger pattern or WaNet field, poisoned indices, positions and WaNet noise', int('--attack-seed'), 1);
 }
 
 export const ATTACK_KINDS = ['patch', 'blend', 'sig', 'wanet', 'none'] as const;
