@@ -3,6 +3,8 @@ import { scope, Tensor, tensor } from '../torch';
 import { Rng } from '../util/rng';
 import { SpecIssue } from '../util/validation';
 import { applyTrigger, TriggerSpec } from './triggers';
+import { validateSig } from './sig';
+import { applyWanet, validateWanet } from './wanet';
 import { assertTestSetAllowed } from '../data/test-set-lock';
 import { datasetInfo } from '../data/datasets';
 
@@ -25,8 +27,16 @@ export function attackIssues(a: AttackSpec, dataset: string): SpecIssue[] {
   const { size, classes } = datasetInfo(dataset);
   const issues: SpecIssue[] = [];
   const t = a.trigger;
+  const check = (path: string, validate: () => void): void => {
+    try { validate(); } catch (e) { issues.push({ path, message: (e as Error).message.replace(/^trigger: /, '') }); }
+  };
   if (t.kind === 'blend') {
     if (!(t.alpha > 0 && t.alpha <= 1)) issues.push({ path: 'trigger.alpha', message: `must be in (0, 1], got ${t.alpha}` });
+  } else if (t.kind === 'sig') {
+    check('trigger', () => validateSig(t));
+    if (a.mode === 'all-to-all') issues.push({ path: 'mode', message: 'SIG is clean-label (target-class images keep their labels): it cannot be all-to-all' });
+  } else if (t.kind === 'wanet') {
+    check('trigger', () => validateWanet(t, size, size));
   } else if (!(Number.isInteger(t.size) && t.size >= 1 && t.size <= size)) {
     issues.push({ path: 'trigger.size', message: `must be an integer in 1..${size} (${dataset} images are ${size}x${size}), got ${t.size}` });
   } else if (t.position === 'fixed') {
@@ -45,31 +55,53 @@ export function targetLabel(y: number, a: AttackSpec, classes: number): number {
   return a.mode === 'all-to-one' ? a.target : (y + 1) % classes;
 }
 
-export interface PoisonedSet { images: Tensor; labels: Tensor; poisonedIndices: Int32Array }
+export interface PoisonedSet {
+  images: Tensor; labels: Tensor; poisonedIndices: Int32Array;
+  /** WaNet noise-mode images: warped with grid noise, kept at their true labels (empty otherwise) */
+  crossIndices: Int32Array;
+}
 
 /**
  * Poisons round(ratio * N) samples chosen at random among those whose label differs from the target
  * (all-to-one; every sample is eligible all-to-all): stamps the trigger and relabels them.
+ * SIG is clean-label: it stamps round(ratio * N_target) target-class samples and keeps every label,
+ * the ratio counted among target-class samples as BackdoorBench does. WaNet adds round(crossRatio *
+ * poisoned) noise-mode samples drawn from the rest, warped with per-image grid noise at their true labels.
  */
 export function poisonTrainingSet(images: Tensor, labels: Tensor, a: AttackSpec, classes: number): PoisonedSet {
   assertTestSetAllowed('poisoning a training set');
   if (!(a.poisonRatio >= 0 && a.poisonRatio <= 1)) throw new Error(`poison ratio must be in [0, 1], got ${a.poisonRatio}`);
   if (!Number.isInteger(a.target) || a.target < 0 || a.target >= classes) throw new Error(`target class must be in 0..${classes - 1}, got ${a.target}`);
+  const cleanLabel = a.trigger.kind === 'sig';
+  if (cleanLabel && a.mode !== 'all-to-one') throw new Error('the SIG attack is clean-label: it needs all-to-one mode (a single target class)');
   const y = labels.toList();
   const rng = new Rng(a.seed);
-  const eligible = [...rng.permutation(y.length)].filter((i) => a.mode === 'all-to-all' || y[i] !== a.target);
-  const count = Math.round(a.poisonRatio * y.length);
+  const order = [...rng.permutation(y.length)];
+  const eligible = order.filter((i) => (cleanLabel ? y[i] === a.target : a.mode === 'all-to-all' || y[i] !== a.target));
+  const count = Math.round(a.poisonRatio * (cleanLabel ? eligible.length : y.length));
   if (count > eligible.length) throw new Error(`cannot poison ${count} samples: only ${eligible.length} are not of the target class`);
   const chosen = Int32Array.from(eligible.slice(0, count)).sort();
+  let cross = new Int32Array(0);
+  if (a.trigger.kind === 'wanet') {
+    const taken = new Set(chosen);
+    const rest = order.filter((i) => !taken.has(i));
+    const crossCount = Math.round(a.trigger.crossRatio * count);
+    if (crossCount > rest.length) throw new Error(`cannot add ${crossCount} WaNet noise-mode samples (cross ratio ${a.trigger.crossRatio}): only ${rest.length} samples are left`);
+    cross = Int32Array.from(rest.slice(0, crossCount)).sort();
+  }
   const out = scope(() => {
     const idx = tensor(chosen, [count]).long();
     const stamped = applyTrigger(images.indexSelect(0, idx), a.trigger, rng);
     const newImages = images.clone().indexPut_([idx], stamped);
+    if (a.trigger.kind === 'wanet' && cross.length > 0) {
+      const cidx = tensor(cross, [cross.length]).long();
+      newImages.indexPut_([cidx], applyWanet(images.indexSelect(0, cidx), a.trigger, rng));
+    }
     const newY = y.slice();
-    for (const i of chosen) newY[i] = targetLabel(y[i], a, classes);
+    if (!cleanLabel) for (const i of chosen) newY[i] = targetLabel(y[i], a, classes);
     return { images: newImages, labels: tensor(Float64Array.from(newY), [y.length]).long() };
   });
-  return { ...out, poisonedIndices: chosen };
+  return { ...out, poisonedIndices: chosen, crossIndices: cross };
 }
 
 export interface TriggeredTestSet {

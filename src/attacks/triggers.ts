@@ -1,7 +1,13 @@
-// Backdoor triggers in pixel space (uint8 images [N, C, H, W]): BadNets-style patches and blended noise.
+// Backdoor triggers in pixel space (uint8 images [N, C, H, W]): BadNets-style patches, blended noise,
+// the SIG sinusoid and the WaNet warp.
 import { noGrad, scope, Tensor, tensor } from '../torch';
 import { Rng } from '../util/rng';
 import { assertTestSetAllowed } from '../data/test-set-lock';
+import { applySig, SigSpec, validateSig } from './sig';
+import { applyWanet, validateWanet, WanetSpec } from './wanet';
+
+export type { SigSpec } from './sig';
+export type { WanetSpec } from './wanet';
 
 export type PatchPattern = 'white' | 'checkerboard' | 'random';
 
@@ -26,15 +32,17 @@ export interface BlendSpec {
   seed?: number;
 }
 
-export type TriggerSpec = PatchSpec | BlendSpec;
+export type TriggerSpec = PatchSpec | BlendSpec | SigSpec | WanetSpec;
 
 export function describeTrigger(t: TriggerSpec): string {
   if (t.kind === 'blend') return `blended noise, alpha ${t.alpha}`;
+  if (t.kind === 'sig') return `SIG sinusoid, delta ${t.delta}, frequency ${t.freq} (clean label)`;
+  if (t.kind === 'wanet') return `WaNet warp, k ${t.k}, s ${t.s}, grid rescale ${t.gridRescale}, cross ratio ${t.crossRatio}, field seed ${t.seed ?? 0}`;
   return `${t.size}x${t.size} ${t.pattern} patch, ${t.position} position`;
 }
 
 /** The trigger's pixel content: [C, k, k] for a patch, [C, H, W] noise for blend (uint8). */
-export function triggerPattern(t: TriggerSpec, channels: number, height: number, width: number): Uint8Array {
+export function triggerPattern(t: PatchSpec | BlendSpec, channels: number, height: number, width: number): Uint8Array {
   const rng = new Rng(t.seed ?? 0);
   if (t.kind === 'blend') return Uint8Array.from({ length: channels * height * width }, () => rng.int(256));
   const k = t.size;
@@ -47,6 +55,8 @@ export function triggerPattern(t: TriggerSpec, channels: number, height: number,
 }
 
 export function validateTrigger(t: TriggerSpec, height: number, width: number): void {
+  if (t.kind === 'sig') return validateSig(t);
+  if (t.kind === 'wanet') return validateWanet(t, height, width);
   if (t.kind === 'blend') {
     if (!(t.alpha > 0 && t.alpha <= 1)) throw new Error(`trigger: alpha must be in (0, 1], got ${t.alpha}`);
     return;
@@ -66,6 +76,8 @@ export function applyTrigger(images: Tensor, t: TriggerSpec, rng: Rng): Tensor {
   assertTestSetAllowed('stamping a trigger');
   const [n, c, h, w] = images.shape;
   validateTrigger(t, h, w);
+  if (t.kind === 'sig') return applySig(images, t);
+  if (t.kind === 'wanet') return applyWanet(images, t);
   const pattern = triggerPattern(t, c, h, w);
   return noGrad(() => scope(() => {
     if (t.kind === 'blend') {

@@ -45,30 +45,63 @@ export function addModelOptions(c: Command): Command {
 
 export function addAttackOptions(c: Command): Command {
   return c
-    .addOption(new Option('--attack <kind>', 'trigger kind').choices(['patch', 'blend', 'none']).default('patch'))
+    .addOption(new Option('--attack <kind>', 'trigger kind (sig: clean-label sinusoid, Barni et al.; wanet: warping, Nguyen and Tran)').choices([...ATTACK_KINDS]).default('patch'))
     .option('--trigger-size <k>', 'patch side in pixels', int('--trigger-size', 1), 3)
     .addOption(new Option('--pattern <p>', 'patch pattern').choices(['white', 'checkerboard', 'random']).default('white'))
     .addOption(new Option('--position <p>', 'patch position').choices(['fixed', 'random']).default('fixed'))
     .option('--offset <dx,dy>', 'fixed patch offset from the bottom-right corner', '0,0')
     .option('--alpha <a>', 'blend ratio of the noise trigger', num('--alpha', 0, 1), 0.2)
-    .option('--poison-ratio <r>', 'fraction of training samples poisoned', fraction('--poison-ratio'), 0.05)
+    .option('--sig-delta <d>', 'SIG amplitude in pixel levels (0..255)', positive('--sig-delta', 255), SIG_DEFAULTS.delta)
+    .option('--sig-freq <f>', 'SIG periods across the image width', positive('--sig-freq'), SIG_DEFAULTS.freq)
+    .option('--wanet-k <k>', 'WaNet control grid side', int('--wanet-k', 2), WANET_DEFAULTS.k)
+    .option('--wanet-s <s>', 'WaNet warping strength', positive('--wanet-s'), WANET_DEFAULTS.s)
+    .option('--wanet-grid-rescale <r>', 'WaNet grid rescale, in (0, 1]', positive('--wanet-grid-rescale', 1), WANET_DEFAULTS.gridRescale)
+    .option('--wanet-cross-ratio <r>', 'WaNet noise-mode samples per poisoned sample (true labels kept)', num('--wanet-cross-ratio', 0), WANET_DEFAULTS.crossRatio)
+    .option('--poison-ratio <r>', 'fraction of training samples poisoned (sig: of target-class samples)', fraction('--poison-ratio'), 0.05)
     .option('--target <c>', 'all-to-one target class', int('--target'), 0)
     .option('--all-to-all', 'relabel y -> y+1 mod C instead of all-to-one', false)
-    .option('--attack-seed <n>', 'seed of the trigger pattern, poisoned indices and positions', int('--attack-seed'), 1);
+    .option('--attack-seed <n>', 'seed of the trigger pattern or WaNet field, poisoned indices, positions and WaNet noise', int('--attack-seed'), 1);
+}
+
+export const ATTACK_KINDS = ['patch', 'blend', 'sig', 'wanet', 'none'] as const;
+
+/** BackdoorBench's defaults (config/attack/sig/default.yaml, config/attack/wanet/default.yaml) */
+export const SIG_DEFAULTS = { delta: 40, freq: 6 };
+export const WANET_DEFAULTS = { k: 4, s: 0.5, gridRescale: 1, crossRatio: 2 };
+
+function positive(name: string, max = Infinity) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isFinite(n) || n <= 0 || n > max) throw new InvalidArgumentError(`${name} must be ${max === Infinity ? 'a positive number' : `a number in (0, ${max}]`}, got '${v}'`);
+    return n;
+  };
 }
 
 export interface AttackFlags {
-  attack: 'patch' | 'blend' | 'none'; triggerSize: number; pattern: 'white' | 'checkerboard' | 'random'; position: 'fixed' | 'random';
+  attack: (typeof ATTACK_KINDS)[number]; triggerSize: number; pattern: 'white' | 'checkerboard' | 'random'; position: 'fixed' | 'random';
   offset: string; alpha: number; poisonRatio: number; target: number; allToAll: boolean; attackSeed: number;
+  sigDelta?: number; sigFreq?: number; wanetK?: number; wanetS?: number; wanetGridRescale?: number; wanetCrossRatio?: number;
+}
+
+function triggerFromFlags(f: AttackFlags, offset: [number, number]): TriggerSpec {
+  switch (f.attack) {
+    case 'blend': return { kind: 'blend', alpha: f.alpha, seed: f.attackSeed };
+    case 'sig': return { kind: 'sig', delta: f.sigDelta ?? SIG_DEFAULTS.delta, freq: f.sigFreq ?? SIG_DEFAULTS.freq };
+    case 'wanet':
+      return {
+        kind: 'wanet', k: f.wanetK ?? WANET_DEFAULTS.k, s: f.wanetS ?? WANET_DEFAULTS.s, gridRescale: f.wanetGridRescale ?? WANET_DEFAULTS.gridRescale,
+        crossRatio: f.wanetCrossRatio ?? WANET_DEFAULTS.crossRatio, seed: f.attackSeed,
+      };
+    default: return { kind: 'patch', size: f.triggerSize, pattern: f.pattern, position: f.position, offset, seed: f.attackSeed };
+  }
 }
 
 export function attackFromFlags(f: AttackFlags): AttackSpec | null {
   if (f.attack === 'none') return null;
   const m = /^(\d+),(\d+)$/.exec(f.offset);
   if (!m) throw new InvalidArgumentError(`--offset must be 'dx,dy' with non-negative integers, got '${f.offset}'`);
-  const trigger: TriggerSpec = f.attack === 'blend'
-    ? { kind: 'blend', alpha: f.alpha, seed: f.attackSeed }
-    : { kind: 'patch', size: f.triggerSize, pattern: f.pattern, position: f.position, offset: [Number(m[1]), Number(m[2])], seed: f.attackSeed };
+  if (f.attack === 'sig' && f.allToAll) throw new InvalidArgumentError('--attack sig is clean-label (target-class images only) and cannot be combined with --all-to-all');
+  const trigger = triggerFromFlags(f, [Number(m[1]), Number(m[2])]);
   return { trigger, poisonRatio: f.poisonRatio, target: f.target, mode: f.allToAll ? 'all-to-all' : 'all-to-one', seed: f.attackSeed };
 }
 

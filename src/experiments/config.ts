@@ -4,7 +4,7 @@ import * as crypto from 'crypto';
 import * as path from 'path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { attackFromFlags, attackKey } from '../cli/options';
+import { ATTACK_KINDS, attackFromFlags, attackKey, SIG_DEFAULTS, WANET_DEFAULTS } from '../cli/options';
 import { attackIssues } from '../attacks/poison';
 import { DATASET_NAMES } from '../data/datasets';
 import { defenseLabel, defenseMethod, resolveOptions } from '../defenses/registry';
@@ -18,18 +18,24 @@ const safeName = z.string().regex(/^[\w-][\w.-]*$/, "must be a plain folder name
 
 const attackSchema = z.object({
   name: safeName,
-  attack: z.enum(['patch', 'blend', 'none']).default('patch'),
+  attack: z.enum(ATTACK_KINDS).default('patch'),
   triggerSize: z.number().int().min(1).default(3),
   pattern: z.enum(['white', 'checkerboard', 'random']).default('white'),
   position: z.enum(['fixed', 'random']).default('fixed'),
   offset: z.string().regex(/^\d+,\d+$/, "'dx,dy'").default('0,0'),
   // their ranges, and the trigger's fit in the images, are checked against each dataset below
   alpha: z.number().default(0.2),
+  sigDelta: z.number().gt(0).max(255).default(SIG_DEFAULTS.delta),
+  sigFreq: z.number().gt(0).default(SIG_DEFAULTS.freq),
+  wanetK: z.number().int().min(2).default(WANET_DEFAULTS.k),
+  wanetS: z.number().gt(0).default(WANET_DEFAULTS.s),
+  wanetGridRescale: z.number().gt(0).max(1).default(WANET_DEFAULTS.gridRescale),
+  wanetCrossRatio: z.number().min(0).default(WANET_DEFAULTS.crossRatio),
   poisonRatio: z.number().default(0.05),
   target: z.number().int().default(0),
   allToAll: z.boolean().default(false),
   attackSeed: z.number().int().min(0).default(1),
-}).strict();
+}).strict().refine((a) => !(a.attack === 'sig' && a.allToAll), { message: 'attack sig is clean-label and cannot be combined with allToAll', path: ['allToAll'] });
 
 const defenseSchema = z.union([
   z.string().regex(/^[\w-]+(:[\w-]+)?$/, "'method' or 'method:preset'"),

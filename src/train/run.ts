@@ -95,7 +95,11 @@ export function runFiles(dir: string): RunFiles {
   };
 }
 
-export interface PreparedData { attacker: ImageSet; clean: ImageSet; test: ImageSet; poisonedIndices: Int32Array; cleanIndices: Int32Array }
+export interface PreparedData {
+  attacker: ImageSet; clean: ImageSet; test: ImageSet; poisonedIndices: Int32Array; cleanIndices: Int32Array;
+  /** WaNet noise-mode samples (true labels kept) */
+  crossIndices: Int32Array;
+}
 
 /** Loads the dataset, holds out the defender's split, and poisons the attacker's part. */
 export function prepareData(cfg: Pick<TrainConfig, 'dataset' | 'attack' | 'cleanFraction' | 'seed'>, dataDir?: string): PreparedData {
@@ -106,14 +110,16 @@ export function prepareData(cfg: Pick<TrainConfig, 'dataset' | 'attack' | 'clean
   train.labels.dispose();
   let attacker = split.attacker;
   let poisonedIndices: Int32Array = new Int32Array(0);
+  let crossIndices: Int32Array = new Int32Array(0);
   if (cfg.attack) {
     const p = poisonTrainingSet(attacker.images, attacker.labels, cfg.attack, attacker.classes);
     attacker.images.dispose();
     attacker.labels.dispose();
     attacker = { images: p.images, labels: p.labels, classes: attacker.classes };
     poisonedIndices = p.poisonedIndices;
+    crossIndices = p.crossIndices;
   }
-  return { attacker, clean: split.clean, test, poisonedIndices, cleanIndices: split.cleanIndices };
+  return { attacker, clean: split.clean, test, poisonedIndices, cleanIndices: split.cleanIndices, crossIndices };
 }
 
 export function makeScheduler(opt: optim.Optimizer, cfg: TrainConfig): optim.LRScheduler {
@@ -200,9 +206,10 @@ export function train(cfg: TrainConfig, dir: string, o: { resume?: boolean; data
   writeFileAtomic(files.attack, JSON.stringify({
     attack: cfg.attack, trigger: cfg.attack ? describeTrigger(cfg.attack.trigger) : null,
     poisonedIndices: Array.from(data.poisonedIndices), cleanIndices: Array.from(data.cleanIndices),
-    note: 'indices refer to the training set after the clean split was removed (poisoned) and to the full training set (clean)',
+    ...(data.crossIndices.length ? { crossIndices: Array.from(data.crossIndices) } : {}),
+    note: 'indices refer to the training set after the clean split was removed (poisoned, cross) and to the full training set (clean)',
   }));
-  log(`${cfg.dataset}: ${data.attacker.labels.numel} training images (${data.poisonedIndices.length} poisoned), ${data.clean.labels.numel} held out for the defender, ${data.test.labels.numel} test`);
+  log(`${cfg.dataset}: ${data.attacker.labels.numel} training images (${data.poisonedIndices.length} poisoned${data.crossIndices.length ? `, ${data.crossIndices.length} noise-mode` : ''}), ${data.clean.labels.numel} held out for the defender, ${data.test.labels.numel} test`);
 
   manualSeed(cfg.seed);
   const model = createModel({ name: cfg.model, width: cfg.width, inChannels: info.channels, numClasses: info.classes, imageSize: info.size });
