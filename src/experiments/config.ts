@@ -62,7 +62,8 @@ export const experimentSchema = z.object({
 }).strict().superRefine((e, ctx) => {
   // each attack against each dataset's image size and classes, so a bad grid fails here and not mid-training
   e.attacks.forEach((a, i) => {
-    const spec = /^\d+,\d+$/.test(a.offset) ? attackFromFlags(a) : null; // a malformed offset has its own issue
+    // a malformed offset and sig with allToAll have their own issues above
+    const spec = /^\d+,\d+$/.test(a.offset) && !(a.attack === 'sig' && a.allToAll) ? attackFromFlags(a) : null;
     const seen = new Set<string>();
     for (const d of spec ? e.datasets : []) for (const issue of attackIssues(spec!, d)) {
       const key = `${issue.path}: ${issue.message}`; // ratios are wrong on every dataset alike: said once
