@@ -1,6 +1,6 @@
 // Does each defense remove the planted backdoor, and how far from the control? Each number is the
-// median (ANP: the mean) over three seeds of the fixture (a different training set, clean split and model each), and
-// every assertion compares against plain fine-tuning on the same seed (the control) or the model
+// median (ANP: the mean) over three seeds of the fixture (each its own training set, clean split and
+// model), and every assertion compares against plain fine-tuning on the same seed (the control) or the model
 // before the defense, with thresholds far from the values observed under every CPU kernel setting
 // (docs/notes.md: "Efficacy tests across CPU kernels"). Float kernels differ by instruction set, and
 // ~100 SGD steps turn the last bits into a different model: one seed's value may move a lot, the
@@ -70,7 +70,7 @@ test('the control: the fixture carries a working backdoor that plain fine-tuning
 test('VarDefense removes most of the backdoor that fine-tuning keeps, while clean accuracy holds', () => {
   const r = onEverySeed((p) => varDefense(p.model, p.data, options('vardefense', ft)));
   const m = report('vardefense', r);
-  // observed: median ASR <= 0.16 (one seed keeps 0.13-0.16), ACC drop 0
+  // observed: median ASR 0 (seed 1 keeps 0.13-0.34 with the kernel), ACC drop 0
   assert.ok(m.asr < control().asr - 0.5, `median ASR ${m.asr} vs ${control().asr} for fine-tuning alone`);
   assert.ok(m.accDrop < 0.05, `median ACC drop ${m.accDrop}`);
 });
@@ -90,7 +90,7 @@ test('GAN defense names target 0 on every seed and removes the backdoor while cl
     const g = ganDefense(p.model, p.data, options('gan'));
     const others = Math.max(...g.scores.filter((s) => s.cls !== 0).map((s) => s.ease));
     ease.push(`${g.target}: ${g.scores[0].ease.toFixed(3)} vs ${others.toFixed(3)}`);
-    // observed: target 0 reached 20-40 times more easily than any other class
+    // observed: target 0 reached 14-69 times more easily than any other class
     assert.equal(g.target, 0);
     assert.ok(g.scores[0].ease > 5 * others, `target reached far more easily: ${g.scores[0].ease} vs ${others}`);
   });
@@ -111,7 +111,7 @@ test('CLP keeps clean accuracy on the fixture, whose backdoor is not where CLP l
   const m = report('clp', r, `${counts.join(' ')} channels zeroed`);
   // Observed: ASR stays 1.000 (also at u = 2, and after 10 training epochs; u = 1 gives ASR 0.494 at
   // ACC 0.698, earlier measurements); the scores match the published CLP loop run in PyTorch on the same
-  // weights. How many channels pass mean + 3 std is itself a float cliff (1 to 3 seen), so only what
+  // weights. How many channels pass mean + 3 std is itself a float cliff (0 to 4 seen), so only what
   // CLP must not break is asserted. Observed ACC drop 0.
   assert.ok(m.accDrop < 0.05, `median ACC drop ${m.accDrop}`);
 });
