@@ -4,19 +4,18 @@ import { test } from 'node:test';
 import * as assert from 'assert/strict';
 import { manualSeed, noGrad, randn, tensor } from '../../src/torch';
 import { ResNet18 } from '../../src/models/resnet';
-import { holdOut } from '../../src/defenses/common';
 import { EntropyMetric } from '../../src/defenses/metrics';
 import { defenseMethod, resolveOptions } from '../../src/defenses/registry';
 import { lastUnits } from '../../src/defenses/selection';
 import { varDefense, VarDefenseOptions } from '../../src/defenses/vardefense';
-import { plantBackdoor, PLANTED_NORM } from '../fixtures/planted';
+import { planted, PLANTED_NORM } from '../fixtures/planted';
 
 const options = (preset: string, o: Record<string, unknown> = {}): VarDefenseOptions =>
   resolveOptions(defenseMethod('vardefense'), preset, o) as unknown as VarDefenseOptions;
 
 test('lambda auto tries the candidates in increasing order and reports how it chose', () => {
-  const p = plantBackdoor();
-  const data = { ...holdOut(p.clean, 0.2, 1), norm: PLANTED_NORM };
+  const p = planted();
+  const data = p.data;
   const quick = { lambda: 'auto', lambdaTolerance: 0.15, lambdaTrialEpochs: 1, epochs: 1, batchSize: 32, layers: 10, penalize: 'bn' };
   // listed out of order: 1e6 wrecks the accuracy, 1e-3 does not
   const r = varDefense(p.model, data, options('paper', { ...quick, lambdaCandidates: [1e6, 1e-3] }));
@@ -27,15 +26,15 @@ test('lambda auto tries the candidates in increasing order and reports how it ch
   assert.equal(r.lambdaRule, 'largest within tolerance');
 
   // no candidate within the tolerance: the smallest one, not the first listed, and said so
-  const q = plantBackdoor();
+  const q = planted();
   const logs: string[] = [];
-  const f = varDefense(q.model, { ...holdOut(q.clean, 0.2, 1), norm: PLANTED_NORM }, options('paper', { ...quick, lambdaCandidates: [1e7, 1e6] }), { log: (l) => logs.push(l) });
+  const f = varDefense(q.model, q.data, options('paper', { ...quick, lambdaCandidates: [1e7, 1e6] }), { log: (l) => logs.push(l) });
   assert.deepEqual(f.lambdaTrials.map((t) => t.lambda), [0, 1e6], 'stops at the first candidate outside the tolerance');
   process.stderr.write(`lambda trials (fallback): ${JSON.stringify(f.lambdaTrials)}\n`);
   assert.equal(f.lambda, 1e6);
   assert.equal(f.lambdaRule, 'none within tolerance: the smallest candidate');
   assert.ok(logs.some((l) => /no candidate kept the validation accuracy/.test(l)));
-  const given = varDefense(q.model, { ...holdOut(q.clean, 0.2, 1), norm: PLANTED_NORM }, options('paper', { epochs: 1, batchSize: 64 }));
+  const given = varDefense(planted().model, q.data, options('paper', { epochs: 1, batchSize: 64 }));
   assert.equal(given.lambdaRule, 'given');
 });
 
