@@ -1,6 +1,6 @@
 // ANP, Adversarial Neuron Pruning (Wu and Wang 2021): learn a mask m in [0, 1] per batch-norm neuron
 // such that the masked model stays right on clean data even when every BN weight and bias is
-// multiplicatively perturbed within +-eps; backdoor neurons are the ones such perturbations expose,
+// multiplicatively perturbed (a random start within +-eps plus a signed ascent step); backdoor neurons are the ones such perturbations expose,
 // and their masks fall. Neurons whose mask ends below a threshold are pruned (BN weight := 0, as the
 // official pruning(); the bias stays, so a pruned neuron outputs its constant bias).
 // As the official code (csdongxian/ANP_backdoor): per batch a random start in [-eps, eps], then
