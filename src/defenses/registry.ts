@@ -71,9 +71,9 @@ const ganSchema = z.object({
   stampFraction: z.number().min(0).max(1), placement: z.enum(['random', 'adaptive']),
 }).strict();
 
-const fstSchema = z.object({ ...fineTuneShape, alpha: z.number().min(0), head: z.string().min(1).nullable() }).strict();
+const fstSchema = z.object({ ...fineTuneShape, ...publishedFineTuneShape, alpha: z.number().min(0), head: z.string().min(1).nullable() }).strict();
 
-const ftSamSchema = z.object({ ...fineTuneShape, rho: z.number().min(0), adaptive: z.boolean(), labelSmoothing: z.number().min(0).lt(1) }).strict();
+const ftSamSchema = z.object({ ...fineTuneShape, ...publishedFineTuneShape, rho: z.number().min(0), adaptive: z.boolean(), labelSmoothing: z.number().min(0).lt(1) }).strict();
 
 const sauSchema = z.object({
   epochs: z.number().int().min(1), batchSize: z.number().int().min(1), lr: z.number().positive(), eps: z.number().min(0),
