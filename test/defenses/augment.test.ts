@@ -105,7 +105,7 @@ test('the step schedule multiplies the rate by 0.1 at each milestone, and needs 
   assert.throws(() => fineTune(p.model, p.data.train, PLANTED_NORM, base({ schedule: 'step' })), /milestones/);
 });
 
-test('nad:published is the published schedule; under augmentation the live teacher leaves the student's loop untouched', () => {
+test('nad:published is the published schedule; under augmentation the live teacher leaves the student loop untouched', () => {
   const pub = resolveOptions(defenseMethod('nad'), 'published') as unknown as NadOptions;
   assert.deepEqual([pub.epochs, pub.teacherEpochs, pub.lr, pub.schedule, pub.milestones, pub.batchSize, pub.nesterov, pub.weightDecay, pub.betas, pub.augment],
     [20, 10, 0.1, 'step', [2], 64, true, 1e-4, [500, 1000, 1000], 'crop']);
