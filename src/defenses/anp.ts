@@ -1,10 +1,12 @@
 // ANP, Adversarial Neuron Pruning (Wu and Wang 2021): learn a mask m in [0, 1] per batch-norm neuron
 // such that the masked model stays right on clean data even when every BN weight and bias is
-// multiplicatively perturbed within +-eps; backdoor neurons are the ones such perturbations expose,
-// and their masks fall. Neurons whose mask ends below a threshold are pruned (BN weight and bias := 0).
-// As the official code (csdongxian/ANP_backdoor), except: the perturbation is projected back to
-// [-eps, eps] after its ascent step (the official code lets a random start plus a step reach 2 eps),
-// and the threshold is chosen on the validation part of the clean split (chooseThreshold), never by ASR.
+// multiplicatively perturbed (a random start within +-eps plus a signed ascent step); backdoor neurons are the ones such perturbations expose,
+// and their masks fall. Neurons whose mask ends below a threshold are pruned (BN weight := 0, as the
+// official pruning(); the bias stays, so a pruned neuron outputs its constant bias).
+// As the official code (csdongxian/ANP_backdoor): per batch a random start in [-eps, eps], then
+// `steps` signed steps of eps / steps with no projection (its noise optimiser is plain SGD on the
+// sign of the gradient), so one step from a random start reaches up to 2 eps. Differs: the
+// threshold is chosen on the validation part of the clean split (chooseThreshold), never by ASR.
 // Only the defender's clean data is read.
 import { F, manualSeed, nn, noGrad, ones, optim, scope, Tensor, tensor, zeros } from '../torch/compute';
 import { ImageSet } from '../data/image-set';
@@ -18,7 +20,7 @@ export interface AnpOptions {
   /** if set, run this many passes over the clean training data instead of `iterations` */
   epochs: number | null;
   batchSize: number;
-  /** perturbation budget: each BN weight and bias is scaled by (1 + delta), |delta| <= eps */
+  /** perturbation budget: the random start of each BN weight's and bias's relative perturbation is uniform in [-eps, eps] */
   eps: number;
   /** signed-gradient ascent steps per batch on the perturbation (step size eps / steps) */
   steps: number;
@@ -88,9 +90,10 @@ function clearGrads(ts: Tensor[]): void {
 }
 
 /**
- * The adversarial neuron perturbation for one batch: a random start in [-eps, eps] (randomStart) or
- * zero, then `steps` signed-gradient ascent steps of eps / steps on the cross-entropy, projected back
- * to [-eps, eps]. Leaves no gradient on the masks or the perturbations.
+ * The adversarial neuron perturbation for one batch, as the official reset() + noise optimiser: a
+ * random start in [-eps, eps] (randomStart) or zero, then `steps` signed-gradient ascent steps of
+ * eps / steps on the cross-entropy, not projected (from a random start it can reach 2 eps, as the
+ * official code). Leaves no gradient on the masks or the perturbations.
  */
 export function perturb(s: AnpState, x: Tensor, y: Tensor, eps: number, steps: number, randomStart = true): void {
   noGrad(() => { for (const t of s.noises) if (randomStart) t.uniform_(-eps, eps); else t.zero_(); });
@@ -100,21 +103,21 @@ export function perturb(s: AnpState, x: Tensor, y: Tensor, eps: number, steps: n
     noGrad(() => scope(() => {
       for (const t of s.noises) {
         const g = t.grad;
-        if (g) t.add_(g.sign(), eps / steps).clamp_(-eps, eps);
+        if (g) t.add_(g.sign(), eps / steps);
       }
     }));
     clearGrads([...s.noises, ...s.masks]);
   }
 }
 
-/** Sets BN weight and bias to 0 for every neuron whose mask is below `threshold`; returns them by layer. */
+/** Sets the BN weight to 0 for every neuron whose mask is below `threshold` (the bias stays, as the official pruning()); returns them by layer. */
 export function pruneBelow(layers: BnLayer[], masks: Float32Array[], threshold: number): Record<string, number[]> {
   const pruned: Record<string, number[]> = {};
   layers.forEach((l, i) => {
     const dead = Array.from(masks[i]).flatMap((m, c) => (m < threshold ? [c] : []));
     if (!dead.length) return;
     pruned[l.name] = dead;
-    zeroChannels([{ t: l.bn.weight, dim: 0 }, { t: l.bn.bias, dim: 0 }], dead);
+    zeroChannels([{ t: l.bn.weight, dim: 0 }], dead);
   });
   return pruned;
 }

@@ -1,6 +1,6 @@
 // What every defense shares: the defender's data (the clean split, with a validation part held out),
 // a fine-tuning loop with hooks for extra loss terms, and clean accuracy/loss on the validation part.
-import { cat, F, inferenceMode, noGrad, manualSeed, nn, optim, scope, Tensor, tensor } from '../torch/compute';
+import { cat, F, inferenceMode, noGrad, manualSeed, nn, optim, scope, stack, Tensor, tensor } from '../torch/compute';
 import { ImageSet } from '../data/image-set';
 import { Normalization, normalize, predict } from '../train/loop';
 import { accuracyOf } from '../train/accuracy';
@@ -65,9 +65,46 @@ export interface FineTuneOptions {
   batchSize: number;
   momentum: number;
   weightDecay: number;
-  /** cosine decay over the epochs, or a constant rate */
-  schedule: 'cosine' | 'constant';
+  /** cosine decay over the epochs, a constant rate, or x0.1 at each of `milestones` (epochs, as PyTorch's MultiStepLR) */
+  schedule: 'cosine' | 'constant' | 'step';
   seed: number;
+  /** for schedule 'step': the epochs at which the rate is multiplied by 0.1 */
+  milestones?: number[];
+  /** Nesterov momentum (default false) */
+  nesterov?: boolean;
+  /**
+   * augmentation of each training batch before normalisation (default 'none': the batch as stored):
+   * a random crop of the zero-padded image (padding 4), and for 'crop-flip' a horizontal flip with
+   * probability 1/2 (for CIFAR-like data), seeded by (seed, epoch, batch): see augmentBatch.
+   */
+  augment?: Augment;
+}
+
+export type Augment = 'none' | 'crop' | 'crop-flip';
+export const AUGMENT_PADDING = 4;
+
+/** The generator of the augmentation of batch `batch` of epoch `epoch` under `seed`. */
+export const augmentRng = (seed: number, epoch: number, batch: number): Rng => new Rng(((seed * 1009 + epoch) * 65537 + batch) ^ 0xa06e);
+
+/**
+ * A batch's augmentation: for each image in order, the crop's top offset and left offset in
+ * [0, 2 * padding] (rng.int), then for 'crop-flip' whether to flip (rng.next() < 0.5); the crop is
+ * taken from the image zero-padded by `padding` on every side. uint8 [B, C, H, W] in and out.
+ */
+export function augmentBatch(images: Tensor, mode: Augment, rng: Rng, padding = AUGMENT_PADDING): Tensor {
+  if (mode === 'none') return images;
+  return noGrad(() => scope(() => {
+    const [n, , h, w] = images.shape;
+    const padded = F.pad(images, [padding, padding, padding, padding], 0);
+    const crops: Tensor[] = [];
+    for (let i = 0; i < n; i++) {
+      const top = rng.int(2 * padding + 1), left = rng.int(2 * padding + 1);
+      let c = padded.select(0, i).narrow(1, top, h).narrow(2, left, w);
+      if (mode === 'crop-flip' && rng.next() < 0.5) c = c.flip([2]);
+      crops.push(c);
+    }
+    return stack(crops);
+  }));
 }
 
 export const FINE_TUNE_DEFAULTS: FineTuneOptions = { epochs: 10, lr: 0.01, batchSize: 128, momentum: 0.9, weightDecay: 5e-4, schedule: 'cosine', seed: 1 };
@@ -101,8 +138,11 @@ export function fineTune(model: nn.Module, data: ImageSet, norm: Normalization, 
   if (n === 0) throw new Error('fine-tuning needs at least one clean image');
   manualSeed(o.seed);
   const params = h.parameters ?? model.parameters();
-  const opt = h.optimizer ? h.optimizer(params) : new optim.SGD(params, { lr: o.lr, momentum: o.momentum, weightDecay: o.weightDecay });
-  const sched = o.schedule === 'cosine' ? new optim.CosineAnnealingLR(opt, o.epochs) : new optim.ConstantLR(opt);
+  const opt = h.optimizer ? h.optimizer(params) : new optim.SGD(params, { lr: o.lr, momentum: o.momentum, weightDecay: o.weightDecay, nesterov: o.nesterov ?? false });
+  const sched = o.schedule === 'cosine' ? new optim.CosineAnnealingLR(opt, o.epochs)
+    : o.schedule === 'step' ? new optim.MultiStepLR(opt, o.milestones ?? []) : new optim.ConstantLR(opt);
+  if (o.schedule === 'step' && !o.milestones?.length) throw new Error("fine-tuning: schedule 'step' needs milestones (epochs)");
+  const augment = o.augment ?? 'none';
   const batches = Math.ceil(n / o.batchSize);
   const steps = o.epochs * batches;
   const prepare = h.prepare ?? ((x: Tensor, y: Tensor): [Tensor, Tensor] => [normalize(x, norm), y]);
@@ -115,7 +155,8 @@ export function fineTune(model: nn.Module, data: ImageSet, norm: Normalization, 
       h.beforeStep?.(s);
       const size = scope(() => {
         const idx = perm.slice(0, batch * o.batchSize, Math.min(n, (batch + 1) * o.batchSize));
-        const [x, y] = prepare(data.images.indexSelect(0, idx), data.labels.indexSelect(0, idx));
+        const images = data.images.indexSelect(0, idx);
+        const [x, y] = prepare(augment === 'none' ? images : augmentBatch(images, augment, augmentRng(o.seed, epoch, batch)), data.labels.indexSelect(0, idx));
         if (h.gradients) {
           h.gradients(x, y, { ...s, idx });
           return idx.numel;

@@ -4,6 +4,7 @@
 import { cat, dispose, F, keep, nn, noGrad, scope, Tensor } from '../torch/compute';
 import { normalize } from '../train/loop';
 import { accuracyOn, DefenseData, DefenseHooks, disposeState, fineTune, FINE_TUNE_DEFAULTS, FineTuneOptions, restore, snapshot } from './common';
+import { withState } from './sau';
 
 export interface NadOptions extends FineTuneOptions {
   /** epochs of clean fine-tuning that make the teacher (same lr, batch and schedule as the student) */
@@ -19,6 +20,18 @@ export interface NadOptions extends FineTuneOptions {
 // layer2-4 with betas 500/1000/1000 as BackdoorBench; 5 teacher + 10 student epochs, lr 0.01 as its NAD
 // (one attention-distilled epoch costs about one plain epoch: the teacher's maps are computed once).
 export const NAD_DEFAULTS: NadOptions = { ...FINE_TUNE_DEFAULTS, teacherEpochs: 5, layers: ['layer2', 'layer3', 'layer4'], betas: [500, 1000, 1000], p: 2 };
+
+/**
+ * The published schedule (bboylyg/NAD main.py and config, as BackdoorBench's nad.py): SGD with Nesterov
+ * momentum 0.9, weight decay 1e-4, batch 64, lr 0.1 for epochs 0-1 then 0.01 (its adjust_learning_rate),
+ * 20 student epochs, a teacher fine-tuned 10 epochs (te_epochs) the same way, betas 500/1000/1000 on
+ * layer2-4, p = 2, and a random crop (padding 4) of every batch, so the teacher runs live on it. NAD's
+ * code (CIFAR-10 only) also flips; for CIFAR-like data set augment=crop-flip.
+ */
+export const NAD_PUBLISHED: NadOptions = {
+  ...NAD_DEFAULTS, epochs: 20, teacherEpochs: 10, lr: 0.1, schedule: 'step', milestones: [2], batchSize: 64, momentum: 0.9, nesterov: true,
+  weightDecay: 1e-4, augment: 'crop',
+};
 
 export interface NadReport {
   method: 'nad';
@@ -43,7 +56,7 @@ export function attentionLoss(as: Tensor, at: Tensor): Tensor {
  * The teacher's attention maps for every training image, in order. The fine-tuning loop feeds the
  * training images without augmentation and NAD's teacher runs in eval mode, so its maps for an image
  * never change: computing them once replaces a second live model (which no defense can construct
- * without knowing the architecture). Augmented batches would need a live teacher.
+ * without knowing the architecture). Augmented batches need a live teacher: see nad().
  */
 function teacherMaps(model: nn.Module, data: DefenseData, layers: nn.Module[], p: number, batchSize: number): Tensor[] {
   const parts: Tensor[][] = layers.map(() => []);
@@ -68,23 +81,46 @@ export function nad(model: nn.Module, data: DefenseData, o: NadOptions, h: Defen
   const original = snapshot(model);
   fineTune(model, data.train, data.norm, { ...o, epochs: o.teacherEpochs }, { ...h, stage: 'nad teacher' });
   const teacherValAcc = accuracyOn(model, data.val, data.norm);
-  const targets = teacherMaps(model, data, layers, o.p, o.batchSize);
+  // Without augmentation the teacher's maps are computed once per image. With it each batch is new, so
+  // the teacher runs live on the augmented batch: its weights are swapped into the model (as SAU does)
+  // for an eval-mode forward before the student's, in the loop's `prepare` (before any autograd graph).
+  const live = (o.augment ?? 'none') !== 'none';
+  const teacherState = live ? snapshot(model) : null;
+  const targets = live ? [] : teacherMaps(model, data, layers, o.p, o.batchSize);
   restore(model, original);
   disposeState(original);
   h.log?.(`nad: teacher validation accuracy ${(100 * teacherValAcc).toFixed(2)}%`);
 
-  // the student's maps of the current batch, taken as the forward pass goes (freed with the batch)
+  // the maps of the current batch, taken as the forward pass goes (freed with the batch): the
+  // student's, and with a live teacher the teacher's
+  let teacherPass = false;
   const current: (Tensor | null)[] = layers.map(() => null);
-  const hooks = layers.map((m, l) => m.registerForwardHook((_m, _in, out) => { current[l] = attentionMap(out, o.p); }));
+  const teacherCurrent: (Tensor | null)[] = layers.map(() => null);
+  const hooks = layers.map((m, l) => m.registerForwardHook((_m, _in, out) => {
+    if (teacherPass) teacherCurrent[l] = attentionMap(out, o.p); else current[l] = attentionMap(out, o.p);
+  }));
   try {
     fineTune(model, data.train, data.norm, o, {
       ...h, stage: 'nad student',
+      prepare: (images, labels) => {
+        const x = normalize(images, data.norm);
+        if (teacherState) {
+          withState(model, teacherState, () => {
+            teacherPass = true;
+            model.eval();
+            try { noGrad(() => { model.call(x); }); } finally { teacherPass = false; model.train(); }
+          });
+        }
+        return [x, labels];
+      },
       extraLoss: (_x, _y, _logits, b) => {
         let total: Tensor | null = null;
         for (let l = 0; l < layers.length; l++) {
-          const term = attentionLoss(current[l]!, targets[l].indexSelect(0, b.idx)).mul(o.betas[l]);
+          const target = teacherState ? teacherCurrent[l]! : targets[l].indexSelect(0, b.idx);
+          const term = attentionLoss(current[l]!, target).mul(o.betas[l]);
           total = total ? total.add(term) : term;
           current[l] = null;
+          teacherCurrent[l] = null;
         }
         return total;
       },
@@ -92,6 +128,7 @@ export function nad(model: nn.Module, data: DefenseData, o: NadOptions, h: Defen
   } finally {
     for (const hk of hooks) hk.remove();
     dispose(targets);
+    if (teacherState) disposeState(teacherState);
   }
   return { method: 'nad', options: o, teacherValAcc, valAccBefore, valAccAfter: accuracyOn(model, data.val, data.norm), seconds: (performance.now() - t0) / 1000 };
 }

@@ -8,7 +8,7 @@ import { METRIC_NAMES } from './metrics';
 import { BN_DISTILL_PRESET, PAPER_PRESET, varDefense } from './vardefense';
 import { clp, CLP_DEFAULTS } from './clp';
 import { finePruning, FINE_PRUNING_DEFAULTS } from './fine-pruning';
-import { nad, NAD_DEFAULTS } from './nad';
+import { nad, NAD_DEFAULTS, NAD_PUBLISHED } from './nad';
 import { anp, ANP_DEFAULTS } from './anp';
 import { ganDefense, GAN_DEFAULTS, GAN_PUBLISHED } from './gan';
 import { fst, FST_DEFAULTS } from './fst';
@@ -31,6 +31,13 @@ const fineTuneShape = {
   weightDecay: z.number().min(0), schedule: z.enum(['cosine', 'constant']), seed: z.number().int().min(0),
 };
 
+// The published-strength fine-tuning options: optional, so that existing presets resolve (and are
+// reported) exactly as before. Only for defenses whose per-image targets stay right under augmentation.
+const publishedFineTuneShape = {
+  schedule: z.enum(['cosine', 'constant', 'step']), milestones: z.array(z.number().int().min(1)).optional(), nesterov: z.boolean().optional(),
+  augment: z.enum(['none', 'crop', 'crop-flip']).optional(),
+};
+
 const varDefenseSchema = z.object({
   ...fineTuneShape,
   layers: z.number().int().min(1), metric: z.enum(METRIC_NAMES as [string, ...string[]]), scope: z.enum(['layer-wise', 'network-wise']),
@@ -42,11 +49,11 @@ const varDefenseSchema = z.object({
 }).strict();
 
 const finePruningSchema = z.object({
-  ...fineTuneShape, layer: z.enum(['features', 'last-conv']), stepFraction: z.number().gt(0).max(1), tolerance: z.number().min(0).max(1),
+  ...fineTuneShape, ...publishedFineTuneShape, layer: z.enum(['features', 'last-conv']), stepFraction: z.number().gt(0).max(1), tolerance: z.number().min(0).max(1),
 }).strict();
 
 const nadSchema = z.object({
-  ...fineTuneShape, teacherEpochs: z.number().int().min(1), layers: z.array(z.string().min(1)).min(1), betas: z.array(z.number().min(0)).min(1), p: z.number().positive(),
+  ...fineTuneShape, ...publishedFineTuneShape, teacherEpochs: z.number().int().min(1), layers: z.array(z.string().min(1)).min(1), betas: z.array(z.number().min(0)).min(1), p: z.number().positive(),
 }).strict();
 
 const clpSchema = z.object({ u: z.number().min(0) }).strict();
@@ -64,9 +71,9 @@ const ganSchema = z.object({
   stampFraction: z.number().min(0).max(1), placement: z.enum(['random', 'adaptive']),
 }).strict();
 
-const fstSchema = z.object({ ...fineTuneShape, alpha: z.number().min(0), head: z.string().min(1).nullable() }).strict();
+const fstSchema = z.object({ ...fineTuneShape, ...publishedFineTuneShape, alpha: z.number().min(0), head: z.string().min(1).nullable() }).strict();
 
-const ftSamSchema = z.object({ ...fineTuneShape, rho: z.number().min(0), adaptive: z.boolean(), labelSmoothing: z.number().min(0).lt(1) }).strict();
+const ftSamSchema = z.object({ ...fineTuneShape, ...publishedFineTuneShape, rho: z.number().min(0), adaptive: z.boolean(), labelSmoothing: z.number().min(0).lt(1) }).strict();
 
 const sauSchema = z.object({
   epochs: z.number().int().min(1), batchSize: z.number().int().min(1), lr: z.number().positive(), eps: z.number().min(0),
@@ -87,15 +94,18 @@ export const DEFENSES: Record<string, DefenseMethod> = {
   },
   ft: {
     name: 'ft', summary: 'fine-tuning on the clean split',
-    schema: z.object(fineTuneShape).strict(), presets: { default: { ...FT_DEFAULTS } }, run: fineTuneDefense as DefenseMethod['run'],
+    // 'published': BackdoorBench's FT trains on randomly cropped batches (padding 4; it also flips CIFAR-10: augment=crop-flip)
+    schema: z.object({ ...fineTuneShape, ...publishedFineTuneShape }).strict(),
+    presets: { default: { ...FT_DEFAULTS }, published: { ...FT_DEFAULTS, augment: 'crop' } }, run: fineTuneDefense as DefenseMethod['run'],
   },
   'fine-pruning': {
     name: 'fine-pruning', summary: 'Fine-Pruning: prune the channels least active on clean data while accuracy holds, then fine-tune',
-    schema: finePruningSchema, presets: { default: { ...FINE_PRUNING_DEFAULTS } }, run: finePruning as DefenseMethod['run'],
+    // 'published': fine-tuning on randomly cropped batches, as BackdoorBench's fp.py (CIFAR-10: augment=crop-flip)
+    schema: finePruningSchema, presets: { default: { ...FINE_PRUNING_DEFAULTS }, published: { ...FINE_PRUNING_DEFAULTS, augment: 'crop' } }, run: finePruning as DefenseMethod['run'],
   },
   nad: {
     name: 'nad', summary: 'NAD: distil the attention maps of a clean-fine-tuned teacher into the model',
-    schema: nadSchema, presets: { default: { ...NAD_DEFAULTS } }, run: nad as DefenseMethod['run'],
+    schema: nadSchema, presets: { default: { ...NAD_DEFAULTS }, published: { ...NAD_PUBLISHED } }, run: nad as DefenseMethod['run'],
   },
   clp: {
     name: 'clp', summary: 'CLP (data-free): zero the channels with outlying conv+BN Lipschitz bounds',

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import * as assert from 'assert/strict';
-import { F, noGrad, scope, Tensor } from '../../src/torch';
+import { F, manualSeed, noGrad, scope, Tensor, zeros } from '../../src/torch';
 import { accuracyOn, disposeState, restore, snapshot } from '../../src/defenses/common';
 import { anp, AnpOptions, AnpState, chooseThreshold, learnMasks, perturb, pruneBelow } from '../../src/defenses/anp';
 import { defenseMethod, resolveOptions } from '../../src/defenses/registry';
@@ -17,7 +17,7 @@ const options = (o: Record<string, unknown> = {}): AnpOptions => resolveOptions(
 const sameState = (a: Map<string, Tensor>, b: Map<string, Tensor>): boolean =>
   [...a].every(([k, t]) => scope(() => t.sub(b.get(k)!).abs().amax().item()) === 0);
 
-test('one signed ascent step raises the loss, stays within +-eps, and leaves no gradient behind', () => {
+test('one signed ascent step of eps from the start, unprojected as the official code; no gradient left behind', () => {
   restore(p.model, original);
   const params = p.model.parameters();
   for (const t of params) t.requiresGrad_(false);
@@ -31,12 +31,24 @@ test('one signed ascent step raises the loss, stays within +-eps, and leaves no 
   const ascended = loss();
   assert.ok(ascended > clean + 0.01, `loss ${clean} -> ${ascended}`);
   const noise = s.noises.flatMap((t) => t.toList());
-  assert.ok(noise.every((v) => Math.abs(v) <= 0.4 + 1e-6));
-  assert.ok(noise.filter((v) => Math.abs(Math.abs(v) - 0.4) < 1e-6).length > 0.9 * noise.length, 'from zero, one step of eps reaches the boundary');
+  assert.ok(noise.every((v) => v === 0 || Math.abs(Math.abs(v) - 0.4) < 1e-6), 'from zero, one step is 0 or +-eps exactly');
+  assert.ok(noise.filter((v) => v !== 0).length > 0.9 * noise.length, 'from zero, one step of eps reaches the boundary');
+  // the random start, drawn as perturb draws it (the same generator state, the same shapes in order)
+  manualSeed(7);
+  const starts = s.noises.map((t) => noGrad(() => zeros(t.shape).uniform_(-0.4, 0.4)));
+  manualSeed(7);
   perturb(s, x, y, 0.4, 1, true);
-  assert.ok(s.noises.flatMap((t) => t.toList()).every((v) => Math.abs(v) <= 0.4 + 1e-6), 'random start + step projected back');
+  const start = starts.flatMap((t) => t.toList()), after = s.noises.flatMap((t) => t.toList());
+  assert.ok(start.every((v) => Math.abs(v) <= 0.4), 'the start lies in [-eps, eps]');
+  const steps = after.map((v, i) => v - start[i]);
+  assert.ok(steps.every((d) => Math.abs(d) < 1e-6 || Math.abs(Math.abs(d) - 0.4) < 1e-6), 'the step is 0 or +-eps from the start');
+  const beyond = after.filter((v) => Math.abs(v) > 0.4 + 1e-3).length;
+  // half of the starts point the way of their step, so about a quarter of the values land past eps
+  assert.ok(beyond > 0.1 * after.length, `not projected back: ${beyond} of ${after.length} beyond eps`);
+  assert.ok(after.every((v) => Math.abs(v) <= 0.8 + 1e-6), 'within 2 eps');
   assert.ok(loss() > clean);
   assert.ok([...s.masks, ...s.noises].every((t) => t.grad === null));
+  for (const t of starts) t.dispose();
   s.remove();
   for (const t of params) t.requiresGrad_(true);
   s.perturbed = false;
@@ -66,7 +78,7 @@ function syntheticMasks(seed: number): { layers: ReturnType<typeof learnMasks>['
   return { layers, masks: layers.map((l) => Float32Array.from({ length: l.bn.numFeatures }, () => Math.fround(rng.next()))) };
 }
 
-test('pruning zeroes BN weight and bias of exactly the neurons below the threshold', () => {
+test('pruning zeroes the BN weight (not the bias, as the official pruning()) of exactly the neurons below the threshold', () => {
   restore(p.model, original);
   const { layers, masks } = syntheticMasks(3);
   const before = layers.map((l) => [l.bn.weight.toList(), l.bn.bias.toList()]);
@@ -76,8 +88,9 @@ test('pruning zeroes BN weight and bias of exactly the neurons below the thresho
     const expected = Array.from(masks[i]).flatMap((m, c) => (m < 0.3 ? [c] : []));
     assert.deepEqual(pruned[l.name] ?? [], expected);
     masks[i].forEach((m, c) => {
-      if (m < 0.3) assert.ok(w[c] === 0 && b[c] === 0, `${l.name}[${c}] zeroed`);
-      else assert.ok(w[c] === before[i][0][c] && b[c] === before[i][1][c], `${l.name}[${c}] kept`);
+      assert.ok(b[c] === before[i][1][c], `${l.name}[${c}] bias kept`);
+      if (m < 0.3) assert.ok(w[c] === 0, `${l.name}[${c}] weight zeroed`);
+      else assert.ok(w[c] === before[i][0][c], `${l.name}[${c}] weight kept`);
     });
   });
 });
@@ -111,8 +124,8 @@ test('ANP bakes the chosen pruning into the BN weights, within the validation to
   assert.equal(r.prunedTotal, chosen.pruned);
   for (const [name, idx] of Object.entries(r.pruned)) {
     const bn = p.model.getModule(name) as unknown as { weight: Tensor; bias: Tensor };
-    const w = bn.weight.toList(), b = bn.bias.toList();
-    for (const c of idx) assert.ok(w[c] === 0 && b[c] === 0, `${name}[${c}]`);
+    const w = bn.weight.toList(), b = bn.bias.toList(), b0 = original.get(`${name}.bias`)!.toList();
+    for (const c of idx) assert.ok(w[c] === 0 && b[c] === b0[c], `${name}[${c}]: weight zeroed, bias kept`);
     assert.deepEqual(idx, r.masks[name].flatMap((m, c) => (m < r.threshold ? [c] : [])));
   }
 });
