@@ -1,10 +1,14 @@
 // Per-channel neuron scores for selection: output variance (VarDefense), information entropy of binned
-// outputs, mean activation (fine-pruning's) and filter weight norm. Low score = candidate bad neuron.
+// outputs, mean activation (fine-pruning's), filter weight norm, and seeded random scores (the control
+// that says what any selection of the same size does). Low score = candidate bad neuron.
 import { keep, noGrad, onesLike, scope, Tensor, zeros } from '../torch/compute';
+import { Rng } from '../util/rng';
 import { ChannelStats, perChannel } from './channel-stats';
 
-export type MetricName = 'variance' | 'entropy' | 'mean' | 'weight';
-export const METRIC_NAMES: MetricName[] = ['variance', 'entropy', 'mean', 'weight'];
+export type MetricName = 'variance' | 'entropy' | 'mean' | 'weight' | 'random';
+export const METRIC_NAMES: MetricName[] = ['variance', 'entropy', 'mean', 'weight', 'random'];
+/** metrics that read no data: no measurement pass, no running statistics */
+export const DATA_FREE_METRICS: MetricName[] = ['weight', 'random'];
 
 /** Accumulates one layer's output over minibatches and turns it into per-channel scores. */
 export interface ChannelMetric { update(x: Tensor): void; scores(): Float64Array }
@@ -71,7 +75,17 @@ export function weightScores(weight: Tensor): Float64Array {
   return noGrad(() => scope(() => weight.abs().reshape(weight.size(0), -1).sum(1).to('float64').toArray() as Float64Array));
 }
 
-export function makeMetric(name: Exclude<MetricName, 'weight'>, momentum: number | null): ChannelMetric {
+/**
+ * Seeded uniform scores in [0, 1) for each of `channels` channels of the layer at position `layer` of
+ * the purified set: the same seed and layer give the same scores on every machine (a TypeScript
+ * generator, not libtorch's, so the fine-tune's own random stream is untouched).
+ */
+export function randomScores(channels: number, seed: number, layer: number): Float64Array {
+  const rng = new Rng((Math.imul(seed >>> 0, 0x2c1b3c6d) ^ Math.imul(layer + 1, 0x297a2d39) ^ 0x5eed) >>> 0);
+  return Float64Array.from({ length: channels }, () => rng.next());
+}
+
+export function makeMetric(name: Exclude<MetricName, 'weight' | 'random'>, momentum: number | null): ChannelMetric {
   switch (name) {
     case 'variance': return new VarianceMetric(momentum);
     case 'mean': return new MeanMetric(momentum);

@@ -42,7 +42,9 @@ const varDefenseSchema = z.object({
   ...fineTuneShape,
   layers: z.number().int().min(1), metric: z.enum(METRIC_NAMES as [string, ...string[]]), scope: z.enum(['layer-wise', 'network-wise']),
   startFraction: z.number().min(0).max(1), maxFraction: z.number().min(0).max(1), thresholdStep: z.enum(['epoch', 'iteration']),
-  statsMomentum: z.number().min(0).lt(1).nullable(), measureAt: z.enum(['conv', 'bn']), lambda: z.union([z.number().min(0), z.literal('auto')], { errorMap: () => ({ message: "expected a number >= 0 or 'auto'" }) }),
+  statsMomentum: z.number().min(0).lt(1).nullable(), measureAt: z.enum(['conv', 'bn', 'bn-relu']),
+  // optional, no default: absent = 'training', so the resolved options (and the reuse digest) of existing presets are unchanged
+  statsSource: z.enum(['training', 'original-eval']).optional(), lambda: z.union([z.number().min(0), z.literal('auto')], { errorMap: () => ({ message: "expected a number >= 0 or 'auto'" }) }),
   penalty: z.enum(['l1', 'group-l2']), penalize: z.enum(['conv+bn', 'bn']), zeroBelow: z.number().min(0),
   lambdaCandidates: z.array(z.number().min(0)).min(1), lambdaTolerance: z.number().min(0).max(1), lambdaTrialEpochs: z.number().int().min(1),
   distill: z.number().min(0), distillTemperature: z.number().positive(),
@@ -86,6 +88,15 @@ export const VARDEFENSE_PRESETS: Record<string, Record<string, unknown>> = {
   'bn-distill': { ...BN_DISTILL_PRESET },
 };
 VARDEFENSE_PRESETS.default = VARDEFENSE_PRESETS['bn-distill'];
+// Controls around bn-distill for the ablations (docs/protocol.md): everything as bn-distill (layers,
+// fractions, penalty, lambda, distillation, lr, epochs), only the selection differs. control-lambda0 is
+// "FT+distill": bn-distill's fine-tune and distillation without the penalty.
+Object.assign(VARDEFENSE_PRESETS, {
+  'control-random': { ...BN_DISTILL_PRESET, metric: 'random', statsMomentum: null },
+  'control-gamma': { ...BN_DISTILL_PRESET, metric: 'weight', measureAt: 'bn', statsMomentum: null },
+  'control-mean': { ...BN_DISTILL_PRESET, metric: 'mean' },
+  'control-lambda0': { ...BN_DISTILL_PRESET, lambda: 0 },
+});
 
 export const DEFENSES: Record<string, DefenseMethod> = {
   vardefense: {

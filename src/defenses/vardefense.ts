@@ -5,7 +5,7 @@
 import { cat, nn, noGrad, scope, Tensor, tensor } from '../torch/compute';
 import { normalize } from '../train/loop';
 import { accuracyOn, DefenseData, DefenseHooks, distillLoss, disposeState, fineTune, FineTuneOptions, logitsOn, restore, snapshot, zeroChannels } from './common';
-import { ChannelMetric, makeMetric, MetricName, weightScores } from './metrics';
+import { ChannelMetric, DATA_FREE_METRICS, makeMetric, MetricName, randomScores, weightScores } from './metrics';
 import { ConvUnit, lastUnits, lowestChannels, lowestChannelsNetworkWise, thresholdAt } from './selection';
 
 export interface VarDefenseOptions extends FineTuneOptions {
@@ -22,10 +22,23 @@ export interface VarDefenseOptions extends FineTuneOptions {
   /** momentum of the running statistics or histogram (null: exact pooled statistics over every batch seen); null for the weight metric */
   statsMomentum: number | null;
   /**
-   * where a neuron is scored: the conv output or the batch-norm output after it; with the data-free
-   * weight metric, the conv filter's L1 norm or the BN's |gamma|
+   * where a neuron is scored: the conv output, the batch-norm output after it, or that BN output after
+   * a ReLU ('bn-relu', the post-activation: see `measuredOutput`); with the data-free weight metric,
+   * the conv filter's L1 norm or the BN's |gamma| ('bn-relu' is refused there).
+   * In train mode a BN channel's output variance is gamma^2 * var / (var + eps) on every batch, so
+   * 'bn' with statsSource 'training' ranks channels as |gamma| does; 'bn-relu' or statsSource
+   * 'original-eval' carry information from the data.
    */
-  measureAt: 'conv' | 'bn';
+  measureAt: 'conv' | 'bn' | 'bn-relu';
+  /**
+   * where the selection scores come from. 'training' (the default when absent, the behaviour of the
+   * presets): a measurement pass on the original model in eval mode, then the hooks stay on during the
+   * fine-tune and the running statistics follow the model as it trains (train-mode batch norm).
+   * 'original-eval': one pass over the clean training images on the ORIGINAL model in eval mode (BN's
+   * running statistics), accumulated with statsMomentum; those scores stay fixed through the
+   * purification and only the threshold rises over them. Data metrics only.
+   */
+  statsSource?: 'training' | 'original-eval';
   /** penalty weight; 'auto': the paper's rule, the largest candidate whose validation accuracy holds */
   lambda: number | 'auto';
   penalty: 'l1' | 'group-l2';
@@ -116,21 +129,45 @@ export function penaltyOf(unit: ConvUnit, channels: number[], o: Pick<VarDefense
   });
 }
 
+/**
+ * The module whose output scores a unit's channels, and the transform applied to that output first.
+ * 'bn-relu' is the BN output after a ReLU, for every unit, also for the second conv of a residual block
+ * and for a shortcut's BN, where the network's own ReLU comes only after the residual add: there the
+ * ReLU is applied to the BN's own output, before the add. The sum relu(bn2(.) + shortcut) is one
+ * value for two neurons (bn2's channel c and the shortcut BN's channel c, or the previous block's
+ * channel c through an identity shortcut), so its variance says how active the residual stream is,
+ * not this neuron, and the two units would always get the same scores; the penalty acts on this BN's
+ * gamma and beta, so the score must be this neuron's: max(0, gamma * xhat + beta), which is what the
+ * block adds (its positive part) and which a dormant channel (beta below the range of gamma * xhat on
+ * clean data) leaves constant at 0. A unit without a batch norm is scored at its conv output (after
+ * a ReLU for 'bn-relu').
+ */
+export function measuredOutput(u: ConvUnit, measureAt: VarDefenseOptions['measureAt']): { module: nn.Module; relu: boolean } {
+  return { module: measureAt === 'conv' ? u.conv : (u.bn ?? u.conv), relu: measureAt === 'bn-relu' };
+}
+
 /** One purification at a fixed lambda; returns the per-layer record. */
 function purify(model: nn.Module, data: DefenseData, o: VarDefenseOptions, lambda: number, teacher: Tensor | null, h: DefenseHooks, stage: string) {
   const units = lastUnits(model, o.layers);
-  const atBn = (u: ConvUnit): nn.BatchNorm2d | null => (o.measureAt === 'bn' ? u.bn : null);
+  const source = o.statsSource ?? 'training';
+  const dataFree = DATA_FREE_METRICS.includes(o.metric);
   const metrics = new Map<ConvUnit, ChannelMetric>();
-  const hooks = o.metric === 'weight' ? [] : units.map((u) => {
-    const m = makeMetric(o.metric as Exclude<MetricName, 'weight'>, o.statsMomentum);
+  let hooks = dataFree ? [] : units.map((u) => {
+    const m = makeMetric(o.metric as Exclude<MetricName, 'weight' | 'random'>, o.statsMomentum);
     metrics.set(u, m);
-    return (atBn(u) ?? u.conv).registerForwardHook((_mod, _in, out) => { m.update(out); });
+    const at = measuredOutput(u, o.measureAt);
+    return at.module.registerForwardHook((_mod, _in, out) => { if (at.relu) noGrad(() => scope(() => m.update(out.relu()))); else m.update(out); });
   });
-  const scores = (): Float64Array[] => units.map((u) => (o.metric === 'weight' ? weightScores((atBn(u) ?? u.conv).weight) : metrics.get(u)!.scores()));
+  // random: drawn once per purification from the fine-tune's seed, fixed, so the selection grows nested
+  const random = o.metric === 'random' ? units.map((u, i) => randomScores(u.conv.outChannels, o.seed, i)) : null;
+  let fixed: Float64Array[] | null = null;
+  const scores = (): Float64Array[] => fixed ?? units.map((u, i) => (o.metric === 'weight'
+    ? weightScores((o.measureAt === 'conv' ? u.conv : (u.bn ?? u.conv)).weight)
+    : random ? random[i] : metrics.get(u)!.scores()));
 
-  // a first measurement pass over the clean data (eval mode, no training); the weight metric needs none
+  // a first measurement pass over the clean data (eval mode, no training); the data-free metrics need none
   const n = data.train.labels.numel;
-  if (o.metric !== 'weight') {
+  if (!dataFree) {
     model.eval();
     noGrad(() => {
       for (let s = 0; s < n; s += o.batchSize) {
@@ -139,6 +176,12 @@ function purify(model: nn.Module, data: DefenseData, o: VarDefenseOptions, lambd
         h.progress?.(`${stage} measure`, m, n);
       }
     });
+  }
+  if (source === 'original-eval') {
+    // the original model's eval-mode scores, kept: no hook during the fine-tune
+    fixed = scores().map((x) => Float64Array.from(x));
+    for (const hk of hooks) hk.remove();
+    hooks = [];
   }
   const before = scores();
 
@@ -192,8 +235,12 @@ function purify(model: nn.Module, data: DefenseData, o: VarDefenseOptions, lambd
 export function validateVarDefense(o: VarDefenseOptions): void {
   if (!(o.startFraction <= o.maxFraction))
     throw new Error(`vardefense: need startFraction <= maxFraction, got ${o.startFraction} and ${o.maxFraction}`);
-  if (o.metric === 'weight' && o.statsMomentum !== null)
-    throw new Error(`vardefense: option 'statsMomentum' (${o.statsMomentum}) does not apply to the data-free weight metric; set statsMomentum=null`);
+  if (DATA_FREE_METRICS.includes(o.metric) && o.statsMomentum !== null)
+    throw new Error(`vardefense: option 'statsMomentum' (${o.statsMomentum}) does not apply to the data-free ${o.metric} metric; set statsMomentum=null`);
+  if (DATA_FREE_METRICS.includes(o.metric) && (o.statsSource ?? 'training') !== 'training')
+    throw new Error(`vardefense: option 'statsSource' ('${o.statsSource}') does not apply to the data-free ${o.metric} metric (it measures nothing); leave it out or set statsSource=training`);
+  if (o.metric === 'weight' && o.measureAt === 'bn-relu')
+    throw new Error("vardefense: option 'measureAt' ('bn-relu') does not apply to the weight metric (a weight has no activation); measureAt=bn scores |gamma|, measureAt=conv the filter's L1 norm");
 }
 
 /**

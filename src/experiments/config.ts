@@ -34,7 +34,9 @@ const attackSchema = z.object({
   poisonRatio: z.number().default(0.05),
   target: z.number().int().default(0),
   allToAll: z.boolean().default(false),
-  attackSeed: z.number().int().min(0).default(1),
+  // 'seed': the cell's seed, so that a grid over seeds draws a fresh attack (trigger, poisoned indices,
+  // positions) for each seed as it draws a fresh training run and clean split (docs/protocol.md)
+  attackSeed: z.union([z.number().int().min(0), z.literal('seed')], { errorMap: () => ({ message: "expected an integer >= 0 or 'seed'" }) }).default(1),
 }).strict().refine((a) => !(a.attack === 'sig' && a.allToAll), { message: 'attack sig is clean-label and cannot be combined with allToAll', path: ['allToAll'] });
 
 const defenseSchema = z.union([
@@ -63,7 +65,7 @@ export const experimentSchema = z.object({
   // each attack against each dataset's image size and classes, so a bad grid fails here and not mid-training
   e.attacks.forEach((a, i) => {
     // a malformed offset and sig with allToAll have their own issues above
-    const spec = /^\d+,\d+$/.test(a.offset) && !(a.attack === 'sig' && a.allToAll) ? attackFromFlags(a) : null;
+    const spec = /^\d+,\d+$/.test(a.offset) && !(a.attack === 'sig' && a.allToAll) ? attackFromFlags(flagsFor(a, e.seeds[0])) : null;
     const seen = new Set<string>();
     for (const d of spec ? e.datasets : []) for (const issue of attackIssues(spec!, d)) {
       const key = `${issue.path}: ${issue.message}`; // ratios are wrong on every dataset alike: said once
@@ -74,6 +76,11 @@ export const experimentSchema = z.object({
 });
 
 export type Experiment = z.infer<typeof experimentSchema>;
+
+/** An attack entry's flags for a cell of seed `seed` (attackSeed 'seed' resolved). */
+function flagsFor<A extends { attackSeed: number | 'seed' }>(a: A, seed: number): A & { attackSeed: number } {
+  return { ...a, attackSeed: a.attackSeed === 'seed' ? seed : a.attackSeed };
+}
 
 export interface Cell {
   id: string;
@@ -112,7 +119,7 @@ export function expandCells(e: Experiment): Cell[] {
   for (const dataset of e.datasets) for (const a of e.attacks) for (const seed of e.seeds) {
     const train: TrainConfig = {
       ...DEFAULT_TRAIN, ...e.train, dataset: dataset as TrainConfig['dataset'], model: e.model.name as TrainConfig['model'],
-      width: e.model.name === 'small-cnn' ? undefined : e.model.width, attack: attackFromFlags(a), seed, evalEachEpoch: false,
+      width: e.model.name === 'small-cnn' ? undefined : e.model.width, attack: attackFromFlags(flagsFor(a, seed)), seed, evalEachEpoch: false,
     };
     const modelKey = hash(train);
     for (const d of e.defenses) {

@@ -63,7 +63,7 @@ test('lambda auto keeps the largest candidate whose validation accuracy holds', 
 
 test('options are validated with errors that name the option and the allowed values', () => {
   const vd = defenseMethod('vardefense');
-  assert.throws(() => resolveOptions(vd, 'default', { metric: 'median' }), /option 'metric' must be one of 'variance', 'entropy', 'mean', 'weight', got 'median'/);
+  assert.throws(() => resolveOptions(vd, 'default', { metric: 'median' }), /option 'metric' must be one of 'variance', 'entropy', 'mean', 'weight', 'random', got 'median'/);
   assert.throws(() => resolveOptions(vd, 'default', { lamda: 1 }), /unknown option\(s\) 'lamda'/);
   assert.throws(() => resolveOptions(vd, 'nope'), /unknown preset 'nope' \(known: /);
   assert.throws(() => defenseMethod('magic'), /unknown defense 'magic' \(known: vardefense, ft/);

@@ -3,6 +3,7 @@ import * as assert from 'assert/strict';
 import * as fs from 'fs';
 import * as path from 'path';
 import { expandCells, loadExperiment } from '../../src/experiments/config';
+import { DEFENSES } from '../../src/defenses/registry';
 import { repoRoot } from '../helpers';
 
 const dir = path.join(repoRoot, 'experiments');
@@ -41,4 +42,28 @@ test('experiment --datasets names what is not in the config', async () => {
   const r = spawnSync(process.execPath, [path.join(repoRoot, 'dist', 'src', 'cli', 'main.js'), 'experiment', path.join(dir, 'table3-lambda-cpu.yaml'), '--datasets', 'mnist,cifar10'], { encoding: 'utf8' });
   assert.equal(r.status, 1);
   assert.match(r.stderr, /--datasets: cifar10 not in the config's datasets \(fashion-mnist, mnist\)/);
+});
+
+test('the protocol grids: development on seed 1, the final on fresh seeds with fresh attacks, every defense and the controls', () => {
+  const dev = loadExperiment(path.join(dir, 'protocol-dev-cpu.yaml')), fin = loadExperiment(path.join(dir, 'protocol-final-cpu.yaml'));
+  assert.deepEqual(dev.seeds, [1]);
+  assert.deepEqual([...dev.datasets].sort(), ['fashion-mnist', 'mnist']);
+  assert.deepEqual(fin.seeds, [2, 3, 4]);
+  assert.deepEqual(fin.datasets, ['fashion-mnist']);
+  const settings = ['patch3-fixed', 'patch3-random', 'patch5-fixed', 'patch5-random', 'patch7-fixed', 'patch7-random', 'blend'];
+  for (const e of [dev, fin]) assert.deepEqual(e.attacks.map((a) => a.name), settings);
+  const cells = expandCells(fin);
+  // attack seed, training seed (and with it the clean split) all equal the cell's seed
+  for (const c of cells) assert.equal(c.train.attack!.seed, c.seed, `${c.attack} seed ${c.seed}: fresh attack`);
+  assert.equal(new Set(cells.map((c) => c.modelKey)).size, 7 * 3);
+  const labels = new Set(cells.map((c) => (c.preset === 'default' ? c.method : `${c.method}:${c.preset}`)));
+  for (const name of Object.keys(DEFENSES)) assert.ok([...labels].some((l) => l.split(':')[0] === name), `final grid runs ${name}`);
+  for (const p of ['paper', 'bn-distill', 'control-random', 'control-gamma', 'control-mean', 'control-lambda0']) assert.ok(labels.has(`vardefense:${p}`), `final grid runs vardefense:${p}`);
+  // the same lr grid for every SGD fine-tuning defense, in both grids
+  for (const e of [dev, fin]) {
+    const lrs = new Map<string, Set<unknown>>();
+    for (const c of expandCells(e)) if (c.set.lr !== undefined) lrs.set(`${c.method}:${c.preset}`, (lrs.get(`${c.method}:${c.preset}`) ?? new Set()).add(c.set.lr));
+    assert.ok(lrs.size >= 10);
+    for (const [k, v] of lrs) assert.deepEqual([...v].sort(), [0.005, 0.01, 0.02], k);
+  }
 });
