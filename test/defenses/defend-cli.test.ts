@@ -39,7 +39,7 @@ test('defend: ft and the paper preset on a trained run, resumable, with reports'
   const again = execFileSync(process.execPath, [cli, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
   assert.equal(again, table, 'a rerun reuses the finished reports');
   assert.throws(() => run('defend', '--run', runDir, '--data-dir', data, '--method', 'vardefense', '--set', 'metric=median'),
-    /option 'metric' must be one of 'variance', 'entropy', 'mean', 'weight', got 'median'/);
+    /option 'metric' must be one of 'variance', 'entropy', 'mean', 'weight', 'random', got 'median'/);
   assert.throws(() => run('defend', '--run', path.join(root, 'nothing')), /no config.json there/);
   fs.rmSync(root, { recursive: true });
 });
