@@ -139,9 +139,9 @@ export function fineTune(model: nn.Module, data: ImageSet, norm: Normalization, 
   manualSeed(o.seed);
   const params = h.parameters ?? model.parameters();
   const opt = h.optimizer ? h.optimizer(params) : new optim.SGD(params, { lr: o.lr, momentum: o.momentum, weightDecay: o.weightDecay, nesterov: o.nesterov ?? false });
+  if (o.schedule === 'step' && !o.milestones?.length) throw new Error("fine-tuning: schedule 'step' needs milestones (epochs)");
   const sched = o.schedule === 'cosine' ? new optim.CosineAnnealingLR(opt, o.epochs)
     : o.schedule === 'step' ? new optim.MultiStepLR(opt, o.milestones ?? []) : new optim.ConstantLR(opt);
-  if (o.schedule === 'step' && !o.milestones?.length) throw new Error("fine-tuning: schedule 'step' needs milestones (epochs)");
   const augment = o.augment ?? 'none';
   const batches = Math.ceil(n / o.batchSize);
   const steps = o.epochs * batches;

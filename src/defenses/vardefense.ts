@@ -162,7 +162,7 @@ function purify(model: nn.Module, data: DefenseData, o: VarDefenseOptions, lambd
   const random = o.metric === 'random' ? units.map((u, i) => randomScores(u.conv.outChannels, o.seed, i)) : null;
   let fixed: Float64Array[] | null = null;
   const scores = (): Float64Array[] => fixed ?? units.map((u, i) => (o.metric === 'weight'
-    ? weightScores((o.measureAt === 'conv' ? u.conv : (u.bn ?? u.conv)).weight)
+    ? weightScores((measuredOutput(u, o.measureAt).module as nn.Conv2d | nn.BatchNorm2d).weight)
     : random ? random[i] : metrics.get(u)!.scores()));
 
   // a first measurement pass over the clean data (eval mode, no training); the data-free metrics need none

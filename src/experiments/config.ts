@@ -11,7 +11,7 @@ import { defenseLabel, defenseMethod, resolveOptions } from '../defenses/registr
 import { MODEL_NAMES } from '../models';
 import { DEFAULT_TRAIN, TrainConfig } from '../train/run';
 import { readFileNamed } from '../util/files';
-import { describeIssue } from '../util/validation';
+import { parseWith } from '../util/validation';
 
 // names become folder names (runs/<name>, a worker's <out>/<name>): one plain path segment, never '.' or '..'
 const safeName = z.string().regex(/^[\w-][\w.-]*$/, "must be a plain folder name (letters, digits, _ . -, not starting with '.')");
@@ -100,9 +100,7 @@ export function parseExperiment(text: string, source: string): Experiment {
   } catch (e) {
     throw new Error(`${source}: not valid ${/\.json$/i.test(source) ? 'JSON' : 'YAML'}: ${(e as Error).message}`);
   }
-  const r = experimentSchema.safeParse(raw);
-  if (!r.success) throw new Error(`${source}: ${r.error.issues.map(describeIssue).join('; ')}`);
-  return r.data;
+  return parseWith(experimentSchema, raw, source);
 }
 
 export function loadExperiment(file: string): Experiment {
