@@ -49,6 +49,8 @@ const triggerSchema = z.discriminatedUnion('kind', [
     offset: z.tuple([z.number().int(), z.number().int()]).optional(), seed: z.number().int().optional(),
   }),
   z.object({ kind: z.literal('blend'), alpha: z.number(), seed: z.number().int().optional() }),
+  z.object({ kind: z.literal('sig'), delta: z.number(), freq: z.number() }),
+  z.object({ kind: z.literal('wanet'), k: z.number().int(), s: z.number(), gridRescale: z.number(), crossRatio: z.number(), seed: z.number().int().optional() }),
 ]);
 
 /** A TrainConfig's shape; the ranges that depend on the dataset are attackIssues'. */

@@ -3,6 +3,7 @@ import * as assert from 'assert/strict';
 import { Command } from 'commander';
 import { addAttackOptions, AttackFlags, attackFromFlags } from '../../src/cli/options';
 import { expandCells, parseExperiment } from '../../src/experiments/config';
+import { DEFAULT_TRAIN, trainConfigIssues } from '../../src/train/run';
 
 function parse(args: string[]): AttackFlags {
   const c = addAttackOptions(new Command().exitOverride().configureOutput({ writeErr: () => undefined, writeOut: () => undefined }));
@@ -17,6 +18,14 @@ test('--attack sig and wanet build their triggers with BackdoorBench defaults an
   const w = attackFromFlags(parse(['--attack', 'wanet', '--wanet-k', '8', '--wanet-s', '1.5', '--wanet-grid-rescale', '0.9', '--wanet-cross-ratio', '0']));
   assert.deepEqual(w?.trigger, { kind: 'wanet', k: 8, s: 1.5, gridRescale: 0.9, crossRatio: 0, seed: 1 });
   assert.deepEqual(attackFromFlags(parse(['--attack', 'sig', '--sig-delta', '20', '--sig-freq', '3']))?.trigger, { kind: 'sig', delta: 20, freq: 3 });
+});
+
+test('a training config (config.json) with a sig or wanet attack passes the run checks', () => {
+  for (const args of [['--attack', 'sig'], ['--attack', 'wanet']]) {
+    const cfg = { ...DEFAULT_TRAIN, dataset: 'mnist', model: 'small-cnn', attack: attackFromFlags(parse(args)) };
+    assert.deepEqual(trainConfigIssues(cfg), [], args.join(' '));
+    assert.deepEqual(trainConfigIssues({ ...cfg, attack: { ...cfg.attack, target: 10 } }).map((i) => i.path), ['attack.target']);
+  }
 });
 
 test('bad SIG and WaNet flags are refused with the flag named', () => {
