@@ -3,8 +3,13 @@ import { nn } from '../torch';
 import { PreActResNet18 } from './preact-resnet';
 import { ResNet18 } from './resnet';
 import { SmallCNN } from './small-cnn';
+import { TorchvisionResNet18 } from './torchvision-resnet';
 
-export const MODEL_NAMES = ['resnet18', 'preact-resnet18', 'small-cnn'] as const;
+/**
+ * torchvision-resnet18: torchvision.models.resnet18's modules and 7x7/max-pool stem;
+ * torchvision-resnet18-cifar: the same with the usual small-image stem (3x3 stride-1 conv1, no max-pool).
+ */
+export const MODEL_NAMES = ['resnet18', 'preact-resnet18', 'small-cnn', 'torchvision-resnet18', 'torchvision-resnet18-cifar'] as const;
 export type ModelName = (typeof MODEL_NAMES)[number];
 
 export interface ModelSpec { name: ModelName; width?: number; inChannels: number; numClasses: number; imageSize: number }
@@ -13,6 +18,9 @@ export function createModel(s: ModelSpec): nn.Module {
   switch (s.name) {
     case 'resnet18': return new ResNet18({ width: s.width ?? 64, inChannels: s.inChannels, numClasses: s.numClasses });
     case 'preact-resnet18': return new PreActResNet18({ width: s.width ?? 64, inChannels: s.inChannels, numClasses: s.numClasses });
+    case 'torchvision-resnet18':
+    case 'torchvision-resnet18-cifar':
+      return new TorchvisionResNet18({ width: s.width ?? 64, inChannels: s.inChannels, numClasses: s.numClasses, stem: s.name === 'torchvision-resnet18' ? 'imagenet' : 'cifar' });
     case 'small-cnn': return new SmallCNN(s.inChannels, s.numClasses, s.imageSize);
     default: throw new Error(`unknown model '${(s as ModelSpec).name}' (known: ${MODEL_NAMES.join(', ')})`);
   }
