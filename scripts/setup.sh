@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(libtorch-dev libopenblas0-openmp python3-torch dataset-fashion-mnist g++ make python3 chromium redis-server)
+APT_PACKAGES=(libtorch-dev libopenblas0-openmp python3-torch python3-torchvision python3-pil python3-numpy dataset-fashion-mnist g++ make python3 chromium redis-server)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

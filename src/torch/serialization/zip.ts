@@ -1,11 +1,18 @@
-// Reads the uncompressed (stored) zip archives that torch.save writes. Only what PyTorch writes is
-// supported: stored entries, zip64 sizes and offsets; anything else is a clear error. Every field is
-// bounds-checked against the file, so a hostile archive gives an error naming it, never a RangeError.
+// Reads the uncompressed (stored) zip archives that torch.save and np.savez write, and on request the
+// deflated ones of np.savez_compressed. Stored or deflated entries, zip64 sizes and offsets; anything
+// else is a clear error. Every field is bounds-checked against the file, so a hostile archive gives an
+// error naming it, never a RangeError; a deflated entry inflates no further than its declared size.
+import * as zlib from 'zlib';
 
-export interface ZipEntry { name: string; offset: number; size: number; method: number }
+export interface ZipEntry { name: string; offset: number; size: number; compressedSize: number; method: number }
+
+export interface ZipOptions {
+  /** accept deflated entries (method 8) whose declared size is at most `maxBytes` */
+  deflate?: { maxBytes: number };
+}
 
 /** Lists entries and returns a reader for their bytes. Errors name `source`. */
-export function readZip(buf: Buffer, source: string): { entries: Map<string, ZipEntry>; read(name: string): Buffer } {
+export function readZip(buf: Buffer, source: string, options: ZipOptions = {}): { entries: Map<string, ZipEntry>; read(name: string): Buffer } {
   const fail = (msg: string): never => { throw new Error(`${source}: ${msg}`); };
   const check = (at: number, n: number, what: string): void => {
     if (!Number.isSafeInteger(at) || at < 0 || at + n > buf.length) fail(`${what} at offset ${at} lies outside the ${buf.length}-byte file (truncated or corrupt zip)`);
@@ -60,13 +67,16 @@ export function readZip(buf: Buffer, source: string): { entries: Map<string, Zip
       }
       e += 4 + len;
     }
-    if (method !== 0) fail(`entry '${name}' is compressed (method ${method}); torch.save archives are stored`);
-    if (csize !== size) fail(`entry '${name}' is stored but its compressed size ${csize} differs from its size ${size}`);
+    const deflate = options.deflate;
+    if (method === 8 && deflate) {
+      if (size > deflate.maxBytes) fail(`entry '${name}' declares ${size} bytes uncompressed, more than the ${deflate.maxBytes}-byte limit`);
+    } else if (method !== 0) fail(`entry '${name}' is compressed (method ${method}); ${deflate ? 'only stored and deflated entries are supported' : 'torch.save archives are stored'}`);
+    else if (csize !== size) fail(`entry '${name}' is stored but its compressed size ${csize} differs from its size ${size}`);
     if (u32(local, `local header of '${name}'`) !== 0x04034b50) fail(`corrupt local header for '${name}'`);
     const offset = local + 30 + u16(local + 26, `local header of '${name}'`) + u16(local + 28, `local header of '${name}'`);
-    if (offset + size > buf.length) fail(`entry '${name}' (${size} bytes at offset ${offset}) extends past the end of the ${buf.length}-byte file (truncated?)`);
+    if (offset + csize > buf.length) fail(`entry '${name}' (${csize} bytes at offset ${offset}) extends past the end of the ${buf.length}-byte file (truncated?)`);
     if (entries.has(name)) fail(`entry '${name}' appears twice`);
-    entries.set(name, { name, offset, size, method });
+    entries.set(name, { name, offset, size, compressedSize: csize, method });
     p = end + commentLen;
   }
   return {
@@ -74,7 +84,17 @@ export function readZip(buf: Buffer, source: string): { entries: Map<string, Zip
     read(name: string): Buffer {
       const en = entries.get(name);
       if (!en) return fail(`archive has no entry '${name}'`);
-      return buf.subarray(en.offset, en.offset + en.size);
+      const raw = buf.subarray(en.offset, en.offset + en.compressedSize);
+      if (en.method === 0) return raw;
+      let out: Buffer;
+      try {
+        out = zlib.inflateRawSync(raw, { maxOutputLength: Math.max(1, en.size) });
+      } catch (e) {
+        const big = (e as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE';
+        return fail(big ? `entry '${name}' inflates to more than its declared ${en.size} bytes` : `entry '${name}': corrupt deflate data (${(e as Error).message})`);
+      }
+      if (out.length !== en.size) fail(`entry '${name}' inflates to ${out.length} bytes, not its declared ${en.size}`);
+      return out;
     },
   };
 }

@@ -1,0 +1,172 @@
+// The defender's own clean images: a folder in torchvision's ImageFolder layout or a NumPy .npz with
+// `x` and `y`, read into an ImageSet and checked against what the model expects.
+import * as fs from 'fs';
+import * as path from 'path';
+import { readZip } from '../torch/serialization/zip';
+import { tensor } from '../torch';
+import { readFileNamed } from '../util/files';
+import type { ImageSet } from './image-set';
+import { decodeImage, toChannels } from './image-decode';
+import { npyIntegers, parseNpy } from './npy';
+
+export interface ImageExpect { channels: 1 | 3; size: number; classes: number }
+
+export interface UserImageLimits {
+  /** most bytes of decoded images (N * C * H * W) */
+  maxBytes?: number;
+  /** most files one image may take on disk */
+  maxFileBytes?: number;
+}
+
+/** 256 MiB of uint8 pixels: 85k CIFAR-sized images, more than a defender's clean split needs. */
+export const USER_IMAGES_MAX_BYTES = 256 << 20;
+const MAX_FILE_BYTES = 64 << 20;
+const MAX_DEPTH = 8;
+
+/** torchvision.datasets.folder.IMG_EXTENSIONS; compared lower-cased, as its has_file_allowed_extension. */
+export const IMG_EXTENSIONS = ['.jpg', '.jpeg', '.png', '.ppm', '.bmp', '.pgm', '.tif', '.tiff', '.webp'];
+
+/** Python's sorted() on str: code-point order (JavaScript's default sort compares UTF-16 units). */
+export function codePointCompare(a: string, b: string): number {
+  const x = Array.from(a, (c) => c.codePointAt(0)!), y = Array.from(b, (c) => c.codePointAt(0)!);
+  for (let i = 0; i < Math.min(x.length, y.length); i++) if (x[i] !== y[i]) return x[i] - y[i];
+  return x.length - y.length;
+}
+
+/** A folder (ImageFolder layout) or a .npz file, by what `p` is. */
+export function readUserImages(p: string, expect: ImageExpect, limits: UserImageLimits = {}): ImageSet {
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(p);
+  } catch (e) {
+    throw new Error(`cannot read clean images at ${p}: ${(e as Error).message}`);
+  }
+  if (st.isDirectory()) return readImageFolder(p, expect, limits);
+  if (p.toLowerCase().endsWith('.npz')) return readNpzImages(p, expect, limits);
+  throw new Error(`${p}: clean images must be a folder of class subfolders (torchvision ImageFolder layout) or a .npz file with x and y`);
+}
+
+/** Class subfolder names, sorted as torchvision's find_classes (sorted(os.scandir) names, directories only). */
+export function imageFolderClasses(dir: string): string[] {
+  const names = readDir(dir).filter((e) => isDir(path.join(dir, e))).sort(codePointCompare);
+  if (names.length === 0) throw new Error(`${dir}: no class subfolders (expected the ImageFolder layout: ${dir}/<class>/<image>.png)`);
+  return names;
+}
+
+function readDir(dir: string): string[] {
+  try {
+    return fs.readdirSync(dir);
+  } catch (e) {
+    throw new Error(`cannot read ${dir}: ${(e as Error).message}`);
+  }
+}
+
+/** Directories and links to them (os.walk(followlinks=True) and os.scandir's is_dir() follow links). */
+function isDir(p: string): boolean {
+  try { return fs.statSync(p).isDirectory(); } catch { return false; }
+}
+
+/** The files of one class as torchvision's make_dataset lists them: sorted(os.walk(...)), then sorted names. */
+function classFiles(root: string, maxFiles: number): string[] {
+  const walked: [string, string[]][] = [];
+  const visit = (dir: string, depth: number): void => {
+    if (depth > MAX_DEPTH) throw new Error(`${dir}: folders nested more than ${MAX_DEPTH} deep (a link loop?)`);
+    const names = readDir(dir);
+    walked.push([dir, names.filter((n) => !isDir(path.join(dir, n)) && IMG_EXTENSIONS.some((e) => n.toLowerCase().endsWith(e))).sort(codePointCompare)]);
+    for (const n of names) if (isDir(path.join(dir, n))) visit(path.join(dir, n), depth + 1);
+  };
+  visit(root, 0);
+  walked.sort((a, b) => codePointCompare(a[0], b[0]));
+  const files = walked.flatMap(([dir, names]) => names.map((n) => path.join(dir, n)));
+  if (files.length > maxFiles) throw new Error(`${root}: more than ${maxFiles} images, beyond the limit on clean images`);
+  return files;
+}
+
+/**
+ * An ImageFolder: `dir/<class>/**\/<file>` with torchvision's extensions (other files are skipped, as
+ * torchvision does), label = index of the class folder in code-point order. Every image must be a PNG
+ * or JPEG of expect.size x expect.size; it is converted to expect.channels as PIL's convert('L'/'RGB').
+ * The number of class folders must equal expect.classes.
+ */
+export function readImageFolder(dir: string, expect: ImageExpect, limits: UserImageLimits = {}): ImageSet {
+  checkExpect(expect, dir);
+  const classes = imageFolderClasses(dir);
+  if (classes.length !== expect.classes)
+    throw new Error(`${dir}: ${classes.length} class folders (${brief(classes)}), the model has ${expect.classes} classes`);
+  const per = expect.channels * expect.size * expect.size;
+  const maxImages = Math.floor((limits.maxBytes ?? USER_IMAGES_MAX_BYTES) / per);
+  const files: string[] = [], labels: number[] = [];
+  const empty: string[] = [];
+  classes.forEach((c, label) => {
+    const found = classFiles(path.join(dir, c), maxImages - files.length);
+    if (found.length === 0) empty.push(c);
+    for (const f of found) { files.push(f); labels.push(label); }
+  });
+  if (empty.length) throw new Error(`${dir}: no image files (${IMG_EXTENSIONS.join(' ')}) for the classes ${empty.join(', ')}`);
+  const data = new Uint8Array(files.length * per);
+  const maxFileBytes = limits.maxFileBytes ?? MAX_FILE_BYTES;
+  files.forEach((f, i) => {
+    const size = fileSize(f);
+    if (size > maxFileBytes) throw new Error(`${f}: ${size} bytes, more than the ${maxFileBytes}-byte limit for one image`);
+    const img = decodeImage(readFileNamed(f), f, { expect: { width: expect.size, height: expect.size }, maxPixels: expect.size * expect.size });
+    data.set(toChannels(img, expect.channels), i * per);
+  });
+  return {
+    images: tensor(data, [files.length, expect.channels, expect.size, expect.size]),
+    labels: tensor(BigInt64Array.from(labels, BigInt), [files.length]),
+    classes: expect.classes,
+  };
+}
+
+function fileSize(f: string): number {
+  try { return fs.statSync(f).size; } catch (e) { throw new Error(`cannot read ${f}: ${(e as Error).message}`); }
+}
+
+function brief(names: string[]): string {
+  return names.length > 12 ? `${names.slice(0, 12).join(', ')}, ... ${names.length - 12} more` : names.join(', ');
+}
+
+function checkExpect(e: ImageExpect, source: string): void {
+  if (e.channels !== 1 && e.channels !== 3) throw new Error(`${source}: the model expects ${e.channels} channels; clean images are read as 1 (L) or 3 (RGB)`);
+  if (!Number.isInteger(e.size) || e.size < 1 || !Number.isInteger(e.classes) || e.classes < 1)
+    throw new Error(`${source}: bad expectation (size ${e.size}, classes ${e.classes})`);
+}
+
+/**
+ * A .npz (np.savez or np.savez_compressed) with `x`: uint8 (N, H, W) or (N, H, W, C), channels last
+ * as numpy images are, and `y`: N integer labels in 0..classes-1. C must equal expect.channels
+ * ((N, H, W) means one channel); no conversion is made between channel counts.
+ */
+export function readNpzImages(file: string, expect: ImageExpect, limits: UserImageLimits = {}): ImageSet {
+  checkExpect(expect, file);
+  const maxBytes = limits.maxBytes ?? USER_IMAGES_MAX_BYTES;
+  const size = fileSize(file);
+  // np.savez_compressed: deflated entries bounded by the limit; a stored file cannot exceed it by much
+  if (size > 2 * maxBytes + (1 << 20)) throw new Error(`${file}: ${size} bytes, more than the limit on clean images (${maxBytes} bytes of pixels)`);
+  const zip = readZip(readFileNamed(file), file, { deflate: { maxBytes: 8 * maxBytes + (1 << 20) } });
+  for (const k of ['x.npy', 'y.npy']) if (!zip.entries.has(k)) throw new Error(`${file}: no array '${k.slice(0, 1)}' (it holds ${[...zip.entries.keys()].map((n) => n.replace(/\.npy$/, '')).join(', ') || 'nothing'}); save with np.savez(path, x=images, y=labels)`);
+  const x = parseNpy(zip.read('x.npy'), `${file}: x`, maxBytes);
+  const y = parseNpy(zip.read('y.npy'), `${file}: y`, maxBytes);
+  if (x.descr !== '|u1') throw new Error(`${file}: x has dtype '${x.descr}', expected uint8 ('|u1') pixels in 0..255`);
+  const s = x.shape;
+  if (s.length !== 3 && s.length !== 4) throw new Error(`${file}: x has shape (${s.join(', ')}), expected (N, H, W) or (N, H, W, C)`);
+  const [n, h, w] = s, c = s.length === 4 ? s[3] : 1;
+  if (h !== expect.size || w !== expect.size) throw new Error(`${file}: x images are ${h}x${w} (shape (${s.join(', ')})), the model expects ${expect.size}x${expect.size}`);
+  if (c !== expect.channels) throw new Error(`${file}: x has ${c} channel${c === 1 ? '' : 's'} (shape (${s.join(', ')}), channels last), the model expects ${expect.channels}`);
+  if (n < 1) throw new Error(`${file}: x holds no images`);
+  if (y.descr === '|b1') throw new Error(`${file}: y has dtype bool, expected integer labels`);
+  if (y.shape.length !== 1 || y.shape[0] !== n) throw new Error(`${file}: y has shape (${y.shape.join(', ')}), expected (${n},): one label per image of x`);
+  const labels = npyIntegers(y, `${file}: y`);
+  const bad = labels.findIndex((v) => v < 0 || v >= expect.classes);
+  if (bad >= 0) throw new Error(`${file}: y[${bad}] = ${labels[bad]} is outside the model's classes 0..${expect.classes - 1}`);
+  // HWC -> CHW
+  const per = c * h * w, data = new Uint8Array(n * per);
+  for (let i = 0; i < n; i++)
+    for (let p = 0; p < h * w; p++) for (let k = 0; k < c; k++) data[i * per + k * h * w + p] = x.data[i * per + p * c + k];
+  return {
+    images: tensor(data, [n, c, h, w]),
+    labels: tensor(BigInt64Array.from(labels, BigInt), [n]),
+    classes: expect.classes,
+  };
+}
+
