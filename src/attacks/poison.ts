@@ -5,6 +5,7 @@ import { SpecIssue } from '../util/validation';
 import { applyTrigger, TriggerSpec } from './triggers';
 import { validateSig } from './sig';
 import { applyWanet, validateWanet } from './wanet';
+import { validateImageTrigger } from './image-trigger';
 import { assertTestSetAllowed } from '../data/test-set-lock';
 import { datasetInfo } from '../data/datasets';
 
@@ -37,6 +38,8 @@ export function attackIssues(a: AttackSpec, dataset: string): SpecIssue[] {
     if (a.mode === 'all-to-all') issues.push({ path: 'mode', message: 'SIG is clean-label (target-class images keep their labels): it cannot be all-to-all' });
   } else if (t.kind === 'wanet') {
     check('trigger', () => validateWanet(t, size, size));
+  } else if (t.kind === 'image') {
+    check('trigger', () => validateImageTrigger(t, size, size, datasetInfo(dataset).channels));
   } else if (!(Number.isInteger(t.size) && t.size >= 1 && t.size <= size)) {
     issues.push({ path: 'trigger.size', message: `must be an integer in 1..${size} (${dataset} images are ${size}x${size}), got ${t.size}` });
   } else if (t.position === 'fixed') {

@@ -1,13 +1,15 @@
 // Backdoor triggers in pixel space (uint8 images [N, C, H, W]): BadNets-style patches, blended noise,
-// the SIG sinusoid and the WaNet warp.
+// the SIG sinusoid, the WaNet warp, and a trigger given as an image file.
 import { noGrad, scope, Tensor, tensor } from '../torch';
 import { Rng } from '../util/rng';
 import { assertTestSetAllowed } from '../data/test-set-lock';
 import { applySig, SigSpec, validateSig } from './sig';
 import { applyWanet, validateWanet, WanetSpec } from './wanet';
+import { applyImageTrigger, describeImageTrigger, ImageTriggerSpec, validateImageTrigger } from './image-trigger';
 
 export type { SigSpec } from './sig';
 export type { WanetSpec } from './wanet';
+export type { ImageTriggerSpec } from './image-trigger';
 
 export type PatchPattern = 'white' | 'checkerboard' | 'random';
 
@@ -32,11 +34,12 @@ export interface BlendSpec {
   seed?: number;
 }
 
-export type TriggerSpec = PatchSpec | BlendSpec | SigSpec | WanetSpec;
+export type TriggerSpec = PatchSpec | BlendSpec | SigSpec | WanetSpec | ImageTriggerSpec;
 
 export function describeTrigger(t: TriggerSpec): string {
   if (t.kind === 'blend') return `blended noise, alpha ${t.alpha}`;
   if (t.kind === 'sig') return `SIG sinusoid, delta ${t.delta}, frequency ${t.freq} (clean label)`;
+  if (t.kind === 'image') return describeImageTrigger(t);
   if (t.kind === 'wanet') return `WaNet warp, k ${t.k}, s ${t.s}, grid rescale ${t.gridRescale}, cross ratio ${t.crossRatio}, field seed ${t.seed ?? 0}`;
   return `${t.size}x${t.size} ${t.pattern} patch, ${t.position} position`;
 }
@@ -57,6 +60,7 @@ export function triggerPattern(t: PatchSpec | BlendSpec, channels: number, heigh
 export function validateTrigger(t: TriggerSpec, height: number, width: number): void {
   if (t.kind === 'sig') return validateSig(t);
   if (t.kind === 'wanet') return validateWanet(t, height, width);
+  if (t.kind === 'image') return validateImageTrigger(t, height, width);
   if (t.kind === 'blend') {
     if (!(t.alpha > 0 && t.alpha <= 1)) throw new Error(`trigger: alpha must be in (0, 1], got ${t.alpha}`);
     return;
@@ -78,6 +82,7 @@ export function applyTrigger(images: Tensor, t: TriggerSpec, rng: Rng): Tensor {
   validateTrigger(t, h, w);
   if (t.kind === 'sig') return applySig(images, t);
   if (t.kind === 'wanet') return applyWanet(images, t);
+  if (t.kind === 'image') return applyImageTrigger(images, t);
   const pattern = triggerPattern(t, c, h, w);
   return noGrad(() => scope(() => {
     if (t.kind === 'blend') {

@@ -51,6 +51,10 @@ const triggerSchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('blend'), alpha: z.number(), seed: z.number().int().optional() }),
   z.object({ kind: z.literal('sig'), delta: z.number(), freq: z.number() }),
   z.object({ kind: z.literal('wanet'), k: z.number().int(), s: z.number(), gridRescale: z.number(), crossRatio: z.number(), seed: z.number().int().optional() }),
+  z.object({
+    kind: z.literal('image'), channels: z.number().int(), height: z.number().int(), width: z.number().int(), pattern: z.string(),
+    mask: z.string().optional(), alpha: z.number(), source: z.string().optional(),
+  }),
 ]);
 
 /** A TrainConfig's shape; the ranges that depend on the dataset are attackIssues'. */
