@@ -192,6 +192,15 @@ test('hostile images and arrays are refused from their headers, before any large
   fs.writeFileSync(fj, jpg.subarray(0, sof + 3));
   refusedQuickly(() => readImageFolder(path.join(dir, 'set'), expect), fj, /corrupt JPEG|without a frame header/);
   fs.rmSync(fj);
+  // more images than the byte limit allows are counted, not decoded; a link loop is cut at a fixed depth
+  const grey = Buffer.from(rawPng(8, 8, { idat: zlib.deflateSync(Buffer.alloc(8 * 9)) }));
+  for (let i = 0; i < 5; i++) fs.writeFileSync(path.join(cls, `${i}.png`), grey);
+  assert.equal(readImageFolder(path.join(dir, 'set'), expect).images.shape[0], 5);
+  refusedQuickly(() => readImageFolder(path.join(dir, 'set'), expect, { maxBytes: 4 * 64 }), cls, /more than 4 images, beyond the limit/);
+  fs.symlinkSync('..', path.join(cls, 'loop'));
+  refusedQuickly(() => readImageFolder(path.join(dir, 'set'), expect), 'loop', /nested more than 8 deep \(a link loop\?\)/);
+  fs.rmSync(path.join(cls, 'loop'));
+  for (let i = 0; i < 5; i++) fs.rmSync(path.join(cls, `${i}.png`));
   // 16-bit PNGs are refused rather than converted differently from PIL
   fs.writeFileSync(f, rawPng(8, 8, { bitDepth: 16, idat: zlib.deflateSync(Buffer.alloc(8 * 17)) }));
   refusedQuickly(() => readImageFolder(path.join(dir, 'set'), expect), f, /16-bit PNG is not supported/);
