@@ -67,7 +67,8 @@ export function maskFromImage(img: DecodedImage): Uint8Array {
   return out;
 }
 
-export interface ImageTriggerExpect { channels: 1 | 3; size: number }
+/** The images' channels (1 or 3) and side. */
+export interface ImageTriggerExpect { channels: number; size: number }
 
 /**
  * The spec for `--trigger-image` (PNG or JPEG of the images' size, converted to their channels as
@@ -77,6 +78,7 @@ export interface ImageTriggerExpect { channels: 1 | 3; size: number }
  * pixel is the trigger's, so a trigger image that is mostly background needs a mask or transparency.
  */
 export function imageTriggerFromFiles(image: string, mask: string | undefined, alpha: number | undefined, expect: ImageTriggerExpect): ImageTriggerSpec {
+  if (expect.channels !== 1 && expect.channels !== 3) throw new Error(`${image}: image triggers are read as 1 (L) or 3 (RGB) channels, the images have ${expect.channels}`);
   const size = { width: expect.size, height: expect.size };
   const pat = decodeImage(readFileNamed(image), image, { expect: size, maxPixels: expect.size * expect.size });
   let weights: Uint8Array | undefined;
@@ -87,7 +89,7 @@ export function imageTriggerFromFiles(image: string, mask: string | undefined, a
   if (!(a > 0 && a <= 1)) throw new Error(`trigger alpha must be in (0, 1], got ${alpha}`);
   const spec: ImageTriggerSpec = {
     kind: 'image', channels: expect.channels, height: expect.size, width: expect.size,
-    pattern: Buffer.from(toChannels(pat, expect.channels)).toString('base64'), alpha: a,
+    pattern: Buffer.from(toChannels(pat, expect.channels as 1 | 3)).toString('base64'), alpha: a,
     source: mask ? `${image} (mask ${mask})` : image,
   };
   if (weights && weights.some((v) => v !== 255)) spec.mask = Buffer.from(weights).toString('base64');

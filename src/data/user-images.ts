@@ -9,7 +9,8 @@ import type { ImageSet } from './image-set';
 import { decodeImage, toChannels } from './image-decode';
 import { npyIntegers, parseNpy } from './npy';
 
-export interface ImageExpect { channels: 1 | 3; size: number; classes: number }
+/** What the model takes: channels 1 (read as PIL's 'L') or 3 ('RGB'), square images of `size`, `classes` labels. */
+export interface ImageExpect { channels: number; size: number; classes: number }
 
 export interface UserImageLimits {
   /** most bytes of decoded images (N * C * H * W) */
@@ -109,7 +110,7 @@ export function readImageFolder(dir: string, expect: ImageExpect, limits: UserIm
     const size = fileSize(f);
     if (size > maxFileBytes) throw new Error(`${f}: ${size} bytes, more than the ${maxFileBytes}-byte limit for one image`);
     const img = decodeImage(readFileNamed(f), f, { expect: { width: expect.size, height: expect.size }, maxPixels: expect.size * expect.size });
-    data.set(toChannels(img, expect.channels), i * per);
+    data.set(toChannels(img, expect.channels as 1 | 3), i * per);
   });
   return {
     images: tensor(data, [files.length, expect.channels, expect.size, expect.size]),

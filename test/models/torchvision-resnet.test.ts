@@ -7,6 +7,8 @@ import * as path from 'path';
 import * as T from '../../src/torch';
 import { createModel } from '../../src/models';
 import { TorchvisionResNet18 } from '../../src/models/torchvision-resnet';
+import { defenseMethod, DEFENSE_NAMES, resolveOptions } from '../../src/defenses/registry';
+import { holdOut } from '../../src/defenses/common';
 import { assertClose, maxAbsDiff, python, tmpDir } from '../helpers';
 
 test('torchvision resnet18 state dicts load by name and give torchvision\'s logits (eval and train mode)', () => {
@@ -59,4 +61,24 @@ test('torchvision resnet18: module names, the stem choice, and the spatial sizes
   assert.deepEqual(sizes(imagenet, 1), [7, 4, 2, 1]);
   const cifar1 = createModel({ name: 'torchvision-resnet18-cifar', inChannels: 1, numClasses: 10, imageSize: 28 });
   assert.deepEqual(sizes(cifar1, 1), [28, 14, 7, 4]);
+});
+
+test('every defense runs on both torchvision variants (tiny widths, one short epoch, random data) and keeps the state-dict names', () => {
+  T.manualSeed(0);
+  const n = 60;
+  const clean = { images: T.randint(0, 256, [n, 1, 16, 16]).to('uint8'), labels: T.randint(0, 4, [n]), classes: 4 };
+  const { train, val } = holdOut(clean, 0.2, 1);
+  const data = { train, val, norm: { mean: [0.5], std: [0.25] } };
+  const short: Record<string, number> = { epochs: 1, teacherEpochs: 1, iterations: 3, rounds: 1, batchSize: 16 };
+  for (const name of DEFENSE_NAMES) for (const model of ['torchvision-resnet18', 'torchvision-resnet18-cifar'] as const) {
+    const m = createModel({ name: model, width: 4, inChannels: 1, numClasses: 4, imageSize: 16 });
+    const before = [...m.stateDict().keys()];
+    const method = defenseMethod(name);
+    const keys = Object.keys(method.presets.default);
+    const opts = resolveOptions(method, 'default', Object.fromEntries(Object.entries(short).filter(([k]) => keys.includes(k))));
+    const rep = method.run(m, data, opts as never, {});
+    assert.ok(Number.isFinite(rep.valAccBefore) && Number.isFinite(rep.valAccAfter), `${name} on ${model}`);
+    assert.deepEqual([...m.stateDict().keys()], before, `${name} on ${model}: state-dict names`);
+    m.dispose();
+  }
 });
