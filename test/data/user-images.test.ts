@@ -10,6 +10,7 @@ import * as jpeg from 'jpeg-js';
 import * as T from '../../src/torch';
 import { codePointCompare, readImageFolder, readNpzImages, readUserImages } from '../../src/data/user-images';
 import { maxAbsDiff, python, tmpDir } from '../helpers';
+import { fuzz, fuzzIterations } from '../hostile-files';
 
 const ref = (() => {
   const dir = tmpDir('userimg');
@@ -227,6 +228,31 @@ test('hostile images and arrays are refused from their headers, before any large
     fs.writeFileSync(npz, storedZip({ 'x.npy': bad, 'y.npy': y1 }));
     refusedQuickly(() => readNpzImages(npz, expect), `${npz}: x`, re);
   }
+  fs.rmSync(dir, { recursive: true });
+});
+
+test('fuzz: mutated PNG, JPEG and .npz files read consistently or are refused by an Error naming the file', () => {
+  const dir = tmpDir('userimg-fuzz');
+  const cls = path.join(dir, 'set', 'c');
+  fs.mkdirSync(cls, { recursive: true });
+  const folder = (channels: 1 | 3) => (): unknown => readImageFolder(path.join(dir, 'set'), { channels, size: 8, classes: 1 });
+  const oneImage = (channels: number) => (res: unknown): void => {
+    assert.deepEqual((res as { images: T.Tensor }).images.shape, [1, channels, 8, 8]);
+  };
+  const results = [
+    fuzz(path.join(cls, 'x.png'), fs.readFileSync(path.join(ref.dir, 'png', 'b', 'palette.png')), fuzzIterations(300), folder(3), oneImage(3), fs.writeFileSync),
+    fuzz(path.join(cls, 'x.png'), fs.readFileSync(path.join(ref.dir, 'png', 'b', 'nested', 'rgba.png')), fuzzIterations(300), folder(1), oneImage(1), fs.writeFileSync),
+  ];
+  fs.rmSync(path.join(cls, 'x.png'));
+  const jpg = Buffer.from(jpeg.encode({ width: 8, height: 8, data: Buffer.from(Array.from({ length: 256 }, (_, i) => (i * 29) % 256)) }, 80).data);
+  results.push(fuzz(path.join(cls, 'x.jpg'), jpg, fuzzIterations(300), folder(3), oneImage(3), fs.writeFileSync));
+  const npz = path.join(dir, 'x.npz');
+  results.push(fuzz(npz, fs.readFileSync(path.join(ref.dir, 'rgb.npz')), fuzzIterations(300), (f) => readNpzImages(f, { channels: 3, size: 8, classes: 10 }), (res) => {
+    const set = res as { images: T.Tensor; labels: T.Tensor };
+    assert.equal(set.images.shape[0], set.labels.shape[0]);
+    assert.ok((set.labels.toList() as number[]).every((v) => v >= 0 && v < 10));
+  }, fs.writeFileSync));
+  for (const r of results) assert.ok(r.refused > 0, `some mutants are refused (${r.ok} read, ${r.refused} refused)`);
   fs.rmSync(dir, { recursive: true });
 });
 
