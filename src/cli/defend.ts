@@ -4,7 +4,7 @@ import { AttackSpec } from '../attacks/poison';
 import { DatasetName } from '../data/datasets';
 import { defenseLabel } from '../defenses/registry';
 import { ModelName } from '../models';
-import { AttackFlags } from '../pipeline/attack-spec';
+import { AttackFlags, flagOf } from '../pipeline/attack-spec';
 import { CleanDataError } from '../pipeline/clean-data';
 import { defend, DefendOutcome, DefendRequest, overridesOf } from '../pipeline/defend';
 import { checkedAttack } from './options';
@@ -16,9 +16,9 @@ export interface DefendFlags extends Partial<AttackFlags> {
   force: boolean; json: boolean;
 }
 
-/** Flags that describe the model and its data without a run; with --run they come from its config.json. */
-const MODEL_FLAGS: [keyof DefendFlags, string][] = [['model', '--model'], ['width', '--width'], ['dataset', '--dataset'], ['cleanSize', '--clean-size'],
-  ['cleanSeed', '--clean-seed'], ['attack', '--attack'], ['triggerSize', '--trigger-size'], ['target', '--target']];
+/** Flags that describe the model, its data and trigger without a run; with --run they come from its config.json. */
+const MODEL_FLAGS: (keyof DefendFlags)[] = ['model', 'width', 'dataset', 'cleanSize', 'cleanSeed', 'attack', 'triggerSize', 'pattern', 'position', 'offset',
+  'alpha', 'poisonRatio', 'target', 'allToAll', 'attackSeed', 'sigDelta', 'sigFreq', 'wanetK', 'wanetS', 'wanetGridRescale', 'wanetCrossRatio'];
 
 /**
  * The request the flags describe; `given` says whether the user typed a flag (not its default), so that a
@@ -27,8 +27,8 @@ const MODEL_FLAGS: [keyof DefendFlags, string][] = [['model', '--model'], ['widt
 export function defendRequest(f: DefendFlags, given: (key: keyof DefendFlags) => boolean = (k) => f[k] !== undefined): DefendRequest {
   const common = { methods: f.method, overrides: overridesOf(f.set, { seed: f.seed, lambda: f.lambda }), valFraction: f.valFraction, dataDir: f.dataDir, force: f.force };
   if (f.run) {
-    const clash = MODEL_FLAGS.find(([k]) => given(k));
-    if (clash) throw new Error(`${clash[1]}: the model, its data and attack come from --run ${f.run} (its config.json); drop ${clash[1]} or --run`);
+    const clash = MODEL_FLAGS.find((k) => given(k));
+    if (clash) throw new Error(`${flagOf(clash)}: the model, its data and attack come from --run ${f.run} (its config.json); drop ${flagOf(clash)} or --run`);
     return { ...common, run: f.run, weights: f.weights, out: f.out };
   }
   const missing = ([['weights', '--weights <file.pt|file.safetensors>'], ['model', '--model <arch>'], ['dataset', '--dataset <name>'],
@@ -60,7 +60,7 @@ export function runDefend(f: DefendFlags, given?: (key: keyof DefendFlags) => bo
   try {
     rows = defend(request, (o) => process.stderr.write(`${o.method}:${o.preset}: ACC ${pct(o.before.acc)} -> ${pct(o.after.acc)}, ASR ${pct(o.before.asr)} -> ${pct(o.after.asr)} (${o.report.seconds.toFixed(1)} s)\n`));
   } catch (e) {
-    if (e instanceof CleanDataError && e.field !== 'indices') throw new Error(`${CLEAN_FLAGS[e.field]}: ${e.message}`);
+    if (e instanceof CleanDataError && e.field !== 'indices') throw new Error(`${CLEAN_FLAGS[e.field]}: ${e.message.replace(/^clean (size|seed) /, '')}`);
     throw e;
   }
   if (f.json) console.log(JSON.stringify(rows.map((r) => ({ method: r.method, preset: r.preset, dir: r.dir, before: r.before, after: r.after, seconds: r.report.seconds }))));
