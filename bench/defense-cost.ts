@@ -4,7 +4,7 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { defend } from '../src/cli/defend';
+import { defend } from '../src/pipeline/defend';
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -19,7 +19,7 @@ const out = fs.mkdtempSync(path.join(os.tmpdir(), 'defense-cost-'));
 const times = new Map<string, number[]>(methods.map((m) => [m, []]));
 for (let r = 0; r < rounds; r++) {
   for (const m of r % 2 ? [...methods].reverse() : methods) {
-    const [o] = defend({ run, method: m, set: [], out, valFraction: 0.1, force: true, json: false });
+    const [o] = defend({ run, methods: m, out, valFraction: 0.1, force: true });
     times.get(m)!.push(o.report.seconds);
     process.stderr.write(`round ${r + 1} ${m}: ${o.report.seconds.toFixed(1)} s\n`);
   }

@@ -8,7 +8,7 @@ import { defenseLabel } from '../defenses/registry';
 import { getNumThreads } from '../torch';
 import { writeHtmlReport } from '../report/html';
 import { pct } from './report';
-import { collectRows } from './summary';
+import { collectRows } from '../report/summary';
 
 export const DEMO_CONFIG = path.resolve(__dirname, '..', '..', '..', 'experiments', 'demo.yaml');
 

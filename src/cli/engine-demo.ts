@@ -4,7 +4,7 @@ import { DATASETS, loadImageSet } from '../data/datasets';
 import { SmallCNN } from '../models/small-cnn';
 import { normalize, predict, trainEpoch } from '../train/loop';
 import { accuracyOf } from '../train/accuracy';
-import { progress } from './progress';
+import { progress } from '../pipeline/progress';
 
 export interface EngineDemoOptions { dataDir?: string; epochs: number; batchSize: number; seed: number; json: boolean }
 

@@ -9,6 +9,7 @@ import { runEval } from './eval';
 import { runDefend } from './defend';
 import { runExperimentCommand, runWorkerCommand } from './experiment';
 import { runSummary } from './summary';
+import { MODEL_NAMES } from '../models';
 import { DEFENSE_NAMES } from '../defenses/registry';
 import { addAttackOptions, addDataOptions, addModelOptions, fraction, int, num } from './options';
 import { runPreview } from './preview';
@@ -73,19 +74,26 @@ program.command('download')
   });
 
 const defendCmd = program.command('defend')
-  .description('purify a backdoored model with one or more defenses (each on a fresh copy; clean split only)')
-  .requiredOption('--run <dir>', 'the training run of the backdoored model (its clean split is the defender\'s data)')
-  .option('--weights <file>', 'other weights to purify (safetensors or torch.save), with the run\'s config and clean split')
+  .description('purify a backdoored model with one or more defenses (each on a fresh copy; clean data only): a training run of ours, or --weights with --model, --dataset and --clean-size')
+  .option('--run <dir>', 'the training run of the backdoored model (its clean split is the defender\'s data)')
+  .option('--weights <file>', 'the weights to purify (safetensors or torch.save state dict); with --run: other weights with the run\'s config and clean split')
+  .addOption(new Option('--model <name>', 'architecture of --weights (without --run)').choices([...MODEL_NAMES]))
+  .option('--width <n>', 'ResNet base width of --weights (without --run; 64 = the paper\'s ResNet-18)', int('--width', 1), 64)
+  .addOption(new Option('--dataset <name>', 'the dataset --weights classifies (without --run)').choices([...DATASET_NAMES]))
+  .option('--clean-size <n>', 'clean images drawn from the dataset\'s training split, stratified by class (without --run)', int('--clean-size', 1))
+  .option('--clean-seed <n>', 'seed of that draw and of the train/validation hold-out (without --run)', int('--clean-seed'), 1);
+addAttackOptions(defendCmd, 'none');
+defendCmd
   .option('--method <list>', `defenses as name[:preset], comma-separated (${DEFENSE_NAMES.join(', ')})`, 'vardefense')
   .option('--set <key=value>', 'override an option of the method(s); repeatable (JSON values, e.g. lambda=auto, statsMomentum=null)', (v: string, acc: string[]) => [...acc, v], [] as string[])
   .option('--lambda <x>', "VarDefense's penalty weight, or 'auto' (same as --set lambda=...)")
-  .option('--val-fraction <f>', 'share of the clean split held out for validation', fraction('--val-fraction'), 0.1)
+  .option('--val-fraction <f>', 'share of the clean data held out for validation', fraction('--val-fraction'), 0.1)
   .option('--seed <n>', 'seed of the defense (overrides the preset\'s)', int('--seed'))
-  .option('--out <dir>', 'output root (default: <run>/defenses)')
+  .option('--out <dir>', 'output root (default with --run: <run>/defenses)')
   .option('--data-dir <dir>', 'dataset root')
   .option('--force', 'rerun methods that have a report already', false)
   .option('--json', 'print JSON', false);
-defendCmd.action((o) => runDefend(o));
+defendCmd.action((o, cmd: Command) => runDefend(o, (key) => cmd.getOptionValueSource(key) === 'cli'));
 
 program.command('report')
   .description('collect the defense reports under the given folders into one table')

@@ -1,7 +1,6 @@
 // Human-readable tables for metrics.
 import { Metrics } from '../train/metrics';
-
-const pct = (v: number | null): string => (v === null || Number.isNaN(v) ? '-' : `${(100 * v).toFixed(2)}%`);
+import { pct } from '../util/format';
 
 export function metricsTable(m: Metrics): string {
   const lines = [`ACC ${pct(m.acc)}   ASR ${pct(m.asr)}   RA ${pct(m.ra)}   clean->target ${pct(m.cleanToTarget)}   (${m.testImages} test images)`, 'per-class accuracy:'];

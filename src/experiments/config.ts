@@ -4,7 +4,7 @@ import * as crypto from 'crypto';
 import * as path from 'path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { ATTACK_KINDS, attackFromFlags, attackKey, SIG_DEFAULTS, WANET_DEFAULTS } from '../cli/options';
+import { ATTACK_KINDS, attackFromFlags, attackKey, SIG_DEFAULTS, WANET_DEFAULTS } from '../pipeline/attack-spec';
 import { attackIssues } from '../attacks/poison';
 import { DATASET_NAMES } from '../data/datasets';
 import { defenseLabel, defenseMethod, resolveOptions } from '../defenses/registry';

@@ -3,9 +3,9 @@
 // appended to results.jsonl and results.csv, so a kill loses at most the running cell.
 import * as fs from 'fs';
 import * as path from 'path';
-import { defend, DefendOutcome } from '../cli/defend';
-import { trainProgressHooks } from '../cli/train';
-import { defenseDirName, defenseLabel } from '../defenses/registry';
+import { defenseDirName } from '../defenses/registry';
+import { defend, DefendOutcome } from '../pipeline/defend';
+import { trainProgressHooks } from '../pipeline/train';
 import { runFiles, train } from '../train/run';
 import { readRunRecord } from '../train/run-records';
 import { Cell, expandCells, Experiment } from './config';
@@ -91,11 +91,7 @@ export function ensureModel(out: string, cell: Cell, dataDir?: string, log?: (l:
 /** Runs one cell (training its model first if needed); returns its result. */
 export function runCell(e: Experiment, out: string, cell: Cell, dataDir?: string, log?: (l: string) => void, models?: string): CellResult {
   const run = ensureModel(out, cell, dataDir, log, models);
-  const set = Object.entries(cell.set).map(([k, v]) => `${k}=${JSON.stringify(v)}`);
-  const [o] = defend({
-    run, method: defenseLabel(cell.method, cell.preset), set, out: cellDir(out, cell),
-    valFraction: e.valFraction, dataDir, force: false, json: false,
-  });
+  const [o] = defend({ run, methods: [[cell.method, cell.preset]], overrides: { ...cell.set }, out: cellDir(out, cell), valFraction: e.valFraction, dataDir });
   return toResult(cell, o);
 }
 

@@ -1,7 +1,7 @@
 // `vardefense report --html`: one self-contained page (inline CSS and SVG, no scripts, nothing fetched)
 // with the summary table and the figures.
-import { pivotTable, SummaryRow } from '../cli/summary';
-import { pct } from '../cli/report';
+import { pivotTable, SummaryRow } from './summary';
+import { pct } from '../util/format';
 import { writeFileAtomic } from '../util/atomic';
 import { buildFigures, Figure } from './plots';
 

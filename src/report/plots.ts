@@ -1,5 +1,5 @@
 // The report's figures as Vega-Lite specs, rendered to SVG strings in Node (no browser, no canvas).
-import { SummaryRow } from '../cli/summary';
+import { SummaryRow } from './summary';
 import { defenseMethod, resolveOptions } from '../defenses/registry';
 
 export interface Figure { id: string; caption: string; svg: string | null; /** why the figure is absent */ note?: string }

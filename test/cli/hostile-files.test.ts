@@ -6,7 +6,7 @@ import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import * as zlib from 'zlib';
-import { loadTargetModel } from '../../src/cli/eval';
+import { loadModel as loadTargetModel } from '../../src/pipeline/model';
 import { idxBytes, writeSyntheticIdx } from '../../src/data/synthetic';
 import { createModel } from '../../src/models';
 import { nn, saveSafetensors, Tensor, zeros } from '../../src/torch';

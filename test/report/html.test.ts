@@ -7,7 +7,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { PNG } from 'pngjs';
-import { SummaryRow } from '../../src/cli/summary';
+import { SummaryRow } from '../../src/report/summary';
 import { writeHtmlReport } from '../../src/report/html';
 import { settingValue } from '../../src/report/plots';
 
@@ -113,7 +113,7 @@ return{id:f.id,svg:true,w:b.width,h:b.height,marks}});const p=document.createEle
 });
 
 test("pivot table: one line per dataset and attack with the undefended numbers, one column per defense setting", async () => {
-  const { pivotTable, pivotMarkdown } = await import('../../src/cli/summary');
+  const { pivotTable, pivotMarkdown } = await import('../../src/report/summary');
   const { head, lines } = pivotTable(rows());
   assert.deepEqual(head.slice(0, 7), ['dataset', 'model', 'attack', 'no defense', 'ft', 'nad', 'vardefense:paper']);
   assert.ok(head.includes('vardefense:paper (lambda=0.01)') && head.includes('vardefense:paper (layers=4 epochs=1)'));

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import * as assert from 'assert/strict';
 import * as fs from 'fs';
 import * as path from 'path';
-import { evaluateTarget } from '../../src/cli/eval';
+import { evaluateTarget } from '../../src/pipeline/evaluate';
 import { writeSyntheticIdx } from '../../src/data/synthetic';
 import { python, tmpDir } from '../helpers';
 

@@ -38,3 +38,16 @@ export function progress(label: string, total: number, unit = 'img'): Progress {
     stop() { /* plain lines need no cleanup */ },
   };
 }
+
+/** Progress bars per stage of a defense, driven by its progress hook; log lines close the current bar. */
+export function stageProgress(): { log(l: string): void; progress(stage: string, images: number, total: number): void; stop(): void } {
+  let bar: Progress | null = null, current = '';
+  return {
+    log: (l) => { bar?.stop(); bar = null; current = ''; process.stderr.write(`${l}\n`); },
+    progress: (stage, images, total) => {
+      if (stage !== current) { bar?.stop(); bar = progress(stage, total); current = stage; }
+      bar!.tick(images);
+    },
+    stop: () => { bar?.stop(); bar = null; current = ''; },
+  };
+}

@@ -1,0 +1,223 @@
+// Purify a backdoored model with one or more defenses, each on a fresh copy, using only clean data;
+// ACC (and with a trigger ASR, RA, floor) before and after, one DIR/<method>/report.json each, and
+// reuse of a report computed from the same inputs.
+import * as crypto from 'crypto';
+import * as fs from 'fs';
+import * as path from 'path';
+import { nn, Tensor } from '../torch';
+import { computeEnvironment, ComputeEnvironment } from '../torch/environment';
+import { AttackSpec } from '../attacks/poison';
+import { datasetInfo, ImageSet, loadImageSet, withoutTestSet } from '../data/datasets';
+import { DefenseData, DefenseHooks, disposeSet, holdOut } from '../defenses/common';
+import { defenseDirName, defenseLabel, defenseMethod, DefenseReport, parseOverrides, resolveOptions } from '../defenses/registry';
+import { evaluateModel, Metrics } from '../train/metrics';
+import { runFiles, saveModel, TrainConfig } from '../train/run';
+import { readRunRecord } from '../train/run-records';
+import { writeFileAtomic } from '../util/atomic';
+import { readFileNamed } from '../util/files';
+import { CleanSource, loadCleanData } from './clean-data';
+import { loadModel, ModelSource } from './model';
+import { stageProgress } from './progress';
+import { readRun } from './run-dir';
+
+/** The model as given without a run: architecture, dataset and the trigger it is tested with (null: none). */
+export interface DefendTarget { model: string; width?: number; dataset: string; attack: AttackSpec | null }
+
+export interface DefendOutcome {
+  method: string; preset: string; dir: string;
+  /** what was purified: the training run, its weights and config; or the weights, their target and the clean data's source */
+  source: { run?: string; weights: string; config?: TrainConfig; target?: DefendTarget; clean?: { kind: string; size: number; seed?: number } };
+  before: Metrics; after: Metrics; report: DefenseReport;
+  /** libtorch's intra-op threads: the numbers are reproducible with the same count and kernels */
+  threads?: number;
+  /** the threads and CPU kernels the numbers were computed with */
+  environment?: ComputeEnvironment;
+  /** sha256 of everything that determines the result: weights, clean and test data, config, options */
+  inputDigest?: string;
+}
+
+/** How the defenses report their stages and the pipeline its decisions (default: progress bars / lines on stderr). */
+export interface DefendHooks {
+  log?: (line: string) => void;
+  /** hooks for one defense's run, stopped after it */
+  stages?: () => DefenseHooks & { stop(): void };
+}
+
+interface Common {
+  /** methods as name[:preset], comma-separated, or [name, preset] pairs */
+  methods: string | [string, string][];
+  /** option overrides of the method(s) (see the registry's presets) */
+  overrides?: Record<string, unknown>;
+  /** share of the clean data held out for the defenses' validation (default 0.1) */
+  valFraction?: number;
+  dataDir?: string;
+  /** rerun methods whose report.json is there already */
+  force?: boolean;
+  hooks?: DefendHooks;
+}
+
+/** Purify the model of a training run of ours, with the run's clean split; out defaults to <run>/defenses. */
+export interface RunDefendRequest extends Common { run: string; weights?: string; out?: string }
+
+/** Purify weights given as a file with their architecture and a clean-data source. */
+export interface ModelDefendRequest extends Common {
+  model: ModelSource; clean: CleanSource; attack?: AttackSpec | null; out: string;
+  /** seed of the train/validation hold-out of the clean data (a run uses its training seed; default 1) */
+  holdOutSeed?: number;
+}
+
+export type DefendRequest = RunDefendRequest | ModelDefendRequest;
+
+/** 'vardefense:paper,ft' -> [['vardefense', 'paper'], ['ft', 'default']] */
+export function parseMethods(spec: string): [string, string][] {
+  return spec.split(',').map((s) => s.trim()).filter(Boolean).map((s) => {
+    const [m, p] = s.split(':');
+    defenseMethod(m);
+    return [m, p ?? 'default'];
+  });
+}
+
+/** Everything one request resolves to before any defense runs. */
+interface Plan {
+  target: ModelSource; attack: AttackSpec | null; clean: CleanSource; holdOutSeed: number; out: string;
+  /** digest keys of what the model and the evaluation are (the run's config, or the target) */
+  identity: Record<string, unknown>;
+  source: DefendOutcome['source']; metadata: string;
+  /** the undefended metrics when known without evaluating (a run's own metrics.json) */
+  knownBefore?: () => Metrics | null;
+}
+
+function planOf(r: DefendRequest): Plan {
+  if ('run' in r) {
+    const info = readRun(r.run, r.weights);
+    const cfg = info.cfg;
+    return {
+      target: { model: cfg.model, width: cfg.width, dataset: cfg.dataset, weights: info.weights }, attack: cfg.attack,
+      clean: { kind: 'run', dataset: cfg.dataset, indices: info.cleanIndices }, holdOutSeed: cfg.seed, out: r.out ?? path.join(r.run, 'defenses'),
+      identity: { config: cfg }, source: { run: path.resolve(r.run), weights: path.resolve(info.weights), config: cfg }, metadata: JSON.stringify(cfg),
+      knownBefore: () => {
+        // the training run's own evaluation, made at the end of training, when its model is the one purified
+        const files = runFiles(r.run);
+        if (r.weights || !fs.existsSync(files.metrics)) return null;
+        const m = readRunRecord<Metrics>(files.metrics);
+        return m.cleanToTarget !== undefined ? m : null;
+      },
+    };
+  }
+  const attack = r.attack ?? null;
+  const target: DefendTarget = { model: r.model.model, width: r.model.width, dataset: r.model.dataset, attack };
+  const holdOutSeed = r.holdOutSeed ?? 1;
+  const c = r.clean;
+  const clean = c.kind === 'split' ? { kind: c.kind, size: c.size, seed: c.seed } : { kind: c.kind, size: c.kind === 'run' ? c.indices.length : c.set.labels.numel };
+  return {
+    target: r.model, attack, clean: r.clean, holdOutSeed, out: r.out, identity: { target, holdOutSeed },
+    source: { weights: path.resolve(r.model.weights), target, clean }, metadata: JSON.stringify(target),
+  };
+}
+
+function methodsOf(m: DefendRequest['methods']): [string, string][] {
+  if (typeof m === 'string') return parseMethods(m);
+  for (const [name] of m) defenseMethod(name);
+  return m;
+}
+
+/** Runs the request's methods in order (a method with a matching report is reused unless `force`); `onResult` sees each. */
+export function defend(r: DefendRequest, onResult?: (o: DefendOutcome) => void): DefendOutcome[] {
+  const plan = planOf(r);
+  const methods = methodsOf(r.methods);
+  const valFraction = r.valFraction ?? 0.1;
+  const log = r.hooks?.log ?? ((l: string) => process.stderr.write(`${l}\n`));
+  const stages = r.hooks?.stages ?? stageProgress;
+  const options = methods.map(([m, p]) => resolveOptions(defenseMethod(m), p, r.overrides ?? {}));
+  const d = datasetInfo(plan.target.dataset);
+  const dirs = methods.map(([m, preset]) => path.join(plan.out, defenseDirName(m, preset)));
+
+  // the data is loaded even when every method is done: reuse is keyed on a digest of the inputs
+  const clean = loadCleanData(plan.clean, r.dataDir);
+  const data: DefenseData = { ...holdOut(clean, valFraction, plan.holdOutSeed), norm: d };
+  const test = loadImageSet(plan.target.dataset, 'test', r.dataDir);
+  // key order as in the reports written before the pipeline layer, so that their digests still match
+  const shared = { weights: fileDigest(plan.target.weights), clean: setDigest(clean), test: setDigest(test), ...plan.identity, valFraction };
+  if (plan.clean.kind !== 'images') disposeSet(clean);
+  const digests = methods.map(([m, preset], i) => digestOf({ ...shared, method: m, preset, options: options[i] }));
+  let before: Metrics | null = null;
+  const undefended = (): Metrics => {
+    const known = plan.knownBefore?.();
+    if (known) return known;
+    const original = loadModel(plan.target);
+    const m = evaluateModel(original, test, d, plan.attack);
+    original.dispose();
+    return m;
+  };
+
+  const outcomes = methods.map(([m, preset], i): DefendOutcome => {
+    const done = r.force ? null : earlierOutcome(dirs[i], digests[i], defenseLabel(m, preset), log);
+    if (done) {
+      onResult?.(done);
+      return done;
+    }
+    before ??= undefended();
+    const model: nn.Module = loadModel(plan.target);
+    const hooks = stages();
+    log(`${defenseLabel(m, preset)} on ${plan.target.weights}`);
+    const report = withoutTestSet(() => defenseMethod(m).run(model, data, options[i] as never, hooks));
+    hooks.stop();
+    const after = evaluateModel(model, test, d, plan.attack);
+    fs.mkdirSync(dirs[i], { recursive: true });
+    saveModel(path.join(dirs[i], 'model.safetensors'), model, { method: m, preset, source: path.resolve(plan.target.weights), config: plan.metadata });
+    const environment = computeEnvironment();
+    const outcome: DefendOutcome = { method: m, preset, dir: dirs[i], source: plan.source, before, after, report,
+      threads: environment.threads, environment, inputDigest: digests[i] };
+    writeFileAtomic(path.join(dirs[i], 'report.json'), JSON.stringify(outcome, null, 1));
+    model.dispose();
+    onResult?.(outcome);
+    return outcome;
+  });
+  for (const s of [data.train, data.val, test]) disposeSet(s);
+  return outcomes;
+}
+
+/** `--set key=value` strings and a VarDefense lambda ('auto' or a number) as option overrides. */
+export function overridesOf(set: string[], o: { seed?: number; lambda?: string } = {}): Record<string, unknown> {
+  const overrides: Record<string, unknown> = parseOverrides(set);
+  if (o.seed !== undefined) overrides.seed = o.seed;
+  if (o.lambda !== undefined) {
+    if (o.lambda !== 'auto' && !(Number(o.lambda) >= 0)) throw new Error(`--lambda must be a number >= 0 or 'auto', got '${o.lambda}'`);
+    overrides.lambda = o.lambda === 'auto' ? 'auto' : Number(o.lambda);
+  }
+  return overrides;
+}
+
+/** A finished report in `dir` computed from the same inputs, or null (with a line saying why it is not reused). */
+function earlierOutcome(dir: string, digest: string, label: string, log: (l: string) => void): DefendOutcome | null {
+  const file = path.join(dir, 'report.json');
+  if (!fs.existsSync(file)) return null;
+  let done: DefendOutcome;
+  try {
+    done = readRunRecord<DefendOutcome>(file);
+  } catch (e) {
+    log(`${label}: ${file} is unreadable (${(e as Error).message}); running it again`);
+    return null;
+  }
+  if (done.inputDigest !== digest) {
+    log(`${label}: ${file} was computed from other weights, data or options; running it again`);
+    return null;
+  }
+  log(`${label}: done earlier (${dir}); --force reruns it`);
+  return done;
+}
+
+const digestOf = (v: unknown): string => crypto.createHash('sha256').update(JSON.stringify(v)).digest('hex');
+
+function fileDigest(file: string): string {
+  return crypto.createHash('sha256').update(readFileNamed(file)).digest('hex');
+}
+
+function setDigest(s: ImageSet): string {
+  const h = crypto.createHash('sha256');
+  for (const t of [s.images, s.labels] as Tensor[]) {
+    const a = t.toArray() as ArrayBufferView;
+    h.update(t.shape.join('x')).update(Buffer.from(a.buffer, a.byteOffset, a.byteLength));
+  }
+  return h.digest('hex');
+}
