@@ -11,6 +11,7 @@ import { DEFENSE_NAMES, defenseLabel, defenseMethod, resolveOptions } from '../d
 import { pct } from './report';
 import { csvCell } from '../util/csv';
 import { writeHtmlReport } from '../report/html';
+import { aggregateText, conditionOf } from '../report/aggregate';
 
 export interface SummaryRow {
   dataset: string; model: string; attack: string; defense: string;
@@ -18,6 +19,8 @@ export interface SummaryRow {
   settings: string;
   accBefore: number; accAfter: number; asrBefore: number | null; asrAfter: number | null; raAfter: number | null;
   floorAfter: number | null; seconds: number; costVsFt: number | null; dir: string;
+  /** the training seed, and the training config's hash without seeds (report/aggregate.ts pools on it) */
+  seed?: number; condition?: string;
 }
 
 function findReports(dir: string): string[] {
@@ -53,7 +56,7 @@ export function collectRows(dirs: string[]): SummaryRow[] {
       dataset: cfg.dataset, model: `${cfg.model}${cfg.width ? ` w${cfg.width}` : ''}`, attack: cfg.attack ? describeTrigger(cfg.attack.trigger) : 'none',
       defense: defenseLabel(o.method, o.preset), settings: optionDiff(o.method, o.preset, o.report.options), accBefore: o.before.acc, accAfter: o.after.acc,
       asrBefore: o.before.asr, asrAfter: o.after.asr, raAfter: o.after.ra, floorAfter: o.after.cleanToTarget ?? null,
-      seconds: o.report.seconds, costVsFt: null, dir: path.dirname(file),
+      seconds: o.report.seconds, costVsFt: null, dir: path.dirname(file), seed: cfg.seed, condition: conditionOf(cfg),
     });
   }
   for (const r of rows) {
@@ -109,11 +112,11 @@ export function csvTable(rows: SummaryRow[]): string {
   return [keys.join(','), ...rows.map((r) => keys.map((k) => csvCell(r[k])).join(','))].join('\n');
 }
 
-export async function runSummary(dirs: string[], o: { format: 'markdown' | 'pivot' | 'csv' | 'json'; html?: string }): Promise<void> {
+export async function runSummary(dirs: string[], o: { format: 'markdown' | 'pivot' | 'csv' | 'json'; html?: string; aggregate?: boolean }): Promise<void> {
   const rows = collectRows(dirs);
   if (rows.length === 0) throw new Error(`no report.json under ${dirs.join(', ')}`);
   const text = { json: () => JSON.stringify(rows, null, 1), csv: () => csvTable(rows), pivot: () => pivotMarkdown(rows), markdown: () => markdownTable(rows) };
-  console.log(text[o.format]());
+  console.log(o.aggregate ? aggregateText(rows, o.format) : text[o.format]());
   if (o.html) {
     await writeHtmlReport(rows, o.html);
     console.error(`HTML report: ${o.html}`);

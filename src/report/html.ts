@@ -4,6 +4,7 @@ import { pivotTable, SummaryRow } from '../cli/summary';
 import { pct } from '../cli/report';
 import { writeFileAtomic } from '../util/atomic';
 import { buildFigures, Figure } from './plots';
+import { AGGREGATE_COLUMNS, aggregateRows, hasSeedRepeats } from './aggregate';
 
 export const esc = (s: string): string => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
@@ -28,6 +29,13 @@ export function htmlPivot(rows: SummaryRow[]): string {
     `${lines.map((l) => `<tr>${l.map((c) => `<td>${esc(c)}</td>`).join('')}</tr>`).join('\n')}\n</tbody>\n</table>`;
 }
 
+/** Runs that differ only in seed pooled: n, mean ± sample std (percentage points). */
+export function htmlAggregate(rows: SummaryRow[]): string {
+  const head = AGGREGATE_COLUMNS.map(([h]) => `<th>${esc(h)}</th>`).join('');
+  const body = aggregateRows(rows).map((a) => `<tr>${AGGREGATE_COLUMNS.map(([, f]) => `<td>${esc(f(a))}</td>`).join('')}</tr>`).join('\n');
+  return `<table class="vd-aggregate">\n<thead><tr>${head}</tr></thead>\n<tbody>\n${body}\n</tbody>\n</table>`;
+}
+
 function figureHtml(f: Figure): string {
   const content = f.svg === null ? `<p class="vd-skipped">${esc(f.note ?? 'skipped')}</p>`
     : f.svg.replace(/^<svg /, `<svg id="${f.id}-svg" `);
@@ -36,7 +44,7 @@ function figureHtml(f: Figure): string {
 
 const CSS = `body{font-family:sans-serif;margin:2em;color:#222}
 table{border-collapse:collapse;font-size:13px}th,td{border:1px solid #ccc;padding:3px 6px;text-align:right}
-th{background:#f3f3f3}.vd-summary td:nth-child(-n+5),.vd-pivot td:nth-child(-n+3){text-align:left}
+th{background:#f3f3f3}.vd-summary td:nth-child(-n+5),.vd-pivot td:nth-child(-n+3),.vd-aggregate td:nth-child(-n+5){text-align:left}
 figure{margin:2em 0}figcaption{font-size:14px;color:#444;margin-top:.5em}.vd-skipped{color:#888;font-style:italic}`;
 
 export function htmlPage(rows: SummaryRow[], figures: Figure[]): string {
@@ -47,7 +55,7 @@ export function htmlPage(rows: SummaryRow[], figures: Figure[]): string {
 <p>${rows.length} defense runs. Generated ${esc(new Date().toISOString())}.</p>
 <h2>ACC / ASR after each defense</h2>
 ${htmlPivot(rows)}
-<h2>All results</h2>
+${hasSeedRepeats(rows) ? `<h2>Over seeds</h2>\n<p>Runs that differ only in their seeds, pooled: n runs, mean ± sample standard deviation (percentage points; '-' for a single run). Excess ASR = ASR after - clean->target after, per run.</p>\n${htmlAggregate(rows)}\n` : ''}<h2>All results</h2>
 ${htmlTable(rows)}
 <h2>Figures</h2>
 ${figures.map(figureHtml).join('\n')}
