@@ -112,13 +112,13 @@ export function csvTable(rows: SummaryRow[]): string {
   return [keys.join(','), ...rows.map((r) => keys.map((k) => csvCell(r[k])).join(','))].join('\n');
 }
 
-export async function runSummary(dirs: string[], o: { format: 'markdown' | 'pivot' | 'csv' | 'json'; html?: string; aggregate?: boolean }): Promise<void> {
+export async function runSummary(dirs: string[], o: { format: 'markdown' | 'pivot' | 'csv' | 'json'; html?: string; aggregate?: boolean; dataDir?: string }): Promise<void> {
   const rows = collectRows(dirs);
   if (rows.length === 0) throw new Error(`no report.json under ${dirs.join(', ')}`);
   const text = { json: () => JSON.stringify(rows, null, 1), csv: () => csvTable(rows), pivot: () => pivotMarkdown(rows), markdown: () => markdownTable(rows) };
   console.log(o.aggregate ? aggregateText(rows, o.format) : text[o.format]());
   if (o.html) {
-    await writeHtmlReport(rows, o.html);
+    await writeHtmlReport(rows, o.html, o);
     console.error(`HTML report: ${o.html}`);
   }
 }

@@ -4,6 +4,8 @@ import { pivotTable, SummaryRow } from '../cli/summary';
 import { pct } from '../cli/report';
 import { writeFileAtomic } from '../util/atomic';
 import { buildFigures, Figure } from './plots';
+import { TriggerPreview, triggerPreviews } from './previews';
+import { varDefenseFigures } from './vardefense-plots';
 import { AGGREGATE_COLUMNS, aggregateRows, hasSeedRepeats } from './aggregate';
 
 export const esc = (s: string): string => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
@@ -42,12 +44,23 @@ function figureHtml(f: Figure): string {
   return `<figure id="${f.id}" class="vd-figure">\n${content}\n<figcaption>${esc(f.caption)}</figcaption>\n</figure>`;
 }
 
+function previewsHtml(previews: TriggerPreview[]): string {
+  return `<div class="vd-previews">\n${previews.map((p) => `<div class="vd-preview"><div class="vd-preview-title">${esc(p.attack)} · ${esc(p.dataset)}</div>\n${
+    p.png ? `<img alt="clean and triggered test images: ${esc(p.attack)}" src="${p.png}">` : `<p class="vd-skipped">${esc(p.note ?? 'no preview')}</p>`}</div>`).join('\n')}\n</div>`;
+}
+
+/** What the page shows beyond the table and the four figures; each section is left out when empty. */
+export interface ReportExtras { previews?: TriggerPreview[]; varDefense?: Figure[] }
+
 const CSS = `body{font-family:sans-serif;margin:2em;color:#222}
 table{border-collapse:collapse;font-size:13px}th,td{border:1px solid #ccc;padding:3px 6px;text-align:right}
 th{background:#f3f3f3}.vd-summary td:nth-child(-n+5),.vd-pivot td:nth-child(-n+3),.vd-aggregate td:nth-child(-n+5){text-align:left}
-figure{margin:2em 0}figcaption{font-size:14px;color:#444;margin-top:.5em}.vd-skipped{color:#888;font-style:italic}`;
+figure{margin:2em 0}.vd-previews{display:flex;flex-wrap:wrap;gap:1.5em}.vd-preview-title{font-size:13px;margin-bottom:.3em}
+.vd-preview img{image-rendering:pixelated;border:1px solid #ddd}figcaption{font-size:14px;color:#444;margin-top:.5em}.vd-skipped{color:#888;font-style:italic}`;
 
-export function htmlPage(rows: SummaryRow[], figures: Figure[]): string {
+export function htmlPage(rows: SummaryRow[], figures: Figure[], extras: ReportExtras = {}): string {
+  const previews = extras.previews?.length ? `<h2>Triggers</h2>\n<p>Test images outside the target class: clean (top row) and with the attack's trigger (bottom row).</p>\n${previewsHtml(extras.previews)}\n` : '';
+  const vd = extras.varDefense?.length ? `<h2>VarDefense: channel scores and thresholds</h2>\n${extras.varDefense.map(figureHtml).join('\n')}\n` : '';
   return `<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>vardefense report</title><style>${CSS}</style></head>
 <body>
@@ -59,10 +72,12 @@ ${hasSeedRepeats(rows) ? `<h2>Over seeds</h2>\n<p>Runs that differ only in their
 ${htmlTable(rows)}
 <h2>Figures</h2>
 ${figures.map(figureHtml).join('\n')}
-</body></html>
+${previews}${vd}</body></html>
 `;
 }
 
-export async function writeHtmlReport(rows: SummaryRow[], file: string): Promise<void> {
-  writeFileAtomic(file, htmlPage(rows, await buildFigures(rows)));
+/** The page for these rows; previews and VarDefense figures come from the runs' report.json (where readable) and the test set under dataDir. */
+export async function writeHtmlReport(rows: SummaryRow[], file: string, o: { dataDir?: string } = {}): Promise<void> {
+  const extras: ReportExtras = { previews: triggerPreviews(rows, o), varDefense: await varDefenseFigures(rows) };
+  writeFileAtomic(file, htmlPage(rows, await buildFigures(rows), extras));
 }

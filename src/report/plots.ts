@@ -12,7 +12,7 @@ interface VegaLite { compile(spec: object): { spec: object } }
 // vega and vega-lite are ESM-only; tsc (module commonjs) would turn a plain import() into require().
 const importEsm = new Function('s', 'return import(s)') as <T>(s: string) => Promise<T>;
 
-async function render(spec: object): Promise<string> {
+export async function render(spec: object): Promise<string> {
   const [vega, vl] = await Promise.all([importEsm<Vega>('vega'), importEsm<VegaLite>('vega-lite')]);
   const view = new vega.View(vega.parse(vl.compile(spec).spec), { renderer: 'none' });
   try { return await view.toSVG(); } finally { view.finalize(); }
@@ -82,7 +82,7 @@ function presetValue(defense: string, key: string): number | null {
   } catch { return null; }
 }
 
-function sweepSpec(rows: SummaryRow[], key: string, title: string, scale: object): object | null {
+function sweepSpec(rows: SummaryRow[], key: string, title: string, scale: object, axis: object = {}): object | null {
   const series = (r: SummaryRow): string => `${r.defense} · ${r.attack} · ${r.dataset}`;
   const swept = rows.filter((r) => settingValue(r.settings, key) !== null);
   if (swept.length === 0) return null;
@@ -97,7 +97,7 @@ function sweepSpec(rows: SummaryRow[], key: string, title: string, scale: object
     spec: {
       width: 320, height: 200, mark: { type: 'line', point: true },
       encoding: {
-        x: { field: 'x', type: 'quantitative', title, scale }, y: { field: 'value', type: 'quantitative', ...pctAxis('after defense') },
+        x: { field: 'x', type: 'quantitative', title, scale, axis }, y: { field: 'value', type: 'quantitative', ...pctAxis('after defense') },
         color: { field: 'metric', type: 'nominal', title: null }, tooltip: [{ field: 'x' }, { field: 'metric' }, { field: 'value', format: '.2%' }],
       },
     },
@@ -118,7 +118,7 @@ export async function buildFigures(rows: SummaryRow[]): Promise<Figure[]> {
     { id: 'fig-lambda', caption: 'Lambda trade-off: ACC and ASR after defense vs lambda (symlog scale).', note: 'no rows with a numeric lambda setting',
       spec: sweepSpec(rows, 'lambda', 'lambda', { type: 'symlog' }) },
     { id: 'fig-layers', caption: 'Layer index: ACC and ASR after defense vs L (layers).', note: 'no rows with a numeric layers setting',
-      spec: sweepSpec(rows, 'layers', 'L (layers)', { zero: false }) },
+      spec: sweepSpec(rows, 'layers', 'L (layers)', { zero: false }, { format: 'd', tickMinStep: 1 }) },
     {
       id: 'fig-datasets', caption: 'Per-dataset averages: mean ACC and ASR after defense over attacks, per defense.', note: 'no rows',
       spec: main.length === 0 ? null : {
