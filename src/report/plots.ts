@@ -44,7 +44,7 @@ export function accAsrSpec(attacked: SummaryRow[]): object | null {
   for (const r of attacked) before.set(`${r.attack}\n${r.dataset}`, [...(before.get(`${r.attack}\n${r.dataset}`) ?? []), r.accBefore]);
   const goalX0 = [...before.values()].map((v) => v.reduce((a, b) => a + b, 0) / v.length - GOAL.maxAccDrop);
   const xs = [...attacked.flatMap((r) => [r.accAfter, r.accBefore]), ...goalX0];
-  const x = percentScale(Math.min(...xs), Math.max(...xs), 5);
+  const x = percentScale(Math.min(...xs), Math.max(...xs), 4); // 4 labels fit a 220-px panel without Vega hiding every other one
   const goals = [...before.entries()].map(([k, v]) => {
     const [attack, dataset] = k.split('\n');
     return { kind: 'goal', attack, dataset, x0: v.reduce((a, b) => a + b, 0) / v.length - GOAL.maxAccDrop, x1: x.scale.domain[1], y0: 0, y1: GOAL.maxAsr };
