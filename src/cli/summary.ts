@@ -60,7 +60,8 @@ export function collectRows(dirs: string[]): SummaryRow[] {
     });
   }
   for (const r of rows) {
-    const ft = rows.find((x) => x.defense === 'ft' && x.settings === '' && x.dataset === r.dataset && x.model === r.model && x.attack === r.attack);
+    const ft = rows.find((x) => x.defense === 'ft' && x.settings === '' && x.dataset === r.dataset && x.model === r.model && x.attack === r.attack &&
+      x.seed === r.seed && x.condition === r.condition); // the same model
     r.costVsFt = ft ? r.seconds / ft.seconds : null;
   }
   return sortRows(rows);
