@@ -30,17 +30,22 @@ export function stat(values: number[]): Stat | null {
 
 /**
  * What produced a run's model apart from randomness: the training config without `seed`, the attack's
- * `seed` and the trigger's `seed` (a grid with attackSeed 'seed' draws them from the cell's seed).
+ * `seed` and the trigger's `seed` (a grid with attackSeed 'seed' draws them from the cell's seed), and
+ * without `evalEachEpoch` (reporting only).
  */
 export function conditionOf(cfg: TrainConfig): string {
-  const { seed: _seed, evalEachEpoch: _eval, ...rest } = cfg;
-  const attack = cfg.attack && (({ seed: _a, ...a }) => ({ ...a, trigger: (({ seed: _t, ...t }) => t)(cfg.attack!.trigger as { seed?: number }) }))(cfg.attack);
-  return crypto.createHash('sha256').update(canonical({ ...rest, attack })).digest('hex').slice(0, 12);
+  const { seed: _seed, evalEachEpoch: _eval, attack, ...rest } = cfg;
+  const seedFree = attack && { ...attack, seed: undefined, trigger: { ...attack.trigger, seed: undefined } };
+  return crypto.createHash('sha256').update(canonical({ ...rest, attack: seedFree })).digest('hex').slice(0, 12);
 }
 
+/** JSON with sorted keys and undefined fields left out: equal configs give equal text. */
 function canonical(v: unknown): string {
   if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
-  if (v && typeof v === 'object') return `{${Object.keys(v).sort().map((k) => `${JSON.stringify(k)}:${canonical((v as Record<string, unknown>)[k])}`).join(',')}}`;
+  if (v && typeof v === 'object') {
+    const o = v as Record<string, unknown>;
+    return `{${Object.keys(o).filter((k) => o[k] !== undefined).sort().map((k) => `${JSON.stringify(k)}:${canonical(o[k])}`).join(',')}}`;
+  }
   return JSON.stringify(v) ?? 'null';
 }
 

@@ -90,6 +90,11 @@ test('conditionOf ignores the seeds and nothing else', () => {
   assert.notEqual(conditionOf(other), conditionOf(cfg({}, 1)));
   assert.notEqual(conditionOf(cfg({ epochs: 3 }, 1)), conditionOf(cfg({}, 1)));
   assert.notEqual(conditionOf(cfg({ attack: null }, 1)), conditionOf(cfg({}, 1)));
+  const bigger = cfg({}, 1);
+  (bigger.attack!.trigger as { size: number }).size = 4;
+  assert.notEqual(conditionOf(bigger), conditionOf(cfg({}, 1)));
+  const reordered = Object.fromEntries(Object.entries(cfg({}, 2)).reverse()) as unknown as TrainConfig;
+  assert.equal(conditionOf(reordered), conditionOf(cfg({}, 1)), 'key order does not matter');
 });
 
 test('aggregate formats: pivot one line per attack with n, CSV means and stds, HTML table only with repeats', () => {
