@@ -6,7 +6,7 @@ import { writeFileAtomic } from '../util/atomic';
 import { buildFigures, Figure } from './plots';
 import { TriggerPreview, triggerPreviews } from './previews';
 import { varDefenseFigures } from './vardefense-plots';
-import { AGGREGATE_COLUMNS, aggregateRows, hasSeedRepeats } from './aggregate';
+import { AGGREGATE_COLUMNS, aggregatePivot, aggregateRows, hasSeedRepeats } from './aggregate';
 
 export const esc = (s: string): string => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
@@ -26,7 +26,8 @@ export function htmlTable(rows: SummaryRow[]): string {
 
 /** The paper's layout: ACC / ASR after, one line per attack, one column per defense. */
 export function htmlPivot(rows: SummaryRow[]): string {
-  const { head, lines } = pivotTable(rows);
+  // with repeated seeds a per-run pivot would show one seed's numbers: the pooled one instead
+  const { head, lines } = hasSeedRepeats(rows) ? aggregatePivot(aggregateRows(rows)) : pivotTable(rows);
   return `<table class="vd-pivot">\n<thead><tr>${head.map((h) => `<th>${esc(h)}</th>`).join('')}</tr></thead>\n<tbody>\n` +
     `${lines.map((l) => `<tr>${l.map((c) => `<td>${esc(c)}</td>`).join('')}</tr>`).join('\n')}\n</tbody>\n</table>`;
 }
@@ -66,7 +67,7 @@ export function htmlPage(rows: SummaryRow[], figures: Figure[], extras: ReportEx
 <body>
 <h1>vardefense report</h1>
 <p>${rows.length} defense runs. Generated ${esc(new Date().toISOString())}.</p>
-<h2>ACC / ASR after each defense</h2>
+<h2>ACC / ASR after each defense${hasSeedRepeats(rows) ? ' (%, mean ± std over seeds)' : ''}</h2>
 ${htmlPivot(rows)}
 ${hasSeedRepeats(rows) ? `<h2>Over seeds</h2>\n<p>Runs that differ only in their seeds, pooled: n runs, mean ± sample standard deviation (percentage points; '-' for a single run). Excess ASR = ASR after - clean->target after, per run.</p>\n${htmlAggregate(rows)}\n` : ''}<h2>All results</h2>
 ${htmlTable(rows)}

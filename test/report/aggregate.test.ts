@@ -111,6 +111,8 @@ test('aggregate formats: pivot one line per attack with n, CSV means and stds, H
   assert.equal(Number(ft[cols.indexOf('accAfterMean')]), 0.9);
   assert.ok(Math.abs(Number(ft[cols.indexOf('accAfterStd')]) - 0.01) < 1e-12);
   assert.equal(ft[cols.indexOf('seeds')], '1;2;3');
-  assert.match(htmlPage(rows, []), /<table class="vd-aggregate">/);
+  const page = htmlPage(rows, []);
+  assert.match(page, /<table class="vd-aggregate">/);
+  assert.match(page, /<table class="vd-pivot">[\s\S]*?<td>90\.00 ± 1\.00 \/ 5\.00 ± 0\.00<\/td>/, 'the pivot pools the seeds too');
   assert.doesNotMatch(htmlPage(rows.filter((r) => r.seed === 1), []), /vd-aggregate"/);
 });
