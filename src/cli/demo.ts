@@ -34,6 +34,6 @@ export async function runDemo(o: DemoOptions): Promise<void> {
   for (const r of results)
     console.log(`${defenseLabel(r.method, r.preset).padEnd(22)}${pct(r.accAfter).padStart(10)}${pct(r.asrAfter).padStart(11)}${pct(r.floorAfter).padStart(15)}${`${r.seconds.toFixed(0)} s`.padStart(8)}`);
   const html = path.join(out, 'report.html');
-  await writeHtmlReport(collectRows([path.join(out, 'cells')]), html);
+  await writeHtmlReport(collectRows([path.join(out, 'cells')]), html, { dataDir: o.dataDir });
   console.log(`\nHTML report: ${html}; all results: ${path.join(out, 'results.csv')}; total ${((Date.now() - started) / 60000).toFixed(1)} min`);
 }

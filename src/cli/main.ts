@@ -100,6 +100,8 @@ program.command('report')
   .argument('<dirs...>', 'folders searched for report.json (e.g. <run>/defenses)')
   .addOption(new Option('--format <f>', "output format ('pivot': ACC / ASR after, one line per attack, one column per defense, as the paper's tables)").choices(['markdown', 'pivot', 'csv', 'json']).default('markdown'))
   .option('--html <file>', 'also write a self-contained HTML page with the table and figures')
+  .option('--data-dir <dir>', "dataset root (the HTML report's trigger previews read test images)")
+  .option('--aggregate', 'pool runs that differ only in seed: n, mean ± sample std of each metric, excess ASR (ASR - clean->target)', false)
   .action((dirs: string[], o) => runSummary(dirs, o));
 
 program.command('experiment')

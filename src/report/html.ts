@@ -4,6 +4,9 @@ import { pivotTable, SummaryRow } from './summary';
 import { pct } from '../util/format';
 import { writeFileAtomic } from '../util/atomic';
 import { buildFigures, Figure } from './plots';
+import { TriggerPreview, triggerPreviews } from './previews';
+import { varDefenseFigures } from './vardefense-plots';
+import { AGGREGATE_COLUMNS, aggregatePivot, aggregateRows, hasSeedRepeats } from './aggregate';
 
 export const esc = (s: string): string => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
@@ -23,9 +26,17 @@ export function htmlTable(rows: SummaryRow[]): string {
 
 /** The paper's layout: ACC / ASR after, one line per attack, one column per defense. */
 export function htmlPivot(rows: SummaryRow[]): string {
-  const { head, lines } = pivotTable(rows);
+  // with repeated seeds a per-run pivot would show one seed's numbers: the pooled one instead
+  const { head, lines } = hasSeedRepeats(rows) ? aggregatePivot(aggregateRows(rows)) : pivotTable(rows);
   return `<table class="vd-pivot">\n<thead><tr>${head.map((h) => `<th>${esc(h)}</th>`).join('')}</tr></thead>\n<tbody>\n` +
     `${lines.map((l) => `<tr>${l.map((c) => `<td>${esc(c)}</td>`).join('')}</tr>`).join('\n')}\n</tbody>\n</table>`;
+}
+
+/** Runs that differ only in seed pooled: n, mean ± sample std (percentage points). */
+export function htmlAggregate(rows: SummaryRow[]): string {
+  const head = AGGREGATE_COLUMNS.map(([h]) => `<th>${esc(h)}</th>`).join('');
+  const body = aggregateRows(rows).map((a) => `<tr>${AGGREGATE_COLUMNS.map(([, f]) => `<td>${esc(f(a))}</td>`).join('')}</tr>`).join('\n');
+  return `<table class="vd-aggregate">\n<thead><tr>${head}</tr></thead>\n<tbody>\n${body}\n</tbody>\n</table>`;
 }
 
 function figureHtml(f: Figure): string {
@@ -34,27 +45,40 @@ function figureHtml(f: Figure): string {
   return `<figure id="${f.id}" class="vd-figure">\n${content}\n<figcaption>${esc(f.caption)}</figcaption>\n</figure>`;
 }
 
+function previewsHtml(previews: TriggerPreview[]): string {
+  return `<div class="vd-previews">\n${previews.map((p) => `<div class="vd-preview"><div class="vd-preview-title">${esc(p.attack)} · ${esc(p.dataset)}</div>\n${
+    p.png ? `<img alt="clean and triggered test images: ${esc(p.attack)}" src="${p.png}">` : `<p class="vd-skipped">${esc(p.note ?? 'no preview')}</p>`}</div>`).join('\n')}\n</div>`;
+}
+
+/** What the page shows beyond the table and the four figures; each section is left out when empty. */
+export interface ReportExtras { previews?: TriggerPreview[]; varDefense?: Figure[] }
+
 const CSS = `body{font-family:sans-serif;margin:2em;color:#222}
 table{border-collapse:collapse;font-size:13px}th,td{border:1px solid #ccc;padding:3px 6px;text-align:right}
-th{background:#f3f3f3}.vd-summary td:nth-child(-n+5),.vd-pivot td:nth-child(-n+3){text-align:left}
-figure{margin:2em 0}figcaption{font-size:14px;color:#444;margin-top:.5em}.vd-skipped{color:#888;font-style:italic}`;
+th{background:#f3f3f3}.vd-summary td:nth-child(-n+5),.vd-pivot td:nth-child(-n+3),.vd-aggregate td:nth-child(-n+5){text-align:left}
+figure{margin:2em 0}.vd-previews{display:flex;flex-wrap:wrap;gap:1.5em}.vd-preview-title{font-size:13px;margin-bottom:.3em}
+.vd-preview img{image-rendering:pixelated;border:1px solid #ddd}figcaption{font-size:14px;color:#444;margin-top:.5em}.vd-skipped{color:#888;font-style:italic}`;
 
-export function htmlPage(rows: SummaryRow[], figures: Figure[]): string {
+export function htmlPage(rows: SummaryRow[], figures: Figure[], extras: ReportExtras = {}): string {
+  const previews = extras.previews?.length ? `<h2>Triggers</h2>\n<p>Test images outside the target class: clean (top row) and with the attack's trigger (bottom row).</p>\n${previewsHtml(extras.previews)}\n` : '';
+  const vd = extras.varDefense?.length ? `<h2>VarDefense: channel scores and thresholds</h2>\n${extras.varDefense.map(figureHtml).join('\n')}\n` : '';
   return `<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>vardefense report</title><style>${CSS}</style></head>
 <body>
 <h1>vardefense report</h1>
 <p>${rows.length} defense runs. Generated ${esc(new Date().toISOString())}.</p>
-<h2>ACC / ASR after each defense</h2>
+<h2>ACC / ASR after each defense${hasSeedRepeats(rows) ? ' (%, mean ± std over seeds)' : ''}</h2>
 ${htmlPivot(rows)}
-<h2>All results</h2>
+${hasSeedRepeats(rows) ? `<h2>Over seeds</h2>\n<p>Runs that differ only in their seeds, pooled: n runs, mean ± sample standard deviation (percentage points; '-' for a single run). Excess ASR = ASR after - clean->target after, per run.</p>\n${htmlAggregate(rows)}\n` : ''}<h2>All results</h2>
 ${htmlTable(rows)}
 <h2>Figures</h2>
 ${figures.map(figureHtml).join('\n')}
-</body></html>
+${previews}${vd}</body></html>
 `;
 }
 
-export async function writeHtmlReport(rows: SummaryRow[], file: string): Promise<void> {
-  writeFileAtomic(file, htmlPage(rows, await buildFigures(rows)));
+/** The page for these rows; previews and VarDefense figures come from the runs' report.json (where readable) and the test set under dataDir. */
+export async function writeHtmlReport(rows: SummaryRow[], file: string, o: { dataDir?: string } = {}): Promise<void> {
+  const extras: ReportExtras = { previews: triggerPreviews(rows, o), varDefense: await varDefenseFigures(rows) };
+  writeFileAtomic(file, htmlPage(rows, await buildFigures(rows), extras));
 }

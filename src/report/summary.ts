@@ -10,6 +10,7 @@ import { DefendOutcome } from '../pipeline/defend';
 import { DEFENSE_NAMES, defenseLabel, defenseMethod, resolveOptions } from '../defenses/registry';
 import { pct } from '../util/format';
 import { csvCell } from '../util/csv';
+import { conditionOf } from './aggregate';
 
 export interface SummaryRow {
   dataset: string; model: string; attack: string; defense: string;
@@ -17,6 +18,8 @@ export interface SummaryRow {
   settings: string;
   accBefore: number; accAfter: number; asrBefore: number | null; asrAfter: number | null; raAfter: number | null;
   floorAfter: number | null; seconds: number; costVsFt: number | null; dir: string;
+  /** the training seed, and the training config's hash without seeds (report/aggregate.ts pools on it) */
+  seed?: number; condition?: string;
 }
 
 function findReports(dir: string): string[] {
@@ -57,10 +60,13 @@ export function collectRows(dirs: string[]): SummaryRow[] {
       defense: defenseLabel(o.method, o.preset), settings: optionDiff(o.method, o.preset, o.report.options), accBefore: o.before.acc, accAfter: o.after.acc,
       asrBefore: o.before.asr, asrAfter: o.after.asr, raAfter: o.after.ra, floorAfter: o.after.cleanToTarget ?? null,
       seconds: o.report.seconds, costVsFt: null, dir: path.dirname(file),
+      // a model given without a run has no training config: its seed and condition stay unknown
+      seed: 'seed' in cfg ? (cfg as TrainConfig).seed : undefined, condition: 'seed' in cfg ? conditionOf(cfg as TrainConfig) : undefined,
     });
   }
   for (const r of rows) {
-    const ft = rows.find((x) => x.defense === 'ft' && x.settings === '' && x.dataset === r.dataset && x.model === r.model && x.attack === r.attack);
+    const ft = rows.find((x) => x.defense === 'ft' && x.settings === '' && x.dataset === r.dataset && x.model === r.model && x.attack === r.attack &&
+      x.seed === r.seed && x.condition === r.condition); // the same model
     r.costVsFt = ft ? r.seconds / ft.seconds : null;
   }
   return sortRows(rows);

@@ -1,0 +1,135 @@
+// `vardefense report --aggregate`: runs that differ only in their seeds (training seed, attack seed,
+// a defense's `seed` option) pooled into one row with n, mean and sample standard deviation.
+import * as crypto from 'crypto';
+import type { SummaryRow } from './summary';
+import type { TrainConfig } from '../train/run';
+import { csvCell } from '../util/csv';
+
+/** Mean and sample standard deviation (n - 1); std is null for a single value. */
+export interface Stat { mean: number; std: number | null }
+
+export interface AggregateRow {
+  dataset: string; model: string; attack: string; defense: string; settings: string;
+  /** hash of the training config with its seeds removed: rows with different ones never pool */
+  condition: string;
+  n: number; seeds: number[];
+  accBefore: Stat; accAfter: Stat; asrBefore: Stat | null; asrAfter: Stat | null; floorAfter: Stat | null;
+  /** ASR after - clean->target after, per run: the backdoor's share above what the clean model already calls target */
+  excessAsr: Stat | null;
+  seconds: Stat;
+}
+
+/** Null when there are no values; std null for one value. */
+export function stat(values: number[]): Stat | null {
+  if (values.length === 0) return null;
+  const mean = values.reduce((s, v) => s + v, 0) / values.length;
+  if (values.length === 1) return { mean, std: null };
+  const ss = values.reduce((s, v) => s + (v - mean) ** 2, 0);
+  return { mean, std: Math.sqrt(ss / (values.length - 1)) };
+}
+
+/**
+ * What produced a run's model apart from randomness: the training config without `seed`, the attack's
+ * `seed` and the trigger's `seed` (a grid with attackSeed 'seed' draws them from the cell's seed), and
+ * without `evalEachEpoch` (reporting only).
+ */
+export function conditionOf(cfg: TrainConfig): string {
+  const { seed: _seed, evalEachEpoch: _eval, attack, ...rest } = cfg;
+  const seedFree = attack && { ...attack, seed: undefined, trigger: { ...attack.trigger, seed: undefined } };
+  return crypto.createHash('sha256').update(canonical({ ...rest, attack: seedFree })).digest('hex').slice(0, 12);
+}
+
+/** JSON with sorted keys and undefined fields left out: equal configs give equal text. */
+function canonical(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
+  if (v && typeof v === 'object') {
+    const o = v as Record<string, unknown>;
+    return `{${Object.keys(o).filter((k) => o[k] !== undefined).sort().map((k) => `${JSON.stringify(k)}:${canonical(o[k])}`).join(',')}}`;
+  }
+  return JSON.stringify(v) ?? 'null';
+}
+
+/** A defense's `seed` option is a seed too: it is dropped from the settings that key a group. */
+const settingsWithoutSeed = (s: string): string => s.split(' ').filter((kv) => kv && !kv.startsWith('seed=')).join(' ');
+/** WaNet's label names its field seed; pooled runs may each have their own. */
+const attackWithoutSeed = (a: string): string => a.replace(/, field seed \d+/, '');
+
+/** One row per (dataset, model, attack, defense, settings, condition), in the order of first appearance. */
+export function aggregateRows(rows: SummaryRow[]): AggregateRow[] {
+  const groups = new Map<string, SummaryRow[]>();
+  for (const r of rows) {
+    const key = [r.dataset, r.model, attackWithoutSeed(r.attack), r.defense, settingsWithoutSeed(r.settings), r.condition ?? ''].join('\n');
+    groups.set(key, [...(groups.get(key) ?? []), r]);
+  }
+  return [...groups.values()].map((g) => {
+    const of = (f: (r: SummaryRow) => number | null): Stat | null => stat(g.map(f).filter((v): v is number => v !== null && !Number.isNaN(v)));
+    const r = g[0];
+    return {
+      dataset: r.dataset, model: r.model, attack: attackWithoutSeed(r.attack), defense: r.defense, settings: settingsWithoutSeed(r.settings),
+      condition: r.condition ?? '', n: g.length, seeds: g.map((x) => x.seed).filter((s): s is number => s !== undefined).sort((a, b) => a - b),
+      accBefore: of((x) => x.accBefore)!, accAfter: of((x) => x.accAfter)!, asrBefore: of((x) => x.asrBefore), asrAfter: of((x) => x.asrAfter),
+      floorAfter: of((x) => x.floorAfter), excessAsr: of((x) => (x.asrAfter === null || x.floorAfter === null ? null : x.asrAfter - x.floorAfter)),
+      seconds: of((x) => x.seconds)!,
+    };
+  });
+}
+
+/** True when some condition was run with more than one seed: the report then shows the pooled table. */
+export const hasSeedRepeats = (rows: SummaryRow[]): boolean => aggregateRows(rows).some((a) => a.n > 1);
+
+/** '91.23 ± 0.45' in percent (points for the std), '91.23 ± -' for one run, '-' for none. */
+export function pctStat(s: Stat | null): string {
+  if (!s) return '-';
+  return `${(100 * s.mean).toFixed(2)} ± ${s.std === null ? '-' : (100 * s.std).toFixed(2)}`;
+}
+
+const secStat = (s: Stat): string => `${s.mean.toFixed(0)} ± ${s.std === null ? '-' : s.std.toFixed(0)}`;
+
+/** Header and cells of the pooled table (markdown and HTML share them). */
+export const AGGREGATE_COLUMNS: [string, (a: AggregateRow) => string][] = [
+  ['dataset', (a) => a.dataset], ['model', (a) => a.model], ['attack', (a) => a.attack], ['defense', (a) => a.defense], ['settings', (a) => a.settings],
+  ['n', (a) => String(a.n)], ['ACC before (%)', (a) => pctStat(a.accBefore)], ['ACC after (%)', (a) => pctStat(a.accAfter)],
+  ['ASR before (%)', (a) => pctStat(a.asrBefore)], ['ASR after (%)', (a) => pctStat(a.asrAfter)],
+  ['clean->target after (%)', (a) => pctStat(a.floorAfter)], ['excess ASR (%)', (a) => pctStat(a.excessAsr)], ['time (s)', (a) => secStat(a.seconds)],
+];
+
+const mdRow = (cells: string[]): string => `| ${cells.map((c) => c.replace(/\|/g, '\\|')).join(' | ')} |`;
+
+export function aggregateMarkdown(rows: AggregateRow[]): string {
+  return [mdRow(AGGREGATE_COLUMNS.map(([h]) => h)), `|${AGGREGATE_COLUMNS.map(() => '---').join('|')}|`,
+    ...rows.map((a) => mdRow(AGGREGATE_COLUMNS.map(([, f]) => f(a))))].join('\n');
+}
+
+/** The paper's layout over pooled rows: one line per dataset, model, attack (and condition), one column per defense setting. */
+export function aggregatePivot(rows: AggregateRow[]): { head: string[]; lines: string[][] } {
+  const column = (a: AggregateRow): string => (a.settings ? `${a.defense} (${a.settings})` : a.defense);
+  const columns = [...new Set(rows.map(column))];
+  const lineKey = (a: AggregateRow): string => [a.dataset, a.model, a.attack, a.condition].join('\n');
+  const lines = [...new Set(rows.map(lineKey))].map((k) => {
+    const mine = rows.filter((a) => lineKey(a) === k);
+    const cells = columns.map((c) => { const a = mine.find((x) => column(x) === c); return a ? `${pctStat(a.accAfter)} / ${pctStat(a.asrAfter)}` : ''; });
+    const n = [...new Set(mine.map((a) => a.n))].join(',');
+    return [...k.split('\n').slice(0, 3), n, `${pctStat(mine[0].accBefore)} / ${pctStat(mine[0].asrBefore)}`, ...cells];
+  });
+  return { head: ['dataset', 'model', 'attack', 'n', 'no defense', ...columns], lines };
+}
+
+export function aggregatePivotMarkdown(rows: AggregateRow[]): string {
+  const { head, lines } = aggregatePivot(rows);
+  return [mdRow(head), `|${head.map(() => '---').join('|')}|`, ...lines.map(mdRow)].join('\n');
+}
+
+const STATS = ['accBefore', 'accAfter', 'asrBefore', 'asrAfter', 'floorAfter', 'excessAsr', 'seconds'] as const;
+
+/** Flat CSV: <metric>Mean and <metric>Std columns (fractions; seconds in seconds), seeds as 1;2;3. */
+export function aggregateCsv(rows: AggregateRow[]): string {
+  const head = ['dataset', 'model', 'attack', 'defense', 'settings', 'condition', 'n', 'seeds', ...STATS.flatMap((k) => [`${k}Mean`, `${k}Std`])];
+  const line = (a: AggregateRow): string => [a.dataset, a.model, a.attack, a.defense, a.settings, a.condition, a.n, a.seeds.join(';'),
+    ...STATS.flatMap((k) => [a[k]?.mean ?? null, a[k]?.std ?? null])].map(csvCell).join(',');
+  return [head.join(','), ...rows.map(line)].join('\n');
+}
+
+export function aggregateText(rows: SummaryRow[], format: 'markdown' | 'pivot' | 'csv' | 'json'): string {
+  const a = aggregateRows(rows);
+  return { json: () => JSON.stringify(a, null, 1), csv: () => aggregateCsv(a), pivot: () => aggregatePivotMarkdown(a), markdown: () => aggregateMarkdown(a) }[format]();
+}
