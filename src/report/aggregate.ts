@@ -1,8 +1,6 @@
 // `vardefense report --aggregate`: runs that differ only in their seeds (training seed, attack seed,
 // a defense's `seed` option) pooled into one row with n, mean and sample standard deviation.
-import * as crypto from 'crypto';
 import type { SummaryRow } from './summary';
-import type { TrainConfig } from '../train/run';
 import { csvCell } from '../util/csv';
 
 /** Mean and sample standard deviation (n - 1); std is null for a single value. */
@@ -26,27 +24,6 @@ export function stat(values: number[]): Stat | null {
   if (values.length === 1) return { mean, std: null };
   const ss = values.reduce((s, v) => s + (v - mean) ** 2, 0);
   return { mean, std: Math.sqrt(ss / (values.length - 1)) };
-}
-
-/**
- * What produced a run's model apart from randomness: the training config without `seed`, the attack's
- * `seed` and the trigger's `seed` (a grid with attackSeed 'seed' draws them from the cell's seed), and
- * without `evalEachEpoch` (reporting only).
- */
-export function conditionOf(cfg: TrainConfig): string {
-  const { seed: _seed, evalEachEpoch: _eval, attack, ...rest } = cfg;
-  const seedFree = attack && { ...attack, seed: undefined, trigger: { ...attack.trigger, seed: undefined } };
-  return crypto.createHash('sha256').update(canonical({ ...rest, attack: seedFree })).digest('hex').slice(0, 12);
-}
-
-/** JSON with sorted keys and undefined fields left out: equal configs give equal text. */
-function canonical(v: unknown): string {
-  if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
-  if (v && typeof v === 'object') {
-    const o = v as Record<string, unknown>;
-    return `{${Object.keys(o).filter((k) => o[k] !== undefined).sort().map((k) => `${JSON.stringify(k)}:${canonical(o[k])}`).join(',')}}`;
-  }
-  return JSON.stringify(v) ?? 'null';
 }
 
 /** A defense's `seed` option is a seed too: it is dropped from the settings that key a group. */

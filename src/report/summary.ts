@@ -10,7 +10,7 @@ import { DefendOutcome } from '../pipeline/defend';
 import { DEFENSE_NAMES, defenseLabel, defenseMethod, resolveOptions } from '../defenses/registry';
 import { pct } from '../util/format';
 import { csvCell } from '../util/csv';
-import { conditionOf } from './aggregate';
+import { conditionOf } from './condition';
 
 export interface SummaryRow {
   dataset: string; model: string; attack: string; defense: string;

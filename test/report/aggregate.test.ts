@@ -3,7 +3,8 @@
 import { test } from 'node:test';
 import * as assert from 'assert/strict';
 import { SummaryRow } from '../../src/report/summary';
-import { aggregateCsv, aggregateMarkdown, aggregatePivot, aggregateRows, conditionOf, hasSeedRepeats, stat } from '../../src/report/aggregate';
+import { aggregateCsv, aggregateMarkdown, aggregatePivot, aggregateRows, hasSeedRepeats, stat } from '../../src/report/aggregate';
+import { conditionOf } from '../../src/report/condition';
 import { htmlPage } from '../../src/report/html';
 import { DEFAULT_TRAIN, TrainConfig } from '../../src/train/run';
 import { Rng } from '../../src/util/rng';
