@@ -20,7 +20,8 @@ export interface ChannelMetric { update(x: Tensor): void; scores(): Float64Array
  * that they stay exact integers past 2^24. */
 export class EntropyMetric implements ChannelMetric {
   private counts: Tensor | null = null;
-  private lo: Tensor | null = null;
+  /** each channel's minimum in the first batch: its bins start one span below it */
+  private min: Tensor | null = null;
   private width: Tensor | null = null;
   /** channel c's first bin in the flattened [C * bins] histogram, shaped to broadcast over [N, C, *] */
   private offset: Tensor | null = null;
@@ -37,14 +38,16 @@ export class EntropyMetric implements ChannelMetric {
       if (!this.counts) {
         const mn = v.amin(dims).reshape(bcast), mx = v.amax(dims).reshape(bcast);
         const span = mx.sub(mn).clamp(1e-12);
-        this.lo = mn.sub(span);
+        this.min = mn;
         this.width = span.mul(3 / this.bins);
         this.offset = arange(0, c * this.bins, this.bins, { dtype: 'int64', device: v.device }).reshape(bcast);
         this.counts = zeros([c * this.bins], { dtype: 'float64', device: v.device });
-        for (const t of [this.lo, this.width, this.offset, this.counts]) keep(t);
+        for (const t of [this.min, this.width, this.offset, this.counts]) keep(t);
       }
       if (c * this.bins !== this.counts.numel) throw new Error(`channel count changed from ${this.counts.numel / this.bins} to ${c}`);
-      const bin = v.sub(this.lo!).div(this.width!).floor().clamp(0, this.bins - 1).long().add(this.offset!).reshape(-1);
+      // (v - (min - span)) / width, as (v - min) / width + span / width: min - span would round to min
+      // in float32 when the span is tiny (a constant channel), and put the constant in the first bin
+      const bin = v.sub(this.min!).div(this.width!).add(this.bins / 3).floor().clamp(0, this.bins - 1).long().add(this.offset!).reshape(-1);
       const batch = zeros([c * this.bins], { dtype: this.dtype, device: v.device }).scatterAdd(0, bin, ones([bin.numel], { dtype: this.dtype, device: v.device })).to('float64');
       if (this.momentum === null) this.counts.add_(batch);
       else if (this.seen === 0) this.counts.copy_(batch.div(n));
@@ -64,8 +67,8 @@ export class EntropyMetric implements ChannelMetric {
   }
 
   dispose(): void {
-    for (const t of [this.lo, this.width, this.offset, this.counts]) t?.dispose();
-    this.lo = this.width = this.offset = this.counts = null;
+    for (const t of [this.min, this.width, this.offset, this.counts]) t?.dispose();
+    this.min = this.width = this.offset = this.counts = null;
   }
 }
 
