@@ -25,20 +25,25 @@ const sum = (v: number[]): number => v.reduce((a, b) => a + b, 0);
 /** The fine-tuning stage whose steps are compared (the defenses' stage names). */
 const MAIN_STAGE: Record<string, string> = { ft: 'fine-tune', vardefense: 'purify', 'fine-pruning': 'fine-tune', nad: 'nad student' };
 
-interface Timing { seconds: number; epochs: number; images: number; stepSeconds: number[] }
+/** wall seconds, and with --planted the process's CPU seconds (user + system), robust to other jobs on a loaded machine */
+interface Timing { seconds: number; cpuSeconds: number; epochs: number; images: number; stepSeconds: number[]; stepCpuSeconds: number[] }
+
+const cpuNow = (): number => { const u = process.cpuUsage(); return (u.user + u.system) / 1e6; };
 
 /** Progress hooks that time each optimisation step of `stage` and count its images (from the previous step's end; a stage's first step is left out). */
-function stepTimer(stage: string): DefenseHooks & { steps: number[]; images: number } {
-  let last = 0, lastStage = '';
+function stepTimer(stage: string): DefenseHooks & { steps: number[]; cpuSteps: number[]; images: number } {
+  let last = 0, lastCpu = 0, lastStage = '';
   const t = {
-    steps: [] as number[], images: 0,
+    steps: [] as number[], cpuSteps: [] as number[], images: 0,
     progress: (s: string, images: number) => {
-      const now = performance.now();
+      const now = performance.now(), cpu = cpuNow();
       if (s === stage && lastStage === stage) {
         t.steps.push((now - last) / 1000);
+        t.cpuSteps.push(cpu - lastCpu);
         t.images += images;
       }
       last = now;
+      lastCpu = cpu;
       lastStage = s;
     },
   };
@@ -56,9 +61,11 @@ function plantedTimes(methods: string[], rounds: number): Map<string, Timing[]> 
       const o = resolveOptions(defenseMethod(m), preset) as { epochs: number };
       const timer = stepTimer(MAIN_STAGE[m] ?? 'fine-tune');
       restore(p.model, original);
+      const cpu0 = cpuNow();
       const report = defenseMethod(m).run(p.model, p.data, o as never, timer);
-      times.get(label)!.push({ seconds: report.seconds, epochs: o.epochs, images: timer.images, stepSeconds: timer.steps });
-      process.stderr.write(`round ${r + 1} ${label}: ${report.seconds.toFixed(2)} s, median step ${(1000 * median(timer.steps)).toFixed(1)} ms\n`);
+      const t: Timing = { seconds: report.seconds, cpuSeconds: cpuNow() - cpu0, epochs: o.epochs, images: timer.images, stepSeconds: timer.steps, stepCpuSeconds: timer.cpuSteps };
+      times.get(label)!.push(t);
+      process.stderr.write(`round ${r + 1} ${label}: ${t.seconds.toFixed(2)} s (CPU ${t.cpuSeconds.toFixed(2)} s), median step ${(1000 * median(t.stepSeconds)).toFixed(1)} ms (CPU ${(1000 * median(t.stepCpuSeconds)).toFixed(1)} ms)\n`);
     }
   }
   return times;
@@ -70,7 +77,7 @@ function runTimes(run: string, methods: string[], rounds: number): Map<string, T
   for (let r = 0; r < rounds; r++) {
     for (const m of r % 2 ? [...methods].reverse() : methods) {
       const [o] = defend({ run, method: m, set: [], out, valFraction: 0.1, force: true, json: false });
-      times.get(m)!.push({ seconds: o.report.seconds, epochs: NaN, images: NaN, stepSeconds: [] });
+      times.get(m)!.push({ seconds: o.report.seconds, cpuSeconds: NaN, epochs: NaN, images: NaN, stepSeconds: [], stepCpuSeconds: [] });
       process.stderr.write(`round ${r + 1} ${m}: ${o.report.seconds.toFixed(1)} s\n`);
     }
   }
@@ -85,23 +92,25 @@ const rounds = Number(arg('rounds', '3'));
 const methods = arg('methods', 'vardefense,ft').split(',');
 const times = planted ? plantedTimes(methods, rounds) : runTimes(run, methods, rounds);
 
-// per round: the whole defense's seconds, its main stage's median step, and its seconds per epoch per image
-// (the main stage's steps summed over the images it trained on)
+// per method: medians over the rounds of the whole defense's seconds, of its main stage's median step,
+// and of its seconds per epoch per image (the main stage's timed steps over the images they trained on);
+// with --planted each in wall and CPU time, and each as a ratio to FT's
 const ft = times.get('ft');
-const perImage = (t: Timing): number => sum(t.stepSeconds) / t.images;
+const perImage = (steps: number[], images: number): number => sum(steps) / images;
+const measures: Record<string, (t: Timing) => number> = {
+  total_s: (t) => t.seconds, total_cpu_s: (t) => t.cpuSeconds,
+  step_ms: (t) => 1000 * median(t.stepSeconds), step_cpu_ms: (t) => 1000 * median(t.stepCpuSeconds),
+  epoch_image_us: (t) => 1e6 * perImage(t.stepSeconds, t.images), epoch_image_cpu_us: (t) => 1e6 * perImage(t.stepCpuSeconds, t.images),
+};
+const shown = planted ? Object.keys(measures) : ['total_s'];
 const rows = methods.map((m) => {
   const t = times.get(m)!;
-  const row = {
-    method: m, median_s: median(t.map((x) => x.seconds)), all_s: t.map((x) => x.seconds),
-    ratio_to_ft: ft ? median(t.map((x) => x.seconds)) / median(ft.map((x) => x.seconds)) : NaN,
-    median_step_ms: planted ? 1000 * median(t.map((x) => median(x.stepSeconds))) : NaN,
-    step_ratio_to_ft: NaN, us_per_epoch_image: planted ? 1e6 * median(t.map(perImage)) : NaN, epoch_image_ratio_to_ft: NaN,
-  };
-  if (planted && ft) {
-    row.step_ratio_to_ft = row.median_step_ms / (1000 * median(ft.map((x) => median(x.stepSeconds))));
-    row.epoch_image_ratio_to_ft = row.us_per_epoch_image / (1e6 * median(ft.map(perImage)));
+  const row: Record<string, unknown> = { method: m, epochs: t[0].epochs, all_total_s: t.map((x) => x.seconds) };
+  for (const k of shown) {
+    row[k] = median(t.map(measures[k]));
+    row[`${k}_ratio_to_ft`] = ft ? (row[k] as number) / median(ft.map(measures[k])) : NaN;
   }
   return row;
 });
-console.log(process.argv.includes('--json') ? JSON.stringify(rows) : rows.map((r) => `${r.method}: median ${r.median_s.toFixed(2)} s (${r.all_s.map((s) => s.toFixed(2)).join(', ')}), ${r.ratio_to_ft.toFixed(2)}x FT`
-  + (planted ? `; median step ${r.median_step_ms.toFixed(1)} ms, ${r.step_ratio_to_ft.toFixed(3)}x FT's; ${r.us_per_epoch_image.toFixed(1)} us per epoch-image, ${r.epoch_image_ratio_to_ft.toFixed(3)}x FT's` : '')).join('\n'));
+const fmt = (r: Record<string, unknown>): string => `${r.method}: ` + shown.map((k) => `${k} ${(r[k] as number).toFixed(k.endsWith('_s') ? 2 : 1)} (${(r[`${k}_ratio_to_ft`] as number).toFixed(3)}x FT)`).join(', ');
+console.log(process.argv.includes('--json') ? JSON.stringify(rows) : rows.map(fmt).join('\n'));
