@@ -94,7 +94,8 @@ const times = planted ? plantedTimes(methods, rounds) : runTimes(run, methods, r
 
 // per method: medians over the rounds of the whole defense's seconds, of its main stage's median step,
 // and of its seconds per epoch per image (the main stage's timed steps over the images they trained on);
-// with --planted each in wall and CPU time, and each as a ratio to FT's
+// with --planted each in wall and CPU time; each as a ratio to FT's median, and (paired) as the median
+// over rounds of the ratio to FT's value in the same round, which a shared machine's load disturbs less
 const ft = times.get('ft');
 const perImage = (steps: number[], images: number): number => sum(steps) / images;
 const measures: Record<string, (t: Timing) => number> = {
@@ -109,8 +110,9 @@ const rows = methods.map((m) => {
   for (const k of shown) {
     row[k] = median(t.map(measures[k]));
     row[`${k}_ratio_to_ft`] = ft ? (row[k] as number) / median(ft.map(measures[k])) : NaN;
+    row[`${k}_paired_ratio`] = ft ? median(t.map((x, r) => measures[k](x) / measures[k](ft[r]))) : NaN;
   }
   return row;
 });
-const fmt = (r: Record<string, unknown>): string => `${r.method}: ` + shown.map((k) => `${k} ${(r[k] as number).toFixed(k.endsWith('_s') ? 2 : 1)} (${(r[`${k}_ratio_to_ft`] as number).toFixed(3)}x FT)`).join(', ');
+const fmt = (r: Record<string, unknown>): string => `${r.method}: ` + shown.map((k) => `${k} ${(r[k] as number).toFixed(k.endsWith('_s') ? 2 : 1)} (${(r[`${k}_ratio_to_ft`] as number).toFixed(3)}x FT, paired ${(r[`${k}_paired_ratio`] as number).toFixed(3)})`).join(', ');
 console.log(process.argv.includes('--json') ? JSON.stringify(rows) : rows.map(fmt).join('\n'));
