@@ -1,6 +1,9 @@
 // Per-channel statistics of a layer's output over clean data, accumulated across minibatches: the
-// measurement behind VarDefense (variance) and fine-pruning (mean activation).
-import { noGrad, scope, Tensor } from '../torch/compute';
+// measurement behind VarDefense (variance) and fine-pruning (mean activation). The running state stays
+// in tensors beside the activations; the host reads it only when the statistics are asked for.
+import { keep, noGrad, scope, Tensor } from '../torch/compute';
+
+export type StatsDtype = 'float32' | 'float64';
 
 export interface ChannelStatsOptions {
   /**
@@ -9,19 +12,23 @@ export interface ChannelStatsOptions {
    * momentum trick, as BatchNorm's running statistics).
    */
   momentum: number | null;
+  /** precision of the per-batch reductions and of the running state (default float64) */
+  dtype?: StatsDtype;
 }
 
-/** Activations [N, C, *] as float64 rows [C, N * prod(*)], detached. */
-export function perChannel(x: Tensor): Tensor {
-  return x.detach().transpose(0, 1).reshape(x.size(1), -1).to('float64');
-}
+/** The dimensions of [N, C, *] activations that a per-channel statistic reduces over. */
+export const channelReduceDims = (x: Tensor): number[] => [0, ...Array.from({ length: x.ndim - 2 }, (_, i) => i + 2)];
+
+/** Values per channel in one batch of [N, C, *] activations. */
+export const valuesPerChannel = (x: Tensor): number => x.numel / x.size(1);
 
 /** Accumulates per-channel mean and (population) variance of [N, C, ...] activations. */
 export class ChannelStats {
   private count = 0;
-  private mean: Float64Array | null = null;
+  private channels = 0;
+  private mean: Tensor | null = null;
   /** sum of squared deviations (exact mode) or the running variance (momentum mode) */
-  private m2: Float64Array | null = null;
+  private m2: Tensor | null = null;
 
   constructor(readonly options: ChannelStatsOptions = { momentum: null }) {
     const m = options.momentum;
@@ -30,47 +37,54 @@ export class ChannelStats {
 
   get batches(): number { return this.count; }
 
-  /** Adds one minibatch of activations [N, C, *] (detached; nothing is kept on the graph). */
+  /** Adds one minibatch of activations [N, C, *] (nothing is kept on the graph, nothing read back). */
   update(x: Tensor): void {
-    const [bm, bv, n] = noGrad(() => scope(() => {
-      const flat = perChannel(x);
-      return [flat.mean(1).toArray() as Float64Array, flat.var(1, false).toArray() as Float64Array, flat.size(1)] as const;
-    }));
     const mom = this.options.momentum;
-    if (!this.mean || !this.m2) {
-      this.mean = Float64Array.from(bm);
-      this.m2 = mom === null ? bv.map((v) => v * n) : Float64Array.from(bv);
-      this.count = mom === null ? n : 1;
-      return;
-    }
-    if (bm.length !== this.mean.length) throw new Error(`channel count changed from ${this.mean.length} to ${bm.length}`);
-    if (mom === null) {
-      // Chan et al.: combine two sets' means and sums of squared deviations exactly
-      const na = this.count, nb = n, tot = na + nb;
-      for (let c = 0; c < bm.length; c++) {
-        const d = bm[c] - this.mean[c];
-        this.mean[c] += (d * nb) / tot;
-        this.m2[c] += bv[c] * nb + (d * d * na * nb) / tot;
+    if (this.mean && x.size(1) !== this.channels) throw new Error(`channel count changed from ${this.channels} to ${x.size(1)}`);
+    noGrad(() => scope(() => {
+      const v = x.dtype === (this.options.dtype ?? 'float64') ? x : x.to(this.options.dtype ?? 'float64');
+      const dims = channelReduceDims(v);
+      const bm = v.mean(dims), bv = v.var(dims, false);
+      const n = valuesPerChannel(v);
+      if (!this.mean || !this.m2) {
+        this.channels = x.size(1);
+        this.mean = keep(bm);
+        this.m2 = keep(mom === null ? bv.mul(n) : bv);
+        this.count = mom === null ? n : 1;
+        return;
       }
-      this.count = tot;
-    } else {
-      for (let c = 0; c < bm.length; c++) {
-        this.mean[c] = mom * this.mean[c] + (1 - mom) * bm[c];
-        this.m2[c] = mom * this.m2[c] + (1 - mom) * bv[c];
+      if (mom === null) {
+        // Chan et al.: combine two sets' means and sums of squared deviations exactly
+        const na = this.count, nb = n, tot = na + nb;
+        const d = bm.sub(this.mean);
+        this.mean.add_(d, nb / tot);
+        this.m2.add_(bv, nb).add_(d.square(), (na * nb) / tot);
+        this.count = tot;
+      } else {
+        this.mean.mul_(mom).add_(bm, 1 - mom);
+        this.m2.mul_(mom).add_(bv, 1 - mom);
+        this.count++;
       }
-      this.count++;
-    }
+    }));
   }
 
-  /** Per-channel mean of the activations. */
+  /** Per-channel mean of the activations (one read from the tensors). */
   means(): Float64Array {
     if (!this.mean) throw new Error('ChannelStats: no batch seen yet');
-    return Float64Array.from(this.mean);
+    return Float64Array.from(this.mean.toArray() as Float32Array | Float64Array);
   }
 
-  /** Per-channel population variance of the activations. */
+  /** Per-channel population variance of the activations (one read from the tensors). */
   variances(): Float64Array {
     if (!this.m2) throw new Error('ChannelStats: no batch seen yet');
-    return this.options.momentum === null ? this.m2.map((v) => v / this.count) : Float64Array.from(this.m2);
+    const m2 = Float64Array.from(this.m2.toArray() as Float32Array | Float64Array);
+    return this.options.momentum === null ? m2.map((v) => v / this.count) : m2;
+  }
+
+  /** Frees the running state. */
+  dispose(): void {
+    this.mean?.dispose();
+    this.m2?.dispose();
+    this.mean = this.m2 = null;
   }
 }

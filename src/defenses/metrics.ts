@@ -1,47 +1,57 @@
 // Per-channel neuron scores for selection: output variance (VarDefense), information entropy of binned
 // outputs, mean activation (fine-pruning's), filter weight norm, and seeded random scores (the control
 // that says what any selection of the same size does). Low score = candidate bad neuron.
-import { keep, noGrad, onesLike, scope, Tensor, zeros } from '../torch/compute';
+import { arange, keep, noGrad, ones, scope, Tensor, zeros } from '../torch/compute';
 import { Rng } from '../util/rng';
-import { ChannelStats, perChannel } from './channel-stats';
+import { ChannelStats, channelReduceDims, StatsDtype, valuesPerChannel } from './channel-stats';
 
 export type MetricName = 'variance' | 'entropy' | 'mean' | 'weight' | 'random';
 export const METRIC_NAMES: MetricName[] = ['variance', 'entropy', 'mean', 'weight', 'random'];
 /** metrics that read no data: no measurement pass, no running statistics */
 export const DATA_FREE_METRICS: MetricName[] = ['weight', 'random'];
 
-/** Accumulates one layer's output over minibatches and turns it into per-channel scores. */
-export interface ChannelMetric { update(x: Tensor): void; scores(): Float64Array }
+/** Accumulates one layer's output over minibatches and turns it into per-channel scores (one host read). */
+export interface ChannelMetric { update(x: Tensor): void; scores(): Float64Array; dispose(): void }
 
 /** Binned entropy per channel: bins span each channel's range in the first batch seen (extended by
  * its width on both sides; values outside go to the end bins). momentum null pools the counts of every
- * batch; a number m keeps a running histogram, p <- m * p + (1 - m) * the batch's, as ChannelStats. */
+ * batch; a number m keeps a running histogram, p <- m * p + (1 - m) * the batch's, as ChannelStats.
+ * The binning runs in `dtype` on the activations as laid out; pooled counts are kept in float64 so
+ * that they stay exact integers past 2^24. */
 export class EntropyMetric implements ChannelMetric {
   private counts: Tensor | null = null;
-  private lo: Tensor | null = null;
+  /** each channel's minimum in the first batch: its bins start one span below it */
+  private min: Tensor | null = null;
   private width: Tensor | null = null;
+  /** channel c's first bin in the flattened [C * bins] histogram, shaped to broadcast over [N, C, *] */
+  private offset: Tensor | null = null;
   private seen = 0;
-  constructor(readonly bins = 32, readonly momentum: number | null = null) {
+  constructor(readonly bins = 32, readonly momentum: number | null = null, readonly dtype: StatsDtype = 'float64') {
     if (momentum !== null && !(momentum >= 0 && momentum < 1)) throw new Error(`momentum must be null or in [0, 1), got ${momentum}`);
   }
 
   update(x: Tensor): void {
     noGrad(() => scope(() => {
-      const c = x.size(1);
-      const flat = perChannel(x);
+      const v = x.dtype === this.dtype ? x : x.to(this.dtype);
+      const c = v.size(1), dims = channelReduceDims(v), n = valuesPerChannel(v);
+      const bcast = [1, c, ...Array.from({ length: v.ndim - 2 }, () => 1)];
       if (!this.counts) {
-        const mn = flat.amin(1, true), mx = flat.amax(1, true);
+        const mn = v.amin(dims).reshape(bcast), mx = v.amax(dims).reshape(bcast);
         const span = mx.sub(mn).clamp(1e-12);
-        this.lo = mn.sub(span);
+        this.min = mn;
         this.width = span.mul(3 / this.bins);
-        this.counts = zeros([c, this.bins], { dtype: 'float64' });
-        for (const t of [this.lo, this.width, this.counts]) keep(t);
+        this.offset = arange(0, c * this.bins, this.bins, { dtype: 'int64', device: v.device }).reshape(bcast);
+        this.counts = zeros([c * this.bins], { dtype: 'float64', device: v.device });
+        for (const t of [this.min, this.width, this.offset, this.counts]) keep(t);
       }
-      const bin = flat.sub(this.lo!).div(this.width!).floor().clamp(0, this.bins - 1).long();
-      const batch = zeros([c, this.bins], { dtype: 'float64' }).scatterAdd(1, bin, onesLike(flat));
-      if (this.momentum === null) this.counts!.add_(batch);
-      else if (this.seen === 0) this.counts!.copy_(batch.div(flat.size(1)));
-      else this.counts!.mul_(this.momentum).add_(batch.div(flat.size(1)).mul(1 - this.momentum));
+      if (c * this.bins !== this.counts.numel) throw new Error(`channel count changed from ${this.counts.numel / this.bins} to ${c}`);
+      // (v - (min - span)) / width, as (v - min) / width + span / width: min - span would round to min
+      // in float32 when the span is tiny (a constant channel), and put the constant in the first bin
+      const bin = v.sub(this.min!).div(this.width!).add(this.bins / 3).floor().clamp(0, this.bins - 1).long().add(this.offset!).reshape(-1);
+      const batch = zeros([c * this.bins], { dtype: this.dtype, device: v.device }).scatterAdd(0, bin, ones([bin.numel], { dtype: this.dtype, device: v.device })).to('float64');
+      if (this.momentum === null) this.counts.add_(batch);
+      else if (this.seen === 0) this.counts.copy_(batch.div(n));
+      else this.counts.mul_(this.momentum).add_(batch.div(n), 1 - this.momentum);
       this.seen++;
     }));
   }
@@ -49,25 +59,33 @@ export class EntropyMetric implements ChannelMetric {
   scores(): Float64Array {
     if (!this.counts) throw new Error('entropy: no batch seen yet');
     return noGrad(() => scope(() => {
-      const p = this.counts!.div(this.counts!.sum(1, true));
+      const counts = this.counts!.reshape(-1, this.bins);
+      const p = counts.div(counts.sum(1, true));
       const plogp = p.mul(p.clamp(1e-300).log());
       return plogp.sum(1).neg().toArray() as Float64Array;
     }));
+  }
+
+  dispose(): void {
+    for (const t of [this.min, this.width, this.offset, this.counts]) t?.dispose();
+    this.min = this.width = this.offset = this.counts = null;
   }
 }
 
 export class VarianceMetric implements ChannelMetric {
   readonly stats: ChannelStats;
-  constructor(momentum: number | null) { this.stats = new ChannelStats({ momentum }); }
+  constructor(momentum: number | null, dtype: StatsDtype = 'float64') { this.stats = new ChannelStats({ momentum, dtype }); }
   update(x: Tensor): void { this.stats.update(x); }
   scores(): Float64Array { return this.stats.variances(); }
+  dispose(): void { this.stats.dispose(); }
 }
 
 export class MeanMetric implements ChannelMetric {
   readonly stats: ChannelStats;
-  constructor(momentum: number | null) { this.stats = new ChannelStats({ momentum }); }
+  constructor(momentum: number | null, dtype: StatsDtype = 'float64') { this.stats = new ChannelStats({ momentum, dtype }); }
   update(x: Tensor): void { this.stats.update(x); }
   scores(): Float64Array { return this.stats.means(); }
+  dispose(): void { this.stats.dispose(); }
 }
 
 /** L1 norm of each output channel's weights (data-free): a conv filter, or a BN's gamma (|gamma|). */
@@ -85,11 +103,11 @@ export function randomScores(channels: number, seed: number, layer: number): Flo
   return Float64Array.from({ length: channels }, () => rng.next());
 }
 
-export function makeMetric(name: Exclude<MetricName, 'weight' | 'random'>, momentum: number | null): ChannelMetric {
+export function makeMetric(name: Exclude<MetricName, 'weight' | 'random'>, momentum: number | null, dtype: StatsDtype = 'float64'): ChannelMetric {
   switch (name) {
-    case 'variance': return new VarianceMetric(momentum);
-    case 'mean': return new MeanMetric(momentum);
-    case 'entropy': return new EntropyMetric(32, momentum);
+    case 'variance': return new VarianceMetric(momentum, dtype);
+    case 'mean': return new MeanMetric(momentum, dtype);
+    case 'entropy': return new EntropyMetric(32, momentum, dtype);
     default: throw new Error(`unknown metric '${name as string}' (known: ${METRIC_NAMES.join(', ')})`);
   }
 }

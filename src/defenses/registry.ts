@@ -48,6 +48,8 @@ const varDefenseSchema = z.object({
   penalty: z.enum(['l1', 'group-l2']), penalize: z.enum(['conv+bn', 'bn']), zeroBelow: z.number().min(0),
   lambdaCandidates: z.array(z.number().min(0)).min(1), lambdaTolerance: z.number().min(0).max(1), lambdaTrialEpochs: z.number().int().min(1),
   distill: z.number().min(0), distillTemperature: z.number().positive(),
+  // optional as for the other fine-tuning defenses (absent = 'none'); the distillation teacher runs live on augmented batches
+  augment: publishedFineTuneShape.augment,
 }).strict();
 
 const finePruningSchema = z.object({

@@ -2,11 +2,12 @@
 // data are the backdoor's; fine-tune on the clean split with cross-entropy plus lambda times a norm of
 // the selected neurons' parameters, under a per-layer threshold that rises step by step.
 // Only the defender's clean data is read.
-import { cat, nn, noGrad, scope, Tensor, tensor } from '../torch/compute';
+import { cat, keep, nn, noGrad, scope, Tensor, tensor } from '../torch/compute';
 import { normalize } from '../train/loop';
 import { accuracyOn, DefenseData, DefenseHooks, distillLoss, disposeState, fineTune, FineTuneOptions, logitsOn, restore, snapshot, zeroChannels } from './common';
 import { ChannelMetric, DATA_FREE_METRICS, makeMetric, MetricName, randomScores, weightScores } from './metrics';
 import { ConvUnit, lastUnits, lowestChannels, lowestChannelsNetworkWise, thresholdAt } from './selection';
+import { withState } from './sau';
 
 export interface VarDefenseOptions extends FineTuneOptions {
   /** the last L conv layers are purified (paper Figure 5) */
@@ -117,10 +118,15 @@ function quantiles(x: ArrayLike<number>): number[] {
   return [0, 0.1, 0.25, 0.5, 0.75, 0.9, 1].map((q) => s[Math.min(s.length - 1, Math.round(q * (s.length - 1)))]);
 }
 
-export function penaltyOf(unit: ConvUnit, channels: number[], o: Pick<VarDefenseOptions, 'penalize' | 'penalty'>): Tensor | null {
+/** The channels as an index tensor (int64) on the device of `like`. */
+export const channelIndex = (channels: number[], like: Tensor): Tensor =>
+  tensor(Float64Array.from(channels), [channels.length]).toDevice(like.device, 'int64');
+
+/** The penalty on the selected channels' parameters; `index` is channelIndex(channels), when already built. */
+export function penaltyOf(unit: ConvUnit, channels: number[], o: Pick<VarDefenseOptions, 'penalize' | 'penalty'>, index?: Tensor): Tensor | null {
   if (channels.length === 0) return null;
   return scope(() => {
-    const idx = tensor(Float64Array.from(channels), [channels.length]).long();
+    const idx = index ?? channelIndex(channels, unit.conv.weight);
     const parts: Tensor[] = [];
     if (o.penalize === 'conv+bn' || !unit.bn) parts.push(unit.conv.weight.indexSelect(0, idx).flatten(1));
     if (unit.bn) parts.push(unit.bn.weight.indexSelect(0, idx).unsqueeze(1), unit.bn.bias.indexSelect(0, idx).unsqueeze(1));
@@ -146,17 +152,29 @@ export function measuredOutput(u: ConvUnit, measureAt: VarDefenseOptions['measur
   return { module: measureAt === 'conv' ? u.conv : (u.bn ?? u.conv), relu: measureAt === 'bn-relu' };
 }
 
+/**
+ * The distillation targets: the original model's logits for every training image (batches as stored),
+ * or, when batches are augmented, the original weights, run live on each augmented batch.
+ */
+type Teacher = { logits: Tensor } | { state: Map<string, Tensor> };
+
 /** One purification at a fixed lambda; returns the per-layer record. */
-function purify(model: nn.Module, data: DefenseData, o: VarDefenseOptions, lambda: number, teacher: Tensor | null, h: DefenseHooks, stage: string) {
+function purify(model: nn.Module, data: DefenseData, o: VarDefenseOptions, lambda: number, teacher: Teacher | null, h: DefenseHooks, stage: string) {
   const units = lastUnits(model, o.layers);
   const source = o.statsSource ?? 'training';
   const dataFree = DATA_FREE_METRICS.includes(o.metric);
   const metrics = new Map<ConvUnit, ChannelMetric>();
+  // the live teacher's forward pass is not the model's: the statistics skip it
+  let teacherPass = false;
+  // float32 statistics that stay beside the activations: read once per threshold update
   let hooks = dataFree ? [] : units.map((u) => {
-    const m = makeMetric(o.metric as Exclude<MetricName, 'weight' | 'random'>, o.statsMomentum);
+    const m = makeMetric(o.metric as Exclude<MetricName, 'weight' | 'random'>, o.statsMomentum, 'float32');
     metrics.set(u, m);
     const at = measuredOutput(u, o.measureAt);
-    return at.module.registerForwardHook((_mod, _in, out) => { if (at.relu) noGrad(() => scope(() => m.update(out.relu()))); else m.update(out); });
+    return at.module.registerForwardHook((_mod, _in, out) => {
+      if (teacherPass) return;
+      if (at.relu) noGrad(() => scope(() => m.update(out.relu()))); else m.update(out);
+    });
   });
   // random: drawn once per purification from the fine-tune's seed, fixed, so the selection grows nested
   const random = o.metric === 'random' ? units.map((u, i) => randomScores(u.conv.outChannels, o.seed, i)) : null;
@@ -190,29 +208,54 @@ function purify(model: nn.Module, data: DefenseData, o: VarDefenseOptions, lambd
   const thresholds: number[] = [];
   const thresholdValues: number[][] = units.map(() => []);
   let selection: number[][] = units.map(() => []);
-  fineTune(model, data.train, data.norm, o, {
-    ...h, stage,
-    beforeStep: (s) => {
-      if (o.thresholdStep === 'epoch' && s.batch !== 0) return;
-      const f = thresholdAt(o.thresholdStep === 'epoch' ? s.epoch : s.step, steps, o.startFraction, o.maxFraction);
-      const sc = scores();
-      selection = o.scope === 'layer-wise' ? sc.map((x) => lowestChannels(x, f)) : lowestChannelsNetworkWise(sc, f);
-      thresholds.push(f);
-      selection.forEach((sel, i) => thresholdValues[i].push(sel.length ? Math.max(...sel.map((c) => sc[i][c])) : NaN));
-    },
-    extraLoss: (_x, _y, logits, b) => {
-      let total: Tensor | null = null;
-      for (let i = 0; i < units.length; i++) {
-        const p = penaltyOf(units[i], selection[i], o);
-        if (p) total = total ? total.add(p) : p;
-      }
-      if (total) total = total.mul(lambda);
-      if (!teacher || o.distill === 0) return total;
-      const d = distillLoss(logits, teacher.indexSelect(0, b.idx), o.distillTemperature).mul(o.distill);
-      return total ? total.add(d) : d;
-    },
-  });
-  for (const hk of hooks) hk.remove();
+  // the selection's index tensors, built once per threshold update (none at lambda 0: no penalty)
+  let selectionIndex: (Tensor | null)[] = units.map(() => null);
+  const disposeIndex = (): void => { for (const t of selectionIndex) t?.dispose(); };
+  const liveTeacher = teacher && 'state' in teacher ? teacher.state : null;
+  let teacherLogits: Tensor | null = null;
+  try {
+    fineTune(model, data.train, data.norm, o, {
+      ...h, stage,
+      beforeStep: (s) => {
+        if (o.thresholdStep === 'epoch' && s.batch !== 0) return;
+        const f = thresholdAt(o.thresholdStep === 'epoch' ? s.epoch : s.step, steps, o.startFraction, o.maxFraction);
+        const sc = scores();
+        selection = o.scope === 'layer-wise' ? sc.map((x) => lowestChannels(x, f)) : lowestChannelsNetworkWise(sc, f);
+        thresholds.push(f);
+        selection.forEach((sel, i) => thresholdValues[i].push(sel.length ? Math.max(...sel.map((c) => sc[i][c])) : NaN));
+        disposeIndex();
+        selectionIndex = units.map((u, i) => (lambda !== 0 && selection[i].length ? keep(scope(() => channelIndex(selection[i], u.conv.weight))) : null));
+      },
+      prepare: liveTeacher && o.distill > 0 ? (images, labels) => {
+        const x = normalize(images, data.norm);
+        // the original model's logits for this augmented batch, in eval mode, before the student's graph
+        teacherLogits = withState(model, liveTeacher, () => {
+          teacherPass = true;
+          model.eval();
+          try { return noGrad(() => model.call(x)); } finally { teacherPass = false; model.train(); }
+        });
+        return [x, labels];
+      } : undefined,
+      extraLoss: (_x, _y, logits, b) => {
+        let total: Tensor | null = null;
+        if (lambda !== 0) {
+          for (let i = 0; i < units.length; i++) {
+            const p = penaltyOf(units[i], selection[i], o, selectionIndex[i] ?? undefined);
+            if (p) total = total ? total.add(p) : p;
+          }
+          if (total) total = total.mul(lambda);
+        }
+        if (!teacher || o.distill === 0) return total;
+        const target = 'logits' in teacher ? teacher.logits.indexSelect(0, b.idx) : teacherLogits!;
+        teacherLogits = null;
+        const d = distillLoss(logits, target, o.distillTemperature).mul(o.distill);
+        return total ? total.add(d) : d;
+      },
+    });
+  } finally {
+    for (const hk of hooks) hk.remove();
+    disposeIndex();
+  }
 
   const zeroed: Record<string, number[]> = {};
   if (o.zeroBelow > 0) {
@@ -228,6 +271,7 @@ function purify(model: nn.Module, data: DefenseData, o: VarDefenseOptions, lambd
     name: u.name, channels: u.conv.outChannels, selected: selection[i], scoresBefore: Array.from(before[i]),
     scoresAfter: Array.from(after[i]), distribution: quantiles(before[i]), thresholdValues: thresholdValues[i],
   }));
+  for (const m of metrics.values()) m.dispose();
   return { layers: units.map((u) => u.name), thresholds, perLayer, zeroed };
 }
 
@@ -255,7 +299,9 @@ export function varDefense(model: nn.Module, data: DefenseData, o: VarDefenseOpt
   const candidates = [...o.lambdaCandidates].sort((a, b) => a - b);
   let lambda = o.lambda === 'auto' ? candidates[0] : o.lambda;
   let lambdaRule: VarDefenseReport['lambdaRule'] = o.lambda === 'auto' ? 'none within tolerance: the smallest candidate' : 'given';
-  const teacher = o.distill > 0 ? logitsOn(model, data.train, data.norm) : null;
+  // augmented batches are new images each time: the original model then runs live on each one
+  const teacher: Teacher | null = o.distill === 0 ? null
+    : (o.augment ?? 'none') === 'none' ? { logits: logitsOn(model, data.train, data.norm) } : { state: snapshot(model) };
   const lambdaTrials: { lambda: number; valAcc: number }[] = [];
   if (o.lambda === 'auto') {
     // the reference is the same short fine-tune without the penalty: fine-tuning on a small clean set
@@ -279,7 +325,7 @@ export function varDefense(model: nn.Module, data: DefenseData, o: VarDefenseOpt
     disposeState(original);
   }
   const r = purify(model, data, o, lambda, teacher, h, 'purify');
-  teacher?.dispose();
+  if (teacher) { if ('logits' in teacher) teacher.logits.dispose(); else disposeState(teacher.state); }
   return {
     method: 'vardefense', options: o, lambda, lambdaRule, lambdaTrials, ...r,
     valAccBefore, valAccAfter: accuracyOn(model, data.val, data.norm), seconds: (performance.now() - t0) / 1000,

@@ -7,6 +7,7 @@ import { optim, scope, Tensor, tensor } from '../../src/torch';
 import { normalize } from '../../src/train/loop';
 import { augmentBatch, augmentRng, fineTune, FineTuneOptions, snapshot } from '../../src/defenses/common';
 import { nad, NadOptions } from '../../src/defenses/nad';
+import { varDefense, VarDefenseOptions } from '../../src/defenses/vardefense';
 import { defenseMethod, resolveOptions } from '../../src/defenses/registry';
 import { withoutTestSet } from '../../src/data/datasets';
 import { Rng } from '../../src/util/rng';
@@ -112,7 +113,6 @@ test('nad:published is the published schedule; under augmentation the live teach
   assert.equal((resolveOptions(defenseMethod('nad'), 'default') as Record<string, unknown>).augment, undefined, 'the default preset is unchanged');
   assert.equal(resolveOptions(defenseMethod('ft'), 'published').augment, 'crop');
   assert.equal(resolveOptions(defenseMethod('fine-pruning'), 'published').augment, 'crop');
-  assert.throws(() => resolveOptions(defenseMethod('vardefense'), 'default', { augment: 'crop' }), /unknown option/);
   // the live teacher's pass leaves the student exactly as plain fine-tuning would (weights swapped back
   // bit for bit, running statistics untouched, train mode restored): with betas 0 the two coincide
   const q: NadOptions = { ...pub, epochs: 2, teacherEpochs: 1, lr: 0.01, batchSize: 32 };
@@ -127,4 +127,42 @@ test('nad:published is the published schedule; under augmentation the live teach
   planted();
   withoutTestSet(() => nad(p.model, p.data, q));
   assert.ok([...plain].some(([k, t]) => scope(() => t.sub(p.model.stateDict().get(k)!).abs().amax().item()) > 1e-4), 'the attention term acts');
+});
+
+test('vardefense takes augment: absent from its presets, and the fine-tune then trains on the augmented batches', () => {
+  const vd = defenseMethod('vardefense');
+  for (const preset of Object.keys(vd.presets)) assert.ok(!('augment' in resolveOptions(vd, preset)), `${preset}: resolved options unchanged`);
+  assert.equal(resolveOptions(vd, 'default', { augment: 'crop-flip' }).augment, 'crop-flip');
+  assert.throws(() => resolveOptions(vd, 'default', { augment: 'rotate' }), /vardefense: option 'augment' must be one of 'none', 'crop', 'crop-flip', got 'rotate'/);
+  // the model's train-mode inputs (the measurement pass and the live teacher run in eval mode)
+  const o = (augment: string, distill: number): VarDefenseOptions =>
+    resolveOptions(vd, 'default', { augment, distill, epochs: 2, batchSize: 64, seed: 5 }) as unknown as VarDefenseOptions;
+  const run = (opts: VarDefenseOptions): { inputs: number[][]; state: Map<string, Tensor> } => {
+    const p = planted();
+    const inputs: number[][] = [];
+    const hook = p.model.registerForwardHook((m, x) => { if (m.training) inputs.push(x.toList()); });
+    try { withoutTestSet(() => varDefense(p.model, p.data, opts)); } finally { hook.remove(); }
+    return { inputs, state: snapshot(p.model) };
+  };
+  const p = planted();
+  const n = p.data.train.labels.numel, batches = Math.ceil(n / 64);
+  const expected: number[][] = [];
+  for (let epoch = 0; epoch < 2; epoch++) {
+    const perm = new Rng(5 * 1009 + epoch).permutation(n);
+    for (let b = 0; b < batches; b++) {
+      scope(() => {
+        const idx = tensor(Array.from(perm.slice(b * 64, Math.min(n, (b + 1) * 64))), [Math.min(n, (b + 1) * 64) - b * 64]).long();
+        expected.push(normalize(augmentBatch(p.data.train.images.indexSelect(0, idx), 'crop-flip', augmentRng(5, epoch, b)), PLANTED_NORM).toList());
+      });
+    }
+  }
+  const aug = run(o('crop-flip', 0));
+  assert.equal(aug.inputs.length, expected.length);
+  aug.inputs.forEach((x, i) => assert.ok(x.every((v, j) => Math.abs(v - expected[i][j]) < 1e-5), `batch ${i} is the augmented one`));
+  const none = run(o('none', 0));
+  assert.notDeepEqual(none.inputs, aug.inputs);
+  // with distillation the original model runs live on each augmented batch: another model than without augmentation
+  const distilled = run(o('crop-flip', 1)), plain = run(o('none', 1));
+  assert.equal(distilled.inputs.length, expected.length, 'the teacher passes are not training passes');
+  assert.ok([...distilled.state].some(([k, t]) => scope(() => t.sub(plain.state.get(k)!).abs().amax().item()) > 1e-4), 'augmented distillation trains another model');
 });

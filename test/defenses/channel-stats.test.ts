@@ -35,3 +35,19 @@ test('momentum mode follows stat <- m * stat + (1 - m) * batch stat', () => {
   assert.throws(() => new ChannelStats({ momentum: 1 }), /momentum must be null or in \[0, 1\)/);
   assert.throws(() => s.update(T.zeros([1, 3, 1, 1])), /channel count changed from 2 to 3/);
 });
+
+test('float32 statistics follow the float64 ones to float32 precision, in both modes', () => {
+  T.manualSeed(2);
+  const batches = [T.randn([16, 4, 5, 5]).mul(3).add(2), T.randn([16, 4, 5, 5]), T.randn([9, 4, 5, 5]).mul(0.1).sub(1)];
+  for (const momentum of [null, 0.9]) {
+    const s32 = new ChannelStats({ momentum, dtype: 'float32' }), s64 = new ChannelStats({ momentum, dtype: 'float64' });
+    for (const b of batches) { s32.update(b); s64.update(b); }
+    for (let c = 0; c < 4; c++) {
+      for (const [a, b] of [[s32.means()[c], s64.means()[c]], [s32.variances()[c], s64.variances()[c]]]) {
+        assert.ok(Math.abs(a - b) <= 1e-5 * Math.max(1, Math.abs(b)), `momentum ${momentum}, channel ${c}: ${a} vs ${b}`);
+      }
+    }
+    // and a second read gives the same numbers (reading does not move the state)
+    assert.deepEqual(Array.from(s32.variances()), Array.from(s32.variances()));
+  }
+});
