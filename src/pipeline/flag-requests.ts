@@ -57,8 +57,8 @@ export function attackOfFlags(f: Partial<AttackFlags> & UserFileFlags, dataset: 
     return imageTriggerAttack({ image: f.triggerImage, mask: f.triggerMask, alpha, target: f.target, allToAll: f.allToAll }, dataset, (p) => names[p] ?? p);
   } catch (e) {
     const msg = (e as Error).message;
-    // the mask first: its path may extend the image's
-    const flag = [...files].sort((a, b) => b[0].length - a[0].length).find(([file]) => msg.startsWith(file));
+    // the longer path first: one may extend the other
+    const flag = [...files].sort((a, b) => b[0].length - a[0].length).find(([file]) => msg.includes(file));
     throw flag ? new Error(`${flag[1]}: ${msg}`) : e;
   }
 }
