@@ -1,45 +1,12 @@
-// `vardefense defend`: flags -> a defend request (a training run of ours, or weights with their
-// architecture and clean images drawn from the dataset), then the table or JSON of the outcomes.
-import { AttackSpec } from '../attacks/poison';
-import { DatasetName } from '../data/datasets';
+// `vardefense defend`: flags -> a defend request (src/pipeline/flag-requests.ts: a training run of ours,
+// or weights with their architecture, clean images and trigger), then the table or JSON of the outcomes.
 import { defenseLabel } from '../defenses/registry';
-import { ModelName } from '../models';
-import { AttackFlags, flagOf } from '../pipeline/attack-spec';
 import { CleanDataError } from '../pipeline/clean-data';
-import { defend, DefendOutcome, DefendRequest, overridesOf } from '../pipeline/defend';
-import { checkedAttack } from './options';
+import { defend, DefendOutcome } from '../pipeline/defend';
+import { DefendFlags, defendRequest, Given } from '../pipeline/flag-requests';
 import { pct } from './report';
 
-export interface DefendFlags extends Partial<AttackFlags> {
-  run?: string; weights?: string; model?: ModelName; width?: number; dataset?: DatasetName; cleanSize?: number; cleanSeed?: number;
-  method: string; set: string[]; lambda?: string; out?: string; valFraction: number; seed?: number; dataDir?: string;
-  force: boolean; json: boolean;
-}
-
-/** Flags that describe the model, its data and trigger without a run; with --run they come from its config.json. */
-const MODEL_FLAGS: (keyof DefendFlags)[] = ['model', 'width', 'dataset', 'cleanSize', 'cleanSeed', 'attack', 'triggerSize', 'pattern', 'position', 'offset',
-  'alpha', 'poisonRatio', 'target', 'allToAll', 'attackSeed', 'sigDelta', 'sigFreq', 'wanetK', 'wanetS', 'wanetGridRescale', 'wanetCrossRatio'];
-
-/**
- * The request the flags describe; `given` says whether the user typed a flag (not its default), so that a
- * flag --run would silently ignore is refused.
- */
-export function defendRequest(f: DefendFlags, given: (key: keyof DefendFlags) => boolean = (k) => f[k] !== undefined): DefendRequest {
-  const common = { methods: f.method, overrides: overridesOf(f.set, { seed: f.seed, lambda: f.lambda }), valFraction: f.valFraction, dataDir: f.dataDir, force: f.force };
-  if (f.run) {
-    const clash = MODEL_FLAGS.find((k) => given(k));
-    if (clash) throw new Error(`${flagOf(clash)}: the model, its data and attack come from --run ${f.run} (its config.json); drop ${flagOf(clash)} or --run`);
-    return { ...common, run: f.run, weights: f.weights, out: f.out };
-  }
-  const missing = ([['weights', '--weights <file.pt|file.safetensors>'], ['model', '--model <arch>'], ['dataset', '--dataset <name>'],
-    ['cleanSize', '--clean-size <n>'], ['out', '--out <dir>']] as [keyof DefendFlags, string][]).filter(([k]) => f[k] === undefined).map(([, flag]) => flag);
-  if (missing.length) throw new Error(`give --run <dir>, or the model and its clean data: missing ${missing.join(', ')}`);
-  const attack: AttackSpec | null = f.attack ? checkedAttack(f as AttackFlags, f.dataset!) : null;
-  return {
-    ...common, model: { model: f.model!, width: f.model === 'small-cnn' ? undefined : f.width, dataset: f.dataset!, weights: f.weights! },
-    clean: { kind: 'split', dataset: f.dataset!, size: f.cleanSize!, seed: f.cleanSeed ?? 1 }, attack, out: f.out!, holdOutSeed: f.cleanSeed ?? 1,
-  };
-}
+export type { DefendFlags } from '../pipeline/flag-requests';
 
 export function outcomeTable(rows: DefendOutcome[]): string {
   const ft = rows.find((r) => r.method === 'ft');
@@ -54,7 +21,7 @@ export function outcomeTable(rows: DefendOutcome[]): string {
 
 const CLEAN_FLAGS = { size: '--clean-size', seed: '--clean-seed', indices: '--run' };
 
-export function runDefend(f: DefendFlags, given?: (key: keyof DefendFlags) => boolean): void {
+export function runDefend(f: DefendFlags, given?: Given): void {
   const request = defendRequest(f, given);
   let rows: DefendOutcome[];
   try {

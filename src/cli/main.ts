@@ -11,7 +11,7 @@ import { runExperimentCommand, runWorkerCommand } from './experiment';
 import { runSummary } from './summary';
 import { MODEL_NAMES } from '../models';
 import { DEFENSE_NAMES } from '../defenses/registry';
-import { addAttackOptions, addDataOptions, addModelOptions, fraction, int, num } from './options';
+import { addAttackOptions, addDataOptions, addModelOptions, addUserFileOptions, fraction, int, num } from './options';
 import { runPreview } from './preview';
 import { runTrain } from './train';
 import { DATASET_NAMES, DatasetName } from '../data/datasets';
@@ -45,7 +45,8 @@ evalCmd.option('--run <dir>', 'a training run directory (dataset, model and atta
 addDataOptions(evalCmd);
 addModelOptions(evalCmd);
 addAttackOptions(evalCmd);
-evalCmd.option('--json', 'print JSON', false).action((o) => runEval(o));
+addUserFileOptions(evalCmd, 'evaluate on these labelled images instead of the test split');
+evalCmd.option('--json', 'print JSON', false).action((o, cmd: Command) => runEval(o, (key) => cmd.getOptionValueSource(key) === 'cli'));
 
 const previewCmd = program.command('preview').description('write a PNG grid of clean test images (top) and their triggered versions (bottom)');
 addDataOptions(previewCmd);
@@ -74,7 +75,7 @@ program.command('download')
   });
 
 const defendCmd = program.command('defend')
-  .description('purify a backdoored model with one or more defenses (each on a fresh copy; clean data only): a training run of ours, or --weights with --model, --dataset and --clean-size')
+  .description('purify a backdoored model with one or more defenses (each on a fresh copy; clean data only): a training run of ours, or --weights with --model, --dataset and --clean-size or --clean')
   .option('--run <dir>', 'the training run of the backdoored model (its clean split is the defender\'s data)')
   .option('--weights <file>', 'the weights to purify (safetensors or torch.save state dict); with --run: other weights with the run\'s config and clean split')
   .addOption(new Option('--model <name>', 'architecture of --weights (without --run)').choices([...MODEL_NAMES]))
@@ -82,6 +83,7 @@ const defendCmd = program.command('defend')
   .addOption(new Option('--dataset <name>', 'the dataset --weights classifies (without --run)').choices([...DATASET_NAMES]))
   .option('--clean-size <n>', 'clean images drawn from the dataset\'s training split, stratified by class (without --run)', int('--clean-size', 1))
   .option('--clean-seed <n>', 'seed of that draw and of the train/validation hold-out (without --run)', int('--clean-seed'), 1);
+addUserFileOptions(defendCmd, 'your own clean images instead of --clean-size (without --run)');
 addAttackOptions(defendCmd, 'none');
 defendCmd
   .option('--method <list>', `defenses as name[:preset], comma-separated (${DEFENSE_NAMES.join(', ')})`, 'vardefense')

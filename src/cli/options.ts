@@ -52,7 +52,7 @@ export function addAttackOptions(c: Command, defaultAttack: AttackFlags['attack'
     .addOption(new Option('--pattern <p>', 'patch pattern').choices(['white', 'checkerboard', 'random']).default('white'))
     .addOption(new Option('--position <p>', 'patch position').choices(['fixed', 'random']).default('fixed'))
     .option('--offset <dx,dy>', 'fixed patch offset from the bottom-right corner', '0,0')
-    .option('--alpha <a>', 'blend ratio of the noise trigger', num('--alpha', 0, 1), 0.2)
+    .option('--alpha <a>', 'blend ratio of the noise trigger (with --trigger-image: its opacity, default 1)', num('--alpha', 0, 1), 0.2)
     .option('--sig-delta <d>', 'SIG amplitude in pixel levels (0..255)', positive('--sig-delta', 255), SIG_DEFAULTS.delta)
     .option('--sig-freq <f>', 'SIG periods across the image width', positive('--sig-freq'), SIG_DEFAULTS.freq)
     .option('--wanet-k <k>', 'WaNet control grid side', int('--wanet-k', 2), WANET_DEFAULTS.k)
@@ -63,6 +63,14 @@ export function addAttackOptions(c: Command, defaultAttack: AttackFlags['attack'
     .option('--target <c>', 'all-to-one target class', int('--target'), 0)
     .option('--all-to-all', 'relabel y -> y+1 mod C instead of all-to-one', false)
     .option('--attack-seed <n>', 'seed of the trigger pattern or WaNet field, poisoned indices, positions and WaNet noise', int('--attack-seed'), 1);
+}
+
+/** The defender's own files: clean images (`cleanHelp` says what they are for) and a trigger image. */
+export function addUserFileOptions(c: Command, cleanHelp: string): Command {
+  return c
+    .option('--clean <path>', `${cleanHelp}: a folder of class subfolders of PNG/JPEG images (torchvision ImageFolder layout) or a .npz with x (uint8 N,H,W[,C]) and y`)
+    .option('--trigger-image <png>', 'the trigger as an image of the dataset\'s size (PNG/JPEG; instead of --attack): ASR is measured with it')
+    .option('--trigger-mask <png>', 'which pixels of --trigger-image are the trigger: those not black (default: its alpha channel, else all)');
 }
 
 function positive(name: string, max = Infinity) {

@@ -9,8 +9,8 @@ export type CleanSource =
   | { kind: 'run'; dataset: DatasetName; indices: number[] }
   /** `size` images of the dataset's training split, drawn seeded and stratified by class */
   | { kind: 'split'; dataset: DatasetName; size: number; seed: number }
-  /** images the caller loaded (uint8 [N, C, H, W], int64 labels) */
-  | { kind: 'images'; set: ImageSet };
+  /** images the caller loaded (uint8 [N, C, H, W], int64 labels); `path`: where from, for the report */
+  | { kind: 'images'; set: ImageSet; path?: string };
 
 /** A clean-data problem, with the field of the source it concerns (the CLI names its flag). */
 export class CleanDataError extends Error {

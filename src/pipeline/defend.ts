@@ -26,7 +26,7 @@ export interface DefendTarget { model: string; width?: number; dataset: string; 
 export interface DefendOutcome {
   method: string; preset: string; dir: string;
   /** what was purified: the training run, its weights and config; or the weights, their target and the clean data's source */
-  source: { run?: string; weights: string; config?: TrainConfig; target?: DefendTarget; clean?: { kind: string; size: number; seed?: number } };
+  source: { run?: string; weights: string; config?: TrainConfig; target?: DefendTarget; clean?: CleanRecord };
   before: Metrics; after: Metrics; report: DefenseReport;
   /** libtorch's intra-op threads: the numbers are reproducible with the same count and kernels */
   threads?: number;
@@ -35,6 +35,12 @@ export interface DefendOutcome {
   /** sha256 of everything that determines the result: weights, clean and test data, config, options */
   inputDigest?: string;
 }
+
+/**
+ * The clean data of a model request: a draw's size and seed, or images of the caller's (`path` where
+ * they came from, `sha256` of their pixels and labels as the input digest takes them).
+ */
+export interface CleanRecord { kind: string; size: number; seed?: number; path?: string; sha256?: string }
 
 /** How the defenses report their stages and the pipeline its decisions (default: progress bars / lines on stderr). */
 export interface DefendHooks {
@@ -108,7 +114,9 @@ function planOf(r: DefendRequest): Plan {
   const target: DefendTarget = { model: r.model.model, width: r.model.width, dataset: r.model.dataset, attack };
   const holdOutSeed = r.holdOutSeed ?? 1;
   const c = r.clean;
-  const clean = c.kind === 'split' ? { kind: c.kind, size: c.size, seed: c.seed } : { kind: c.kind, size: c.kind === 'run' ? c.indices.length : c.set.labels.numel };
+  const clean: CleanRecord = c.kind === 'split' ? { kind: c.kind, size: c.size, seed: c.seed }
+    : c.kind === 'run' ? { kind: c.kind, size: c.indices.length }
+    : { kind: c.kind, size: c.set.labels.numel, ...(c.path === undefined ? {} : { path: path.resolve(c.path) }), sha256: setDigest(c.set) };
   return {
     target: r.model, attack, clean: r.clean, holdOutSeed, out: r.out, identity: { target, holdOutSeed },
     source: { weights: path.resolve(r.model.weights), target, clean }, metadata: JSON.stringify(target),

@@ -1,7 +1,7 @@
 // ACC on a dataset's test split, and with a trigger ASR, RA and the clean->target floor.
 import { nn } from '../torch';
 import { AttackSpec } from '../attacks/poison';
-import { datasetInfo, DatasetName, loadImageSet } from '../data/datasets';
+import { datasetInfo, DatasetName, ImageSet, loadImageSet } from '../data/datasets';
 import { evaluateModel, Metrics } from '../train/metrics';
 import { loadModel, ModelSource } from './model';
 
@@ -18,10 +18,11 @@ export function evaluate(model: nn.Module, dataset: DatasetName, attack: AttackS
   }
 }
 
-/** Loads the weights and evaluates them. */
-export function evaluateTarget(t: ModelSource & { attack?: AttackSpec | null }, dataDir?: string): Metrics {
+/** Loads the weights and evaluates them on the dataset's test split, or on `test` (images of the dataset's shape; the caller keeps them). */
+export function evaluateTarget(t: ModelSource & { attack?: AttackSpec | null; test?: ImageSet }, dataDir?: string): Metrics {
   const model = loadModel(t);
   try {
+    if (t.test) return evaluateModel(model, t.test, datasetInfo(t.dataset), t.attack ?? null);
     return evaluate(model, t.dataset, t.attack ?? null, dataDir);
   } finally {
     model.dispose();

@@ -2,7 +2,7 @@
 // mapping of defend flags to a request, with errors naming the flag.
 import { test } from 'node:test';
 import * as assert from 'assert/strict';
-import { defendRequest, DefendFlags } from '../../src/cli/defend';
+import { defendRequest, DefendFlags } from '../../src/pipeline/flag-requests';
 import { stratifiedDraw } from '../../src/pipeline/clean-data';
 import { Rng } from '../../src/util/rng';
 
@@ -40,7 +40,7 @@ test('defend flags: a model without a run, or a run; errors name the flag', () =
   assert.equal(r.attack?.target, 0);
   const plain = defendRequest({ ...flags, weights: 'm.pt', model: 'small-cnn', dataset: 'mnist', cleanSize: 300, out: 'o' }, typed());
   assert.ok('model' in plain && plain.attack === null && plain.model.width === undefined);
-  assert.throws(() => defendRequest({ ...flags, weights: 'm.pt', model: 'small-cnn', out: 'o' }, typed()), /missing --dataset <name>, --clean-size <n>$/);
+  assert.throws(() => defendRequest({ ...flags, weights: 'm.pt', model: 'small-cnn', out: 'o' }, typed()), /missing --dataset <name>, --clean <path> or --clean-size <n>$/);
   assert.throws(() => defendRequest({ ...flags, weights: 'm.pt', model: 'small-cnn', dataset: 'mnist', cleanSize: 9, out: 'o', attack: 'patch', target: 10 }, typed()), /--target: must be a class of mnist/);
   assert.deepEqual(defendRequest({ ...flags, run: 'r' }, typed()), { methods: 'ft', overrides: {}, valFraction: 0.1, dataDir: undefined, force: false, run: 'r', weights: undefined, out: undefined });
   assert.throws(() => defendRequest({ ...flags, run: 'r', cleanSize: 9 }, typed('cleanSize')), /^Error: --clean-size: the model, its data and attack come from --run r/);

@@ -1,0 +1,122 @@
+// Flags (the command line's, as parsed) -> what `defend` and `eval` run on: a training run of ours, or
+// weights with their architecture, clean data (drawn from the dataset's training split, or the
+// defender's own images) and the trigger (built-in flags, or a trigger image). Errors name the flags.
+import * as path from 'path';
+import { AttackSpec } from '../attacks/poison';
+import { DatasetName } from '../data/datasets';
+import { ModelName } from '../models';
+import { assertFile } from '../util/paths';
+import { AttackFlags, attackFlagIssues, attackFromFlags, flagOf } from './attack-spec';
+import { CleanSource } from './clean-data';
+import { DefendRequest, overridesOf } from './defend';
+import { ModelSource } from './model';
+import { runTarget } from './run-dir';
+import { imageTriggerAttack, userCleanSource } from './user-inputs';
+
+/** The defender's own files: clean images (ImageFolder folder or .npz), a trigger image and its mask. */
+export interface UserFileFlags { clean?: string; triggerImage?: string; triggerMask?: string }
+
+export interface DefendFlags extends Partial<AttackFlags>, UserFileFlags {
+  run?: string; weights?: string; model?: ModelName; width?: number; dataset?: DatasetName; cleanSize?: number; cleanSeed?: number;
+  method: string; set: string[]; lambda?: string; out?: string; valFraction: number; seed?: number; dataDir?: string;
+  force: boolean; json: boolean;
+}
+
+export interface EvalFlags extends AttackFlags, UserFileFlags {
+  run?: string; weights?: string; dataset: DatasetName; dataDir?: string; model: ModelName; width: number; json: boolean;
+}
+
+/** Whether the user gave a flag (not its default): a flag that would be ignored is refused. */
+export type Given = (key: string) => boolean;
+const typedOf = (f: object): Given => (k) => (f as Record<string, unknown>)[k] !== undefined;
+
+const USER_FILES: (keyof UserFileFlags)[] = ['clean', 'triggerImage', 'triggerMask'];
+
+/** Flags of a built-in trigger and of how it was planted: nothing to do with a trigger image. */
+const BUILT_IN_TRIGGER: (keyof AttackFlags)[] = ['triggerSize', 'pattern', 'position', 'offset', 'sigDelta', 'sigFreq', 'wanetK', 'wanetS',
+  'wanetGridRescale', 'wanetCrossRatio', 'poisonRatio', 'attackSeed'];
+
+/** The trigger ASR is measured with: --trigger-image [--trigger-mask] [--alpha], the built-in --attack flags, or none. */
+export function attackOfFlags(f: Partial<AttackFlags> & UserFileFlags, dataset: DatasetName, given: Given = typedOf(f)): AttackSpec | null {
+  if (f.triggerImage === undefined) {
+    if (f.triggerMask !== undefined) throw new Error('--trigger-mask: give the trigger itself with --trigger-image <png> too');
+    if (!f.attack) return null;
+    const a = attackFromFlags(f as AttackFlags);
+    const issues = attackFlagIssues(a, dataset);
+    if (issues) throw new Error(issues);
+    return a;
+  }
+  if (f.attack && f.attack !== 'none' && given('attack')) throw new Error(`--attack ${f.attack} and --trigger-image both describe the trigger: give one of them`);
+  const clash = BUILT_IN_TRIGGER.find((k) => given(k));
+  if (clash) throw new Error(`${flagOf(clash)}: describes a built-in trigger or its poisoning; with --trigger-image the image is the trigger (drop one of them)`);
+  const alpha = given('alpha') ? f.alpha : undefined;
+  if (alpha !== undefined && !(alpha > 0 && alpha <= 1)) throw new Error(`--alpha: the trigger image's opacity must be in (0, 1], got ${alpha}`);
+  const files: [string, string][] = [[path.resolve(f.triggerImage), '--trigger-image'], ...(f.triggerMask === undefined ? [] : [[path.resolve(f.triggerMask), '--trigger-mask'] as [string, string]])];
+  const names: Record<string, string> = { target: '--target', mode: '--all-to-all', trigger: '--trigger-image' };
+  try {
+    return imageTriggerAttack({ image: f.triggerImage, mask: f.triggerMask, alpha, target: f.target, allToAll: f.allToAll }, dataset, (p) => names[p] ?? p);
+  } catch (e) {
+    const msg = (e as Error).message;
+    // the longer path first: one may extend the other
+    const flag = [...files].sort((a, b) => b[0].length - a[0].length).find(([file]) => msg.includes(file));
+    throw flag ? new Error(`${flag[1]}: ${msg}`) : e;
+  }
+}
+
+/** The user's images at `file` for a model of `dataset`; reader errors get the flag's name. */
+function userImages(file: string, dataset: DatasetName): Extract<CleanSource, { kind: 'images' }> {
+  try {
+    return userCleanSource(file, dataset);
+  } catch (e) {
+    throw new Error(`--clean: ${(e as Error).message}`);
+  }
+}
+
+/** Flags that describe the model, its data and trigger without a run; with --run they come from its config.json. */
+const MODEL_FLAGS: (keyof DefendFlags)[] = ['model', 'width', 'dataset', 'cleanSize', 'cleanSeed', ...USER_FILES, 'attack', 'triggerSize', 'pattern',
+  'position', 'offset', 'alpha', 'poisonRatio', 'target', 'allToAll', 'attackSeed', 'sigDelta', 'sigFreq', 'wanetK', 'wanetS', 'wanetGridRescale', 'wanetCrossRatio'];
+
+/**
+ * The defend request the flags describe. Without --run: --clean (the user's images, read here; the
+ * caller disposes request.clean.set) or --clean-size (a seeded draw from the training split), and
+ * --clean-seed seeding the train/validation hold-out of either.
+ */
+export function defendRequest(f: DefendFlags, given: Given = typedOf(f)): DefendRequest {
+  const common = { methods: f.method, overrides: overridesOf(f.set, { seed: f.seed, lambda: f.lambda }), valFraction: f.valFraction, dataDir: f.dataDir, force: f.force };
+  if (f.run) {
+    const clash = MODEL_FLAGS.find((k) => given(k));
+    if (clash) throw new Error(`${flagOf(clash)}: the model, its data and attack come from --run ${f.run} (its config.json); drop ${flagOf(clash)} or --run`);
+    return { ...common, run: f.run, weights: f.weights, out: f.out };
+  }
+  if (f.clean !== undefined && f.cleanSize !== undefined)
+    throw new Error('--clean and --clean-size both give the clean data: --clean <path> for your own images or --clean-size <n> for a draw from the dataset, not both');
+  const missing = ([['weights', '--weights <file.pt|file.safetensors>'], ['model', '--model <arch>'], ['dataset', '--dataset <name>'],
+    [f.clean === undefined ? 'cleanSize' : 'clean', '--clean <path> or --clean-size <n>'], ['out', '--out <dir>']] as [keyof DefendFlags, string][])
+    .filter(([k]) => f[k] === undefined).map(([, flag]) => flag);
+  if (missing.length) throw new Error(`give --run <dir>, or the model and its clean data: missing ${missing.join(', ')}`);
+  const dataset = f.dataset!;
+  const attack = attackOfFlags(f, dataset, given);
+  const seed = f.cleanSeed ?? 1;
+  const clean: CleanSource = f.clean !== undefined ? userImages(f.clean, dataset) : { kind: 'split', dataset, size: f.cleanSize!, seed };
+  return {
+    ...common, model: { model: f.model!, width: f.model === 'small-cnn' ? undefined : f.width, dataset, weights: f.weights! },
+    clean, attack, out: f.out!, holdOutSeed: seed,
+  };
+}
+
+/** A model to evaluate: on the dataset's test split, or with --clean on the user's images (the caller disposes images.set). */
+export type EvalTarget = ModelSource & { attack: AttackSpec | null; images?: Extract<CleanSource, { kind: 'images' }> };
+
+export function evalTarget(f: EvalFlags, given: Given = typedOf(f)): EvalTarget {
+  if (f.run) {
+    const clash = USER_FILES.find((k) => given(k));
+    if (clash) throw new Error(`${flagOf(clash)}: --run ${f.run} evaluates the run's model on its dataset's test split with its own trigger; drop ${flagOf(clash)} or --run`);
+    return runTarget(f.run, f.weights);
+  }
+  if (!f.weights) throw new Error('give --run <dir> or --weights <file> (safetensors or torch.save state dict)');
+  assertFile(f.weights, '--weights');
+  const attack = attackOfFlags(f, f.dataset, given);
+  const target: EvalTarget = { dataset: f.dataset, model: f.model, width: f.width, attack, weights: path.resolve(f.weights) };
+  if (f.clean !== undefined) target.images = userImages(f.clean, f.dataset);
+  return target;
+}

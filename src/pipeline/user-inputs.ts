@@ -1,0 +1,43 @@
+// The defender's own inputs given as files: clean images (an ImageFolder folder or a .npz) as a clean
+// source, and a trigger image (with an optional mask) as the attack ASR is measured with; both checked
+// against what the dataset's model takes.
+import * as path from 'path';
+import { AttackSpec, attackIssues, DEFAULT_ATTACK } from '../attacks/poison';
+import { imageTriggerFromFiles } from '../attacks/image-trigger';
+import { datasetInfo, DatasetName } from '../data/datasets';
+import { readUserImages, UserImageLimits } from '../data/user-images';
+import { formatIssues } from '../util/validation';
+import { CleanSource } from './clean-data';
+
+/** The images at `file` (folder or .npz) as a clean source for a model of `dataset`; the caller disposes source.set. */
+export function userCleanSource(file: string, dataset: DatasetName, limits?: UserImageLimits): Extract<CleanSource, { kind: 'images' }> {
+  const { channels, size, classes } = datasetInfo(dataset);
+  const set = readUserImages(file, { channels, size, classes }, limits);
+  return { kind: 'images', set, path: path.resolve(file) };
+}
+
+export interface TriggerFiles {
+  /** PNG or JPEG of the dataset's image size: the trigger's pixels */
+  image: string;
+  /** PNG or JPEG: the pixels that are not black are the trigger's (default: the image's alpha channel, else every pixel) */
+  mask?: string;
+  /** opacity in (0, 1] (default 1: the trigger's pixels replace the image's) */
+  alpha?: number;
+  /** the class triggered images are sent to (all-to-one), default 0 */
+  target?: number;
+  allToAll?: boolean;
+}
+
+/**
+ * The attack a trigger image describes, for ASR on `dataset`: files resolved (the report names them),
+ * poison ratio and seed at their defaults (they play no part in measuring ASR); `name` turns an
+ * attack field ('target', 'trigger') into what the caller calls it in errors.
+ */
+export function imageTriggerAttack(f: TriggerFiles, dataset: DatasetName, name = (field: string): string => `'${field}'`): AttackSpec {
+  const { channels, size } = datasetInfo(dataset);
+  const trigger = imageTriggerFromFiles(path.resolve(f.image), f.mask === undefined ? undefined : path.resolve(f.mask), f.alpha, { channels, size });
+  const attack: AttackSpec = { ...DEFAULT_ATTACK, trigger, target: f.target ?? 0, mode: f.allToAll ? 'all-to-all' : 'all-to-one' };
+  const issues = attackIssues(attack, dataset);
+  if (issues.length) throw new Error(formatIssues(issues, name));
+  return attack;
+}
