@@ -37,7 +37,7 @@ export interface DefendOutcome {
   inputDigest?: string;
 }
 
-interface RunInfo { cfg: TrainConfig; cleanIndices: number[]; weights: string }
+export interface RunInfo { cfg: TrainConfig; cleanIndices: number[]; weights: string }
 
 export function readRun(dir: string, weights?: string): RunInfo {
   const files = runFiles(dir);
@@ -59,11 +59,11 @@ export function parseMethods(spec: string): [string, string][] {
   });
 }
 
-function loadModel(info: RunInfo): nn.Module {
+export function loadModel(info: RunInfo): nn.Module {
   return loadTargetModel({ dataset: info.cfg.dataset, model: info.cfg.model, width: info.cfg.width, weights: info.weights });
 }
 
-function cleanSplit(info: RunInfo, dataDir?: string): ImageSet {
+export function cleanSplit(info: RunInfo, dataDir?: string): ImageSet {
   const train = loadImageSet(info.cfg.dataset, 'train', dataDir);
   const n = train.labels.numel;
   const bad = info.cleanIndices.find((i) => !Number.isInteger(i) || i < 0 || i >= n);

@@ -79,8 +79,8 @@ export const GAN_DEFAULTS: GanOptions = {
   ...BASE, triggerSizes: [3, 5, 7, 'blend'], blendAlpha: 0.2, betas: [0.5, 0.8, 0.9], generatorLr: 0.01, placement: 'adaptive',
 };
 
-/** NOT the published setting: the default with 3 of its 10 generator epochs, for CPU runs. */
-export const GAN_CPU_SHORT: GanOptions = { ...GAN_DEFAULTS, generatorEpochs: 3 };
+/** NOT the published setting: the default with 5 of its 10 generator epochs, for CPU runs. */
+export const GAN_CPU_SHORT: GanOptions = { ...GAN_DEFAULTS, generatorEpochs: 5 };
 
 /** z -> a patch [C, k, k] in [0, 1] (pixel intensity / 255). */
 export class PatchGenerator extends nn.Module {

@@ -134,7 +134,7 @@ export const DEFENSES: Record<string, DefenseMethod> = {
   gan: {
     name: 'gan', summary: 'GAN-based (MESA-style): generate triggers per class, fine-tune on clean images stamped with the target\'s',
     // default: the trigger-size search [3, 5, 7, blend] and the beta ensemble; 'published': the simple
-    // public form (one 3x3 generator, one beta); 'cpu-short': NOT published, 3 of the 10 generator epochs
+    // public form (one 3x3 generator, one beta); 'cpu-short': NOT published, 5 of the 10 generator epochs
     schema: ganSchema, presets: { default: { ...GAN_DEFAULTS }, published: { ...GAN_PUBLISHED }, 'cpu-short': { ...GAN_CPU_SHORT } }, run: ganDefense as DefenseMethod['run'],
   },
   fst: {
