@@ -65,6 +65,8 @@ export interface ClassTrigger {
   maskL1: number;
   /** share of the clean images the best mask and pattern send to the class */
   success: number;
+  /** the best mask, row-major [H * W] in [0, 1] (3 decimals); empty if the attack never succeeded */
+  mask: number[];
   anomalyIndex: number;
   flagged: boolean;
   epochs: number;
@@ -175,7 +177,8 @@ export function reverseEngineer(model: nn.Module, images: Tensor, norm: Normaliz
       else if (downCounter >= o.patience) { downCounter = 0; cost /= o.costMultiplier ** 1.5; downFlag = true; }
     }
     const success = bestMask ? successOf(model, images, norm, c, bestMask, bestPattern!) : 0;
-    return { cls: c, maskL1: bestMask ? scope(() => bestMask!.sum().item()) : Infinity, success, epochs: epoch };
+    const mask = bestMask ? Array.from(bestMask.toArray() as Float32Array, (v) => Math.round(v * 1000) / 1000) : [];
+    return { cls: c, maskL1: bestMask ? scope(() => bestMask!.sum().item()) : Infinity, success, mask, epochs: epoch };
   } finally {
     opt.dispose();
     for (const t of [maskW, patternW, bestMask, bestPattern]) t?.dispose();
