@@ -79,6 +79,9 @@ export const GAN_DEFAULTS: GanOptions = {
   ...BASE, triggerSizes: [3, 5, 7, 'blend'], blendAlpha: 0.2, betas: [0.5, 0.8, 0.9], generatorLr: 0.01, placement: 'adaptive',
 };
 
+/** The default before the size search (one adaptive 3x3 generator per class, beta 0.5, Adam 0.01): the docs/results.md tables' gan. */
+export const GAN_FIXED_3X3: GanOptions = { ...GAN_PUBLISHED, generatorLr: 0.01, placement: 'adaptive' };
+
 /** NOT the published setting: the default with 5 of its 10 generator epochs, for CPU runs. */
 export const GAN_CPU_SHORT: GanOptions = { ...GAN_DEFAULTS, generatorEpochs: 5 };
 

@@ -89,6 +89,11 @@ test('older presets keep one size and one beta; the default searches; both of a 
   const published = ganOptions('published');
   assert.deepEqual([triggerSizesOf(published), betasOf(published)], [[3], [0.5]]);
   assert.equal(published.triggerSizes, undefined);
+  // the former default, key for key (the results tables' gan)
+  assert.deepEqual(ganOptions('fixed-3x3'), {
+    epochs: 10, lr: 0.01, batchSize: 128, momentum: 0.9, weightDecay: 5e-4, schedule: 'cosine', seed: 1,
+    patchSize: 3, zDim: 32, hidden: 128, generatorEpochs: 10, generatorLr: 0.01, beta: 0.5, diversity: 0.1, stampFraction: 0.3, placement: 'adaptive',
+  });
   const d = ganOptions('default');
   assert.deepEqual(triggerSizesOf(d), [3, 5, 7, 'blend']);
   assert.ok(betasOf(d).length > 1);

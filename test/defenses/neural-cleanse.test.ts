@@ -3,7 +3,7 @@ import * as assert from 'assert/strict';
 import { manualSeed, rand } from '../../src/torch';
 import { withoutTestSet } from '../../src/data/datasets';
 import { anomalyIndices, applyMask, NC_PUBLISHED, neuralCleanse, neuralCleanseOptions } from '../../src/defenses/neural-cleanse';
-import { median, planted } from '../fixtures/planted';
+import { median, plantBackdoor } from '../fixtures/planted';
 
 test('the anomaly index is |x - median| / (1.4826 MAD), flagged only on the low side above the threshold', () => {
   const norms = [10, 40, 42, 38, 45, 60, 39, 41, 44, 43];
@@ -38,12 +38,14 @@ test('options: the published settings by default, errors name the option', () =>
   assert.throws(() => neuralCleanseOptions('fast'), /unknown preset 'fast'/);
 });
 
-test('on the planted fixture the target needs the smallest mask, placed on the trigger, on every seed', () => {
-  // short runs (the published 1000 epochs with early stop take minutes per class on a CPU): cost set after one successful epoch
+test('on a 28x28 planted fixture the target needs the smallest mask, by a margin, on every seed', () => {
+  // 28x28 as the real MNIST-format data: on the 16x16 fixture the synthetic clean classes are reachable
+  // with 7-15-pixel masks and the target's lead is thin (docs/fidelity.md). Short runs (the published
+  // 1000 epochs with early stop take minutes per class on a CPU): the cost is set after one successful epoch.
   const o = neuralCleanseOptions('default', { epochs: 10, initCost: 0.01, patience: 1, earlyStop: false });
   const ratios: number[] = [], indices: number[] = [], onTrigger: number[] = [];
   for (const seed of [1, 2, 3]) {
-    const p = planted(seed);
+    const p = plantBackdoor({ seed, size: 28 });
     const before = p.model.stateDict().get('linear.weight')!.toList();
     const r = withoutTestSet(() => neuralCleanse(p.model, p.data, o));
     assert.deepEqual(p.model.stateDict().get('linear.weight')!.toList(), before, 'the model is only read');
@@ -51,13 +53,15 @@ test('on the planted fixture the target needs the smallest mask, placed on the t
     const next = Math.min(...others.map((k) => k.maskL1));
     ratios.push(next / t.maskL1);
     indices.push(t.anomalyIndex);
-    assert.ok(t.maskL1 < next, `seed ${seed}: target mask ${t.maskL1} vs ${next}`);
     assert.ok(t.success > 0.95, `seed ${seed}: the reversed trigger works (${t.success})`);
-    // the trigger is the fixture's bottom-right 3x3 of 16x16 (reported, not asserted: on one seed most of the mask lay elsewhere)
+    // the trigger is the fixture's bottom-right 3x3 (reported, not asserted)
     let inside = 0;
-    for (let i = 13; i < 16; i++) for (let j = 13; j < 16; j++) inside += t.mask[i * 16 + j];
+    for (let i = 25; i < 28; i++) for (let j = 25; j < 28; j++) inside += t.mask[i * 28 + j];
     onTrigger.push(inside / t.maskL1);
+    p.model.dispose();
   }
   process.stderr.write(`neural cleanse: next smallest / target mask L1 ${ratios.map((x) => x.toFixed(2)).join(' ')}; target anomaly index ${indices.map((x) => x.toFixed(2)).join(' ')}; share of the target mask on the trigger ${onTrigger.map((x) => x.toFixed(2)).join(' ')}\n`);
-  assert.ok(median(ratios) > 1.5, `median ratio ${median(ratios)}`);
+  // observed: 4.05 3.34 1.59 (target 8.3 / 7.3 / 17.9 pixels); anomaly index 3.14 1.81 2.03
+  assert.ok(Math.min(...ratios) > 1.2, `the target's mask is the smallest on every seed: ${ratios}`);
+  assert.ok(median(ratios) > 2, `median ratio ${median(ratios)}`);
 });
