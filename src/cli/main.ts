@@ -7,6 +7,7 @@ import { runEngineDemo } from './engine-demo';
 import { errorText } from './errors';
 import { runEval } from './eval';
 import { runDefend } from './defend';
+import { runDetect } from './detect';
 import { runExperimentCommand, runWorkerCommand } from './experiment';
 import { runSummary } from './summary';
 import { MODEL_NAMES } from '../models';
@@ -96,6 +97,18 @@ defendCmd
   .option('--force', 'rerun methods that have a report already', false)
   .option('--json', 'print JSON', false);
 defendCmd.action((o, cmd: Command) => runDefend(o, (key) => cmd.getOptionValueSource(key) === 'cli'));
+
+program.command('detect')
+  .description('Neural Cleanse: reverse-engineer a minimal trigger per class on the clean split and flag outlying classes (writes detect.json)')
+  .requiredOption('--run <dir>', 'the training run of the model (its clean split is the defender\'s data)')
+  .option('--weights <file>', 'other weights to examine, with the run\'s config and clean split')
+  .option('--preset <name>', "'default' (published: up to 1000 epochs per class) or 'cpu-short' (NOT published: 50)", 'default')
+  .option('--set <key=value>', 'override an option (JSON values, e.g. epochs=20); repeatable', (v: string, acc: string[]) => [...acc, v], [] as string[])
+  .option('--seed <n>', 'seed of the reverse engineering', int('--seed'))
+  .option('--out <file>', 'the JSON written (default: <run>/detect.json)')
+  .option('--data-dir <dir>', 'dataset root')
+  .option('--json', 'print JSON', false)
+  .action((o) => runDetect(o));
 
 program.command('report')
   .description('collect the defense reports under the given folders into one table')

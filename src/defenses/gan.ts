@@ -1,10 +1,13 @@
-// GAN-based defense, after MESA (Qiao et al. 2019) in its simple public form: for every class c, a
-// small generator learns patches that, stamped on clean images of other classes, push the model to c;
-// the class reached most easily (the highest mean probability of c over the generator's training) is
-// taken as the backdoor's target, and the model is fine-tuned on clean images stamped with that
-// class's generated patches under their true labels.
-// Simplifications: one generator per class (no ensemble over confidence thresholds), and instead of
-// MESA's mutual-information estimator a diversity term: the patches' standard deviation over the batch.
+// GAN-based defense, after MESA (Qiao et al. 2019): for every class c, small generators learn triggers
+// that, applied to clean images of other classes, push the model to c; the class reached most easily
+// (the highest mean probability of c over a generator's training, best over the trigger sizes tried) is
+// taken as the backdoor's target, and the model is fine-tuned on clean images carrying that class's
+// generated triggers under their true labels.
+// The trigger size is searched (square patches of several sides and a full-image blend), since a 3x3
+// generator cannot imitate a 5x5, 7x7 or blended trigger. MESA's ensemble over the threshold beta is
+// kept for the target class: one generator per beta at its best size, their samples pooled.
+// Simplification: instead of MESA's mutual-information entropy estimator, a diversity term (the
+// triggers' standard deviation over the batch).
 // Only the defender's clean data is read.
 import { cat, F, inferenceMode, manualSeed, nn, noGrad, optim, pipe, randn, scope, Tensor, tensor, zeros } from '../torch/compute';
 import { ImageSet } from '../data/image-set';
@@ -12,16 +15,28 @@ import { Normalization } from '../train/loop';
 import { Rng } from '../util/rng';
 import { accuracyOn, DefenseData, DefenseHooks, fineTune, FineTuneOptions } from './common';
 
+/** a square patch of this side, or 'blend': a full-image pattern mixed in at blendAlpha */
+export type TriggerSize = number | 'blend';
+
 export interface GanOptions extends FineTuneOptions {
-  /** side of the generated square patch, in pixels */
-  patchSize: number;
+  /** side of the generated square patch, in pixels (one size, no search); exclusive with triggerSizes */
+  patchSize?: number;
+  /** the trigger sizes searched per class; exclusive with patchSize */
+  triggerSizes?: TriggerSize[];
+  /** weight of the generated pattern in a 'blend' trigger: x' = (1 - a) x + a p (default 0.2) */
+  blendAlpha?: number;
   zDim: number;
   hidden: number;
   /** generator training per class: passes over the clean non-c training images, Adam learning rate */
   generatorEpochs: number;
   generatorLr: number;
-  /** the target probability is capped at beta in the generator's loss (the published variant: 0.5) */
-  beta: number;
+  /** the target probability is capped at beta in the generator's loss (the published variant: 0.5); exclusive with betas */
+  beta?: number;
+  /**
+   * MESA's ensemble: the first beta drives the search over classes and sizes, then the target class
+   * gets one generator per beta at its best size, and the fine-tuning draws from all of them
+   */
+  betas?: number[];
   /** weight of the diversity term */
   diversity: number;
   /** share of each fine-tuning batch stamped with generated patches (true labels kept) */
@@ -33,17 +48,42 @@ export interface GanOptions extends FineTuneOptions {
   placement: 'random' | 'adaptive';
 }
 
-/** The public variant as published: uniform placement, Adam 2e-4. */
-export const GAN_PUBLISHED: GanOptions = {
+/** The sizes a run searches: triggerSizes, or the single patchSize of older presets. */
+export function triggerSizesOf(o: GanOptions): TriggerSize[] {
+  const sizes = o.triggerSizes ?? (o.patchSize !== undefined ? [o.patchSize] : undefined);
+  if (!sizes || (o.triggerSizes && o.patchSize !== undefined)) throw new Error('gan: give exactly one of the options patchSize and triggerSizes');
+  return sizes;
+}
+
+/** The betas of the ensemble: betas, or the single beta of older presets. */
+export function betasOf(o: GanOptions): number[] {
+  const betas = o.betas ?? (o.beta !== undefined ? [o.beta] : undefined);
+  if (!betas || (o.betas && o.beta !== undefined)) throw new Error('gan: give exactly one of the options beta and betas');
+  return betas;
+}
+
+const BASE: Omit<GanOptions, 'patchSize' | 'beta'> = {
   epochs: 10, lr: 0.01, batchSize: 128, momentum: 0.9, weightDecay: 5e-4, schedule: 'cosine', seed: 1,
-  patchSize: 3, zDim: 32, hidden: 128, generatorEpochs: 10, generatorLr: 2e-4, beta: 0.5, diversity: 0.1, stampFraction: 0.3, placement: 'random',
+  zDim: 32, hidden: 128, generatorEpochs: 10, generatorLr: 2e-4, diversity: 0.1, stampFraction: 0.3, placement: 'random',
 };
 
+/** The simple public variant: one 3x3 generator per class, beta 0.5, uniform placement, Adam 2e-4. */
+export const GAN_PUBLISHED: GanOptions = { ...BASE, patchSize: 3, beta: 0.5 };
+
 /**
- * The default: adaptive placement (a backdoor bound to a position is otherwise almost never shown to
- * the generator) and Adam 0.01 (at 2e-4 ten passes over a small clean split barely move the generator).
+ * The default: the trigger-size search and MESA's beta ensemble (its betas as we read the paper:
+ * docs/fidelity.md), adaptive placement (a backdoor bound to a position is otherwise almost never shown
+ * to the generator) and Adam 0.01 (at 2e-4 ten passes over a small clean split barely move the generator).
  */
-export const GAN_DEFAULTS: GanOptions = { ...GAN_PUBLISHED, generatorLr: 0.01, placement: 'adaptive' };
+export const GAN_DEFAULTS: GanOptions = {
+  ...BASE, triggerSizes: [3, 5, 7, 'blend'], blendAlpha: 0.2, betas: [0.5, 0.8, 0.9], generatorLr: 0.01, placement: 'adaptive',
+};
+
+/** The default before the size search (one adaptive 3x3 generator per class, beta 0.5, Adam 0.01): the docs/results.md tables' gan. */
+export const GAN_FIXED_3X3: GanOptions = { ...GAN_PUBLISHED, generatorLr: 0.01, placement: 'adaptive' };
+
+/** NOT the published setting: the default with 5 of its 10 generator epochs, for CPU runs. */
+export const GAN_CPU_SHORT: GanOptions = { ...GAN_DEFAULTS, generatorEpochs: 5 };
 
 /** z -> a patch [C, k, k] in [0, 1] (pixel intensity / 255). */
 export class PatchGenerator extends nn.Module {
@@ -122,6 +162,12 @@ export function stamp(x: Tensor, patches: Tensor, positions: [number, number][])
   });
 }
 
+/** Images x [B, C, H, W] in [0, 1] with generated triggers: patches pasted at positions, or full-image patterns blended in. */
+export function applyGenerated(x: Tensor, triggers: Tensor, positions: [number, number][], size: TriggerSize, blendAlpha: number): Tensor {
+  if (size !== 'blend') return stamp(x, triggers, positions);
+  return scope(() => x.mul(1 - blendAlpha).add(triggers.mul(blendAlpha)));
+}
+
 const toUnit = (images: Tensor): Tensor => scope(() => images.to('float32').div(255));
 const normalizeUnit = (x: Tensor, norm: Normalization): Tensor => scope(() => {
   const c = norm.mean.length;
@@ -136,17 +182,34 @@ function otherClasses(set: ImageSet, c: number): Tensor {
 export interface Generated {
   g: PatchGenerator;
   placement: Placement;
+  size: TriggerSize;
   /** mean target probability over all of the generator's training samples: how easily class c was reached */
   ease: number;
 }
 
-/** Trains G_c on the clean images of the other classes (the model is frozen and in eval mode). */
-export function trainGenerator(model: nn.Module, images: Tensor, norm: Normalization, c: number, o: GanOptions, h: DefenseHooks = {}): Generated {
+/** The generator's side for a trigger size (a blend covers the square image). */
+function sideOf(size: TriggerSize, height: number, width: number): number {
+  if (size !== 'blend') {
+    if (size > Math.min(height, width)) throw new Error(`gan: trigger size ${size} exceeds the ${height}x${width} images`);
+    return size;
+  }
+  if (height !== width) throw new Error(`gan: a 'blend' trigger needs square images, got ${height}x${width}`);
+  return height;
+}
+
+/**
+ * Trains G_c for one trigger size and beta on the clean images of the other classes (the model is
+ * frozen and in eval mode). `variant` tells the generators of one class apart in the seeds (0: the
+ * seeds of the single-size, single-beta defense).
+ */
+export function trainGenerator(model: nn.Module, images: Tensor, norm: Normalization, c: number, o: GanOptions, size: TriggerSize, beta: number, variant = 0, h: DefenseHooks = {}): Generated {
   const [n, channels, height, width] = images.shape;
-  manualSeed(o.seed * 1009 + c);
-  const rng = new Rng(o.seed * 7919 + c);
-  const g = new PatchGenerator(o.zDim, o.hidden, channels, o.patchSize);
-  const placement = new Placement(height, width, o.patchSize, o.placement === 'adaptive', rng);
+  const k = sideOf(size, height, width);
+  const alpha = o.blendAlpha ?? 0.2;
+  manualSeed(o.seed * 1009 + c + 100 * variant);
+  const rng = new Rng(o.seed * 7919 + c + 100 * variant);
+  const g = new PatchGenerator(o.zDim, o.hidden, channels, k);
+  const placement = new Placement(height, width, k, o.placement === 'adaptive', rng);
   const opt = new optim.Adam(g.parameters(), { lr: o.generatorLr });
   const batches = Math.ceil(n / o.batchSize);
   let probSum = 0;
@@ -154,37 +217,82 @@ export function trainGenerator(model: nn.Module, images: Tensor, norm: Normaliza
   for (let e = 0; e < o.generatorEpochs; e++) {
     const perm = tensor(rng.permutation(n), [n]).long();
     for (let bi = 0; bi < batches; bi++) {
-      const size = scope(() => {
+      const count = scope(() => {
         const idx = perm.slice(0, bi * o.batchSize, Math.min(n, (bi + 1) * o.batchSize));
         const b = idx.numel;
         const p = g.sample(b);
         const positions = placement.sample(b);
-        const x = stamp(toUnit(images.indexSelect(0, idx)), p, positions);
+        const x = applyGenerated(toUnit(images.indexSelect(0, idx)), p, positions, size, alpha);
         const prob = F.softmax(model.call(normalizeUnit(x, norm)), 1).select(1, c);
         const probs = prob.detach().toArray() as Float32Array;
         placement.update(positions, probs);
         for (const v of probs) probSum += v;
         const diversity = p.std(0, false).mean();
-        prob.clamp(null, o.beta).mean().neg().sub(diversity.mul(o.diversity)).backward();
+        prob.clamp(null, beta).mean().neg().sub(diversity.mul(o.diversity)).backward();
         return b;
       });
       opt.step();
       opt.zeroGrad();
-      h.progress?.(`gan generator ${c}`, size, n * o.generatorEpochs);
+      h.progress?.(`gan generator ${c} (${size}, beta ${beta})`, count, n * o.generatorEpochs);
     }
     perm.dispose();
   }
   opt.dispose();
-  return { g, placement, ease: n ? probSum / (n * o.generatorEpochs) : 0 };
+  return { g, placement, size, ease: n ? probSum / (n * o.generatorEpochs) : 0 };
 }
 
-export interface ClassScore { cls: number; ease: number; success: number; meanProb: number }
+export interface SizeEase { size: TriggerSize; ease: number }
+export interface SizeScore extends SizeEase { score: number }
+
+/** below this spread of the classes' eases (probability units), differences are noise */
+export const EASE_SPREAD_FLOOR = 0.01;
 
 /**
- * How often the trained G_c's patches, at positions from its placement (the best ones when adaptive),
+ * The size search, over eases[class][size] (every class tried at the same sizes, in the same order).
+ * A bigger trigger reaches every class more easily (measured on the planted fixture: at 7x7 all ten
+ * classes reach 0.1-0.47, the 3x3 target 0.47), so raw eases are not comparable across sizes: each
+ * ease is scored against the other classes at the same size, as a robust z-score
+ * (ease - median) / max(1.4826 MAD, EASE_SPREAD_FLOOR). A class's score is its best over the sizes
+ * (the first size on a tie); the target is the class with the highest score (the first on a tie).
+ */
+export function pickTarget(eases: SizeEase[][]): { target: number; best: SizeScore[] } {
+  if (eases.length === 0) throw new Error('gan: no class to search');
+  const sizes = eases[0].length;
+  if (sizes === 0 || eases.some((row) => row.length !== sizes)) throw new Error('gan: every class needs an ease for each trigger size');
+  const median = (xs: number[]): number => {
+    const v = [...xs].sort((a, b) => a - b), m = v.length >> 1;
+    return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
+  };
+  const scored = eases.map((row) => row.map((e) => ({ ...e, score: 0 })));
+  for (let j = 0; j < sizes; j++) {
+    const col = eases.map((row) => row[j].ease);
+    const mid = median(col);
+    const spread = Math.max(1.4826 * median(col.map((x) => Math.abs(x - mid))), EASE_SPREAD_FLOOR);
+    scored.forEach((row) => { row[j].score = (row[j].ease - mid) / spread; });
+  }
+  const best = scored.map((row) => row.reduce((a, b) => (b.score > a.score ? b : a)));
+  const target = best.reduce((t, s, c) => (s.score > best[t].score ? c : t), 0);
+  return { target, best };
+}
+
+export interface ClassScore {
+  cls: number;
+  /** the class's best score over the sizes tried (pickTarget), at the first beta */
+  score: number;
+  /** the size of that score, and the class's ease there */
+  size: TriggerSize;
+  ease: number;
+  /** the ease of every size tried, in triggerSizes order */
+  eases: SizeEase[];
+  success: number;
+  meanProb: number;
+}
+
+/**
+ * How often the trained G_c's triggers, at positions from its placement (the best ones when adaptive),
  * on clean non-c images make the model answer c, and the mean probability of c.
  */
-export function scoreGenerator(model: nn.Module, g: PatchGenerator, placement: Placement, images: Tensor, norm: Normalization, c: number): { success: number; meanProb: number } {
+export function scoreGenerator(model: nn.Module, gen: Generated, images: Tensor, norm: Normalization, c: number, blendAlpha: number): { success: number; meanProb: number } {
   model.eval();
   const n = images.size(0);
   let hits = 0, prob = 0;
@@ -192,7 +300,7 @@ export function scoreGenerator(model: nn.Module, g: PatchGenerator, placement: P
     for (let s = 0; s < n; s += 500) {
       const m = Math.min(500, n - s);
       const [hit, p] = scope(() => {
-        const x = stamp(toUnit(images.narrow(0, s, m)), g.sample(m), placement.sample(m, 0));
+        const x = applyGenerated(toUnit(images.narrow(0, s, m)), gen.g.sample(m), gen.placement.sample(m, 0), gen.size, blendAlpha);
         const logits = model.call(normalizeUnit(x, norm));
         return [logits.argmax(1).eq(c).sum().item(), F.softmax(logits, 1).select(1, c).sum().item()];
       });
@@ -206,8 +314,10 @@ export function scoreGenerator(model: nn.Module, g: PatchGenerator, placement: P
 export interface GanReport {
   method: 'gan';
   options: GanOptions;
-  /** the class reached most easily (highest `ease`) */
+  /** the class reached most easily (highest score, see pickTarget) */
   target: number;
+  /** the target's best trigger size, used by the fine-tuning */
+  targetSize: TriggerSize;
   scores: ClassScore[];
   valAccBefore: number;
   valAccAfter: number;
@@ -217,46 +327,74 @@ export interface GanReport {
 export function ganDefense(model: nn.Module, data: DefenseData, o: GanOptions, h: DefenseHooks = {}): GanReport {
   const t0 = performance.now();
   const [, , height, width] = data.train.images.shape;
-  if (o.patchSize > Math.min(height, width)) throw new Error(`gan: patchSize ${o.patchSize} exceeds the ${height}x${width} images`);
+  const sizes = triggerSizesOf(o), betas = betasOf(o);
+  for (const size of sizes) sideOf(size, height, width);
+  const alpha = o.blendAlpha ?? 0.2;
   const valAccBefore = accuracyOn(model, data.val, data.norm);
   const params = model.parameters();
   for (const p of params) p.requiresGrad_(false);
   const scores: ClassScore[] = [];
-  let best: Generated | null = null;
+  const trained: Generated[][] = [];
+  let ensemble: Generated[] = [];
+  // every generator not yet freed, so that an error frees them all
+  const live = new Set<Generated>();
+  const keep = (g: Generated): Generated => (live.add(g), g);
+  const free = (g: Generated): void => { live.delete(g); g.g.dispose(); };
   let target = -1;
+  const imagesOf = (c: number): [Tensor, Tensor] => scope(() => {
+    const tr = otherClasses(data.train, c), va = otherClasses(data.val, c);
+    const t = data.train.images.indexSelect(0, tr);
+    return [t, cat([t, data.val.images.indexSelect(0, va)], 0)];
+  });
   try {
     for (let c = 0; c < data.train.classes; c++) {
-      const [trainImages, scoreImages] = scope(() => {
-        const tr = otherClasses(data.train, c), va = otherClasses(data.val, c);
-        const t = data.train.images.indexSelect(0, tr);
-        return [t, cat([t, data.val.images.indexSelect(0, va)], 0)];
-      });
-      const gp = trainGenerator(model, trainImages, data.norm, c, o, h);
-      const s: ClassScore = { cls: c, ease: gp.ease, ...scoreGenerator(model, gp.g, gp.placement, scoreImages, data.norm, c) };
+      const [trainImages, scoreImages] = imagesOf(c);
+      scoreImages.dispose();
+      trained.push(sizes.map((size, i) => keep(trainGenerator(model, trainImages, data.norm, c, o, size, betas[0], i, h))));
       trainImages.dispose();
+    }
+    const eases = trained.map((row) => row.map(({ size, ease }) => ({ size, ease })));
+    const pick = pickTarget(eases);
+    target = pick.target;
+    for (const [c, row] of trained.entries()) {
+      const j = eases[c].indexOf(eases[c].find((e) => e.size === pick.best[c].size)!);
+      const [trainImages, scoreImages] = imagesOf(c);
+      trainImages.dispose();
+      const s: ClassScore = { cls: c, score: pick.best[c].score, size: row[j].size, ease: row[j].ease, eases: eases[c], ...scoreGenerator(model, row[j], scoreImages, data.norm, c, alpha) };
       scoreImages.dispose();
       scores.push(s);
-      h.log?.(`gan class ${c}: ease ${s.ease.toFixed(3)}; trained patches flip ${(100 * s.success).toFixed(1)}% of clean images (mean probability ${s.meanProb.toFixed(3)})`);
-      if (target < 0 || s.ease > scores[target].ease) {
-        best?.g.dispose();
-        best = gp;
-        target = c;
-      } else gp.g.dispose();
+      h.log?.(`gan class ${c}: score ${s.score.toFixed(2)} at size ${s.size} (eases ${eases[c].map((e) => `${e.size}: ${e.ease.toFixed(3)}`).join(', ')}); trained triggers flip ${(100 * s.success).toFixed(1)}% of clean images (mean probability ${s.meanProb.toFixed(3)})`);
+      for (const [i, g] of row.entries()) if (c !== target || i !== j) free(g);
+      if (c === target) ensemble = [row[j]];
     }
+    trained.length = 0;
+    // MESA's ensemble: the target's other betas, at its best size
+    const sizeIndex = sizes.indexOf(scores[target].size);
+    const tr = scope(() => data.train.images.indexSelect(0, otherClasses(data.train, target)));
+    betas.slice(1).forEach((beta, j) => ensemble.push(keep(trainGenerator(model, tr, data.norm, target, o, scores[target].size, beta, sizeIndex + sizes.length * (j + 1), h))));
+    tr.dispose();
+  } catch (e) {
+    for (const g of [...live]) free(g);
+    throw e;
   } finally {
     for (const p of params) p.requiresGrad_(true);
   }
-  const { g: gen, placement } = best!;
+  const targetSize = scores[target].size;
   fineTune(model, data.train, data.norm, o, {
     ...h, stage: 'gan fine-tune',
     prepare: (images, labels) => {
       const x = toUnit(images);
       const m = Math.round(o.stampFraction * x.size(0));
       if (m === 0) return [normalizeUnit(x, data.norm), labels];
-      const stamped = stamp(x.narrow(0, 0, m), noGrad(() => gen.sample(m)), placement.sample(m));
-      return [normalizeUnit(cat([stamped, x.narrow(0, m, x.size(0) - m)], 0), data.norm), labels];
+      // the union of the ensemble's samples: the stamped rows split evenly over its generators
+      const parts: Tensor[] = [];
+      ensemble.forEach((gen, j) => {
+        const from = Math.floor((j * m) / ensemble.length), to = Math.floor(((j + 1) * m) / ensemble.length);
+        if (to > from) parts.push(applyGenerated(x.narrow(0, from, to - from), noGrad(() => gen.g.sample(to - from)), gen.placement.sample(to - from), gen.size, alpha));
+      });
+      return [normalizeUnit(cat([...parts, x.narrow(0, m, x.size(0) - m)], 0), data.norm), labels];
     },
   });
-  gen.dispose();
-  return { method: 'gan', options: o, target, scores, valAccBefore, valAccAfter: accuracyOn(model, data.val, data.norm), seconds: (performance.now() - t0) / 1000 };
+  for (const g of ensemble) free(g);
+  return { method: 'gan', options: o, target, targetSize, scores, valAccBefore, valAccAfter: accuracyOn(model, data.val, data.norm), seconds: (performance.now() - t0) / 1000 };
 }

@@ -10,7 +10,7 @@ import { clp, CLP_DEFAULTS } from './clp';
 import { finePruning, FINE_PRUNING_DEFAULTS } from './fine-pruning';
 import { nad, NAD_DEFAULTS, NAD_PUBLISHED } from './nad';
 import { anp, ANP_DEFAULTS } from './anp';
-import { ganDefense, GAN_DEFAULTS, GAN_PUBLISHED } from './gan';
+import { ganDefense, GAN_CPU_SHORT, GAN_DEFAULTS, GAN_FIXED_3X3, GAN_PUBLISHED } from './gan';
 import { fst, FST_DEFAULTS } from './fst';
 import { ftSam, FT_SAM_DEFAULTS } from './ft-sam';
 import { sau, SAU_DEFAULTS } from './sau';
@@ -69,9 +69,14 @@ const anpSchema = z.object({
   tolerance: z.number().min(0).max(1), seed: z.number().int().min(0),
 }).strict();
 
+// patchSize/beta (one size, one beta: older presets, resolved as before) or triggerSizes/betas (the
+// search and MESA's ensemble); exactly one of each pair, checked when the defense starts
 const ganSchema = z.object({
-  ...fineTuneShape, patchSize: z.number().int().min(1), zDim: z.number().int().min(1), hidden: z.number().int().min(1),
-  generatorEpochs: z.number().int().min(1), generatorLr: z.number().positive(), beta: z.number().gt(0).max(1), diversity: z.number().min(0),
+  ...fineTuneShape, patchSize: z.number().int().min(1).optional(),
+  triggerSizes: z.array(z.union([z.number().int().min(1), z.literal('blend')], { errorMap: () => ({ message: "expected a patch side >= 1 or 'blend'" }) })).min(1).optional(),
+  blendAlpha: z.number().gt(0).max(1).optional(), zDim: z.number().int().min(1), hidden: z.number().int().min(1),
+  generatorEpochs: z.number().int().min(1), generatorLr: z.number().positive(), beta: z.number().gt(0).max(1).optional(),
+  betas: z.array(z.number().gt(0).max(1)).min(1).optional(), diversity: z.number().min(0),
   stampFraction: z.number().min(0).max(1), placement: z.enum(['random', 'adaptive']),
 }).strict();
 
@@ -130,7 +135,10 @@ export const DEFENSES: Record<string, DefenseMethod> = {
   },
   gan: {
     name: 'gan', summary: 'GAN-based (MESA-style): generate triggers per class, fine-tune on clean images stamped with the target\'s',
-    schema: ganSchema, presets: { default: { ...GAN_DEFAULTS }, published: { ...GAN_PUBLISHED } }, run: ganDefense as DefenseMethod['run'],
+    // default: the trigger-size search [3, 5, 7, blend] and the beta ensemble; 'published': the simple
+    // public form (one 3x3 generator, one beta); 'fixed-3x3': the default before the search (resolves as
+    // it did, for the existing results); 'cpu-short': NOT published, 5 of the 10 generator epochs
+    schema: ganSchema, presets: { default: { ...GAN_DEFAULTS }, published: { ...GAN_PUBLISHED }, 'fixed-3x3': { ...GAN_FIXED_3X3 }, 'cpu-short': { ...GAN_CPU_SHORT } }, run: ganDefense as DefenseMethod['run'],
   },
   fst: {
     name: 'fst', summary: 'FST: re-initialise the head, fine-tune with a penalty on its overlap with the backdoored head, head norm kept',

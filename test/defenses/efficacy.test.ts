@@ -84,17 +84,17 @@ test('NAD removes the backdoor that fine-tuning keeps; clean accuracy holds on m
   assert.ok(m.accDrop < 0.08, `median ACC drop ${m.accDrop}`);
 });
 
-test('GAN defense names target 0 on every seed and removes the backdoor while clean accuracy holds', () => {
-  const ease: string[] = [];
+test('GAN defense (trigger-size search) names target 0 on every seed and removes the backdoor while clean accuracy holds', () => {
+  const found: string[] = [];
   const r = onEverySeed((p) => {
     const g = ganDefense(p.model, p.data, options('gan'));
-    const others = Math.max(...g.scores.filter((s) => s.cls !== 0).map((s) => s.ease));
-    ease.push(`${g.target}: ${g.scores[0].ease.toFixed(3)} vs ${others.toFixed(3)}`);
-    // observed: target 0 reached 14-69 times more easily than any other class
+    const others = Math.max(...g.scores.filter((s) => s.cls !== 0).map((s) => s.score));
+    found.push(`${g.target} at ${g.targetSize}: ${g.scores[0].score.toFixed(1)} vs ${others.toFixed(1)}`);
+    // observed: target 0 at 3x3 on every seed, score 18-25 against at most 1.6-5.8 for any other class at any size
     assert.equal(g.target, 0);
-    assert.ok(g.scores[0].ease > 5 * others, `target reached far more easily: ${g.scores[0].ease} vs ${others}`);
+    assert.ok(g.scores[0].score > 2 * Math.max(others, 1), `target's score far above the others': ${g.scores[0].score} vs ${others}`);
   });
-  const m = report('gan', r, `target and ease ${ease.join(', ')}`);
+  const m = report('gan', r, `target at size: score vs the next class ${found.join(', ')}`);
   // observed: ASR 0.000 on every seed, ACC drop 0
   assert.ok(m.asr < control().asr - 0.7, `median ASR ${m.asr}`);
   assert.ok(m.accDrop < 0.03, `median ACC drop ${m.accDrop}`);

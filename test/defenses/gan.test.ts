@@ -1,7 +1,10 @@
 import { test } from 'node:test';
 import * as assert from 'assert/strict';
 import { manualSeed, rand, scope, tensor } from '../../src/torch';
-import { PatchGenerator, Placement, stamp } from '../../src/defenses/gan';
+import { applyGenerated, betasOf, EASE_SPREAD_FLOOR, GanOptions, PatchGenerator, pickTarget, Placement, stamp, triggerSizesOf } from '../../src/defenses/gan';
+import { defenseMethod, resolveOptions } from '../../src/defenses/registry';
+
+const ganOptions = (preset: string, o: Record<string, unknown> = {}): GanOptions => resolveOptions(defenseMethod('gan'), preset, o) as unknown as GanOptions;
 import { Rng } from '../../src/util/rng';
 
 test('the generator maps noise to [C, k, k] patches in [0, 1] that differ with z', () => {
@@ -48,6 +51,57 @@ test('adaptive placement draws towards the positions that worked, uniform placem
   const uniform = new Placement(6, 6, 3, false, new Rng(1));
   uniform.update(all, all.map(() => 1));
   assert.ok(uniform.sample(400).filter(([r, c]) => r === 3 && c === 2).length < 60);
+});
+
+test('the size search scores each ease against the other classes at the same size, then takes the best size and the best class', () => {
+  // size 3: class 0 stands out; size 7: every class is easy, class 3 the most (raw eases would pick it)
+  const at3 = [0.30, 0.0, 0.01, 0.02, 0.0], at7 = [0.35, 0.40, 0.30, 0.50, 0.20];
+  const eases = at3.map((e, c) => [{ size: 3 as const, ease: e }, { size: 7 as const, ease: at7[c] }]);
+  const { target, best } = pickTarget(eases);
+  // by hand: size 3 median 0.01, MAD 0.01 -> spread 0.014826; size 7 median 0.35, MAD 0.05 -> spread 0.07413
+  const z3 = at3.map((e) => (e - 0.01) / 0.014826), z7 = at7.map((e) => (e - 0.35) / 0.07413);
+  assert.equal(target, 0);
+  assert.deepEqual(best.map((b) => b.size), [3, 7, 3, 7, 3]);
+  best.forEach((b, c) => assert.ok(Math.abs(b.score - Math.max(z3[c], z7[c])) < 1e-3, `class ${c}: ${b.score} vs ${Math.max(z3[c], z7[c])}`));
+  assert.ok(best[0].score > 19 && best[3].score < 2.1, 'the 3x3 outlier beats the largest raw ease');
+  // a size where no class moves scores 0 everywhere (the spread floor, no division by zero)
+  const flat = pickTarget(at3.map((e) => [{ size: 'blend' as const, ease: 0 }, { size: 3 as const, ease: e }]));
+  assert.equal(flat.target, 0);
+  assert.equal(flat.best[1].size, 'blend', 'a tie goes to the first size');
+  assert.ok(Math.abs(flat.best[0].score - 0.29 / 0.014826) < 1e-3);
+  const tiny = pickTarget([[{ size: 3, ease: 0.004 }], [{ size: 3, ease: 0 }], [{ size: 3, ease: 0 }]]);
+  assert.ok(Math.abs(tiny.best[0].score - 0.004 / EASE_SPREAD_FLOOR) < 1e-9, 'spreads under the floor are noise');
+  assert.throws(() => pickTarget([[{ size: 3, ease: 0 }], []]), /an ease for each trigger size/);
+});
+
+test('a blend trigger mixes the full-image pattern in at alpha; a patch size stamps', () => {
+  manualSeed(0);
+  const x = rand([2, 1, 4, 4]), p = rand([2, 1, 4, 4]);
+  const out = applyGenerated(x, p, [[0, 0], [0, 0]], 'blend', 0.2).toList();
+  const xs = x.toList(), ps = p.toList();
+  out.forEach((v, i) => assert.ok(Math.abs(v - (0.8 * xs[i] + 0.2 * ps[i])) < 1e-6));
+  const stamped = applyGenerated(x, p.narrow(2, 0, 2).narrow(3, 0, 2).contiguous(), [[1, 1], [2, 2]], 2, 0.2);
+  assert.deepEqual(stamped.toList(), stamp(x, p.narrow(2, 0, 2).narrow(3, 0, 2).contiguous(), [[1, 1], [2, 2]]).toList());
+});
+
+test('older presets keep one size and one beta; the default searches; both of a pair is refused', () => {
+  const gan = defenseMethod('gan');
+  const published = ganOptions('published');
+  assert.deepEqual([triggerSizesOf(published), betasOf(published)], [[3], [0.5]]);
+  assert.equal(published.triggerSizes, undefined);
+  // the former default, key for key (the results tables' gan)
+  assert.deepEqual(ganOptions('fixed-3x3'), {
+    epochs: 10, lr: 0.01, batchSize: 128, momentum: 0.9, weightDecay: 5e-4, schedule: 'cosine', seed: 1,
+    patchSize: 3, zDim: 32, hidden: 128, generatorEpochs: 10, generatorLr: 0.01, beta: 0.5, diversity: 0.1, stampFraction: 0.3, placement: 'adaptive',
+  });
+  const d = ganOptions('default');
+  assert.deepEqual(triggerSizesOf(d), [3, 5, 7, 'blend']);
+  assert.ok(betasOf(d).length > 1);
+  const short = ganOptions('cpu-short');
+  assert.ok(short.generatorEpochs < d.generatorEpochs);
+  assert.throws(() => triggerSizesOf(ganOptions('default', { patchSize: 3 })), /exactly one of the options patchSize and triggerSizes/);
+  assert.throws(() => betasOf(ganOptions('published', { betas: [0.5] })), /exactly one of the options beta and betas/);
+  assert.throws(() => resolveOptions(gan, 'default', { triggerSizes: [3, 'patch'] }), /triggerSizes/);
 });
 
 // whether it finds the target and removes the backdoor: efficacy.test.ts

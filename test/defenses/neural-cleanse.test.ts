@@ -1,0 +1,67 @@
+import { test } from 'node:test';
+import * as assert from 'assert/strict';
+import { manualSeed, rand } from '../../src/torch';
+import { withoutTestSet } from '../../src/data/datasets';
+import { anomalyIndices, applyMask, NC_PUBLISHED, neuralCleanse, neuralCleanseOptions } from '../../src/defenses/neural-cleanse';
+import { median, plantBackdoor } from '../fixtures/planted';
+
+test('the anomaly index is |x - median| / (1.4826 MAD), flagged only on the low side above the threshold', () => {
+  const norms = [10, 40, 42, 38, 45, 60, 39, 41, 44, 43];
+  // by hand: median 41.5; |x - 41.5| = 31.5 1.5 0.5 3.5 3.5 18.5 2.5 0.5 2.5 1.5 -> median 2.5 -> MAD 3.7065
+  const { index, flagged } = anomalyIndices(norms, 2);
+  norms.forEach((x, i) => assert.ok(Math.abs(index[i] - Math.abs(x - 41.5) / 3.7065) < 1e-9, `class ${i}`));
+  assert.deepEqual(flagged.map((f, i) => (f ? i : -1)).filter((i) => i >= 0), [0], 'class 5 is as far out, but on the high side');
+  assert.ok(index[5] > 2);
+  // median 20.5, MAD 1.4826 * 1: class 0 at 10.4
+  const never = anomalyIndices([5, 20, 20, 21, 22, Infinity], 2);
+  assert.ok(Math.abs(never.index[0] - 15.5 / 1.4826) < 1e-9);
+  assert.equal(never.flagged[5], false, 'a class never reached is not a target');
+  assert.equal(never.flagged[0], true);
+});
+
+test('the mask mixes the pattern in pixel by pixel: (1 - m) x + m p', () => {
+  manualSeed(0);
+  const x = rand([2, 3, 4, 4]), m = rand([1, 1, 4, 4]), p = rand([1, 3, 4, 4]);
+  const out = applyMask(x, m, p).toList(), xs = x.toList(), ms = m.toList(), ps = p.toList();
+  out.forEach((v, i) => {
+    const pix = i % 16, ch = Math.floor(i / 16) % 3;
+    assert.ok(Math.abs(v - ((1 - ms[pix]) * xs[i] + ms[pix] * ps[ch * 16 + pix])) < 1e-6, `element ${i}`);
+  });
+});
+
+test('options: the published settings by default, errors name the option', () => {
+  const o = neuralCleanseOptions();
+  assert.deepEqual([o.lr, o.betas, o.initCost, o.batchSize, o.patience, o.costMultiplier, o.successThreshold, o.anomalyThreshold], [0.1, [0.5, 0.9], 1e-3, 32, 5, 2, 0.99, 2]);
+  assert.ok(neuralCleanseOptions('cpu-short').epochs < NC_PUBLISHED.epochs);
+  assert.throws(() => neuralCleanseOptions('default', { lr: -1 }), /option 'lr'/);
+  assert.throws(() => neuralCleanseOptions('default', { stepz: 1 }), /unknown option\(s\) stepz/);
+  assert.throws(() => neuralCleanseOptions('fast'), /unknown preset 'fast'/);
+});
+
+test('on a 28x28 planted fixture the target needs the smallest mask, by a margin, on every seed', () => {
+  // 28x28 as the real MNIST-format data: on the 16x16 fixture the synthetic clean classes are reachable
+  // with 7-15-pixel masks and the target's lead is thin (docs/fidelity.md). Short runs (the published
+  // 1000 epochs with early stop take minutes per class on a CPU): the cost is set after one successful epoch.
+  const o = neuralCleanseOptions('default', { epochs: 10, initCost: 0.01, patience: 1, earlyStop: false });
+  const ratios: number[] = [], indices: number[] = [], onTrigger: number[] = [];
+  for (const seed of [1, 2, 3]) {
+    const p = plantBackdoor({ seed, size: 28 });
+    const before = p.model.stateDict().get('linear.weight')!.toList();
+    const r = withoutTestSet(() => neuralCleanse(p.model, p.data, o));
+    assert.deepEqual(p.model.stateDict().get('linear.weight')!.toList(), before, 'the model is only read');
+    const [t, ...others] = r.classes;
+    const next = Math.min(...others.map((k) => k.maskL1));
+    ratios.push(next / t.maskL1);
+    indices.push(t.anomalyIndex);
+    assert.ok(t.success > 0.95, `seed ${seed}: the reversed trigger works (${t.success})`);
+    // the trigger is the fixture's bottom-right 3x3 (reported, not asserted)
+    let inside = 0;
+    for (let i = 25; i < 28; i++) for (let j = 25; j < 28; j++) inside += t.mask[i * 28 + j];
+    onTrigger.push(inside / t.maskL1);
+    p.model.dispose();
+  }
+  process.stderr.write(`neural cleanse: next smallest / target mask L1 ${ratios.map((x) => x.toFixed(2)).join(' ')}; target anomaly index ${indices.map((x) => x.toFixed(2)).join(' ')}; share of the target mask on the trigger ${onTrigger.map((x) => x.toFixed(2)).join(' ')}\n`);
+  // observed: 4.05 3.34 1.59 (target 8.3 / 7.3 / 17.9 pixels); anomaly index 3.14 1.81 2.03
+  assert.ok(Math.min(...ratios) > 1.2, `the target's mask is the smallest on every seed: ${ratios}`);
+  assert.ok(median(ratios) > 2, `median ratio ${median(ratios)}`);
+});
