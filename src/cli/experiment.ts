@@ -7,7 +7,7 @@ import { CellResult, runExperiment } from '../experiments/runner';
 import { runExperimentQueued, startWorker } from '../experiments/queue';
 import { defenseLabel } from '../defenses/registry';
 
-export interface ExperimentFlags { out?: string; dataDir?: string; models?: string; json: boolean; queue?: string; datasets?: string }
+export interface ExperimentFlags { out?: string; dataDir?: string; models?: string; json: boolean; queue?: string; datasets?: string; attacks?: string }
 
 /** --datasets a,b: the part of the grid on those datasets (cell ids unchanged, so the parts add up). */
 function onlyDatasets(e: Experiment, list?: string): Experiment {
@@ -18,12 +18,22 @@ function onlyDatasets(e: Experiment, list?: string): Experiment {
   return { ...e, datasets: e.datasets.filter((d) => wanted.includes(d)) };
 }
 
+/** --attacks a,b: the part of the grid with those attack names (ids unchanged: processes can split a grid). */
+function onlyAttacks(e: Experiment, list?: string): Experiment {
+  if (!list) return e;
+  const wanted = list.split(',').map((a) => a.trim());
+  const names = e.attacks.map((a) => a.name);
+  const unknown = wanted.filter((a) => !names.includes(a));
+  if (unknown.length) throw new Error(`--attacks: ${unknown.join(', ')} not in the config's attacks (${names.join(', ')})`);
+  return { ...e, attacks: e.attacks.filter((a) => wanted.includes(a.name)) };
+}
+
 const cellLine = (r: CellResult, done: number, n: number, suffix: string): string =>
   `[${done}/${n}] ${r.dataset} ${r.attack} seed ${r.seed} ${defenseLabel(r.method, r.preset)}${Object.keys(r.set).length ? ` ${JSON.stringify(r.set)}` : ''}: ` +
   `ACC ${pct(r.accAfter)} ASR ${pct(r.asrAfter)}${suffix}\n`;
 
 export async function runExperimentCommand(configFile: string, f: ExperimentFlags): Promise<void> {
-  const e = onlyDatasets(loadExperiment(configFile), f.datasets);
+  const e = onlyAttacks(onlyDatasets(loadExperiment(configFile), f.datasets), f.attacks);
   const out = f.out ?? path.join('runs', e.name);
   const results = f.queue ? await runExperimentQueued(e, out, f.queue, {
     log: (l) => process.stderr.write(`${l}\n`),

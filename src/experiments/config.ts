@@ -125,12 +125,14 @@ export function expandCells(e: Experiment): Cell[] {
       for (const point of product(spec.sweep)) {
         const set = { ...spec.set, ...point };
         const where = `defense '${defenseLabel(spec.method, spec.preset)}'`;
+        let options: Record<string, unknown>;
         try {
-          resolveOptions(defenseMethod(spec.method), spec.preset, set);
+          options = resolveOptions(defenseMethod(spec.method), spec.preset, set);
         } catch (err) {
           throw new Error(`${where}: ${(err as Error).message}`);
         }
-        const id = hash({ modelKey, method: spec.method, preset: spec.preset, set, valFraction: e.valFraction });
+        // the resolved options are in the id: a cell is never taken as done after its preset changed
+        const id = hash({ modelKey, method: spec.method, preset: spec.preset, set, options, valFraction: e.valFraction });
         cells.push({ id, dataset, attack: a.name, seed, method: spec.method, preset: spec.preset, set, train, modelKey });
       }
     }

@@ -3,7 +3,7 @@ import * as assert from 'assert/strict';
 import * as fs from 'fs';
 import * as path from 'path';
 import { expandCells, loadExperiment } from '../../src/experiments/config';
-import { DEFENSES } from '../../src/defenses/registry';
+import { DEFENSES, defenseMethod, resolveOptions } from '../../src/defenses/registry';
 import { repoRoot } from '../helpers';
 
 const dir = path.join(repoRoot, 'experiments');
@@ -44,6 +44,13 @@ test('experiment --datasets names what is not in the config', async () => {
   assert.match(r.stderr, /--datasets: cifar10 not in the config's datasets \(fashion-mnist, mnist\)/);
 });
 
+test('experiment --attacks runs a part of the grid and names what is not in it', async () => {
+  const { spawnSync } = await import('child_process');
+  const r = spawnSync(process.execPath, [path.join(repoRoot, 'dist', 'src', 'cli', 'main.js'), 'experiment', path.join(dir, 'protocol-final-cpu.yaml'), '--attacks', 'blend,patch9'], { encoding: 'utf8' });
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /--attacks: patch9 not in the config's attacks \(patch3-fixed, patch3-random, .*blend\)/);
+});
+
 test('the protocol grids: development on seed 1, the final on fresh seeds with fresh attacks, every defense and the controls', () => {
   const dev = loadExperiment(path.join(dir, 'protocol-dev-cpu.yaml')), fin = loadExperiment(path.join(dir, 'protocol-final-cpu.yaml'));
   assert.deepEqual(dev.seeds, [1]);
@@ -59,11 +66,19 @@ test('the protocol grids: development on seed 1, the final on fresh seeds with f
   const labels = new Set(cells.map((c) => (c.preset === 'default' ? c.method : `${c.method}:${c.preset}`)));
   for (const name of Object.keys(DEFENSES)) assert.ok([...labels].some((l) => l.split(':')[0] === name), `final grid runs ${name}`);
   for (const p of ['paper', 'bn-distill', 'control-random', 'control-gamma', 'control-mean', 'control-lambda0']) assert.ok(labels.has(`vardefense:${p}`), `final grid runs vardefense:${p}`);
-  // the same lr grid for every SGD fine-tuning defense, in both grids
-  for (const e of [dev, fin]) {
-    const lrs = new Map<string, Set<unknown>>();
-    for (const c of expandCells(e)) if (c.set.lr !== undefined) lrs.set(`${c.method}:${c.preset}`, (lrs.get(`${c.method}:${c.preset}`) ?? new Set()).add(c.set.lr));
-    assert.ok(lrs.size >= 10);
-    for (const [k, v] of lrs) assert.deepEqual([...v].sort(), [0.005, 0.01, 0.02], k);
+  // development: the lr grid for every SGD fine-tuning defense
+  const lrs = new Map<string, Set<unknown>>();
+  for (const c of expandCells(dev)) if (c.set.lr !== undefined) lrs.set(`${c.method}:${c.preset}`, (lrs.get(`${c.method}:${c.preset}`) ?? new Set()).add(c.set.lr));
+  assert.ok(lrs.size >= 10);
+  for (const [k, v] of lrs) assert.deepEqual([...v].sort(), [0.005, 0.01, 0.02], k);
+  // final: the common lr 0.01 for every SGD fine-tune, apart from the labelled extras (published schedules, the development lr)
+  const sgd = ['ft', 'fine-pruning', 'nad', 'gan', 'fst', 'ft-sam', 'vardefense'];
+  let common = 0;
+  for (const c of cells.filter((x) => sgd.includes(x.method) && x.preset !== 'published' && x.set.lr === undefined)) {
+    assert.equal((resolveOptions(defenseMethod(c.method), c.preset, c.set) as { lr: number }).lr, 0.01, `${c.method}:${c.preset} ${JSON.stringify(c.set)}`);
+    common++;
   }
+  assert.equal(common, 21 * 13, 'thirteen SGD fine-tuning cells a model run at the common lr');
+  const extras = cells.filter((x) => x.preset === 'published' || x.set.lr !== undefined).map((x) => `${x.method}:${x.preset}:${x.set.lr ?? ''}`);
+  assert.deepEqual([...new Set(extras)].sort(), ['ft:published:', 'nad:published:', 'vardefense:bn-distill:0.02', 'vardefense:control-lambda0:0.02']);
 });

@@ -5,6 +5,7 @@ import * as path from 'path';
 import { writeSyntheticIdx } from '../../src/data/synthetic';
 import { expandCells, parseExperiment } from '../../src/experiments/config';
 import { readResults, runExperiment } from '../../src/experiments/runner';
+import { DEFENSES } from '../../src/defenses/registry';
 import { tmpDir } from '../helpers';
 
 const GRID = `
@@ -36,6 +37,22 @@ test('the grid expands to datasets x attacks x seeds x defenses x sweep points, 
   assert.equal(new Set(cells.map((c) => c.modelKey)).size, 2);
   assert.deepEqual(cells.filter((c) => c.method === 'vardefense').map((c) => c.set.lambda), [0, 1, 0, 1]);
   assert.deepEqual(expandCells(parseExperiment(GRID, 'y.yaml')).map((c) => c.id), cells.map((c) => c.id), 'ids are stable');
+});
+
+test('a cell whose preset changed is a new cell, never taken as done', () => {
+  const ids = (): string[] => expandCells(parseExperiment(GRID, 'x.yaml')).map((c) => c.id);
+  const before = ids();
+  const ft = DEFENSES.ft.presets.default as { lr: number };
+  const lr = ft.lr;
+  try {
+    ft.lr = lr * 2;
+    const after = ids();
+    const cells = expandCells(parseExperiment(GRID, 'x.yaml'));
+    cells.forEach((c, i) => assert.equal(after[i] !== before[i], c.method === 'ft', `${c.method}: id changes exactly when its options do`));
+  } finally {
+    ft.lr = lr;
+  }
+  assert.deepEqual(ids(), before);
 });
 
 test('an experiment trains each model once, skips finished cells on rerun, and survives a torn results line', () => {
