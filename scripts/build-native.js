@@ -28,8 +28,17 @@ function nodeHeadersDir() {
 if (upToDate() && !process.argv.includes('--force')) process.exit(0);
 const gyp = require.resolve('node-gyp/bin/node-gyp.js');
 console.log(`building native addon (libtorch: ${libtorch || 'Debian libtorch-dev'})`);
-execFileSync(process.execPath, [gyp, 'rebuild', `--nodedir=${nodeHeadersDir()}`, '-j', String(require('os').cpus().length)], {
-  cwd: root,
-  stdio: 'inherit',
-});
+// quiet when it works (node-gyp prints dozens of lines), the whole log when it fails; VARDEFENSE_VERBOSE=1 shows it live
+const verbose = process.env.VARDEFENSE_VERBOSE === '1';
+try {
+  execFileSync(process.execPath, [gyp, 'rebuild', `--nodedir=${nodeHeadersDir()}`, '-j', String(require('os').cpus().length)], {
+    cwd: root,
+    stdio: verbose ? 'inherit' : ['ignore', 'pipe', 'pipe'],
+    maxBuffer: 64 * 1024 * 1024,
+  });
+} catch (e) {
+  if (!verbose) process.stderr.write(`${e.stdout || ''}${e.stderr || ''}`);
+  console.error(`building the native addon failed (node-gyp exit status ${e.status}); the full log is above`);
+  process.exit(1);
+}
 fs.writeFileSync(stamp, libtorch);
