@@ -70,7 +70,7 @@ test('the control: the fixture carries a working backdoor that plain fine-tuning
 test('VarDefense removes most of the backdoor that fine-tuning keeps, while clean accuracy holds', () => {
   const r = onEverySeed((p) => varDefense(p.model, p.data, options('vardefense', ft)));
   const m = report('vardefense', r);
-  // observed: median ASR 0 (seed 1 keeps 0.13-0.34 with the kernel), ACC drop 0
+  // observed at the frozen lr 0.01: median ASR .071 (per seed .268-.332 / .071 / .028 with the kernel), ACC drop 0
   assert.ok(m.asr < control().asr - 0.5, `median ASR ${m.asr} vs ${control().asr} for fine-tuning alone`);
   assert.ok(m.accDrop < 0.05, `median ACC drop ${m.accDrop}`);
 });
