@@ -95,7 +95,10 @@ def write_atomic(path, save):
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix='.' + os.path.basename(path) + '.')
     os.close(fd)
     try:
-        save(tmp); os.replace(tmp, path)
+        save(tmp)
+        umask = os.umask(0); os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would hide the judge from other users
+        os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp); raise
 
