@@ -4,12 +4,27 @@ import * as assert from 'assert/strict';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import { writeSyntheticIdx } from '../src/data/synthetic';
 import { Tensor } from '../src/torch';
 
 export const repoRoot = path.resolve(__dirname, '..', '..');
 
 export function tmpDir(tag: string): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), `vardefense-${tag}-`));
+}
+
+const cliMain = path.join(repoRoot, 'dist', 'src', 'cli', 'main.js');
+/** Runs the built CLI and returns its stdout (throws with its stderr on a non-zero exit). */
+export const runCli = (...args: string[]): string => execFileSync(process.execPath, [cliMain, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+
+/** A synthetic MNIST under <root>/data and a width-4 ResNet-18 trained on it for one epoch by the CLI under <root>/run. */
+export function tinyTrainedRun(root: string, sizes: { train: number; test: number }): { data: string; runDir: string } {
+  const data = path.join(root, 'data');
+  writeSyntheticIdx(path.join(data, 'mnist'), sizes);
+  const runDir = path.join(root, 'run');
+  runCli('train', '--dataset', 'mnist', '--data-dir', data, '--model', 'resnet18', '--width', '4', '--epochs', '1', '--batch-size', '64',
+    '--no-eval-each-epoch', '--out', runDir);
+  return { data, runDir };
 }
 
 /** Runs test/py/<script> with Debian's python3 (python3-torch; pyenv's python3 lacks torch) and returns its stdout. */

@@ -2,23 +2,16 @@
 // before/after metrics, a comparison table, finished methods skipped on rerun, clear errors.
 import { test } from 'node:test';
 import * as assert from 'assert/strict';
-import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
-import { writeSyntheticIdx } from '../../src/data/synthetic';
 import { loadSafetensors } from '../../src/torch';
-import { repoRoot, tmpDir } from '../helpers';
+import { runCli, tinyTrainedRun, tmpDir } from '../helpers';
 
-const cli = path.join(repoRoot, 'dist', 'src', 'cli', 'main.js');
-const run = (...args: string[]): string => execFileSync(process.execPath, [cli, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+const run = runCli;
 
 test('defend: ft and the paper preset on a trained run, resumable, with reports', () => {
   const root = tmpDir('defend');
-  const data = path.join(root, 'data');
-  writeSyntheticIdx(path.join(data, 'mnist'), { train: 2000, test: 200 });
-  const runDir = path.join(root, 'run');
-  run('train', '--dataset', 'mnist', '--data-dir', data, '--model', 'resnet18', '--width', '4', '--epochs', '1', '--batch-size', '64',
-    '--no-eval-each-epoch', '--out', runDir);
+  const { data, runDir } = tinyTrainedRun(root, { train: 2000, test: 200 });
   const args = ['defend', '--run', runDir, '--data-dir', data, '--method', 'ft,vardefense:paper', '--set', 'epochs=1', '--set', 'batchSize=50'];
   const table = run(...args);
   assert.match(table, /\| ft \| .* \| 1\.00 \|/);
@@ -36,7 +29,7 @@ test('defend: ft and the paper preset on a trained run, resumable, with reports'
   assert.equal(vd.report.perLayer.length, 4);
   assert.equal(vd.report.lambda, 1e-4);
 
-  const again = execFileSync(process.execPath, [cli, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  const again = run(...args);
   assert.equal(again, table, 'a rerun reuses the finished reports');
   assert.throws(() => run('defend', '--run', runDir, '--data-dir', data, '--method', 'vardefense', '--set', 'metric=median'),
     /option 'metric' must be one of 'variance', 'entropy', 'mean', 'weight', 'random', got 'median'/);

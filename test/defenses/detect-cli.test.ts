@@ -2,22 +2,15 @@
 // and errors that name the option.
 import { test } from 'node:test';
 import * as assert from 'assert/strict';
-import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
-import { writeSyntheticIdx } from '../../src/data/synthetic';
-import { repoRoot, tmpDir } from '../helpers';
+import { runCli, tinyTrainedRun, tmpDir } from '../helpers';
 
-const cli = path.join(repoRoot, 'dist', 'src', 'cli', 'main.js');
-const run = (...args: string[]): string => execFileSync(process.execPath, [cli, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+const run = runCli;
 
 test('detect: a per-class table and detect.json from a training run', () => {
   const root = tmpDir('detect');
-  const data = path.join(root, 'data');
-  writeSyntheticIdx(path.join(data, 'mnist'), { train: 1000, test: 100 });
-  const runDir = path.join(root, 'run');
-  run('train', '--dataset', 'mnist', '--data-dir', data, '--model', 'resnet18', '--width', '4', '--epochs', '1', '--batch-size', '64',
-    '--no-eval-each-epoch', '--out', runDir);
+  const { data, runDir } = tinyTrainedRun(root, { train: 1000, test: 100 });
   const out = run('detect', '--run', runDir, '--data-dir', data, '--preset', 'cpu-short', '--set', 'epochs=1');
   assert.match(out, /\| class \| mask L1 \| anomaly index \| flagged \|/);
   const rows = out.split('\n').filter((l) => /^\| \d+ \|/.test(l));

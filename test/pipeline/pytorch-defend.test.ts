@@ -3,14 +3,13 @@
 // `eval` with the same flags to the accuracy PyTorch measured itself.
 import { test } from 'node:test';
 import * as assert from 'assert/strict';
-import { execFileSync, spawnSync } from 'child_process';
+import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { writeSyntheticIdx } from '../../src/data/synthetic';
-import { python, repoRoot, tmpDir } from '../helpers';
+import { python, runCli, tmpDir } from '../helpers';
 
-const cli = path.join(repoRoot, 'dist', 'src', 'cli', 'main.js');
-const run = (...args: string[]): string => execFileSync(process.execPath, [cli, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+const run = runCli;
 const pythonBin = process.env.VARDEFENSE_PYTHON ?? '/usr/bin/python3';
 const hasTorch = spawnSync(pythonBin, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0;
 
