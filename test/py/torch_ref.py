@@ -70,6 +70,8 @@ def resnet(d):
     torch.save(m.state_dict(), f'{d}/model.pt')
     x = torch.randn(cfg['batch'], cfg['in_ch'], cfg['size'], cfg['size']); y = torch.randint(0, 10, (cfg['batch'],))
     ref = {'x': x, 'y': y}
+    if cfg.get('channels_last'):  # the reference in the layout being tested: the same conv algorithms
+        m = m.to(memory_format=torch.channels_last); x = x.contiguous(memory_format=torch.channels_last)
     m.eval()
     with torch.no_grad(): ref['logits_eval'] = m(x)
     m.train()

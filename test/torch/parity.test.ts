@@ -10,7 +10,9 @@ import { assertClose, python, relDiff, tmpDir } from '../helpers';
 
 for (const channelsLast of [false, true]) test(`ResNet-18 (${channelsLast ? 'channels-last' : 'contiguous'}): a PyTorch state dict gives the same logits, gradients and SGD steps`, () => {
   const dir = tmpDir('parity');
-  const cfg = { seed: 7, width: 64, in_ch: 3, size: 32, batch: 4, lr: 0.1, threads: T.getNumThreads() };
+  // PyTorch computes the reference in the same layout: a channels-last conv takes other algorithms (at one
+  // thread a contiguous reference was 6e-3 away in one gradient), the same ones on both sides here
+  const cfg = { seed: 7, width: 64, in_ch: 3, size: 32, batch: 4, lr: 0.1, threads: T.getNumThreads(), channels_last: channelsLast };
   fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(cfg));
   python('torch_ref.py', 'resnet', dir);
   const ref = T.loadSafetensors(path.join(dir, 'ref.safetensors')).tensors;
@@ -40,10 +42,7 @@ for (const channelsLast of [false, true]) test(`ResNet-18 (${channelsLast ? 'cha
       }
     }
     opt.step();
-    // the second step compounds float reassociation (another conv algorithm) through batch norm;
-    // it is exact only in PyTorch's own layout
-    if (step === 1 || !channelsLast)
-      for (const [k, v] of model.stateDict()) assertClose(v, r(`step${step}.${k}`), 1e-5, `after SGD step ${step}: ${k}`);
+    for (const [k, v] of model.stateDict()) assertClose(v, r(`step${step}.${k}`), 1e-5, `after SGD step ${step}: ${k}`);
   }
 
   // and back: our state dict as safetensors loads into PyTorch and gives our logits
