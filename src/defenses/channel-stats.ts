@@ -14,6 +14,11 @@ export interface ChannelStatsOptions {
   momentum: number | null;
   /** precision of the per-batch reductions and of the running state (default float64) */
   dtype?: StatsDtype;
+  /**
+   * false: with a momentum, only the running variance is kept (its update does not read the mean), one
+   * reduction per batch instead of two; means() then refuses. The exact mode always keeps the mean.
+   */
+  keepMean?: boolean;
 }
 
 /** The dimensions of [N, C, *] activations that a per-channel statistic reduces over. */
@@ -40,11 +45,17 @@ export class ChannelStats {
   /** Adds one minibatch of activations [N, C, *] (nothing is kept on the graph, nothing read back). */
   update(x: Tensor): void {
     const mom = this.options.momentum;
-    if (this.mean && x.size(1) !== this.channels) throw new Error(`channel count changed from ${this.channels} to ${x.size(1)}`);
+    if (this.m2 && x.size(1) !== this.channels) throw new Error(`channel count changed from ${this.channels} to ${x.size(1)}`);
     noGrad(() => scope(() => {
       const v = x.dtype === (this.options.dtype ?? 'float64') ? x : x.to(this.options.dtype ?? 'float64');
       const dims = channelReduceDims(v);
-      const bm = v.mean(dims), bv = v.var(dims, false);
+      const bv = v.var(dims, false);
+      if (mom !== null && this.options.keepMean === false) {
+        // the per-step cost of VarDefense's hooks on ten layers: one reduction and two in-place updates
+        if (!this.m2) { this.channels = x.size(1); this.m2 = keep(bv); this.count = 1; } else { this.m2.mul_(mom).add_(bv, 1 - mom); this.count++; }
+        return;
+      }
+      const bm = v.mean(dims);
       const n = valuesPerChannel(v);
       if (!this.mean || !this.m2) {
         this.channels = x.size(1);
@@ -70,6 +81,7 @@ export class ChannelStats {
 
   /** Per-channel mean of the activations (one read from the tensors). */
   means(): Float64Array {
+    if (this.options.keepMean === false && this.options.momentum !== null) throw new Error('ChannelStats: the mean is not kept (keepMean false)');
     if (!this.mean) throw new Error('ChannelStats: no batch seen yet');
     return Float64Array.from(this.mean.toArray() as Float32Array | Float64Array);
   }

@@ -211,6 +211,19 @@ export function distillLoss(student: Tensor, teacher: Tensor, temperature: numbe
     .mul((temperature * temperature) / student.size(0)));
 }
 
+/**
+ * distillLoss from the teacher's softened probabilities (softmax(teacher / T), computed once): T^2 times
+ * the cross-entropy of the student's softened outputs against them, mean over the batch. It differs
+ * from distillLoss by the teacher's entropy, a constant: the same gradients bit for bit, with fewer
+ * operations per step (the value is not the KL divergence).
+ */
+export function softTargetLoss(student: Tensor, teacherProbs: Tensor, temperature: number): Tensor {
+  return scope(() => F.logSoftmax(student.div(temperature), 1).mul(teacherProbs).sum().mul(-(temperature * temperature) / student.size(0)));
+}
+
+/** softmax(logits / T) over the classes: softTargetLoss's targets. */
+export const softTargets = (logits: Tensor, temperature: number): Tensor => noGrad(() => scope(() => F.softmax(logits.div(temperature), 1)));
+
 /** A parameter whose slices along `dim` belong to channels (dim 0: output channels). */
 export interface Slice { t: Tensor; dim: number }
 

@@ -74,7 +74,7 @@ export class EntropyMetric implements ChannelMetric {
 
 export class VarianceMetric implements ChannelMetric {
   readonly stats: ChannelStats;
-  constructor(momentum: number | null, dtype: StatsDtype = 'float64') { this.stats = new ChannelStats({ momentum, dtype }); }
+  constructor(momentum: number | null, dtype: StatsDtype = 'float64') { this.stats = new ChannelStats({ momentum, dtype, keepMean: false }); }
   update(x: Tensor): void { this.stats.update(x); }
   scores(): Float64Array { return this.stats.variances(); }
   dispose(): void { this.stats.dispose(); }
