@@ -212,13 +212,17 @@ export function distillLoss(student: Tensor, teacher: Tensor, temperature: numbe
 }
 
 /**
- * distillLoss from the teacher's softened probabilities (softmax(teacher / T), computed once): T^2 times
- * the cross-entropy of the student's softened outputs against them, mean over the batch. It differs
- * from distillLoss by the teacher's entropy, a constant: the same gradients bit for bit, with fewer
- * operations per step (the value is not the KL divergence).
+ * `weight` times distillLoss, from the teacher's softened probabilities (softmax(teacher / T), computed
+ * once): weight * T^2 times the cross-entropy of the student's softened outputs against them, mean over
+ * the batch. It differs from distillLoss by the teacher's entropy, a constant: the same gradients bit
+ * for bit as distillLoss(...).mul(weight), with fewer operations per step (the value is not the KL divergence).
  */
-export function softTargetLoss(student: Tensor, teacherProbs: Tensor, temperature: number): Tensor {
-  return scope(() => F.logSoftmax(student.div(temperature), 1).mul(teacherProbs).sum().mul(-(temperature * temperature) / student.size(0)));
+export function softTargetLoss(student: Tensor, teacherProbs: Tensor, temperature: number, weight = 1): Tensor {
+  return scope(() => {
+    const loss = F.logSoftmax(student.div(temperature), 1).mul(teacherProbs).sum().mul(-(temperature * temperature) / student.size(0));
+    // a separate factor, as distillLoss(...).mul(weight) rounds it; 1 needs none
+    return weight === 1 ? loss : loss.mul(weight);
+  });
 }
 
 /** softmax(logits / T) over the classes: softTargetLoss's targets. */

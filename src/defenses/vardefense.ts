@@ -284,11 +284,11 @@ function purify(model: nn.Module, data: DefenseData, o: VarDefenseOptions, lambd
             if (p) total = total ? total.add(p) : p;
           }
         }
-        if (total) total = total.mul(lambda);
+        if (total && lambda !== 1) total = total.mul(lambda);
         if (!teacher || o.distill === 0) return total;
         const target = 'probs' in teacher ? teacher.probs.indexSelect(0, b.idx) : teacherProbs!;
         teacherProbs = null;
-        const d = softTargetLoss(logits, target, o.distillTemperature).mul(o.distill);
+        const d = softTargetLoss(logits, target, o.distillTemperature, o.distill);
         return total ? total.add(d) : d;
       },
     });

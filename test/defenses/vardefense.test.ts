@@ -1,10 +1,11 @@
 import { test } from 'node:test';
 import * as assert from 'assert/strict';
-import { manualSeed, noGrad } from '../../src/torch';
+import { manualSeed, noGrad, randn, Tensor } from '../../src/torch';
+import { distillLoss, softTargetLoss, softTargets } from '../../src/defenses/common';
 import { ResNet18 } from '../../src/models/resnet';
 import { defenseMethod, resolveOptions } from '../../src/defenses/registry';
 import { lastUnits } from '../../src/defenses/selection';
-import { penaltyOf, varDefense, VarDefenseOptions } from '../../src/defenses/vardefense';
+import { channelIndex, penalizableTogether, penalizedTogether, penaltyOf, togetherIndex, varDefense, VarDefenseOptions } from '../../src/defenses/vardefense';
 import { planted } from '../fixtures/planted';
 
 const options = (preset: string, o: Record<string, unknown> = {}): VarDefenseOptions =>
@@ -27,6 +28,51 @@ test('the penalty reaches only the selected channels of the unit, and BN only wh
     assert.ok(earlier.every(([, p]) => p.grad === null), 'no gradient on any other layer');
   }
   m.dispose();
+});
+
+test('the penalty of all units taken together has the gradients of the per-unit penalties, bit for bit', () => {
+  manualSeed(2);
+  const m = new ResNet18({ width: 4, inChannels: 1 });
+  const units = lastUnits(m, 5);
+  noGrad(() => { for (const u of units) { u.bn!.weight.uniform_(-1.5, 1.5); u.bn!.bias.uniform_(-1, 1); } });
+  const selection = units.map((u, i) => (i === 2 ? [] : [0, 2, u.conv.outChannels - 1].slice(0, 1 + (i % 3))));
+  // a unit without a selected channel gets no gradient from the per-unit terms, zeros from the gathered one
+  const grads = (): number[][] => units.flatMap((u) => [u.bn!.weight, u.bn!.bias].map((t) => (t.grad?.toList() as number[] | undefined) ?? new Array<number>(t.numel).fill(0)));
+  assert.ok(penalizableTogether(units, { penalize: 'bn' }) && !penalizableTogether(units, { penalize: 'conv+bn' }));
+  for (const penalty of ['l1', 'group-l2'] as const) {
+    m.zeroGrad();
+    let sum: Tensor | null = null;
+    units.forEach((u, i) => { const p = penaltyOf(u, selection[i], { penalize: 'bn', penalty }, selection[i].length ? channelIndex(selection[i], u.conv.weight) : undefined); if (p) sum = sum ? sum.add(p) : p; });
+    const perUnitValue = sum!.item();
+    sum!.mul(0.3).backward();
+    const perUnit = grads();
+    m.zeroGrad();
+    const together = penalizedTogether(units, togetherIndex(units, selection)!, penalty);
+    assert.ok(Math.abs(together.item() - perUnitValue) < 1e-5 * perUnitValue, `${penalty}: ${together.item()} vs ${perUnitValue}`);
+    together.mul(0.3).backward();
+    assert.deepEqual(grads(), perUnit, penalty);
+    assert.ok(perUnit.flat().some((g) => g !== 0));
+  }
+  assert.equal(togetherIndex(units, units.map(() => [])), null);
+  m.dispose();
+});
+
+test('distillation from soft targets has the gradients of distillLoss, bit for bit', () => {
+  manualSeed(4);
+  const teacher = randn([6, 10]).mul(3);
+  for (const weight of [1, 0.7]) {
+    const grad = (loss: (s: Tensor) => Tensor): number[] => {
+      const s = randn([6, 10]).mul(2).requiresGrad_(true);
+      loss(s).backward();
+      return s.grad!.toList() as number[];
+    };
+    manualSeed(5);
+    const kl = grad((s) => distillLoss(s, teacher, 2).mul(weight));
+    manualSeed(5);
+    const soft = grad((s) => softTargetLoss(s, softTargets(teacher, 2), 2, weight));
+    assert.deepEqual(soft, kl, `weight ${weight}`);
+    assert.ok(kl.some((g) => Math.abs(g) > 1e-3));
+  }
 });
 
 test('selection stays in the last L layers and the threshold rises per epoch or per iteration', () => {
