@@ -51,7 +51,11 @@ if (compare) {
     for (const field of Object.keys(r)) {
       if (JSON.stringify(r[field]) === JSON.stringify(ref[key][field])) continue;
       diffs++;
-      process.stdout.write(`${key}: ${field} differs\n`);
+      // values (threshold values) that moved by rounding: by how much
+      const a = [r[field]].flat(2) as unknown[], e = [ref[key][field]].flat(2) as unknown[];
+      const rel = a.length === e.length && a.every((v) => typeof v === 'number')
+        ? Math.max(...a.map((v, i) => Math.abs((v as number) - (e[i] as number)) / Math.max(1e-30, Math.abs(e[i] as number))).filter((d) => !Number.isNaN(d))) : NaN;
+      process.stdout.write(`${key}: ${field} differs${Number.isNaN(rel) ? '' : ` (at most ${rel.toExponential(2)} relative)`}\n`);
     }
   }
   process.stdout.write(diffs ? `${diffs} differences\n` : `identical: ${Object.keys(results).length} runs\n`);

@@ -52,13 +52,14 @@ test('float32 statistics follow the float64 ones to float32 precision, in both m
   }
 });
 
-test('keepMean false keeps the same running variance bit for bit, and refuses the mean', () => {
+test('keepMean false keeps the same running variance (two-pass batch variances), and refuses the mean', () => {
   T.manualSeed(3);
   const batches = [T.randn([6, 4, 3, 3]).mul(2), T.randn([6, 4, 3, 3]).add(1), T.randn([3, 4, 3, 3]).mul(0.1)];
   for (const dtype of ['float32', 'float64'] as const) {
     const both = new ChannelStats({ momentum: 0.9, dtype }), only = new ChannelStats({ momentum: 0.9, dtype, keepMean: false });
     for (const b of batches) { both.update(b); only.update(b); }
-    assert.deepEqual(Array.from(only.variances()), Array.from(both.variances()));
+    const a = only.variances(), e = both.variances();
+    for (let c = 0; c < 4; c++) assert.ok(Math.abs(a[c] - e[c]) <= (dtype === 'float32' ? 2e-6 : 1e-13) * e[c], `${dtype} channel ${c}: ${a[c]} vs ${e[c]}`);
     assert.equal(only.batches, 3);
     assert.throws(() => only.means(), /mean is not kept/);
     assert.throws(() => only.update(T.randn([2, 5, 3, 3])), /channel count changed from 4 to 5/);
