@@ -2,14 +2,13 @@ import { test } from 'node:test';
 import * as assert from 'assert/strict';
 import { F, manualSeed, randn, scope, tensor } from '../../src/torch';
 import { withoutTestSet } from '../../src/data/datasets';
-import { fineTune, holdOut, restore, snapshot } from '../../src/defenses/common';
+import { fineTune, restore, snapshot } from '../../src/defenses/common';
 import { findHead, fst, FstOptions, fstPenalty, reinitHead, rescaleTo } from '../../src/defenses/fst';
 import { defenseMethod, resolveOptions } from '../../src/defenses/registry';
 import { createModel } from '../../src/models';
 import { normalize } from '../../src/train/loop';
-import { evaluateModel } from '../../src/train/metrics';
 import { maxAbsDiff } from '../helpers';
-import { plantBackdoor, PLANTED_NORM } from '../fixtures/planted';
+import { evaluate, plantedForDefense, PLANTED_NORM } from '../fixtures/planted';
 
 const options = (o: Record<string, unknown> = {}): FstOptions => resolveOptions(defenseMethod('fst'), 'default', o) as unknown as FstOptions;
 
@@ -88,17 +87,14 @@ test('one FST step equals the direct computation: re-init, SGD on CE + alpha <W,
 });
 
 test('FST (alpha 1) removes the planted backdoor that plain fine-tuning keeps, while clean accuracy holds', () => {
-  const p = plantBackdoor();
-  const data = { ...holdOut(p.clean, 0.2, 1), norm: PLANTED_NORM };
-  const before = evaluateModel(p.model, p.test, PLANTED_NORM, p.attack);
-  const original = snapshot(p.model);
+  const { p, data, before, original } = plantedForDefense();
   // alpha 1, not the published 0.2: at 0.2 the fixture's backdoor only partly goes in 10-20 epochs
   const o = options({ batchSize: 32, epochs: 10, alpha: 1 });
   fineTune(p.model, data.train, data.norm, { ...o });
-  const ft = evaluateModel(p.model, p.test, PLANTED_NORM, p.attack);
+  const ft = evaluate(p);
   restore(p.model, original);
   const r = withoutTestSet(() => fst(p.model, data, o));
-  const after = evaluateModel(p.model, p.test, PLANTED_NORM, p.attack);
+  const after = evaluate(p);
   process.stderr.write(`planted FST: ACC ${before.acc.toFixed(3)} -> ${after.acc.toFixed(3)}, ASR ${before.asr!.toFixed(3)} -> ${after.asr!.toFixed(3)} (FT, same options: ACC ${ft.acc.toFixed(3)}, ASR ${ft.asr!.toFixed(3)}), head norm ${r.headNorm.toFixed(3)} -> ${r.headNormAfter.toFixed(3)}, ${r.seconds.toFixed(1)} s\n`);
   assert.ok(before.asr! > 0.9);
   assert.ok(Math.abs(r.headNormAfter - r.headNorm) < 1e-4 * r.headNorm);

@@ -2,14 +2,13 @@ import { test } from 'node:test';
 import * as assert from 'assert/strict';
 import { manualSeed, randn, scope, tensor, Tensor } from '../../src/torch';
 import { withoutTestSet } from '../../src/data/datasets';
-import { fineTune, holdOut, restore, snapshot } from '../../src/defenses/common';
+import { fineTune, restore, snapshot } from '../../src/defenses/common';
 import { ftSam, FtSamOptions, samGradients, samPerturbation, smoothCrossEntropy } from '../../src/defenses/ft-sam';
 import { defenseMethod, resolveOptions } from '../../src/defenses/registry';
 import { createModel } from '../../src/models';
 import { normalize } from '../../src/train/loop';
-import { evaluateModel } from '../../src/train/metrics';
 import { maxAbsDiff } from '../helpers';
-import { plantBackdoor, PLANTED_NORM } from '../fixtures/planted';
+import { evaluate, plantedForDefense, PLANTED_NORM } from '../fixtures/planted';
 
 const options = (o: Record<string, unknown> = {}): FtSamOptions => resolveOptions(defenseMethod('ft-sam'), 'default', o) as unknown as FtSamOptions;
 
@@ -103,19 +102,16 @@ test('samGradients: the gradient is taken at w + e, the weights and BN statistic
 });
 
 test('FT-SAM removes the planted backdoor that plain fine-tuning keeps, while clean accuracy holds', () => {
-  const p = plantBackdoor();
-  const data = { ...holdOut(p.clean, 0.2, 1), norm: PLANTED_NORM };
-  const before = evaluateModel(p.model, p.test, PLANTED_NORM, p.attack);
-  const original = snapshot(p.model);
+  const { p, data, before, original } = plantedForDefense();
   const o = options(FIXTURE_OPTIONS);
   fineTune(p.model, data.train, data.norm, o);
-  const ft = evaluateModel(p.model, p.test, PLANTED_NORM, p.attack);
+  const ft = evaluate(p);
   restore(p.model, original);
   ftSam(p.model, data, { ...o, rho: 0 });
-  const smooth = evaluateModel(p.model, p.test, PLANTED_NORM, p.attack);
+  const smooth = evaluate(p);
   restore(p.model, original);
   const r = withoutTestSet(() => ftSam(p.model, data, o));
-  const after = evaluateModel(p.model, p.test, PLANTED_NORM, p.attack);
+  const after = evaluate(p);
   process.stderr.write(`planted FT-SAM ${JSON.stringify(FIXTURE_OPTIONS)}: ACC ${before.acc.toFixed(3)} -> ${after.acc.toFixed(3)}, ASR ${before.asr!.toFixed(3)} -> ${after.asr!.toFixed(3)} (FT, same options: ACC ${ft.acc.toFixed(3)}, ASR ${ft.asr!.toFixed(3)}; rho 0: ACC ${smooth.acc.toFixed(3)}, ASR ${smooth.asr!.toFixed(3)}), loss at w + e ${r.perturbedLossByEpoch.map((v) => v.toFixed(3)).join(' ')}, ${r.seconds.toFixed(1)} s\n`);
   assert.ok(before.asr! > 0.9);
   assert.ok(ft.asr! > 0.9, 'plain fine-tuning keeps the backdoor');

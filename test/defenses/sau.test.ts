@@ -2,13 +2,12 @@ import { test } from 'node:test';
 import * as assert from 'assert/strict';
 import { F, manualSeed, optim, randn, scope, tensor, Tensor } from '../../src/torch';
 import { withoutTestSet } from '../../src/data/datasets';
-import { fineTune, holdOut, restore, snapshot } from '../../src/defenses/common';
+import { fineTune, restore, snapshot } from '../../src/defenses/common';
 import { defenseMethod, resolveOptions } from '../../src/defenses/registry';
 import { pgdObjective, sau, SauOptions, sharedPgd, unlearnLoss, withState } from '../../src/defenses/sau';
 import { createModel } from '../../src/models';
 import { normalize } from '../../src/train/loop';
-import { evaluateModel } from '../../src/train/metrics';
-import { plantBackdoor, PLANTED_NORM } from '../fixtures/planted';
+import { evaluate, plantedForDefense, PLANTED_NORM } from '../fixtures/planted';
 
 const options = (o: Record<string, unknown> = {}): SauOptions => resolveOptions(defenseMethod('sau'), 'default', o) as unknown as SauOptions;
 
@@ -100,20 +99,17 @@ test('shared PGD: delta stays within eps, and one step is the signed gradient th
 });
 
 test('SAU removes the planted backdoor while clean accuracy holds, unlike the same Adam steps on clean data alone', () => {
-  const p = plantBackdoor();
-  const data = { ...holdOut(p.clean, 0.2, 1), norm: PLANTED_NORM };
-  const before = evaluateModel(p.model, p.test, PLANTED_NORM, p.attack);
-  const original = snapshot(p.model);
+  const { p, data, before, original } = plantedForDefense();
   const o = options(FIXTURE_OPTIONS);
   // the control: the same Adam steps on the clean cross-entropy alone, BN frozen as in SAU
   fineTune(p.model, data.train, data.norm, { epochs: o.epochs, lr: o.lr, batchSize: o.batchSize, momentum: 0, weightDecay: 0, schedule: 'constant', seed: o.seed }, {
     optimizer: (params) => new optim.Adam(params, { lr: o.lr, betas: [0.9, 0.999] }),
     gradients: (x, y) => { p.model.eval(); F.crossEntropy(p.model.call(x), y).backward(); },
   });
-  const plain = evaluateModel(p.model, p.test, PLANTED_NORM, p.attack);
+  const plain = evaluate(p);
   restore(p.model, original);
   const r = withoutTestSet(() => sau(p.model, data, o));
-  const after = evaluateModel(p.model, p.test, PLANTED_NORM, p.attack);
+  const after = evaluate(p);
   process.stderr.write(`planted SAU ${JSON.stringify(FIXTURE_OPTIONS)}: ACC ${before.acc.toFixed(3)} -> ${after.acc.toFixed(3)}, ASR ${before.asr!.toFixed(3)} -> ${after.asr!.toFixed(3)} (clean Adam steps alone: ACC ${plain.acc.toFixed(3)}, ASR ${plain.asr!.toFixed(3)}), shared adversarial by round ${r.rounds.map((e) => e.sharedFraction.toFixed(2)).join(' ')}, ${r.seconds.toFixed(1)} s\n`);
   assert.ok(before.asr! > 0.9);
   assert.ok(r.rounds.length === o.epochs && r.rounds[0].sharedFraction > 0, 'shared adversarial examples found in the first round');
