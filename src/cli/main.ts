@@ -117,6 +117,8 @@ program.command('report')
   .option('--html <file>', 'also write a self-contained HTML page with the table and figures')
   .option('--data-dir <dir>', "dataset root (the HTML report's trigger previews read test images)")
   .option('--aggregate', 'pool runs that differ only in seed: n, mean ± sample std of each metric, excess ASR (ASR - clean->target)', false)
+  .option('--standings', 'one line per defense over all its models: ACC drop, ASR, excess ASR, ACC - ASR (mean ± std), settings at the goal', false)
+  .option('--compare <defense>', "that defense (a column name, e.g. 'vardefense:bn-distill') against every other, paired by model: differences, wins, sign test")
   .action((dirs: string[], o) => runSummary(dirs, o));
 
 program.command('experiment')
