@@ -77,23 +77,29 @@ export function aggregateMarkdown(rows: AggregateRow[]): string {
     ...rows.map((a) => mdRow(AGGREGATE_COLUMNS.map(([, f]) => f(a))))].join('\n');
 }
 
+const accAsrCell = (a: AggregateRow): string => `${pctStat(a.accAfter)} / ${pctStat(a.asrAfter)}`;
+
 /** The paper's layout over pooled rows: one line per dataset, model, attack (and condition), one column per defense setting. */
-export function aggregatePivot(rows: AggregateRow[]): { head: string[]; lines: string[][] } {
+export function aggregatePivot(rows: AggregateRow[], cell: (a: AggregateRow) => string = accAsrCell): { head: string[]; lines: string[][] } {
   const column = (a: AggregateRow): string => (a.settings ? `${a.defense} (${a.settings})` : a.defense);
   const columns = [...new Set(rows.map(column))];
   const lineKey = (a: AggregateRow): string => [a.dataset, a.model, a.attack, a.condition].join('\n');
   const lines = [...new Set(rows.map(lineKey))].map((k) => {
     const mine = rows.filter((a) => lineKey(a) === k);
-    const cells = columns.map((c) => { const a = mine.find((x) => column(x) === c); return a ? `${pctStat(a.accAfter)} / ${pctStat(a.asrAfter)}` : ''; });
+    const cells = columns.map((c) => { const a = mine.find((x) => column(x) === c); return a ? cell(a) : ''; });
     const n = [...new Set(mine.map((a) => a.n))].join(',');
     return [...k.split('\n').slice(0, 3), n, `${pctStat(mine[0].accBefore)} / ${pctStat(mine[0].asrBefore)}`, ...cells];
   });
   return { head: ['dataset', 'model', 'attack', 'n', 'no defense', ...columns], lines };
 }
 
+/** Two pivots: ACC / ASR after, then excess ASR after (ASR - clean->target, per run, pooled). */
 export function aggregatePivotMarkdown(rows: AggregateRow[]): string {
-  const { head, lines } = aggregatePivot(rows);
-  return [mdRow(head), `|${head.map(() => '---').join('|')}|`, ...lines.map(mdRow)].join('\n');
+  const table = (cell: (a: AggregateRow) => string): string => {
+    const { head, lines } = aggregatePivot(rows, cell);
+    return [mdRow(head), `|${head.map(() => '---').join('|')}|`, ...lines.map(mdRow)].join('\n');
+  };
+  return `ACC / ASR after (%), mean ± std over seeds:\n\n${table(accAsrCell)}\n\nexcess ASR after (ASR - clean->target, %), mean ± std over seeds:\n\n${table((a) => pctStat(a.excessAsr))}`;
 }
 
 const STATS = ['accBefore', 'accAfter', 'asrBefore', 'asrAfter', 'floorAfter', 'excessAsr', 'seconds'] as const;

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import * as assert from 'assert/strict';
 import { SummaryRow } from '../../src/report/summary';
-import { aggregateCsv, aggregateMarkdown, aggregatePivot, aggregateRows, hasSeedRepeats, stat } from '../../src/report/aggregate';
+import { aggregateCsv, aggregateMarkdown, aggregatePivot, aggregatePivotMarkdown, aggregateRows, hasSeedRepeats, stat } from '../../src/report/aggregate';
 import { conditionOf } from '../../src/report/condition';
 import { htmlPage } from '../../src/report/html';
 import { DEFAULT_TRAIN, TrainConfig } from '../../src/train/run';
@@ -105,6 +105,8 @@ test('aggregate formats: pivot one line per attack with n, CSV means and stds, H
   assert.deepEqual(head, ['dataset', 'model', 'attack', 'n', 'no defense', 'ft', 'vardefense:paper']);
   assert.equal(lines.length, 2);
   assert.deepEqual(lines[0].slice(3, 6), ['3', '92.00 ± 0.00 / 99.00 ± 0.00', '90.00 ± 1.00 / 5.00 ± 0.00']);
+  const md = aggregatePivotMarkdown(agg);
+  assert.match(md, /^ACC \/ ASR after[\s\S]*\| 90\.00 ± 1\.00 \/ 5\.00 ± 0\.00 \|[\s\S]*\nexcess ASR after[\s\S]*\| 4\.00 ± 0\.00 \|/, 'ACC / ASR, then excess ASR');
   const csv = aggregateCsv(agg).split('\n');
   assert.equal(csv.length, 1 + 2);
   const cols = csv[0].split(',');
