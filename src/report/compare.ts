@@ -114,9 +114,17 @@ export function standingsText(rows: SummaryRow[], format: 'markdown' | 'csv' | '
     return [head.join(','), ...s.map((x) => [x.defense, x.models, x.accDrop.mean, x.accDrop.std, x.asrAfter?.mean, x.asrAfter?.std, x.excessAsr?.mean, x.excessAsr?.std,
       x.accMinusAsr?.mean, x.accMinusAsr?.std, x.goalsMet, x.goalsTotal, x.seconds.mean].map((v) => csvCell(v ?? null)).join(','))].join('\n');
   }
-  return table(['defense', 'models', 'ACC drop (pt)', 'ASR after (%)', 'excess ASR (%)', 'ACC - ASR (pt)', 'settings at goal', 'time (s)'],
-    s.map((x) => [x.defense, String(x.models), pctStat(x.accDrop), pctStat(x.asrAfter), pctStat(x.excessAsr), pctStat(x.accMinusAsr),
-      x.goalsTotal ? `${x.goalsMet}/${x.goalsTotal}` : '-', secStat(x.seconds)]));
+  const { head, lines } = standingsTable(s);
+  return table(head, lines);
+}
+
+/** Header and cells of the standings (markdown and HTML share them). */
+export function standingsTable(s: Standing[]): { head: string[]; lines: string[][] } {
+  return {
+    head: ['defense', 'models', 'ACC drop (pt)', 'ASR after (%)', 'excess ASR (%)', 'ACC - ASR (pt)', 'settings at goal', 'time (s)'],
+    lines: s.map((x) => [x.defense, String(x.models), pctStat(x.accDrop), pctStat(x.asrAfter), pctStat(x.excessAsr), pctStat(x.accMinusAsr),
+      x.goalsTotal ? `${x.goalsMet}/${x.goalsTotal}` : '-', secStat(x.seconds)]),
+  };
 }
 
 export function comparisonText(rows: SummaryRow[], base: string, format: 'markdown' | 'csv' | 'json'): string {

@@ -7,6 +7,7 @@ import { buildFigures, Figure } from './plots';
 import { TriggerPreview, triggerPreviews } from './previews';
 import { varDefenseFigures } from './vardefense-plots';
 import { AGGREGATE_COLUMNS, aggregatePivot, aggregateRows, hasSeedRepeats } from './aggregate';
+import { standings, standingsTable } from './compare';
 
 export const esc = (s: string): string => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
@@ -39,6 +40,13 @@ export function htmlAggregate(rows: SummaryRow[]): string {
   return `<table class="vd-aggregate">\n<thead><tr>${head}</tr></thead>\n<tbody>\n${body}\n</tbody>\n</table>`;
 }
 
+/** One line per defense over all its models (report/compare.ts). */
+export function htmlStandings(rows: SummaryRow[]): string {
+  const { head, lines } = standingsTable(standings(rows));
+  return `<table class="vd-standings">\n<thead><tr>${head.map((h) => `<th>${esc(h)}</th>`).join('')}</tr></thead>\n<tbody>\n` +
+    `${lines.map((l) => `<tr>${l.map((c) => `<td>${esc(c)}</td>`).join('')}</tr>`).join('\n')}\n</tbody>\n</table>`;
+}
+
 function figureHtml(f: Figure): string {
   const content = f.svg === null ? `<p class="vd-skipped">${esc(f.note ?? 'skipped')}</p>`
     : f.svg.replace(/^<svg /, `<svg id="${f.id}-svg" `);
@@ -55,7 +63,7 @@ export interface ReportExtras { previews?: TriggerPreview[]; varDefense?: Figure
 
 const CSS = `body{font-family:sans-serif;margin:2em;color:#222}
 table{border-collapse:collapse;font-size:13px}th,td{border:1px solid #ccc;padding:3px 6px;text-align:right}
-th{background:#f3f3f3}.vd-summary td:nth-child(-n+5),.vd-pivot td:nth-child(-n+3),.vd-aggregate td:nth-child(-n+5){text-align:left}
+th{background:#f3f3f3}.vd-summary td:nth-child(-n+5),.vd-pivot td:nth-child(-n+3),.vd-aggregate td:nth-child(-n+5),.vd-standings td:first-child{text-align:left}
 figure{margin:2em 0}.vd-previews{display:flex;flex-wrap:wrap;gap:1.5em}.vd-preview-title{font-size:13px;margin-bottom:.3em}
 .vd-preview img{image-rendering:pixelated;border:1px solid #ddd}figcaption{font-size:14px;color:#444;margin-top:.5em}.vd-skipped{color:#888;font-style:italic}`;
 
@@ -69,7 +77,8 @@ export function htmlPage(rows: SummaryRow[], figures: Figure[], extras: ReportEx
 <p>${rows.length} defense runs. Generated ${esc(new Date().toISOString())}.</p>
 <h2>ACC / ASR after each defense${hasSeedRepeats(rows) ? ' (%, mean ± std over seeds)' : ''}</h2>
 ${htmlPivot(rows)}
-${hasSeedRepeats(rows) ? `<h2>Over seeds</h2>\n<p>Runs that differ only in their seeds, pooled: n runs, mean ± sample standard deviation (percentage points; '-' for a single run). Excess ASR = ASR after - clean->target after, per run.</p>\n${htmlAggregate(rows)}\n` : ''}<h2>All results</h2>
+${hasSeedRepeats(rows) ? `<h2>Over seeds</h2>\n<p>Runs that differ only in their seeds, pooled: n runs, mean ± sample standard deviation (percentage points; '-' for a single run). Excess ASR = ASR after - clean->target after, per run.</p>\n${htmlAggregate(rows)}\n` +
+    `<h2>Standings over all models</h2>\n<p>One line per defense over every model it ran on, best mean (ACC - ASR) first; settings at goal: attack settings whose means over seeds reach a patch at excess ASR &le; 0.5 pt and a blend at ASR &le; 5%, with at most 1 (patch) or 1.5 (blend) points of accuracy lost. Paired comparisons: <code>vardefense report DIR --compare DEFENSE</code>.</p>\n${htmlStandings(rows)}\n` : ''}<h2>All results</h2>
 ${htmlTable(rows)}
 <h2>Figures</h2>
 ${figures.map(figureHtml).join('\n')}

@@ -116,6 +116,7 @@ test('aggregate formats: pivot one line per attack with n, CSV means and stds, H
   assert.equal(ft[cols.indexOf('seeds')], '1;2;3');
   const page = htmlPage(rows, []);
   assert.match(page, /<table class="vd-aggregate">/);
+  assert.match(page, /<table class="vd-standings">[\s\S]*?<td>vardefense:paper<\/td><td>3<\/td><td>2\.00 ± 0\.00<\/td>/, 'standings with repeats');
   assert.match(page, /<table class="vd-pivot">[\s\S]*?<td>90\.00 ± 1\.00 \/ 5\.00 ± 0\.00<\/td>/, 'the pivot pools the seeds too');
-  assert.doesNotMatch(htmlPage(rows.filter((r) => r.seed === 1), []), /vd-aggregate"/);
+  assert.doesNotMatch(htmlPage(rows.filter((r) => r.seed === 1), []), /vd-aggregate"|vd-standings"/);
 });
