@@ -1,5 +1,5 @@
 // `vardefense eval`: ACC, ASR, RA and per-class accuracy of a model file or a run directory, on the
-// dataset's test split or (--clean) the user's own images.
+// dataset's test split or (--test) the user's own images.
 import { EvalFlags, evalTarget, Given } from '../pipeline/flag-requests';
 import { evaluateTarget } from '../pipeline/evaluate';
 import { metricsTable } from './report';

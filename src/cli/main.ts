@@ -46,7 +46,7 @@ evalCmd.option('--run <dir>', 'a training run directory (dataset, model and atta
 addDataOptions(evalCmd);
 addModelOptions(evalCmd);
 addAttackOptions(evalCmd);
-addUserFileOptions(evalCmd, 'evaluate on these labelled images instead of the test split');
+addUserFileOptions(evalCmd, 'the same as --test (its earlier name)', 'evaluate on these labelled images instead of the test split');
 evalCmd.option('--json', 'print JSON', false).action((o, cmd: Command) => runEval(o, (key) => cmd.getOptionValueSource(key) === 'cli'));
 
 const previewCmd = program.command('preview').description('write a PNG grid of clean test images (top) and their triggered versions (bottom)');
@@ -84,7 +84,8 @@ const defendCmd = program.command('defend')
   .addOption(new Option('--dataset <name>', 'the dataset --weights classifies (without --run)').choices([...DATASET_NAMES]))
   .option('--clean-size <n>', 'clean images drawn from the dataset\'s training split, stratified by class (without --run)', int('--clean-size', 1))
   .option('--clean-seed <n>', 'seed of that draw and of the train/validation hold-out (without --run)', int('--clean-seed'), 1);
-addUserFileOptions(defendCmd, 'your own clean images instead of --clean-size (without --run)');
+addUserFileOptions(defendCmd, 'your own clean images instead of --clean-size (without --run)',
+  'measure ACC / ASR before and after on these labelled images instead of the dataset\'s test split (without --run)');
 addAttackOptions(defendCmd, 'none');
 defendCmd
   .option('--method <list>', `defenses as name[:preset], comma-separated (${DEFENSE_NAMES.join(', ')})`, 'vardefense')

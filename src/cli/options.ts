@@ -66,9 +66,12 @@ export function addAttackOptions(c: Command, defaultAttack: AttackFlags['attack'
 }
 
 /** The defender's own files: clean images (`cleanHelp` says what they are for) and a trigger image. */
-export function addUserFileOptions(c: Command, cleanHelp: string): Command {
+const IMAGES = 'a folder of class subfolders of PNG/JPEG images (torchvision ImageFolder layout) or a .npz with x (uint8 N,H,W[,C]) and y';
+
+export function addUserFileOptions(c: Command, cleanHelp: string, testHelp: string): Command {
   return c
-    .option('--clean <path>', `${cleanHelp}: a folder of class subfolders of PNG/JPEG images (torchvision ImageFolder layout) or a .npz with x (uint8 N,H,W[,C]) and y`)
+    .option('--clean <path>', `${cleanHelp}: ${IMAGES}`)
+    .option('--test <path>', `${testHelp}: ${IMAGES}`)
     .option('--trigger-image <png>', 'the trigger as an image of the dataset\'s size (PNG/JPEG; instead of --attack): ASR is measured with it')
     .option('--trigger-mask <png>', 'which pixels of --trigger-image are the trigger: those not black (default: its alpha channel, else all)');
 }

@@ -26,7 +26,7 @@ export interface DefendTarget { model: string; width?: number; dataset: string; 
 export interface DefendOutcome {
   method: string; preset: string; dir: string;
   /** what was purified: the training run, its weights and config; or the weights, their target and the clean data's source */
-  source: { run?: string; weights: string; config?: TrainConfig; target?: DefendTarget; clean?: CleanRecord };
+  source: { run?: string; weights: string; config?: TrainConfig; target?: DefendTarget; clean?: CleanRecord; test?: CleanRecord };
   before: Metrics; after: Metrics; report: DefenseReport;
   /** libtorch's intra-op threads: the numbers are reproducible with the same count and kernels */
   threads?: number;
@@ -70,6 +70,8 @@ export interface ModelDefendRequest extends Common {
   model: ModelSource; clean: CleanSource; attack?: AttackSpec | null; out: string;
   /** seed of the train/validation hold-out of the clean data (a run uses its training seed; default 1) */
   holdOutSeed?: number;
+  /** labelled images ACC/ASR before and after are measured on (default: the dataset's test split); the caller disposes test.set */
+  test?: Extract<CleanSource, { kind: 'images' }>;
 }
 
 export type DefendRequest = RunDefendRequest | ModelDefendRequest;
@@ -86,12 +88,17 @@ export function parseMethods(spec: string): [string, string][] {
 /** Everything one request resolves to before any defense runs. */
 interface Plan {
   target: ModelSource; attack: AttackSpec | null; clean: CleanSource; holdOutSeed: number; out: string;
+  /** the caller's evaluation images, when not the test split */
+  test?: ImageSet;
   /** digest keys of what the model and the evaluation are (the run's config, or the target) */
   identity: Record<string, unknown>;
   source: DefendOutcome['source']; metadata: string;
   /** the undefended metrics when known without evaluating (a run's own metrics.json) */
   knownBefore?: () => Metrics | null;
 }
+
+const imagesRecord = (c: Extract<CleanSource, { kind: 'images' }>): CleanRecord =>
+  ({ kind: c.kind, size: c.set.labels.numel, ...(c.path === undefined ? {} : { path: path.resolve(c.path) }), sha256: setDigest(c.set) });
 
 function planOf(r: DefendRequest): Plan {
   if ('run' in r) {
@@ -116,10 +123,10 @@ function planOf(r: DefendRequest): Plan {
   const c = r.clean;
   const clean: CleanRecord = c.kind === 'split' ? { kind: c.kind, size: c.size, seed: c.seed }
     : c.kind === 'run' ? { kind: c.kind, size: c.indices.length }
-    : { kind: c.kind, size: c.set.labels.numel, ...(c.path === undefined ? {} : { path: path.resolve(c.path) }), sha256: setDigest(c.set) };
+    : imagesRecord(c);
   return {
-    target: r.model, attack, clean: r.clean, holdOutSeed, out: r.out, identity: { target, holdOutSeed },
-    source: { weights: path.resolve(r.model.weights), target, clean }, metadata: JSON.stringify(target),
+    target: r.model, attack, clean: r.clean, holdOutSeed, out: r.out, identity: { target, holdOutSeed }, test: r.test?.set,
+    source: { weights: path.resolve(r.model.weights), target, clean, ...(r.test ? { test: imagesRecord(r.test) } : {}) }, metadata: JSON.stringify(target),
   };
 }
 
@@ -143,7 +150,7 @@ export function defend(r: DefendRequest, onResult?: (o: DefendOutcome) => void):
   // the data is loaded even when every method is done: reuse is keyed on a digest of the inputs
   const clean = loadCleanData(plan.clean, r.dataDir);
   const data: DefenseData = { ...holdOut(clean, valFraction, plan.holdOutSeed), norm: d };
-  const test = loadImageSet(plan.target.dataset, 'test', r.dataDir);
+  const test = plan.test ?? loadImageSet(plan.target.dataset, 'test', r.dataDir);
   // key order as in the reports written before the pipeline layer, so that their digests still match
   const shared = { weights: fileDigest(plan.target.weights), clean: setDigest(clean), test: setDigest(test), ...plan.identity, valFraction };
   if (plan.clean.kind !== 'images') disposeSet(clean);
@@ -181,7 +188,7 @@ export function defend(r: DefendRequest, onResult?: (o: DefendOutcome) => void):
     onResult?.(outcome);
     return outcome;
   });
-  for (const s of [data.train, data.val, test]) disposeSet(s);
+  for (const s of [data.train, data.val, ...(plan.test ? [] : [test])]) disposeSet(s);
   return outcomes;
 }
 

@@ -13,8 +13,8 @@ import { ModelSource } from './model';
 import { runTarget } from './run-dir';
 import { imageTriggerAttack, userCleanSource } from './user-inputs';
 
-/** The defender's own files: clean images (ImageFolder folder or .npz), a trigger image and its mask. */
-export interface UserFileFlags { clean?: string; triggerImage?: string; triggerMask?: string }
+/** The defender's own files: clean images and test images (ImageFolder folder or .npz), a trigger image and its mask. */
+export interface UserFileFlags { clean?: string; test?: string; triggerImage?: string; triggerMask?: string }
 
 export interface DefendFlags extends Partial<AttackFlags>, UserFileFlags {
   run?: string; weights?: string; model?: ModelName; width?: number; dataset?: DatasetName; cleanSize?: number; cleanSeed?: number;
@@ -30,7 +30,7 @@ export interface EvalFlags extends AttackFlags, UserFileFlags {
 export type Given = (key: string) => boolean;
 const typedOf = (f: object): Given => (k) => (f as Record<string, unknown>)[k] !== undefined;
 
-const USER_FILES: (keyof UserFileFlags)[] = ['clean', 'triggerImage', 'triggerMask'];
+const USER_FILES: (keyof UserFileFlags)[] = ['clean', 'test', 'triggerImage', 'triggerMask'];
 
 /** Flags of a built-in trigger and of how it was planted: nothing to do with a trigger image. */
 const BUILT_IN_TRIGGER: (keyof AttackFlags)[] = ['triggerSize', 'pattern', 'position', 'offset', 'sigDelta', 'sigFreq', 'wanetK', 'wanetS',
@@ -64,11 +64,11 @@ export function attackOfFlags(f: Partial<AttackFlags> & UserFileFlags, dataset: 
 }
 
 /** The user's images at `file` for a model of `dataset`; reader errors get the flag's name. */
-function userImages(file: string, dataset: DatasetName): Extract<CleanSource, { kind: 'images' }> {
+function userImages(file: string, dataset: DatasetName, flag: string): Extract<CleanSource, { kind: 'images' }> {
   try {
     return userCleanSource(file, dataset);
   } catch (e) {
-    throw new Error(`--clean: ${(e as Error).message}`);
+    throw new Error(`${flag}: ${(e as Error).message}`);
   }
 }
 
@@ -97,14 +97,14 @@ export function defendRequest(f: DefendFlags, given: Given = typedOf(f)): Defend
   const dataset = f.dataset!;
   const attack = attackOfFlags(f, dataset, given);
   const seed = f.cleanSeed ?? 1;
-  const clean: CleanSource = f.clean !== undefined ? userImages(f.clean, dataset) : { kind: 'split', dataset, size: f.cleanSize!, seed };
+  const clean: CleanSource = f.clean !== undefined ? userImages(f.clean, dataset, '--clean') : { kind: 'split', dataset, size: f.cleanSize!, seed };
   return {
     ...common, model: { model: f.model!, width: f.model === 'small-cnn' ? undefined : f.width, dataset, weights: f.weights! },
-    clean, attack, out: f.out!, holdOutSeed: seed,
+    clean, attack, out: f.out!, holdOutSeed: seed, ...(f.test === undefined ? {} : { test: userImages(f.test, dataset, '--test') }),
   };
 }
 
-/** A model to evaluate: on the dataset's test split, or with --clean on the user's images (the caller disposes images.set). */
+/** A model to evaluate: on the dataset's test split, or with --test (or --clean, the same) on the user's images (the caller disposes images.set). */
 export type EvalTarget = ModelSource & { attack: AttackSpec | null; images?: Extract<CleanSource, { kind: 'images' }> };
 
 export function evalTarget(f: EvalFlags, given: Given = typedOf(f)): EvalTarget {
@@ -117,6 +117,8 @@ export function evalTarget(f: EvalFlags, given: Given = typedOf(f)): EvalTarget 
   assertFile(f.weights, '--weights');
   const attack = attackOfFlags(f, f.dataset, given);
   const target: EvalTarget = { dataset: f.dataset, model: f.model, width: f.width, attack, weights: path.resolve(f.weights) };
-  if (f.clean !== undefined) target.images = userImages(f.clean, f.dataset);
+  if (f.clean !== undefined && f.test !== undefined) throw new Error('--test and --clean both give eval\'s images (the same flag under two names): give one');
+  if (f.test !== undefined) target.images = userImages(f.test, f.dataset, '--test');
+  else if (f.clean !== undefined) target.images = userImages(f.clean, f.dataset, '--clean');
   return target;
 }

@@ -213,6 +213,24 @@ test('eval --clean: the metrics on the user\'s images', () => {
   assert.ok(m.acc >= 0 && m.acc <= 1 && m.asr >= 0 && m.asr <= 1);
 });
 
+test('defend --test: before/after on the user\'s labelled images, as eval --test measures them; recorded and digested', () => {
+  const out = path.join(root, 'own-test');
+  const args = ['defend', ...model, '--method', 'ft', '--set', 'epochs=1', '--set', 'batchSize=32', '--clean-size', '200', '--out', out, ...trigger, '--json'];
+  ok(...args, '--test', npz);
+  const rep = reportOf(out) as Report & { source: { test: { kind: string; size: number; path: string; sha256: string } } };
+  assert.equal(rep.before.testImages, N, 'measured on the npz, not the 200-image test split');
+  assert.deepEqual([rep.source.test.path, rep.source.test.size], [npz, N]);
+  const own = JSON.parse(ok('eval', ...model, '--test', npz, ...trigger, '--json').stdout) as { acc: number; asr: number; testImages: number };
+  assert.deepEqual([rep.before.acc, rep.before.asr, rep.before.testImages], [own.acc, own.asr, own.testImages]);
+  // the folder holds the same images: reused; the test split instead: another digest
+  assert.match(ok(...args, '--test', folder).stderr, /ft: done earlier/);
+  assert.match(ok(...args).stderr, /running it again/);
+  assert.equal(reportOf(out).before.testImages, 200);
+  assert.throws(() => defendRequest({ ...flags, run: 'r', test: npz }, typed('test')), /^Error: --test: the model, its data and attack come from --run r/);
+  const e: EvalFlags = { ...(flags as AttackFlags), attack: 'patch', weights, model: 'small-cnn', dataset: 'mnist', width: 64, json: false };
+  assert.throws(() => evalTarget({ ...e, test: npz, clean: npz }, typed('test', 'clean')), /--test and --clean both give eval's images/);
+});
+
 test('the CLI refuses wrong images and --clean with --clean-size: one line naming the flag and the file, nothing written', () => {
   const out = path.join(root, 'never');
   const defend = (...more: string[]): string => fails('defend', ...model, '--method', 'ft', '--out', out, ...more);
@@ -233,6 +251,7 @@ test('the CLI refuses wrong images and --clean with --clean-size: one line namin
   fs.cpSync(path.join(folder, '9'), path.join(eleven, 'extra'), { recursive: true });
   assert.match(defend('--clean', eleven), /^error: --clean: .*eleven: 11 class folders \(0, 1, .*extra\), the model has 10 classes/);
   assert.match(defend('--clean', folder, '--clean-size', '10'), /^error: --clean and --clean-size both give the clean data/);
+  assert.match(defend('--clean-size', '10', '--test', rgb), new RegExp(`^error: --test: ${rgb}: x has 3 channels`));
   assert.ok(!fs.existsSync(out), 'nothing written');
 });
 
