@@ -67,12 +67,16 @@ const BASE: Omit<GanOptions, 'patchSize' | 'beta'> = {
   zDim: 32, hidden: 128, generatorEpochs: 10, generatorLr: 2e-4, diversity: 0.1, stampFraction: 0.3, placement: 'random',
 };
 
-/** The simple public variant: one 3x3 generator per class, beta 0.5, uniform placement, Adam 2e-4. */
+/**
+ * One 3x3 generator per class, beta 0.5, uniform placement, Adam 2e-4: the official code's size,
+ * optimiser rate and lowest beta, not its full setting (MINE, the beta ensemble and 1% stamping at lr
+ * 1e-3 differ: docs/fidelity.md).
+ */
 export const GAN_PUBLISHED: GanOptions = { ...BASE, patchSize: 3, beta: 0.5 };
 
 /**
- * The default: the trigger-size search and MESA's beta ensemble (its betas as we read the paper:
- * docs/fidelity.md), adaptive placement (a backdoor bound to a position is otherwise almost never shown
+ * The default: the trigger-size search and MESA's beta ensemble (the official code's betas
+ * 0.5, 0.8, 0.9, pooled within each batch where it switches generator per epoch: docs/fidelity.md), adaptive placement (a backdoor bound to a position is otherwise almost never shown
  * to the generator) and Adam 0.01 (at 2e-4 ten passes over a small clean split barely move the generator).
  */
 export const GAN_DEFAULTS: GanOptions = {
