@@ -93,6 +93,34 @@ export function aggregatePivot(rows: AggregateRow[], cell: (a: AggregateRow) => 
   return { head: ['dataset', 'model', 'attack', 'n', 'no defense', ...columns], lines };
 }
 
+/**
+ * The same pooled cells turned around: one line per defense setting, one column per attack (with its
+ * undefended ACC / ASR as the first line); easier to read when defenses outnumber attacks.
+ */
+export function aggregateByDefense(rows: AggregateRow[], cell: (a: AggregateRow) => string = accAsrCell): { head: string[]; lines: string[][] } {
+  const column = (a: AggregateRow): string => (a.settings ? `${a.defense} (${a.settings})` : a.defense);
+  const attackKey = (a: AggregateRow): string => [a.dataset, a.model, a.attack, a.condition].join('\n');
+  const attacks = [...new Set(rows.map(attackKey))];
+  const first = (k: string): AggregateRow => rows.find((a) => attackKey(a) === k)!;
+  const many = (f: (a: AggregateRow) => string): boolean => new Set(rows.map(f)).size > 1;
+  const name = (a: AggregateRow): string => [many((x) => x.dataset) ? a.dataset : '', many((x) => x.model) ? a.model : '', a.attack].filter(Boolean).join(', ');
+  const head = ['defense', ...attacks.map((k) => `${name(first(k))} (n ${[...new Set(rows.filter((a) => attackKey(a) === k).map((a) => a.n))].join(',')})`)];
+  const undefended = ['no defense', ...attacks.map((k) => `${pctStat(first(k).accBefore)} / ${pctStat(first(k).asrBefore)}`)];
+  const lines = [...new Set(rows.map(column))].map((c) => [c, ...attacks.map((k) => {
+    const a = rows.find((x) => column(x) === c && attackKey(x) === k);
+    return a ? cell(a) : '';
+  })]);
+  return { head, lines: [undefended, ...lines] };
+}
+
+export function aggregateByDefenseMarkdown(rows: AggregateRow[]): string {
+  const table = (cell: (a: AggregateRow) => string): string => {
+    const { head, lines } = aggregateByDefense(rows, cell);
+    return [mdRow(head), `|${head.map(() => '---').join('|')}|`, ...lines.map(mdRow)].join('\n');
+  };
+  return `ACC / ASR after (%), mean ± std over seeds:\n\n${table(accAsrCell)}\n\nexcess ASR after (ASR - clean->target, %), mean ± std over seeds:\n\n${table((a) => pctStat(a.excessAsr))}`;
+}
+
 /** Two pivots: ACC / ASR after, then excess ASR after (ASR - clean->target, per run, pooled). */
 export function aggregatePivotMarkdown(rows: AggregateRow[]): string {
   const table = (cell: (a: AggregateRow) => string): string => {
@@ -112,7 +140,8 @@ export function aggregateCsv(rows: AggregateRow[]): string {
   return [head.join(','), ...rows.map(line)].join('\n');
 }
 
-export function aggregateText(rows: SummaryRow[], format: 'markdown' | 'pivot' | 'csv' | 'json'): string {
+export function aggregateText(rows: SummaryRow[], format: 'markdown' | 'pivot' | 'by-defense' | 'csv' | 'json'): string {
   const a = aggregateRows(rows);
-  return { json: () => JSON.stringify(a, null, 1), csv: () => aggregateCsv(a), pivot: () => aggregatePivotMarkdown(a), markdown: () => aggregateMarkdown(a) }[format]();
+  return { json: () => JSON.stringify(a, null, 1), csv: () => aggregateCsv(a), pivot: () => aggregatePivotMarkdown(a), 'by-defense': () => aggregateByDefenseMarkdown(a),
+    markdown: () => aggregateMarkdown(a) }[format]();
 }

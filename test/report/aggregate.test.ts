@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import * as assert from 'assert/strict';
 import { SummaryRow } from '../../src/report/summary';
-import { aggregateCsv, aggregateMarkdown, aggregatePivot, aggregatePivotMarkdown, aggregateRows, hasSeedRepeats, stat } from '../../src/report/aggregate';
+import { aggregateByDefense, aggregateByDefenseMarkdown, aggregateCsv, aggregateMarkdown, aggregatePivot, aggregatePivotMarkdown, aggregateRows, hasSeedRepeats, stat } from '../../src/report/aggregate';
 import { conditionOf } from '../../src/report/condition';
 import { htmlPage } from '../../src/report/html';
 import { DEFAULT_TRAIN, TrainConfig } from '../../src/train/run';
@@ -107,6 +107,12 @@ test('aggregate formats: pivot one line per attack with n, CSV means and stds, H
   assert.deepEqual(lines[0].slice(3, 6), ['3', '92.00 ± 0.00 / 99.00 ± 0.00', '90.00 ± 1.00 / 5.00 ± 0.00']);
   const md = aggregatePivotMarkdown(agg);
   assert.match(md, /^ACC \/ ASR after[\s\S]*\| 90\.00 ± 1\.00 \/ 5\.00 ± 0\.00 \|[\s\S]*\nexcess ASR after[\s\S]*\| 4\.00 ± 0\.00 \|/, 'ACC / ASR, then excess ASR');
+  const by = aggregateByDefense(agg);
+  assert.deepEqual(by.head, ['defense', '3x3 white patch (n 3)', 'blended noise, alpha 0.2 (n 3)']);
+  assert.deepEqual(by.lines.map((l) => l[0]), ['no defense', 'ft', 'vardefense:paper']);
+  assert.deepEqual(by.lines[1], ['ft', '90.00 ± 1.00 / 5.00 ± 0.00', ''], 'the transpose of the pivot: ft ran on the patch only');
+  assert.equal(by.lines[2][2], lines[1][6]);
+  assert.match(aggregateByDefenseMarkdown(agg), /\nexcess ASR after[\s\S]*\| ft \| 4\.00 ± 0\.00 \|  \|/);
   const csv = aggregateCsv(agg).split('\n');
   assert.equal(csv.length, 1 + 2);
   const cols = csv[0].split(',');
