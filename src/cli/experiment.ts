@@ -7,7 +7,7 @@ import { CellResult, runExperiment } from '../experiments/runner';
 import { runExperimentQueued, startWorker } from '../experiments/queue';
 import { defenseLabel } from '../defenses/registry';
 
-export interface ExperimentFlags { out?: string; dataDir?: string; models?: string; json: boolean; queue?: string; datasets?: string; attacks?: string }
+export interface ExperimentFlags { out?: string; dataDir?: string; models?: string; json: boolean; queue?: string; datasets?: string; attacks?: string; defenses?: string }
 
 /** --datasets a,b: the part of the grid on those datasets (cell ids unchanged, so the parts add up). */
 function onlyDatasets(e: Experiment, list?: string): Experiment {
@@ -28,12 +28,24 @@ function onlyAttacks(e: Experiment, list?: string): Experiment {
   return { ...e, attacks: e.attacks.filter((a) => wanted.includes(a.name)) };
 }
 
+const entryLabel = (d: Experiment['defenses'][number]): string => (typeof d === 'string' ? d.replace(/:default$/, '') : defenseLabel(d.method, d.preset));
+
+/** --defenses a,b:preset: the grid's entries with those labels, options and sweeps included (ids unchanged: a grid can run cheap defenses first). */
+export function onlyDefenses(e: Experiment, list?: string): Experiment {
+  if (!list) return e;
+  const wanted = list.split(',').map((d) => d.trim().replace(/:default$/, ''));
+  const labels = [...new Set(e.defenses.map(entryLabel))];
+  const unknown = wanted.filter((d) => !labels.includes(d));
+  if (unknown.length) throw new Error(`--defenses: ${unknown.join(', ')} not in the config's defenses (${labels.join(', ')})`);
+  return { ...e, defenses: e.defenses.filter((d) => wanted.includes(entryLabel(d))) };
+}
+
 const cellLine = (r: CellResult, done: number, n: number, suffix: string): string =>
   `[${done}/${n}] ${r.dataset} ${r.attack} seed ${r.seed} ${defenseLabel(r.method, r.preset)}${Object.keys(r.set).length ? ` ${JSON.stringify(r.set)}` : ''}: ` +
   `ACC ${pct(r.accAfter)} ASR ${pct(r.asrAfter)}${suffix}\n`;
 
 export async function runExperimentCommand(configFile: string, f: ExperimentFlags): Promise<void> {
-  const e = onlyAttacks(onlyDatasets(loadExperiment(configFile), f.datasets), f.attacks);
+  const e = onlyDefenses(onlyAttacks(onlyDatasets(loadExperiment(configFile), f.datasets), f.attacks), f.defenses);
   const out = f.out ?? path.join('runs', e.name);
   const results = f.queue ? await runExperimentQueued(e, out, f.queue, {
     log: (l) => process.stderr.write(`${l}\n`),

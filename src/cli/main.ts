@@ -131,6 +131,7 @@ program.command('experiment')
   .option('--models <dir>', 'backdoored-model cache shared between experiments (default: <out>/models)')
   .option('--datasets <list>', "run only the grid's part on these datasets (comma-separated)")
   .option('--attacks <list>', "run only the grid's part with these attack names (comma-separated; processes can split a grid)")
+  .option('--defenses <list>', "run only the grid's entries with these defense labels, e.g. ft,vardefense:bn-distill (comma-separated; cheap ones first)")
   .option('--json', 'print every cell result as JSON', false)
   .option('--queue <url>', 'run the cells on BullMQ workers through this Redis (redis://host:port) and gather their results here')
   .action((config: string, o) => runExperimentCommand(config, o));

@@ -51,6 +51,22 @@ test('experiment --attacks runs a part of the grid and names what is not in it',
   assert.match(r.stderr, /--attacks: patch9 not in the config's attacks \(patch3-fixed, patch3-random, .*blend\)/);
 });
 
+test('experiment --defenses keeps the entries with those labels (options included), ids unchanged, and names what is not there', async () => {
+  const { spawnSync } = await import('child_process');
+  const r = spawnSync(process.execPath, [path.join(repoRoot, 'dist', 'src', 'cli', 'main.js'), 'experiment', path.join(dir, 'protocol-final-cpu.yaml'), '--defenses', 'ft,vardefense:bn-distil'], { encoding: 'utf8' });
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /--defenses: vardefense:bn-distil not in the config's defenses \(vardefense:bn-distill, vardefense:control-random, .*, ft, .*gan:cpu-short/);
+  const { onlyDefenses } = await import('../../src/cli/experiment');
+  const fin = loadExperiment(path.join(dir, 'protocol-final-cpu.yaml'));
+  const part = onlyDefenses(fin, 'ft,vardefense:bn-distill,anp:default');
+  const all = new Map(expandCells(fin).map((c) => [c.id, c]));
+  const cells = expandCells(part);
+  // bn-distill's three entries (plain, statsSource, lr 0.02), ft and anp (with its iterations): 5 a model
+  assert.equal(cells.length, 5 * 21);
+  for (const c of cells) assert.deepEqual(all.get(c.id), c, 'the same cell as in the whole grid');
+  assert.deepEqual(new Set(cells.map((c) => c.method)), new Set(['ft', 'vardefense', 'anp']));
+});
+
 test('the protocol grids: development on seed 1, the final on fresh seeds with fresh attacks, every defense and the controls', () => {
   const dev = loadExperiment(path.join(dir, 'protocol-dev-cpu.yaml')), fin = loadExperiment(path.join(dir, 'protocol-final-cpu.yaml'));
   assert.deepEqual(dev.seeds, [1]);
