@@ -152,7 +152,9 @@ export function defend(r: DefendRequest, onResult?: (o: DefendOutcome) => void):
   const data: DefenseData = { ...holdOut(clean, valFraction, plan.holdOutSeed), norm: d };
   const test = plan.test ?? loadImageSet(plan.target.dataset, 'test', r.dataDir);
   // key order as in the reports written before the pipeline layer, so that their digests still match
-  const shared = { weights: fileDigest(plan.target.weights), clean: setDigest(clean), test: setDigest(test), ...plan.identity, valFraction };
+  // the caller's images were hashed once already for the report's record
+  const shared = { weights: fileDigest(plan.target.weights), clean: plan.source.clean?.sha256 ?? setDigest(clean), test: plan.source.test?.sha256 ?? setDigest(test),
+    ...plan.identity, valFraction };
   if (plan.clean.kind !== 'images') disposeSet(clean);
   const digests = methods.map(([m, preset], i) => digestOf({ ...shared, method: m, preset, options: options[i] }));
   let before: Metrics | null = null;
