@@ -23,7 +23,7 @@ progress() {
 
 section() {
   local dir=$1 config=$2 title=$3
-  [ -d "$dir/cells" ] || { echo "## $title"; echo; echo "(not started: no $dir/cells)"; echo; return; }
+  [ -d "$dir/cells" ] || { echo "## $title"; echo; echo "(not started)"; echo; return; }
   echo "## $title"
   echo
   echo "Progress: $(progress "$config" "$dir") (\`$(basename "$config")\`). Generated $(date -u +%Y-%m-%dT%H:%MZ)."
