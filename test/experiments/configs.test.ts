@@ -67,6 +67,22 @@ test('experiment --defenses keeps the entries with those labels (options include
   assert.deepEqual(new Set(cells.map((c) => c.method)), new Set(['ft', 'vardefense', 'anp']));
 });
 
+// sha256 of the 420 cell ids (each a hash of the model's training config and the defense's resolved
+// options) as the frozen commit bbfd0a1 expands protocol-final-cpu.yaml: equal only while no preset,
+// option default or training default that the final grid runs has changed since the freeze
+const FROZEN_FINAL_GRID = '59f8e3d6a1e60fc864d83386e4aef4715168c8dfc1dd8072b4af67a0ed7d6de6';
+
+test('the final grid expands to the frozen commit\'s cells: no preset changed after the freeze', async () => {
+  const { createHash } = await import('crypto');
+  const ids = expandCells(loadExperiment(path.join(dir, 'protocol-final-cpu.yaml'))).map((c) => c.id);
+  assert.equal(ids.length, 420);
+  assert.equal(createHash('sha256').update(`${ids.join('\n')}\n`).digest('hex'), FROZEN_FINAL_GRID,
+    'a preset or the final grid changed after the freeze (docs/protocol.md section 2): new presets need new fresh seeds');
+  // the check can fail: one option moved gives other ids
+  const moved = expandCells({ ...loadExperiment(path.join(dir, 'protocol-final-cpu.yaml')), valFraction: 0.2 }).map((c) => c.id);
+  assert.notEqual(createHash('sha256').update(`${moved.join('\n')}\n`).digest('hex'), FROZEN_FINAL_GRID);
+});
+
 test('the protocol grids: development on seed 1, the final on fresh seeds with fresh attacks, every defense and the controls', () => {
   const dev = loadExperiment(path.join(dir, 'protocol-dev-cpu.yaml')), fin = loadExperiment(path.join(dir, 'protocol-final-cpu.yaml'));
   assert.deepEqual(dev.seeds, [1]);
