@@ -1,13 +1,12 @@
-// `vardefense detect`: Neural Cleanse on a run's model and clean split (src/pipeline/detect.ts).
-import { parseOverrides } from '../defenses/registry';
+// `vardefense detect`: Neural Cleanse on a run's model and clean split, or on weights with their clean
+// data (src/pipeline/flag-requests.ts, src/pipeline/detect.ts).
 import { detect, detectTable } from '../pipeline/detect';
+import { DetectFlags, detectRequest, Given } from '../pipeline/flag-requests';
 
-export interface DetectFlags { run: string; weights?: string; preset: string; set: string[]; seed?: number; out?: string; dataDir?: string; json: boolean }
+export type { DetectFlags } from '../pipeline/flag-requests';
 
-export function runDetect(f: DetectFlags): void {
-  const overrides = parseOverrides(f.set);
-  if (f.seed !== undefined) overrides.seed = f.seed;
-  const { report, file } = detect({ run: f.run, weights: f.weights, preset: f.preset, overrides, out: f.out, dataDir: f.dataDir });
+export function runDetect(f: DetectFlags, given?: Given): void {
+  const { report, file } = detect(detectRequest(f, given));
   if (f.json) console.log(JSON.stringify(report));
   else {
     console.log(detectTable(report));

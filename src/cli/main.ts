@@ -99,17 +99,23 @@ defendCmd
   .option('--json', 'print JSON', false);
 defendCmd.action((o, cmd: Command) => runDefend(o, (key) => cmd.getOptionValueSource(key) === 'cli'));
 
-program.command('detect')
-  .description('Neural Cleanse: reverse-engineer a minimal trigger per class on the clean split and flag outlying classes (writes detect.json)')
-  .requiredOption('--run <dir>', 'the training run of the model (its clean split is the defender\'s data)')
-  .option('--weights <file>', 'other weights to examine, with the run\'s config and clean split')
+const detectCmd = program.command('detect')
+  .description('Neural Cleanse: reverse-engineer a minimal trigger per class on clean data and flag outlying classes (writes detect.json): a training run of ours, or --weights with --model, --dataset and --clean-size or --clean')
+  .option('--run <dir>', 'the training run of the model (its clean split is the defender\'s data)')
+  .option('--weights <file>', 'the weights to examine (safetensors or torch.save state dict); with --run: other weights with the run\'s config and clean split')
+  .addOption(new Option('--model <name>', 'architecture of --weights (without --run)').choices([...MODEL_NAMES]))
+  .option('--width <n>', 'ResNet base width of --weights (without --run)', int('--width', 1), 64)
+  .addOption(new Option('--dataset <name>', 'the dataset --weights classifies (without --run)').choices([...DATASET_NAMES]))
+  .option('--clean-size <n>', 'clean images drawn from the dataset\'s training split, stratified by class (without --run)', int('--clean-size', 1))
+  .option('--clean-seed <n>', 'seed of that draw and of the hold-out (without --run)', int('--clean-seed'), 1)
+  .option('--clean <path>', 'your own clean images instead of --clean-size (without --run): an ImageFolder folder or a .npz, as for defend')
   .option('--preset <name>', "'default' (published: up to 1000 epochs per class) or 'cpu-short' (NOT published: 50)", 'default')
   .option('--set <key=value>', 'override an option (JSON values, e.g. epochs=20); repeatable', (v: string, acc: string[]) => [...acc, v], [] as string[])
   .option('--seed <n>', 'seed of the reverse engineering', int('--seed'))
-  .option('--out <file>', 'the JSON written (default: <run>/detect.json)')
+  .option('--out <file>', 'the JSON written (default with --run: <run>/detect.json)')
   .option('--data-dir <dir>', 'dataset root')
-  .option('--json', 'print JSON', false)
-  .action((o) => runDetect(o));
+  .option('--json', 'print JSON', false);
+detectCmd.action((o, cmd: Command) => runDetect(o, (key) => cmd.getOptionValueSource(key) === 'cli'));
 
 program.command('report')
   .description('collect the defense reports under the given folders into one table')

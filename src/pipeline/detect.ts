@@ -1,35 +1,64 @@
-// Is a run's model backdoored, and towards which class? Neural Cleanse on the run's clean split; the
-// model is only read, the result is written to detect.json.
+// Is a model backdoored, and towards which class? Neural Cleanse on clean data: a run's clean split, or
+// weights given with their architecture and a clean source (a draw from the training split, or the
+// defender's images). The model is only read; the result is written to detect.json.
 import * as path from 'path';
 import { datasetInfo, withoutTestSet } from '../data/datasets';
 import { disposeSet, holdOut } from '../defenses/common';
 import { neuralCleanse, neuralCleanseOptions, NeuralCleanseReport } from '../defenses/neural-cleanse';
 import { writeFileAtomic } from '../util/atomic';
-import { loadCleanData } from './clean-data';
-import { loadModel } from './model';
+import { CleanSource, loadCleanData } from './clean-data';
+import { loadModel, ModelSource } from './model';
 import { readRun } from './run-dir';
 
-export interface DetectRequest {
-  run: string; weights?: string; preset?: string; overrides?: Record<string, unknown>;
-  /** detect.json's path (default <run>/detect.json) */
-  out?: string; dataDir?: string; log?: (line: string) => void;
+interface Common {
+  preset?: string; overrides?: Record<string, unknown>; dataDir?: string; log?: (line: string) => void;
+}
+
+/** A run of ours: its model (or other `weights`) and clean split; detect.json defaults to <run>/detect.json. */
+export interface RunDetectRequest extends Common { run: string; weights?: string; out?: string }
+
+/** Weights with their architecture and clean data (the caller disposes clean.set for 'images'); `out`: the detect.json written. */
+export interface ModelDetectRequest extends Common {
+  model: ModelSource; clean: CleanSource; out: string;
+  /** seed of the hold-out split (Neural Cleanse uses the whole clean data; the split only fits the defenses' data type), default 1 */
+  holdOutSeed?: number;
+}
+
+export type DetectRequest = RunDetectRequest | ModelDetectRequest;
+
+interface DetectPlan { model: ModelSource; clean: CleanSource; holdOutSeed: number; file: string; source: Record<string, unknown> }
+
+function planOf(r: DetectRequest): DetectPlan {
+  if ('run' in r) {
+    const info = readRun(r.run, r.weights);
+    return {
+      model: { dataset: info.cfg.dataset, model: info.cfg.model, width: info.cfg.width, weights: info.weights },
+      clean: { kind: 'run', dataset: info.cfg.dataset, indices: info.cleanIndices }, holdOutSeed: info.cfg.seed,
+      file: r.out ?? path.join(r.run, 'detect.json'), source: { run: path.resolve(r.run), weights: path.resolve(info.weights) },
+    };
+  }
+  const c = r.clean;
+  const clean = c.kind === 'images' ? { kind: c.kind, size: c.set.labels.numel, ...(c.path === undefined ? {} : { path: path.resolve(c.path) }) }
+    : c.kind === 'split' ? { kind: c.kind, size: c.size, seed: c.seed } : { kind: c.kind, size: c.indices.length };
+  return {
+    model: r.model, clean: r.clean, holdOutSeed: r.holdOutSeed ?? 1, file: r.out,
+    source: { weights: path.resolve(r.model.weights), target: { model: r.model.model, width: r.model.width, dataset: r.model.dataset }, clean },
+  };
 }
 
 export function detect(r: DetectRequest): { report: NeuralCleanseReport; file: string } {
-  const info = readRun(r.run, r.weights);
+  const plan = planOf(r);
   const options = neuralCleanseOptions(r.preset ?? 'default', r.overrides ?? {});
-  const clean = loadCleanData({ kind: 'run', dataset: info.cfg.dataset, indices: info.cleanIndices }, r.dataDir);
-  // Neural Cleanse uses the whole clean split; the split only fits the defenses' data type
-  const data = { ...holdOut(clean, 0.1, info.cfg.seed), norm: datasetInfo(info.cfg.dataset) };
-  disposeSet(clean);
-  const model = loadModel({ dataset: info.cfg.dataset, model: info.cfg.model, width: info.cfg.width, weights: info.weights });
+  const clean = loadCleanData(plan.clean, r.dataDir);
+  const data = { ...holdOut(clean, 0.1, plan.holdOutSeed), norm: datasetInfo(plan.model.dataset) };
+  if (plan.clean.kind !== 'images') disposeSet(clean);
+  const model = loadModel(plan.model);
   const report = withoutTestSet(() => neuralCleanse(model, data, options, { log: r.log ?? ((l) => process.stderr.write(`${l}\n`)) }));
   model.dispose();
   disposeSet(data.train);
   disposeSet(data.val);
-  const file = r.out ?? path.join(r.run, 'detect.json');
-  writeFileAtomic(file, JSON.stringify({ source: { run: path.resolve(r.run), weights: path.resolve(info.weights) }, ...report }, null, 1));
-  return { report, file };
+  writeFileAtomic(plan.file, JSON.stringify({ source: plan.source, ...report }, null, 1));
+  return { report, file: plan.file };
 }
 
 export function detectTable(r: NeuralCleanseReport): string {

@@ -9,6 +9,8 @@ import { assertFile } from '../util/paths';
 import { AttackFlags, attackFlagIssues, attackFromFlags, flagOf } from './attack-spec';
 import { CleanSource } from './clean-data';
 import { DefendRequest, overridesOf } from './defend';
+import { DetectRequest } from './detect';
+import { parseOverrides } from '../defenses/registry';
 import { ModelSource } from './model';
 import { runTarget } from './run-dir';
 import { imageTriggerAttack, userCleanSource } from './user-inputs';
@@ -88,20 +90,47 @@ export function defendRequest(f: DefendFlags, given: Given = typedOf(f)): Defend
     if (clash) throw new Error(`${flagOf(clash)}: the model, its data and attack come from --run ${f.run} (its config.json); drop ${flagOf(clash)} or --run`);
     return { ...common, run: f.run, weights: f.weights, out: f.out };
   }
+  const { model, clean, seed, checked: attack } = modelAndClean(f, '--out <dir>', () => attackOfFlags(f, f.dataset!, given));
+  return { ...common, model, clean, attack, out: f.out!, holdOutSeed: seed,
+    ...(f.test === undefined ? {} : { test: userImages(f.test, model.dataset, '--test') }) };
+}
+
+/** What gives a model and its clean data without a run. */
+interface ModelFlags { weights?: string; model?: ModelName; width?: number; dataset?: DatasetName; cleanSize?: number; cleanSeed?: number; clean?: string; out?: string }
+
+/**
+ * Without --run: the weights and architecture, and the clean data (--clean, read here, or a --clean-size
+ * draw seeded by --clean-seed, which seeds the hold-out too); `check` runs once the flags are complete
+ * and before any image is read (its result comes back as `checked`).
+ */
+function modelAndClean<T>(f: ModelFlags, outFlag: string, check: () => T): { model: ModelSource; clean: CleanSource; seed: number; checked: T } {
   if (f.clean !== undefined && f.cleanSize !== undefined)
     throw new Error('--clean and --clean-size both give the clean data: --clean <path> for your own images or --clean-size <n> for a draw from the dataset, not both');
   const missing = ([['weights', '--weights <file.pt|file.safetensors>'], ['model', '--model <arch>'], ['dataset', '--dataset <name>'],
-    [f.clean === undefined ? 'cleanSize' : 'clean', '--clean <path> or --clean-size <n>'], ['out', '--out <dir>']] as [keyof DefendFlags, string][])
+    [f.clean === undefined ? 'cleanSize' : 'clean', '--clean <path> or --clean-size <n>'], ['out', outFlag]] as [keyof ModelFlags, string][])
     .filter(([k]) => f[k] === undefined).map(([, flag]) => flag);
   if (missing.length) throw new Error(`give --run <dir>, or the model and its clean data: missing ${missing.join(', ')}`);
   const dataset = f.dataset!;
-  const attack = attackOfFlags(f, dataset, given);
+  const checked = check();
   const seed = f.cleanSeed ?? 1;
   const clean: CleanSource = f.clean !== undefined ? userImages(f.clean, dataset, '--clean') : { kind: 'split', dataset, size: f.cleanSize!, seed };
-  return {
-    ...common, model: { model: f.model!, width: f.model === 'small-cnn' ? undefined : f.width, dataset, weights: f.weights! },
-    clean, attack, out: f.out!, holdOutSeed: seed, ...(f.test === undefined ? {} : { test: userImages(f.test, dataset, '--test') }),
-  };
+  return { model: { model: f.model!, width: f.model === 'small-cnn' ? undefined : f.width, dataset, weights: f.weights! }, clean, seed, checked };
+}
+
+export interface DetectFlags extends ModelFlags { run?: string; preset: string; set: string[]; seed?: number; dataDir?: string; json: boolean }
+
+/** The detect request the flags describe: a run (detect.json in it by default), or weights with their clean data and --out <file>. */
+export function detectRequest(f: DetectFlags, given: Given = typedOf(f)): DetectRequest {
+  const overrides = parseOverrides(f.set);
+  if (f.seed !== undefined) overrides.seed = f.seed;
+  const common = { preset: f.preset, overrides, dataDir: f.dataDir };
+  if (f.run) {
+    const clash = (['model', 'width', 'dataset', 'cleanSize', 'cleanSeed', 'clean'] as (keyof DetectFlags)[]).find((k) => given(k));
+    if (clash) throw new Error(`${flagOf(clash)}: the model and its clean split come from --run ${f.run} (its config.json); drop ${flagOf(clash)} or --run`);
+    return { ...common, run: f.run, weights: f.weights, out: f.out };
+  }
+  const { model, clean, seed } = modelAndClean(f, '--out <detect.json>', () => null);
+  return { ...common, model, clean, holdOutSeed: seed, out: f.out! };
 }
 
 /** A model to evaluate: on the dataset's test split, or with --test (or --clean, the same) on the user's images (the caller disposes images.set). */
