@@ -6,6 +6,7 @@ import { Experiment, loadExperiment } from '../experiments/config';
 import { CellResult, runExperiment } from '../experiments/runner';
 import { runExperimentQueued, startWorker } from '../experiments/queue';
 import { defenseLabel } from '../defenses/registry';
+import { gridPace } from '../pipeline/progress';
 
 export interface ExperimentFlags { out?: string; dataDir?: string; models?: string; json: boolean; queue?: string; datasets?: string; attacks?: string; defenses?: string }
 
@@ -47,6 +48,7 @@ const cellLine = (r: CellResult, done: number, n: number, suffix: string): strin
 export async function runExperimentCommand(configFile: string, f: ExperimentFlags): Promise<void> {
   const e = onlyDefenses(onlyAttacks(onlyDatasets(loadExperiment(configFile), f.datasets), f.attacks), f.defenses);
   const out = f.out ?? path.join('runs', e.name);
+  const pace = gridPace();
   const results = f.queue ? await runExperimentQueued(e, out, f.queue, {
     log: (l) => process.stderr.write(`${l}\n`),
     onCell: (r, done, n, worker) => process.stderr.write(cellLine(r, done, n, ` (${worker})`)),
@@ -54,7 +56,7 @@ export async function runExperimentCommand(configFile: string, f: ExperimentFlag
     dataDir: f.dataDir, models: f.models,
     hooks: {
       log: (l) => process.stderr.write(`${l}\n`),
-      onCell: (r, i, n, skipped) => process.stderr.write(cellLine(r, i + 1, n, skipped ? ' (done earlier)' : '')),
+      onCell: (r, i, n, skipped) => process.stderr.write(cellLine(r, i + 1, n, skipped ? ' (done earlier)' : pace(i, n))),
     },
   });
   if (f.json) console.log(JSON.stringify(results));

@@ -1,5 +1,6 @@
 // Progress for long work: a bar with rate and ETA on a terminal, plain lines otherwise.
 import * as cliProgress from 'cli-progress';
+import { duration } from '../util/format';
 
 export interface Progress { tick(n: number, fields?: Record<string, string | number>): void; stop(): void }
 
@@ -49,5 +50,21 @@ export function stageProgress(): { log(l: string): void; progress(stage: string,
       bar!.tick(images);
     },
     stop: () => { bar?.stop(); bar = null; current = ''; },
+  };
+}
+
+/**
+ * A grid's pace for its cell lines: after each cell run here (not one done earlier), how many ran in how
+ * long and the time the cells not yet reached would take at that mean (an upper bound when some of them
+ * are done already). `now` in milliseconds.
+ */
+export function gridPace(now: () => number = () => performance.now()): (cellIndex: number, cells: number) => string {
+  const start = now();
+  let ran = 0;
+  return (i, n) => {
+    ran++;
+    const elapsed = (now() - start) / 1000;
+    const left = n - i - 1;
+    return ` · ${ran} run in ${duration(elapsed)}${left > 0 ? `, at most ${duration((elapsed / ran) * left)} left at this pace` : ''}`;
   };
 }
