@@ -12,7 +12,7 @@ import { runExperimentCommand, runWorkerCommand } from './experiment';
 import { runSummary } from './summary';
 import { MODEL_NAMES } from '../models';
 import { DEFENSE_NAMES } from '../defenses/registry';
-import { addAttackOptions, addDataOptions, addModelOptions, addUserFileOptions, fraction, int, num } from './options';
+import { addAttackOptions, addDataOptions, addModelOptions, addNormOptions, addUserFileOptions, fraction, int, num } from './options';
 import { runPreview } from './preview';
 import { runTrain } from './train';
 import { DATASET_NAMES, DatasetName } from '../data/datasets';
@@ -46,6 +46,7 @@ evalCmd.option('--run <dir>', 'a training run directory (dataset, model and atta
 addDataOptions(evalCmd);
 addModelOptions(evalCmd);
 addAttackOptions(evalCmd);
+addNormOptions(evalCmd);
 addUserFileOptions(evalCmd, 'the same as --test (its earlier name)', 'evaluate on these labelled images instead of the test split');
 evalCmd.option('--json', 'print JSON', false).action((o, cmd: Command) => runEval(o, (key) => cmd.getOptionValueSource(key) === 'cli'));
 
@@ -84,6 +85,7 @@ const defendCmd = program.command('defend')
   .addOption(new Option('--dataset <name>', 'the dataset --weights classifies (without --run)').choices([...DATASET_NAMES]))
   .option('--clean-size <n>', 'clean images drawn from the dataset\'s training split, stratified by class (without --run)', int('--clean-size', 1))
   .option('--clean-seed <n>', 'seed of that draw and of the train/validation hold-out (without --run)', int('--clean-seed'), 1);
+addNormOptions(defendCmd);
 addUserFileOptions(defendCmd, 'your own clean images instead of --clean-size (without --run)',
   'measure ACC / ASR before and after on these labelled images instead of the dataset\'s test split (without --run)');
 addAttackOptions(defendCmd, 'none');
@@ -115,6 +117,7 @@ const detectCmd = program.command('detect')
   .option('--out <file>', 'the JSON written (default with --run: <run>/detect.json)')
   .option('--data-dir <dir>', 'dataset root')
   .option('--json', 'print JSON', false);
+addNormOptions(detectCmd);
 detectCmd.action((o, cmd: Command) => runDetect(o, (key) => cmd.getOptionValueSource(key) === 'cli'));
 
 program.command('report')

@@ -45,6 +45,13 @@ export function addModelOptions(c: Command): Command {
     .option('--width <n>', 'ResNet base width (64 = the paper\'s ResNet-18)', int('--width', 1), 64);
 }
 
+/** The normalisation a user's model was trained with (without a run); default: the dataset's usual one. */
+export function addNormOptions(c: Command): Command {
+  return c
+    .option('--norm-mean <list>', 'the per-channel mean the weights were trained with, on pixels in [0, 1] (comma-separated; default: the dataset\'s, README)')
+    .option('--norm-std <list>', 'the per-channel std the weights were trained with (comma-separated; with --norm-mean)');
+}
+
 export function addAttackOptions(c: Command, defaultAttack: AttackFlags['attack'] = 'patch'): Command {
   return c
     .addOption(new Option('--attack <kind>', 'trigger kind (sig: clean-label sinusoid, Barni et al.; wanet: warping, Nguyen and Tran)').choices([...ATTACK_KINDS]).default(defaultAttack))

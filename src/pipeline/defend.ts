@@ -16,12 +16,12 @@ import { readRunRecord } from '../train/run-records';
 import { writeFileAtomic } from '../util/atomic';
 import { readFileNamed } from '../util/files';
 import { CleanSource, loadCleanData } from './clean-data';
-import { loadModel, ModelSource } from './model';
+import { InputNorm, inputInfo, loadModel, ModelSource } from './model';
 import { stageProgress } from './progress';
 import { readRun } from './run-dir';
 
 /** The model as given without a run: architecture, dataset and the trigger it is tested with (null: none). */
-export interface DefendTarget { model: string; width?: number; dataset: string; attack: AttackSpec | null }
+export interface DefendTarget { model: string; width?: number; dataset: string; attack: AttackSpec | null; /** when not the dataset's */ norm?: InputNorm }
 
 export interface DefendOutcome {
   method: string; preset: string; dir: string;
@@ -118,7 +118,8 @@ function planOf(r: DefendRequest): Plan {
     };
   }
   const attack = r.attack ?? null;
-  const target: DefendTarget = { model: r.model.model, width: r.model.width, dataset: r.model.dataset, attack };
+  // norm only when given, so that the digests of reports written before it existed still match
+  const target: DefendTarget = { model: r.model.model, width: r.model.width, dataset: r.model.dataset, attack, ...(r.model.norm ? { norm: r.model.norm } : {}) };
   const holdOutSeed = r.holdOutSeed ?? 1;
   const c = r.clean;
   const clean: CleanRecord = c.kind === 'split' ? { kind: c.kind, size: c.size, seed: c.seed }
@@ -144,7 +145,7 @@ export function defend(r: DefendRequest, onResult?: (o: DefendOutcome) => void):
   const log = r.hooks?.log ?? ((l: string) => process.stderr.write(`${l}\n`));
   const stages = r.hooks?.stages ?? stageProgress;
   const options = methods.map(([m, p]) => resolveOptions(defenseMethod(m), p, r.overrides ?? {}));
-  const d = datasetInfo(plan.target.dataset);
+  const d = inputInfo(plan.target);
   const dirs = methods.map(([m, preset]) => path.join(plan.out, defenseDirName(m, preset)));
 
   // the data is loaded even when every method is done: reuse is keyed on a digest of the inputs

@@ -2,12 +2,12 @@
 // weights given with their architecture and a clean source (a draw from the training split, or the
 // defender's images). The model is only read; the result is written to detect.json.
 import * as path from 'path';
-import { datasetInfo, withoutTestSet } from '../data/datasets';
+import { withoutTestSet } from '../data/datasets';
 import { disposeSet, holdOut } from '../defenses/common';
 import { neuralCleanse, neuralCleanseOptions, NeuralCleanseReport } from '../defenses/neural-cleanse';
 import { writeFileAtomic } from '../util/atomic';
 import { CleanSource, loadCleanData } from './clean-data';
-import { loadModel, ModelSource } from './model';
+import { inputInfo, loadModel, ModelSource } from './model';
 import { readRun } from './run-dir';
 
 interface Common {
@@ -42,7 +42,7 @@ function planOf(r: DetectRequest): DetectPlan {
     : c.kind === 'split' ? { kind: c.kind, size: c.size, seed: c.seed } : { kind: c.kind, size: c.indices.length };
   return {
     model: r.model, clean: r.clean, holdOutSeed: r.holdOutSeed ?? 1, file: r.out,
-    source: { weights: path.resolve(r.model.weights), target: { model: r.model.model, width: r.model.width, dataset: r.model.dataset }, clean },
+    source: { weights: path.resolve(r.model.weights), target: { model: r.model.model, width: r.model.width, dataset: r.model.dataset, ...(r.model.norm ? { norm: r.model.norm } : {}) }, clean },
   };
 }
 
@@ -50,7 +50,7 @@ export function detect(r: DetectRequest): { report: NeuralCleanseReport; file: s
   const plan = planOf(r);
   const options = neuralCleanseOptions(r.preset ?? 'default', r.overrides ?? {});
   const clean = loadCleanData(plan.clean, r.dataDir);
-  const data = { ...holdOut(clean, 0.1, plan.holdOutSeed), norm: datasetInfo(plan.model.dataset) };
+  const data = { ...holdOut(clean, 0.1, plan.holdOutSeed), norm: inputInfo(plan.model) };
   if (plan.clean.kind !== 'images') disposeSet(clean);
   const model = loadModel(plan.model);
   const report = withoutTestSet(() => neuralCleanse(model, data, options, { log: r.log ?? ((l) => process.stderr.write(`${l}\n`)) }));

@@ -1,17 +1,17 @@
 // ACC on a dataset's test split, and with a trigger ASR, RA and the clean->target floor.
 import { nn } from '../torch';
 import { AttackSpec } from '../attacks/poison';
-import { datasetInfo, DatasetName, ImageSet, loadImageSet } from '../data/datasets';
+import { datasetInfo, DatasetInfo, DatasetName, ImageSet, loadImageSet } from '../data/datasets';
 import { evaluateModel, Metrics } from '../train/metrics';
-import { loadModel, ModelSource } from './model';
+import { inputInfo, loadModel, ModelSource } from './model';
 
 export type { Metrics };
 
-/** The model's test metrics; without an attack only ACC and per-class accuracy (asr, ra, cleanToTarget null). */
-export function evaluate(model: nn.Module, dataset: DatasetName, attack: AttackSpec | null = null, dataDir?: string): Metrics {
+/** The model's test metrics (inputs normalised as `info` says); without an attack only ACC and per-class accuracy (asr, ra, cleanToTarget null). */
+export function evaluate(model: nn.Module, dataset: DatasetName, attack: AttackSpec | null = null, dataDir?: string, info: DatasetInfo = datasetInfo(dataset)): Metrics {
   const test = loadImageSet(dataset, 'test', dataDir);
   try {
-    return evaluateModel(model, test, datasetInfo(dataset), attack);
+    return evaluateModel(model, test, info, attack);
   } finally {
     test.images.dispose();
     test.labels.dispose();
@@ -22,8 +22,8 @@ export function evaluate(model: nn.Module, dataset: DatasetName, attack: AttackS
 export function evaluateTarget(t: ModelSource & { attack?: AttackSpec | null; test?: ImageSet }, dataDir?: string): Metrics {
   const model = loadModel(t);
   try {
-    if (t.test) return evaluateModel(model, t.test, datasetInfo(t.dataset), t.attack ?? null);
-    return evaluate(model, t.dataset, t.attack ?? null, dataDir);
+    if (t.test) return evaluateModel(model, t.test, inputInfo(t), t.attack ?? null);
+    return evaluate(model, t.dataset, t.attack ?? null, dataDir, inputInfo(t));
   } finally {
     model.dispose();
   }

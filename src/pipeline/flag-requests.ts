@@ -11,21 +11,42 @@ import { CleanSource } from './clean-data';
 import { DefendRequest, overridesOf } from './defend';
 import { DetectRequest } from './detect';
 import { parseOverrides } from '../defenses/registry';
-import { ModelSource } from './model';
+import { InputNorm, inputInfo, ModelSource } from './model';
 import { runTarget } from './run-dir';
 import { imageTriggerAttack, userCleanSource } from './user-inputs';
 
 /** The defender's own files: clean images and test images (ImageFolder folder or .npz), a trigger image and its mask. */
 export interface UserFileFlags { clean?: string; test?: string; triggerImage?: string; triggerMask?: string }
 
-export interface DefendFlags extends Partial<AttackFlags>, UserFileFlags {
+export interface DefendFlags extends Partial<AttackFlags>, UserFileFlags, NormFlags {
   run?: string; weights?: string; model?: ModelName; width?: number; dataset?: DatasetName; cleanSize?: number; cleanSeed?: number;
   method: string; set: string[]; lambda?: string; out?: string; valFraction: number; seed?: number; dataDir?: string;
   force: boolean; json: boolean;
 }
 
-export interface EvalFlags extends AttackFlags, UserFileFlags {
+export interface EvalFlags extends AttackFlags, UserFileFlags, NormFlags {
   run?: string; weights?: string; dataset: DatasetName; dataDir?: string; model: ModelName; width: number; json: boolean;
+}
+
+/** The normalisation the weights were trained with, as comma-separated lists (without a run). */
+export interface NormFlags { normMean?: string; normStd?: string }
+
+/** --norm-mean and --norm-std as the model's input normalisation (both or neither), checked against the dataset. */
+export function normOfFlags(f: NormFlags, dataset: DatasetName): InputNorm | undefined {
+  if (f.normMean === undefined && f.normStd === undefined) return undefined;
+  if (f.normMean === undefined || f.normStd === undefined) throw new Error(`${f.normMean === undefined ? '--norm-std' : '--norm-mean'}: give --norm-mean and --norm-std together`);
+  const list = (v: string, flag: string): number[] => v.split(',').map((x) => {
+    const n = x.trim() === '' ? NaN : Number(x);
+    if (!Number.isFinite(n)) throw new Error(`${flag}: '${v}' is not a comma-separated list of numbers`);
+    return n;
+  });
+  const norm = { mean: list(f.normMean, '--norm-mean'), std: list(f.normStd, '--norm-std') };
+  try {
+    inputInfo({ model: 'resnet18', dataset, norm });
+  } catch (e) {
+    throw new Error(`--norm-mean/--norm-std: ${(e as Error).message.replace(/^norm: /, '')}`);
+  }
+  return norm;
 }
 
 /** Whether the user gave a flag (not its default): a flag that would be ignored is refused. */
@@ -75,7 +96,7 @@ function userImages(file: string, dataset: DatasetName, flag: string): Extract<C
 }
 
 /** Flags that describe the model, its data and trigger without a run; with --run they come from its config.json. */
-const MODEL_FLAGS: (keyof DefendFlags)[] = ['model', 'width', 'dataset', 'cleanSize', 'cleanSeed', ...USER_FILES, 'attack', 'triggerSize', 'pattern',
+const MODEL_FLAGS: (keyof DefendFlags)[] = ['model', 'width', 'dataset', 'cleanSize', 'cleanSeed', ...USER_FILES, 'normMean', 'normStd', 'attack', 'triggerSize', 'pattern',
   'position', 'offset', 'alpha', 'poisonRatio', 'target', 'allToAll', 'attackSeed', 'sigDelta', 'sigFreq', 'wanetK', 'wanetS', 'wanetGridRescale', 'wanetCrossRatio'];
 
 /**
@@ -96,7 +117,7 @@ export function defendRequest(f: DefendFlags, given: Given = typedOf(f)): Defend
 }
 
 /** What gives a model and its clean data without a run. */
-interface ModelFlags { weights?: string; model?: ModelName; width?: number; dataset?: DatasetName; cleanSize?: number; cleanSeed?: number; clean?: string; out?: string }
+interface ModelFlags extends NormFlags { weights?: string; model?: ModelName; width?: number; dataset?: DatasetName; cleanSize?: number; cleanSeed?: number; clean?: string; out?: string }
 
 /**
  * Without --run: the weights and architecture, and the clean data (--clean, read here, or a --clean-size
@@ -111,10 +132,11 @@ function modelAndClean<T>(f: ModelFlags, outFlag: string, check: () => T): { mod
     .filter(([k]) => f[k] === undefined).map(([, flag]) => flag);
   if (missing.length) throw new Error(`give --run <dir>, or the model and its clean data: missing ${missing.join(', ')}`);
   const dataset = f.dataset!;
+  const norm = normOfFlags(f, dataset);
   const checked = check();
   const seed = f.cleanSeed ?? 1;
   const clean: CleanSource = f.clean !== undefined ? userImages(f.clean, dataset, '--clean') : { kind: 'split', dataset, size: f.cleanSize!, seed };
-  return { model: { model: f.model!, width: f.model === 'small-cnn' ? undefined : f.width, dataset, weights: f.weights! }, clean, seed, checked };
+  return { model: { model: f.model!, width: f.model === 'small-cnn' ? undefined : f.width, dataset, weights: f.weights!, ...(norm ? { norm } : {}) }, clean, seed, checked };
 }
 
 export interface DetectFlags extends ModelFlags { run?: string; preset: string; set: string[]; seed?: number; dataDir?: string; json: boolean }
@@ -125,7 +147,7 @@ export function detectRequest(f: DetectFlags, given: Given = typedOf(f)): Detect
   if (f.seed !== undefined) overrides.seed = f.seed;
   const common = { preset: f.preset, overrides, dataDir: f.dataDir };
   if (f.run) {
-    const clash = (['model', 'width', 'dataset', 'cleanSize', 'cleanSeed', 'clean'] as (keyof DetectFlags)[]).find((k) => given(k));
+    const clash = (['model', 'width', 'dataset', 'cleanSize', 'cleanSeed', 'clean', 'normMean', 'normStd'] as (keyof DetectFlags)[]).find((k) => given(k));
     if (clash) throw new Error(`${flagOf(clash)}: the model and its clean split come from --run ${f.run} (its config.json); drop ${flagOf(clash)} or --run`);
     return { ...common, run: f.run, weights: f.weights, out: f.out };
   }
@@ -138,14 +160,15 @@ export type EvalTarget = ModelSource & { attack: AttackSpec | null; images?: Ext
 
 export function evalTarget(f: EvalFlags, given: Given = typedOf(f)): EvalTarget {
   if (f.run) {
-    const clash = USER_FILES.find((k) => given(k));
+    const clash = [...USER_FILES, 'normMean', 'normStd'].find((k) => given(k));
     if (clash) throw new Error(`${flagOf(clash)}: --run ${f.run} evaluates the run's model on its dataset's test split with its own trigger; drop ${flagOf(clash)} or --run`);
     return runTarget(f.run, f.weights);
   }
   if (!f.weights) throw new Error('give --run <dir> or --weights <file> (safetensors or torch.save state dict)');
   assertFile(f.weights, '--weights');
   const attack = attackOfFlags(f, f.dataset, given);
-  const target: EvalTarget = { dataset: f.dataset, model: f.model, width: f.width, attack, weights: path.resolve(f.weights) };
+  const norm = normOfFlags(f, f.dataset);
+  const target: EvalTarget = { dataset: f.dataset, model: f.model, width: f.width, attack, weights: path.resolve(f.weights), ...(norm ? { norm } : {}) };
   if (f.clean !== undefined && f.test !== undefined) throw new Error('--test and --clean both give eval\'s images (the same flag under two names): give one');
   if (f.test !== undefined) target.images = userImages(f.test, f.dataset, '--test');
   else if (f.clean !== undefined) target.images = userImages(f.clean, f.dataset, '--clean');

@@ -1,15 +1,32 @@
 // A model of a supported architecture with its weights, from a safetensors or torch.save file.
 import * as fs from 'fs';
 import { loadSafetensors, loadTorchStateDict, manualSeed, nn, Tensor } from '../torch';
-import { datasetInfo, DatasetName } from '../data/datasets';
+import { datasetInfo, DatasetInfo, DatasetName } from '../data/datasets';
 import { createModel, MODEL_NAMES, ModelName } from '../models';
 import { assertFile } from '../util/paths';
 
 /** The architecture and the data it classifies: enough to build the model a weights file fits. */
 export interface ModelSpec { model: ModelName; /** base width of the ResNets (64 = the paper's ResNet-18) */ width?: number; dataset: DatasetName }
 
-/** A model spec and the file holding its weights. */
-export interface ModelSource extends ModelSpec { weights: string }
+/** The per-channel normalisation a model expects of pixels scaled to [0, 1]: x' = (x - mean) / std. */
+export interface InputNorm { mean: number[]; std: number[] }
+
+/**
+ * A model spec and the file holding its weights; `norm` when the model was trained with another
+ * normalisation than the dataset's usual one (this toolkit's, e.g. CIFAR-10 0.4914/0.247...).
+ */
+export interface ModelSource extends ModelSpec { weights: string; norm?: InputNorm }
+
+/** The dataset's shape and classes with the normalisation the model expects. */
+export function inputInfo(t: ModelSpec & { norm?: InputNorm }): DatasetInfo {
+  const info = datasetInfo(t.dataset);
+  if (!t.norm) return info;
+  const { mean, std } = t.norm;
+  if (mean.length !== info.channels || std.length !== info.channels)
+    throw new Error(`norm: ${t.dataset} images have ${info.channels} channel(s): give ${info.channels} mean and std value(s), got ${mean.length} and ${std.length}`);
+  if (![...mean, ...std].every(Number.isFinite) || std.some((s) => s <= 0)) throw new Error(`norm: means must be finite and stds positive, got mean ${mean}, std ${std}`);
+  return { ...info, mean: [...mean], std: [...std] };
+}
 
 /** Reads a state dict from safetensors or a torch.save file (by content, not by name). */
 export function loadStateDictFile(file: string): Map<string, Tensor> {

@@ -25,6 +25,14 @@ test('defend and eval a PyTorch-trained backdoored model from --weights, without
     const evaluated = JSON.parse(run('eval', ...model, ...trigger, '--json')) as { acc: number; asr: number };
     assert.ok(Math.abs(evaluated.acc - ref.acc) < 1e-4, `eval ACC ${evaluated.acc} vs PyTorch ${ref.acc}`);
     assert.ok(Math.abs(evaluated.asr - ref.asr) < 1e-4, `eval ASR ${evaluated.asr} vs PyTorch ${ref.asr}`);
+    // the same weights fed as if trained with another normalisation: PyTorch's numbers under it, not the default's
+    const other = JSON.parse(python('torch_ref.py', 'eval_norm', dir, '0.2', '0.5').trim()) as { acc: number; asr: number };
+    const renormed = JSON.parse(run('eval', ...model, ...trigger, '--norm-mean', '0.2', '--norm-std', '0.5', '--json')) as { acc: number; asr: number };
+    assert.ok(Math.abs(renormed.acc - other.acc) < 1e-4 && Math.abs(renormed.asr - other.asr) < 1e-4, `--norm-mean/--norm-std: ${JSON.stringify(renormed)} vs PyTorch ${JSON.stringify(other)}`);
+    assert.ok(Math.abs(other.acc - ref.acc) > 0.01 || Math.abs(other.asr - ref.asr) > 0.01, `another normalisation changes the numbers (${JSON.stringify(other)} vs ${JSON.stringify(ref)}), so the parity says something`);
+    assert.throws(() => run('eval', ...model, '--norm-mean', '0.2,0.3', '--norm-std', '0.5,0.5'), /--norm-mean\/--norm-std: mnist images have 1 channel\(s\): give 1 mean and std value\(s\), got 2 and 2/);
+    assert.throws(() => run('eval', ...model, '--norm-mean', '0.2'), /--norm-mean: give --norm-mean and --norm-std together/);
+    assert.throws(() => run('eval', ...model, '--norm-mean', '0.2', '--norm-std', '0'), /stds positive/);
     const clean = JSON.parse(run('eval', ...model, '--attack', 'none', '--json')) as { acc: number; asr: number | null };
     assert.equal(clean.asr, null, 'no trigger, no ASR');
 
@@ -39,6 +47,10 @@ test('defend and eval a PyTorch-trained backdoored model from --weights, without
     assert.equal(report.source.clean.size, 300);
     assert.equal(report.source.target.model, 'resnet18');
     assert.equal(report.report.options.epochs, 1);
+    // defend with the model's own normalisation: its before is PyTorch's under it, the norm recorded
+    const normed = JSON.parse(run(...args.map((a) => (a === out ? `${out}-norm` : a)), ...trigger, '--norm-mean', '0.2', '--norm-std', '0.5')) as { before: { acc: number; asr: number } }[];
+    assert.ok(Math.abs(normed[0].before.acc - other.acc) < 1e-4 && Math.abs(normed[0].before.asr - other.asr) < 1e-4);
+    assert.deepEqual(JSON.parse(fs.readFileSync(path.join(`${out}-norm`, 'ft', 'report.json'), 'utf8')).source.target.norm, { mean: [0.2], std: [0.5] });
 
     // no trigger: still purified, clean accuracy only; a report computed with a trigger is not reused for it
     const plain = JSON.parse(run(...args)) as { before: { acc: number; asr: number | null }; after: { asr: number | null } }[];

@@ -162,5 +162,18 @@ def trained_model(d):
     save_st(f'{d}/pytorch.safetensors', m.state_dict())
     print(json.dumps({'acc': acc, 'asr': asr}))
 
+def eval_norm(d, mean, std):
+    """ACC and ASR of trained_model's pytorch.pt when its inputs are normalised with another mean and std."""
+    m = ResNet18(1, 10, 4); m.load_state_dict(torch.load(f'{d}/pytorch.pt')); m.eval()
+    xt = read_idx(f'{d}/mnist/t10k-images-idx3-ubyte').float().unsqueeze(1); yt = read_idx(f'{d}/mnist/t10k-labels-idx1-ubyte').long()
+    def stamp(im): im = im.clone(); im[:, :, -3:, -3:] = 255; return im
+    norm = lambda im: (im / 255 - float(mean)) / float(std)
+    with torch.no_grad():
+        acc = (m(norm(xt)).argmax(1) == yt).float().mean().item()
+        keep = yt != 0
+        asr = (m(norm(stamp(xt[keep]))).argmax(1) == 0).float().mean().item()
+    print(json.dumps({'acc': acc, 'asr': asr}))
+
 if __name__ == '__main__':
-    {'resnet': resnet, 'eval_ours': eval_ours, 'adam': adam, 'checkpoints': checkpoints, 'trained_model': trained_model}[sys.argv[1]](sys.argv[2])
+    {'resnet': resnet, 'eval_ours': eval_ours, 'adam': adam, 'checkpoints': checkpoints, 'trained_model': trained_model,
+     'eval_norm': eval_norm}[sys.argv[1]](*sys.argv[2:])
