@@ -127,6 +127,28 @@ test("statsSource 'training' (the default) with 'bn-relu': measured first on the
   assert.ok(changed > 0.01, `the scores follow the training (largest relative change ${changed})`);
 });
 
+test('the default preset\'s score is not a function of gamma: a channel\'s input scaled at fixed gamma moves its score, and only its own', () => {
+  // the last measured layer's channel 3: its conv filter x3, so the BN's input for that channel is 3x wider
+  // while gamma, beta and the running statistics stay; in eval mode its output variance grows 9x
+  const scores = (scale: number): { scores: number[]; gamma: number[] } => {
+    const p = planted();
+    const u = lastUnits(p.model, 10)[9];
+    if (scale !== 1) noGrad(() => scope(() => { u.conv.weight.narrow(0, 3, 1).mul_(scale); }));
+    const gamma = u.bn!.weight.toList() as number[];
+    const r = varDefense(p.model, p.data, options('bn-distill', { epochs: 1 }));
+    assert.equal(r.options.measureAt, 'bn');
+    assert.equal(r.options.statsSource, undefined, 'the default measurement (training: the first selection from an eval pass)');
+    return { scores: r.perLayer[9].scoresBefore, gamma };
+  };
+  const base = scores(1), wider = scores(3);
+  assert.deepEqual(wider.gamma, base.gamma, 'gamma unchanged');
+  const ratio = wider.scores[3] / base.scores[3];
+  process.stderr.write(`channel 3's score x${ratio.toFixed(2)} with its input x3 at fixed gamma\n`);
+  assert.ok(ratio > 4, `the score follows the input's spread (x${ratio})`);
+  const others = Math.max(...base.scores.map((v, c) => (c === 3 ? 0 : relDiff(wider.scores[c], v))));
+  assert.ok(others < 1e-4, `the layer's other channels keep their scores (relative ${others})`);
+});
+
 test('on the planted fixture: rank correlation of the eval-mode scores with |gamma| (printed)', () => {
   // printed: how far a data measurement departs from the |gamma| ranking that
   // measureAt=bn in train mode reduces to (gamma^2 var / (var + eps) per batch)
