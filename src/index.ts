@@ -1,13 +1,15 @@
 // The package's main entry (`require('vardefense')`): the pipeline a defender calls (load a model, get
-// clean data, evaluate, defend, train) and the types it speaks; `vardefense/torch` is the engine.
-export { loadModel, loadStateDictFile } from './pipeline/model';
-export type { ModelSource, ModelSpec } from './pipeline/model';
+// clean data, evaluate, defend, detect, train) and the types it speaks; `vardefense/torch` is the engine.
+export { inputInfo, loadModel, loadStateDictFile } from './pipeline/model';
+export type { InputNorm, ModelSource, ModelSpec } from './pipeline/model';
 export { CleanDataError, loadCleanData, stratifiedDraw } from './pipeline/clean-data';
 export type { CleanSource } from './pipeline/clean-data';
 export { evaluate, evaluateTarget } from './pipeline/evaluate';
 export { defend, overridesOf, parseMethods } from './pipeline/defend';
 export type { DefendHooks, DefendOutcome, DefendRequest, DefendTarget, ModelDefendRequest, RunDefendRequest } from './pipeline/defend';
 export type { CleanRecord } from './pipeline/defend';
+export { detect, detectTable } from './pipeline/detect';
+export type { DetectRequest, ModelDetectRequest, RunDetectRequest } from './pipeline/detect';
 export { imageTriggerAttack, userCleanSource } from './pipeline/user-inputs';
 export type { TriggerFiles } from './pipeline/user-inputs';
 export { readRun, runTarget } from './pipeline/run-dir';
