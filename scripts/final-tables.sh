@@ -1,6 +1,6 @@
 #!/bin/bash
 # The final evaluation's tables (docs/protocol.md section 3) from its cells, as Markdown on stdout:
-#   bash scripts/final-tables.sh [runs/protocol-final-cpu] [runs/arena-attacks-final-cpu] > docs/final-tables.md
+#   bash scripts/final-tables.sh [runs/protocol-final-cpu] [runs/arena-attacks-final-cpu] [runs/full-length-calibration] > docs/final-tables.md
 # Every table comes from `vardefense report`; this only puts them under headings with the grid's progress.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -51,3 +51,14 @@ echo "Presets frozen at bbfd0a16e123942204f708d34fa010f89a7129f8. ACC, ASR in %;
 echo
 section "$final" "$root/experiments/protocol-final-cpu.yaml" "The seven Fashion-MNIST settings, seeds 2-4 (protocol-final-cpu)"
 section "$arena" "$root/experiments/arena-attacks-final-cpu.yaml" "SIG and WaNet, seeds 2-4 (arena-attacks-final-cpu)"
+
+calibration=${3:-runs/full-length-calibration}
+echo "## The CPU-shortened presets at full length (full-length-calibration, 3x3 fixed patch, seed 2)"
+echo
+if [ -d "$calibration/cells" ]; then
+  echo "Progress: $(progress "$root/experiments/full-length-calibration.yaml" "$calibration"). The shortened presets on the same model are the seed-2 cells of the first grid."
+  echo
+  vd report "$calibration/cells"
+else
+  echo "(not started)"
+fi
