@@ -6,7 +6,7 @@ import { writeFileAtomic } from '../util/atomic';
 import { buildFigures, Figure } from './plots';
 import { TriggerPreview, triggerPreviews } from './previews';
 import { varDefenseFigures } from './vardefense-plots';
-import { AGGREGATE_COLUMNS, aggregatePivot, aggregateRows, hasSeedRepeats } from './aggregate';
+import { AGGREGATE_COLUMNS, aggregateByDefense, aggregatePivot, aggregateRows, hasSeedRepeats } from './aggregate';
 import { standings, standingsTable } from './compare';
 
 export const esc = (s: string): string => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
@@ -25,10 +25,16 @@ export function htmlTable(rows: SummaryRow[]): string {
   return `<table class="vd-summary">\n<thead><tr>${head}</tr></thead>\n<tbody>\n${body}\n</tbody>\n</table>`;
 }
 
-/** The paper's layout: ACC / ASR after, one line per attack, one column per defense. */
+/**
+ * The paper's layout: ACC / ASR after, one line per attack, one column per defense; pooled over seeds
+ * when they repeat (a per-run pivot would show one seed's numbers), and then turned to a line per
+ * defense when defenses outnumber attacks (a grid of twenty defenses does not fit across a page).
+ */
 export function htmlPivot(rows: SummaryRow[]): string {
-  // with repeated seeds a per-run pivot would show one seed's numbers: the pooled one instead
-  const { head, lines } = hasSeedRepeats(rows) ? aggregatePivot(aggregateRows(rows)) : pivotTable(rows);
+  const pooled = hasSeedRepeats(rows) ? aggregateRows(rows) : null;
+  const many = (f: (r: SummaryRow) => string): number => new Set(rows.map(f)).size;
+  const { head, lines } = !pooled ? pivotTable(rows)
+    : many((r) => `${r.defense} ${r.settings}`) > many((r) => `${r.dataset} ${r.model} ${r.attack}`) ? aggregateByDefense(pooled) : aggregatePivot(pooled);
   return `<table class="vd-pivot">\n<thead><tr>${head.map((h) => `<th>${esc(h)}</th>`).join('')}</tr></thead>\n<tbody>\n` +
     `${lines.map((l) => `<tr>${l.map((c) => `<td>${esc(c)}</td>`).join('')}</tr>`).join('\n')}\n</tbody>\n</table>`;
 }

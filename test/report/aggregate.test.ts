@@ -5,7 +5,7 @@ import * as assert from 'assert/strict';
 import { SummaryRow } from '../../src/report/summary';
 import { aggregateByDefense, aggregateByDefenseMarkdown, aggregateCsv, aggregateMarkdown, aggregatePivot, aggregatePivotMarkdown, aggregateRows, hasSeedRepeats, stat } from '../../src/report/aggregate';
 import { conditionOf } from '../../src/report/condition';
-import { htmlPage } from '../../src/report/html';
+import { htmlPage, htmlPivot } from '../../src/report/html';
 import { DEFAULT_TRAIN, TrainConfig } from '../../src/train/run';
 import { Rng } from '../../src/util/rng';
 
@@ -125,4 +125,8 @@ test('aggregate formats: pivot one line per attack with n, CSV means and stds, H
   assert.match(page, /<table class="vd-standings">[\s\S]*?<td>vardefense:paper<\/td><td>3<\/td><td>2\.00 ± 0\.00<\/td>/, 'standings with repeats');
   assert.match(page, /<table class="vd-pivot">[\s\S]*?<td>90\.00 ± 1\.00 \/ 5\.00 ± 0\.00<\/td>/, 'the pivot pools the seeds too');
   assert.doesNotMatch(htmlPage(rows.filter((r) => r.seed === 1), []), /vd-aggregate"|vd-standings"/);
+  // more defenses than attacks: a line per defense
+  const wide = [1, 2].flatMap((seed) => ['ft', 'nad', 'clp'].map((defense) => row({ seed, defense })));
+  assert.match(htmlPivot(wide), /<table class="vd-pivot">\n<thead><tr><th>defense<\/th><th>3x3 white patch \(n 2\)<\/th><\/tr>/);
+  assert.match(htmlPivot(rows), /<thead><tr><th>dataset<\/th>/, 'as many defenses as attacks: the paper\'s layout');
 });
