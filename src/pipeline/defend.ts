@@ -100,6 +100,13 @@ interface Plan {
 const imagesRecord = (c: Extract<CleanSource, { kind: 'images' }>): CleanRecord =>
   ({ kind: c.kind, size: c.set.labels.numel, ...(c.path === undefined ? {} : { path: path.resolve(c.path) }), sha256: setDigest(c.set) });
 
+/** The target as the digest takes it: a trigger image by its pixels, not by where its file was (a moved file is the same trigger). */
+function contentOf(t: DefendTarget): DefendTarget {
+  if (t.attack?.trigger.kind !== 'image') return t;
+  const { source: _where, ...trigger } = t.attack.trigger;
+  return { ...t, attack: { ...t.attack, trigger } };
+}
+
 function planOf(r: DefendRequest): Plan {
   if ('run' in r) {
     const info = readRun(r.run, r.weights);
@@ -126,7 +133,7 @@ function planOf(r: DefendRequest): Plan {
     : c.kind === 'run' ? { kind: c.kind, size: c.indices.length }
     : imagesRecord(c);
   return {
-    target: r.model, attack, clean: r.clean, holdOutSeed, out: r.out, identity: { target, holdOutSeed }, test: r.test?.set,
+    target: r.model, attack, clean: r.clean, holdOutSeed, out: r.out, identity: { target: contentOf(target), holdOutSeed }, test: r.test?.set,
     source: { weights: path.resolve(r.model.weights), target, clean, ...(r.test ? { test: imagesRecord(r.test) } : {}) }, metadata: JSON.stringify(target),
   };
 }

@@ -186,8 +186,11 @@ test('defend --clean <folder> --trigger-image --trigger-mask: before/after ACC a
   const byImage = JSON.parse(ok('eval', ...model, ...trigger, '--json').stdout) as { asr: number };
   assert.equal(byImage.asr, patched.asr);
 
-  // the .npz holds the same pixels and labels: same digest, the report is reused
-  const again = ok(...args, '--clean', npz, ...trigger);
+  // the .npz holds the same pixels and labels, the trigger files moved elsewhere hold the same pixels: same digest, reused
+  const moved = [path.join(root, 'moved-t.png'), path.join(root, 'moved-m.png')];
+  fs.copyFileSync(triggerPng, moved[0]);
+  fs.copyFileSync(maskPng, moved[1]);
+  const again = ok(...args, '--clean', npz, '--trigger-image', moved[0], '--trigger-mask', moved[1]);
   assert.match(again.stderr, /ft: done earlier/);
   assert.equal(reportOf(out).inputDigest, rep.inputDigest);
   // one pixel of one clean image changed: another digest, run again
