@@ -12,7 +12,7 @@ import { runExperimentCommand, runWorkerCommand } from './experiment';
 import { runSummary } from './summary';
 import { MODEL_NAMES } from '../models';
 import { DEFENSE_NAMES } from '../defenses/registry';
-import { addAttackOptions, addDataOptions, addModelOptions, addNormOptions, addUserFileOptions, fraction, int, num } from './options';
+import { addAttackOptions, addDataOptions, addModelOptions, addNormOptions, addUserFileOptions, addWeightsOptions, fraction, int, num } from './options';
 import { runPreview } from './preview';
 import { runTrain } from './train';
 import { DATASET_NAMES, DatasetName } from '../data/datasets';
@@ -78,13 +78,8 @@ program.command('download')
 
 const defendCmd = program.command('defend')
   .description('purify a backdoored model with one or more defenses (each on a fresh copy; clean data only): a training run of ours, or --weights with --model, --dataset and --clean-size or --clean')
-  .option('--run <dir>', 'the training run of the backdoored model (its clean split is the defender\'s data)')
-  .option('--weights <file>', 'the weights to purify (safetensors or torch.save state dict); with --run: other weights with the run\'s config and clean split')
-  .addOption(new Option('--model <name>', 'architecture of --weights (without --run)').choices([...MODEL_NAMES]))
-  .option('--width <n>', 'ResNet base width of --weights (without --run; 64 = the paper\'s ResNet-18)', int('--width', 1), 64)
-  .addOption(new Option('--dataset <name>', 'the dataset --weights classifies (without --run)').choices([...DATASET_NAMES]))
-  .option('--clean-size <n>', 'clean images drawn from the dataset\'s training split, stratified by class (without --run)', int('--clean-size', 1))
-  .option('--clean-seed <n>', 'seed of that draw and of the train/validation hold-out (without --run)', int('--clean-seed'), 1);
+  .option('--run <dir>', 'the training run of the backdoored model (its clean split is the defender\'s data)');
+addWeightsOptions(defendCmd, 'purify');
 addNormOptions(defendCmd);
 addUserFileOptions(defendCmd, 'your own clean images instead of --clean-size (without --run)',
   'measure ACC / ASR before and after on these labelled images instead of the dataset\'s test split (without --run)');
@@ -103,13 +98,9 @@ defendCmd.action((o, cmd: Command) => runDefend(o, (key) => cmd.getOptionValueSo
 
 const detectCmd = program.command('detect')
   .description('Neural Cleanse: reverse-engineer a minimal trigger per class on clean data and flag outlying classes (writes detect.json): a training run of ours, or --weights with --model, --dataset and --clean-size or --clean')
-  .option('--run <dir>', 'the training run of the model (its clean split is the defender\'s data)')
-  .option('--weights <file>', 'the weights to examine (safetensors or torch.save state dict); with --run: other weights with the run\'s config and clean split')
-  .addOption(new Option('--model <name>', 'architecture of --weights (without --run)').choices([...MODEL_NAMES]))
-  .option('--width <n>', 'ResNet base width of --weights (without --run)', int('--width', 1), 64)
-  .addOption(new Option('--dataset <name>', 'the dataset --weights classifies (without --run)').choices([...DATASET_NAMES]))
-  .option('--clean-size <n>', 'clean images drawn from the dataset\'s training split, stratified by class (without --run)', int('--clean-size', 1))
-  .option('--clean-seed <n>', 'seed of that draw and of the hold-out (without --run)', int('--clean-seed'), 1)
+  .option('--run <dir>', 'the training run of the model (its clean split is the defender\'s data)');
+addWeightsOptions(detectCmd, 'examine');
+detectCmd
   .option('--clean <path>', 'your own clean images instead of --clean-size (without --run): an ImageFolder folder or a .npz, as for defend')
   .option('--preset <name>', "'default' (published: up to 1000 epochs per class) or 'cpu-short' (NOT published: 50)", 'default')
   .option('--set <key=value>', 'override an option (JSON values, e.g. epochs=20); repeatable', (v: string, acc: string[]) => [...acc, v], [] as string[])

@@ -45,6 +45,17 @@ export function addModelOptions(c: Command): Command {
     .option('--width <n>', 'ResNet base width (64 = the paper\'s ResNet-18)', int('--width', 1), 64);
 }
 
+/** A weights file with its architecture and a clean-data draw, for commands that take a run or a model without one. */
+export function addWeightsOptions(c: Command, verb: string): Command {
+  return c
+    .option('--weights <file>', `the weights to ${verb} (safetensors or torch.save state dict); with --run: other weights with the run's config and clean split`)
+    .addOption(new Option('--model <name>', 'architecture of --weights (without --run)').choices([...MODEL_NAMES]))
+    .option('--width <n>', 'ResNet base width of --weights (without --run; 64 = the paper\'s ResNet-18)', int('--width', 1), 64)
+    .addOption(new Option('--dataset <name>', 'the dataset --weights classifies (without --run)').choices([...DATASET_NAMES]))
+    .option('--clean-size <n>', 'clean images drawn from the dataset\'s training split, stratified by class (without --run)', int('--clean-size', 1))
+    .option('--clean-seed <n>', 'seed of that draw and of the train/validation hold-out (without --run)', int('--clean-seed'), 1);
+}
+
 /** The normalisation a user's model was trained with (without a run); default: the dataset's usual one. */
 export function addNormOptions(c: Command): Command {
   return c
