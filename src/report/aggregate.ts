@@ -1,6 +1,6 @@
 // `vardefense report --aggregate`: runs that differ only in their seeds (training seed, attack seed,
 // a defense's `seed` option) pooled into one row with n, mean and sample standard deviation.
-import type { SummaryRow } from './summary';
+import { columnOf, SummaryRow } from './summary';
 import { csvCell } from '../util/csv';
 
 /** Mean and sample standard deviation (n - 1); std is null for a single value. */
@@ -72,21 +72,22 @@ export const AGGREGATE_COLUMNS: [string, (a: AggregateRow) => string][] = [
 
 const mdRow = (cells: string[]): string => `| ${cells.map((c) => c.replace(/\|/g, '\\|')).join(' | ')} |`;
 
+/** A Markdown table of a header and lines of cells ('|' escaped). */
+export const mdTable = (head: string[], lines: string[][]): string => [mdRow(head), `|${head.map(() => '---').join('|')}|`, ...lines.map(mdRow)].join('\n');
+
 export function aggregateMarkdown(rows: AggregateRow[]): string {
-  return [mdRow(AGGREGATE_COLUMNS.map(([h]) => h)), `|${AGGREGATE_COLUMNS.map(() => '---').join('|')}|`,
-    ...rows.map((a) => mdRow(AGGREGATE_COLUMNS.map(([, f]) => f(a))))].join('\n');
+  return mdTable(AGGREGATE_COLUMNS.map(([h]) => h), rows.map((a) => AGGREGATE_COLUMNS.map(([, f]) => f(a))));
 }
 
 const accAsrCell = (a: AggregateRow): string => `${pctStat(a.accAfter)} / ${pctStat(a.asrAfter)}`;
 
 /** The paper's layout over pooled rows: one line per dataset, model, attack (and condition), one column per defense setting. */
 export function aggregatePivot(rows: AggregateRow[], cell: (a: AggregateRow) => string = accAsrCell): { head: string[]; lines: string[][] } {
-  const column = (a: AggregateRow): string => (a.settings ? `${a.defense} (${a.settings})` : a.defense);
-  const columns = [...new Set(rows.map(column))];
+  const columns = [...new Set(rows.map(columnOf))];
   const lineKey = (a: AggregateRow): string => [a.dataset, a.model, a.attack, a.condition].join('\n');
   const lines = [...new Set(rows.map(lineKey))].map((k) => {
     const mine = rows.filter((a) => lineKey(a) === k);
-    const cells = columns.map((c) => { const a = mine.find((x) => column(x) === c); return a ? cell(a) : ''; });
+    const cells = columns.map((c) => { const a = mine.find((x) => columnOf(x) === c); return a ? cell(a) : ''; });
     const n = [...new Set(mine.map((a) => a.n))].join(',');
     return [...k.split('\n').slice(0, 3), n, `${pctStat(mine[0].accBefore)} / ${pctStat(mine[0].asrBefore)}`, ...cells];
   });
@@ -98,7 +99,6 @@ export function aggregatePivot(rows: AggregateRow[], cell: (a: AggregateRow) => 
  * undefended ACC / ASR as the first line); easier to read when defenses outnumber attacks.
  */
 export function aggregateByDefense(rows: AggregateRow[], cell: (a: AggregateRow) => string = accAsrCell): { head: string[]; lines: string[][] } {
-  const column = (a: AggregateRow): string => (a.settings ? `${a.defense} (${a.settings})` : a.defense);
   const attackKey = (a: AggregateRow): string => [a.dataset, a.model, a.attack, a.condition].join('\n');
   const attacks = [...new Set(rows.map(attackKey))];
   const first = (k: string): AggregateRow => rows.find((a) => attackKey(a) === k)!;
@@ -106,29 +106,25 @@ export function aggregateByDefense(rows: AggregateRow[], cell: (a: AggregateRow)
   const name = (a: AggregateRow): string => [many((x) => x.dataset) ? a.dataset : '', many((x) => x.model) ? a.model : '', a.attack].filter(Boolean).join(', ');
   const head = ['defense', ...attacks.map((k) => `${name(first(k))} (n ${[...new Set(rows.filter((a) => attackKey(a) === k).map((a) => a.n))].join(',')})`)];
   const undefended = ['no defense', ...attacks.map((k) => `${pctStat(first(k).accBefore)} / ${pctStat(first(k).asrBefore)}`)];
-  const lines = [...new Set(rows.map(column))].map((c) => [c, ...attacks.map((k) => {
-    const a = rows.find((x) => column(x) === c && attackKey(x) === k);
+  const lines = [...new Set(rows.map(columnOf))].map((c) => [c, ...attacks.map((k) => {
+    const a = rows.find((x) => columnOf(x) === c && attackKey(x) === k);
     return a ? cell(a) : '';
   })]);
   return { head, lines: [undefended, ...lines] };
 }
 
-export function aggregateByDefenseMarkdown(rows: AggregateRow[]): string {
-  const table = (cell: (a: AggregateRow) => string): string => {
-    const { head, lines } = aggregateByDefense(rows, cell);
-    return [mdRow(head), `|${head.map(() => '---').join('|')}|`, ...lines.map(mdRow)].join('\n');
-  };
+type Layout = (rows: AggregateRow[], cell: (a: AggregateRow) => string) => { head: string[]; lines: string[][] };
+
+/** A layout twice: ACC / ASR after, then excess ASR after (ASR - clean->target, per run, pooled). */
+function twoTables(rows: AggregateRow[], layout: Layout): string {
+  const table = (cell: (a: AggregateRow) => string): string => { const { head, lines } = layout(rows, cell); return mdTable(head, lines); };
   return `ACC / ASR after (%), mean ± std over seeds:\n\n${table(accAsrCell)}\n\nexcess ASR after (ASR - clean->target, %), mean ± std over seeds:\n\n${table((a) => pctStat(a.excessAsr))}`;
 }
 
-/** Two pivots: ACC / ASR after, then excess ASR after (ASR - clean->target, per run, pooled). */
-export function aggregatePivotMarkdown(rows: AggregateRow[]): string {
-  const table = (cell: (a: AggregateRow) => string): string => {
-    const { head, lines } = aggregatePivot(rows, cell);
-    return [mdRow(head), `|${head.map(() => '---').join('|')}|`, ...lines.map(mdRow)].join('\n');
-  };
-  return `ACC / ASR after (%), mean ± std over seeds:\n\n${table(accAsrCell)}\n\nexcess ASR after (ASR - clean->target, %), mean ± std over seeds:\n\n${table((a) => pctStat(a.excessAsr))}`;
-}
+export const aggregateByDefenseMarkdown = (rows: AggregateRow[]): string => twoTables(rows, aggregateByDefense);
+
+/** Two pivots: ACC / ASR after, then excess ASR after. */
+export const aggregatePivotMarkdown = (rows: AggregateRow[]): string => twoTables(rows, aggregatePivot);
 
 const STATS = ['accBefore', 'accAfter', 'asrBefore', 'asrAfter', 'floorAfter', 'excessAsr', 'seconds'] as const;
 

@@ -1,12 +1,9 @@
 // `vardefense report --standings` and `--compare <defense>`: defenses judged on the same models. A mean over
 // seeds hides that models differ far more than defenses on one model; differences taken per model (paired)
 // and an exact sign test say whether one defense beats another beyond that spread.
-import type { SummaryRow } from './summary';
-import { Stat, pctStat, stat } from './aggregate';
+import { columnOf, SummaryRow } from './summary';
+import { mdTable, Stat, pctStat, stat } from './aggregate';
 import { csvCell } from '../util/csv';
-
-/** A defense and its settings, as the pivot tables name their columns. */
-export const columnOf = (r: SummaryRow): string => (r.settings ? `${r.defense} (${r.settings})` : r.defense);
 
 /** One backdoored model: runs with equal keys were defended from the same weights. */
 const modelOf = (r: SummaryRow): string => [r.dataset, r.model, r.attack, r.seed ?? '', r.condition ?? '', r.accBefore, r.asrBefore].join('\n');
@@ -100,8 +97,6 @@ export function compareWith(rows: SummaryRow[], base: string, tie = 0.001): Comp
   });
 }
 
-const mdRow = (cells: string[]): string => `| ${cells.map((c) => c.replace(/\|/g, '\\|')).join(' | ')} |`;
-const table = (head: string[], lines: string[][]): string => [mdRow(head), `|${head.map(() => '---').join('|')}|`, ...lines.map(mdRow)].join('\n');
 const secStat = (s: Stat): string => `${s.mean.toFixed(0)} ± ${s.std === null ? '-' : s.std.toFixed(0)}`;
 const signed = (s: Stat | null): string => (s ? `${s.mean >= 0 ? '+' : ''}${pctStat(s)}` : '-');
 
@@ -115,7 +110,7 @@ export function standingsText(rows: SummaryRow[], format: 'markdown' | 'csv' | '
       x.accMinusAsr?.mean, x.accMinusAsr?.std, x.goalsMet, x.goalsTotal, x.seconds.mean].map((v) => csvCell(v ?? null)).join(','))].join('\n');
   }
   const { head, lines } = standingsTable(s);
-  return table(head, lines);
+  return mdTable(head, lines);
 }
 
 /** Header and cells of the standings (markdown and HTML share them). */
@@ -135,6 +130,6 @@ export function comparisonText(rows: SummaryRow[], base: string, format: 'markdo
     return [head.join(','), ...c.map((x) => [base, x.other, x.pairs, x.excessDiff?.mean, x.excessDiff?.std, x.accDiff?.mean, x.accDiff?.std, x.baseBetter, x.otherBetter,
       x.ties, x.p].map((v) => csvCell(v ?? null)).join(','))].join('\n');
   }
-  return table(['other defense', 'models', 'excess ASR, other - base (pt)', 'ACC, other - base (pt)', `${base} better / worse / tie`, 'sign test p'],
+  return mdTable(['other defense', 'models', 'excess ASR, other - base (pt)', 'ACC, other - base (pt)', `${base} better / worse / tie`, 'sign test p'],
     c.map((x) => [x.other, String(x.pairs), signed(x.excessDiff), signed(x.accDiff), `${x.baseBetter} / ${x.otherBetter} / ${x.ties}`, x.p.toPrecision(2)]));
 }

@@ -88,18 +88,20 @@ export function markdownTable(rows: SummaryRow[]): string {
   return lines.join('\n');
 }
 
+/** A defense and the options that differ from its preset, as the tables name their columns: 'nad (lr=0.02)'. */
+export const columnOf = (r: { defense: string; settings: string }): string => (r.settings ? `${r.defense} (${r.settings})` : r.defense);
+
 /**
  * The paper's layout: one line per dataset, model and attack (with the undefended ACC / ASR), one column
  * per defense (and option setting) holding ACC / ASR after.
  */
 export function pivotTable(rows: SummaryRow[]): { head: string[]; lines: string[][] } {
-  const column = (r: SummaryRow): string => (r.settings ? `${r.defense} (${r.settings})` : r.defense);
-  const columns = [...new Set(rows.map(column))];
+  const columns = [...new Set(rows.map(columnOf))];
   const lineKey = (r: SummaryRow): string => [r.dataset, r.model, r.attack].join('\n');
   const lines = [...new Set(rows.map(lineKey))].map((k) => {
     const mine = rows.filter((r) => lineKey(r) === k);
     const cells = columns.map((c) => {
-      const r = mine.find((x) => column(x) === c);
+      const r = mine.find((x) => columnOf(x) === c);
       return r ? `${pct(r.accAfter)} / ${pct(r.asrAfter)}` : '';
     });
     return [...k.split('\n'), `${pct(mine[0].accBefore)} / ${pct(mine[0].asrBefore)}`, ...cells];

@@ -2,8 +2,8 @@
 // cross models, differences and standings against a direct computation, and the protocol's goal.
 import { test } from 'node:test';
 import * as assert from 'assert/strict';
-import { SummaryRow } from '../../src/report/summary';
-import { columnOf, compareWith, comparisonText, meetsGoal, signTestP, standings, standingsText } from '../../src/report/compare';
+import { columnOf, SummaryRow } from '../../src/report/summary';
+import { compareWith, comparisonText, meetsGoal, signTestP, standings, standingsText } from '../../src/report/compare';
 import { Rng } from '../../src/util/rng';
 
 function row(o: Partial<SummaryRow>): SummaryRow {
