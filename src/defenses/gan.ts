@@ -75,9 +75,10 @@ const BASE: Omit<GanOptions, 'patchSize' | 'beta'> = {
 export const GAN_PUBLISHED: GanOptions = { ...BASE, patchSize: 3, beta: 0.5 };
 
 /**
- * The default: the trigger-size search and MESA's beta ensemble (the official code's betas
- * 0.5, 0.8, 0.9, pooled within each batch where it switches generator per epoch: docs/fidelity.md), adaptive placement (a backdoor bound to a position is otherwise almost never shown
- * to the generator) and Adam 0.01 (at 2e-4 ten passes over a small clean split barely move the generator).
+ * The default: the trigger-size search and MESA's beta ensemble (the official code's betas 0.5, 0.8,
+ * 0.9, pooled within each batch where it switches generator per epoch: docs/fidelity.md), adaptive
+ * placement (a backdoor bound to a position is otherwise almost never shown to the generator) and Adam
+ * 0.01 (at 2e-4 ten passes over a small clean split barely move the generator).
  */
 export const GAN_DEFAULTS: GanOptions = {
   ...BASE, triggerSizes: [3, 5, 7, 'blend'], blendAlpha: 0.2, betas: [0.5, 0.8, 0.9], generatorLr: 0.01, placement: 'adaptive',

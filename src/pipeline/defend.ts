@@ -100,6 +100,10 @@ interface Plan {
 const imagesRecord = (c: Extract<CleanSource, { kind: 'images' }>): CleanRecord =>
   ({ kind: c.kind, size: c.set.labels.numel, ...(c.path === undefined ? {} : { path: path.resolve(c.path) }), sha256: setDigest(c.set) });
 
+/** What a report records of a clean source: a draw's size and seed, a run split's size, or the caller's images (path, sha256). */
+export const cleanRecordOf = (c: CleanSource): CleanRecord => (c.kind === 'split' ? { kind: c.kind, size: c.size, seed: c.seed }
+  : c.kind === 'run' ? { kind: c.kind, size: c.indices.length } : imagesRecord(c));
+
 /** The target as the digest takes it: a trigger image by its pixels, not by where its file was (a moved file is the same trigger). */
 function contentOf(t: DefendTarget): DefendTarget {
   if (t.attack?.trigger.kind !== 'image') return t;
@@ -128,10 +132,7 @@ function planOf(r: DefendRequest): Plan {
   // norm only when given, so that the digests of reports written before it existed still match
   const target: DefendTarget = { model: r.model.model, width: r.model.width, dataset: r.model.dataset, attack, ...(r.model.norm ? { norm: r.model.norm } : {}) };
   const holdOutSeed = r.holdOutSeed ?? 1;
-  const c = r.clean;
-  const clean: CleanRecord = c.kind === 'split' ? { kind: c.kind, size: c.size, seed: c.seed }
-    : c.kind === 'run' ? { kind: c.kind, size: c.indices.length }
-    : imagesRecord(c);
+  const clean = cleanRecordOf(r.clean);
   return {
     target: r.model, attack, clean: r.clean, holdOutSeed, out: r.out, identity: { target: contentOf(target), holdOutSeed }, test: r.test?.set,
     source: { weights: path.resolve(r.model.weights), target, clean, ...(r.test ? { test: imagesRecord(r.test) } : {}) }, metadata: JSON.stringify(target),

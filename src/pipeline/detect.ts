@@ -7,6 +7,7 @@ import { disposeSet, holdOut } from '../defenses/common';
 import { neuralCleanse, neuralCleanseOptions, NeuralCleanseReport } from '../defenses/neural-cleanse';
 import { writeFileAtomic } from '../util/atomic';
 import { CleanSource, loadCleanData } from './clean-data';
+import { cleanRecordOf } from './defend';
 import { inputInfo, loadModel, ModelSource } from './model';
 import { readRun } from './run-dir';
 
@@ -37,9 +38,7 @@ function planOf(r: DetectRequest): DetectPlan {
       file: r.out ?? path.join(r.run, 'detect.json'), source: { run: path.resolve(r.run), weights: path.resolve(info.weights) },
     };
   }
-  const c = r.clean;
-  const clean = c.kind === 'images' ? { kind: c.kind, size: c.set.labels.numel, ...(c.path === undefined ? {} : { path: path.resolve(c.path) }) }
-    : c.kind === 'split' ? { kind: c.kind, size: c.size, seed: c.seed } : { kind: c.kind, size: c.indices.length };
+  const clean = cleanRecordOf(r.clean);
   return {
     model: r.model, clean: r.clean, holdOutSeed: r.holdOutSeed ?? 1, file: r.out,
     source: { weights: path.resolve(r.model.weights), target: { model: r.model.model, width: r.model.width, dataset: r.model.dataset, ...(r.model.norm ? { norm: r.model.norm } : {}) }, clean },

@@ -42,7 +42,7 @@ export function normOfFlags(f: NormFlags, dataset: DatasetName): InputNorm | und
   });
   const norm = { mean: list(f.normMean, '--norm-mean'), std: list(f.normStd, '--norm-std') };
   try {
-    inputInfo({ model: 'resnet18', dataset, norm });
+    inputInfo({ dataset, norm });
   } catch (e) {
     throw new Error(`--norm-mean/--norm-std: ${(e as Error).message.replace(/^norm: /, '')}`);
   }
@@ -95,8 +95,11 @@ function userImages(file: string, dataset: DatasetName, flag: string): Extract<C
   }
 }
 
-/** Flags that describe the model, its data and trigger without a run; with --run they come from its config.json. */
-const MODEL_FLAGS: (keyof DefendFlags)[] = ['model', 'width', 'dataset', 'cleanSize', 'cleanSeed', ...USER_FILES, 'normMean', 'normStd', 'attack', 'triggerSize', 'pattern',
+/** Flags of a model and its clean data without a run (defend and detect); with --run they come from its config.json. */
+const WEIGHTS_FLAGS: (keyof ModelFlags)[] = ['model', 'width', 'dataset', 'cleanSize', 'cleanSeed', 'clean', 'normMean', 'normStd'];
+
+/** defend's: those, the test images, and the trigger. */
+const MODEL_FLAGS: (keyof DefendFlags)[] = [...WEIGHTS_FLAGS, 'test', 'triggerImage', 'triggerMask', 'attack', 'triggerSize', 'pattern',
   'position', 'offset', 'alpha', 'poisonRatio', 'target', 'allToAll', 'attackSeed', 'sigDelta', 'sigFreq', 'wanetK', 'wanetS', 'wanetGridRescale', 'wanetCrossRatio'];
 
 /**
@@ -147,7 +150,7 @@ export function detectRequest(f: DetectFlags, given: Given = typedOf(f)): Detect
   if (f.seed !== undefined) overrides.seed = f.seed;
   const common = { preset: f.preset, overrides, dataDir: f.dataDir };
   if (f.run) {
-    const clash = (['model', 'width', 'dataset', 'cleanSize', 'cleanSeed', 'clean', 'normMean', 'normStd'] as (keyof DetectFlags)[]).find((k) => given(k));
+    const clash = WEIGHTS_FLAGS.find((k) => given(k));
     if (clash) throw new Error(`${flagOf(clash)}: the model and its clean split come from --run ${f.run} (its config.json); drop ${flagOf(clash)} or --run`);
     return { ...common, run: f.run, weights: f.weights, out: f.out };
   }

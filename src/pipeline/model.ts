@@ -18,7 +18,7 @@ export interface InputNorm { mean: number[]; std: number[] }
 export interface ModelSource extends ModelSpec { weights: string; norm?: InputNorm }
 
 /** The dataset's shape and classes with the normalisation the model expects. */
-export function inputInfo(t: ModelSpec & { norm?: InputNorm }): DatasetInfo {
+export function inputInfo(t: { dataset: DatasetName; norm?: InputNorm }): DatasetInfo {
   const info = datasetInfo(t.dataset);
   if (!t.norm) return info;
   const { mean, std } = t.norm;
