@@ -64,7 +64,7 @@ function previewsHtml(previews: TriggerPreview[]): string {
     p.png ? `<img alt="clean and triggered test images: ${esc(p.attack)}" src="${p.png}">` : `<p class="vd-skipped">${esc(p.note ?? 'no preview')}</p>`}</div>`).join('\n')}\n</div>`;
 }
 
-/** What the page shows beyond the table and the four figures; each section is left out when empty. */
+/** What the page shows beyond the tables and the figures; each section is left out when empty. */
 export interface ReportExtras { previews?: TriggerPreview[]; varDefense?: Figure[] }
 
 const CSS = `body{font-family:sans-serif;margin:2em;color:#222}

@@ -2,6 +2,7 @@
 import { SummaryRow } from './summary';
 import { defenseMethod, resolveOptions } from '../defenses/registry';
 import { percentScale } from './ticks';
+import { standingsSpec } from './standings-figure';
 
 export interface Figure { id: string; caption: string; svg: string | null; /** why the figure is absent */ note?: string }
 
@@ -104,7 +105,7 @@ function sweepSpec(rows: SummaryRow[], key: string, title: string, scale: object
   };
 }
 
-/** The report's four figures; a figure whose data is absent has svg null and a note. */
+/** The report's five figures; a figure whose data is absent has svg null and a note. */
 export async function buildFigures(rows: SummaryRow[]): Promise<Figure[]> {
   // Defense comparisons use one run per defense and model: the preset's own where there is one (ablation
   // variants such as lambda or layers sweeps have their own figures or only the table).
@@ -119,6 +120,8 @@ export async function buildFigures(rows: SummaryRow[]): Promise<Figure[]> {
       spec: sweepSpec(rows, 'lambda', 'lambda', { type: 'symlog' }) },
     { id: 'fig-layers', caption: 'Layer index: ACC and ASR after defense vs L (layers).', note: 'no rows with a numeric layers setting',
       spec: sweepSpec(rows, 'layers', 'L (layers)', { zero: false }, { format: 'd', tickMinStep: 1 }) },
+    { id: 'fig-standings', note: 'no rows with ASR and clean->target', spec: standingsSpec(rows),
+      caption: 'Per defense and setting, best mean (ACC - ASR) first: excess ASR (symlog axis) and ACC drop. Black tick and bar: mean over every model it ran on ± one sample std; colored points: the mean over seeds of each attack setting.' },
     {
       id: 'fig-datasets', caption: 'Per-dataset averages: mean ACC and ASR after defense over attacks, per defense.', note: 'no rows',
       spec: main.length === 0 ? null : {

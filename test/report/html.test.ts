@@ -44,7 +44,7 @@ test('settingValue reads numeric settings only', () => {
   assert.equal(settingValue('xlambda=3', 'lambda'), null);
 });
 
-test('html report: the table and four SVG figures with marks and axis titles, nothing external', async () => {
+test('html report: the table and five SVG figures with marks and axis titles, nothing external', async () => {
   const file = path.join(tmp(), 'sub', 'report.html');
   const rs = rows();
   await writeHtmlReport(rs, file);
@@ -55,10 +55,10 @@ test('html report: the table and four SVG figures with marks and axis titles, no
   const pivot = html.slice(html.indexOf('<table class="vd-pivot">'));
   assert.equal(count(pivot.slice(0, pivot.indexOf('</table>')), /<tr>/g), 4 + 1, 'one line per dataset and attack');
   assert.match(html, /<td>lambda=&#34;auto&#34;<\/td>/);
-  assert.equal(count(html, /<figure /g), 4);
-  assert.equal(count(html, /<svg /g), 4);
+  assert.equal(count(html, /<figure /g), 5);
+  assert.equal(count(html, /<svg /g), 5);
   const titles: Record<string, string[]> = { 'fig-acc-asr': ['ACC after', 'ASR after'], 'fig-lambda': ['lambda', 'after defense'],
-    'fig-layers': ['L (layers)', 'after defense'], 'fig-datasets': ['defense', 'mean after defense'] };
+    'fig-layers': ['L (layers)', 'after defense'], 'fig-standings': ['excess ASR (ASR - clean-&gt;target)', 'ACC drop'], 'fig-datasets': ['defense', 'mean after defense'] };
   for (const [id, ts] of Object.entries(titles)) {
     const svg = svgOf(html, id);
     assert.ok(count(svg, /<path /g) > 0, `${id}: no marks`);
@@ -74,7 +74,7 @@ test('html report: absent sweeps become notes, not figures', async () => {
   const file = path.join(tmp(), 'report.html');
   await writeHtmlReport(rows().filter((r) => r.settings === ''), file);
   const html = fs.readFileSync(file, 'utf8');
-  assert.equal(count(html, /<svg /g), 2);
+  assert.equal(count(html, /<svg /g), 3);
   assert.match(html, /<figure id="fig-lambda"[^>]*>\s*<p class="vd-skipped">skipped: no rows with a numeric lambda setting/);
   assert.match(html, /<figure id="fig-layers"[^>]*>\s*<p class="vd-skipped">skipped: no rows with a numeric layers setting/);
 });
@@ -99,7 +99,7 @@ return{id:f.id,svg:true,w:b.width,h:b.height,marks}});const p=document.createEle
   const m = /<pre id="probe">([^<]*)<\/pre>/.exec(dom);
   assert.ok(m, 'the probe did not run');
   const figs = JSON.parse(m[1].replace(/&quot;/g, '"')) as { id: string; svg: boolean; w: number; h: number; marks: number }[];
-  assert.deepEqual(figs.map((f) => f.id), ['fig-acc-asr', 'fig-lambda', 'fig-layers', 'fig-datasets']);
+  assert.deepEqual(figs.map((f) => f.id), ['fig-acc-asr', 'fig-lambda', 'fig-layers', 'fig-standings', 'fig-datasets']);
   for (const f of figs) assert.ok(f.svg && f.w > 100 && f.h > 100 && f.marks > 0, `figure not rendered: ${JSON.stringify(f)}`);
 
   // And the unmodified page as pixels: not blank, and the charts' default blue is drawn.
@@ -131,4 +131,25 @@ test("a sweep's curve includes the preset's own run at the preset's value (it sh
   const svg = svgOf(fs.readFileSync(file, 'utf8'), 'fig-layers');
   const xs = [...svg.matchAll(/aria-label="L \(layers\): (\d+);[^"]*metric: ACC after/g)].map((m) => Number(m[1]));
   assert.deepEqual([...new Set(xs)].sort((a, b) => a - b), [2, 8, 10], 'bn-distill purifies 10 layers by default');
+});
+
+test('standings figure: per defense the mean over all its models with ± one std, and one mean per attack setting, in standings order', async () => {
+  const { standingsPoints } = await import('../../src/report/standings-figure');
+  const rs = [
+    row({ defense: 'ft', asrAfter: 0.5, floorAfter: 0.02 }), row({ defense: 'ft', asrAfter: 0.3, floorAfter: 0.02, seed: 2 }),
+    row({ defense: 'ft', attack: 'blended noise', asrAfter: 0.9, floorAfter: 0.02, accAfter: 0.8 }),
+    row({ defense: 'nad', asrAfter: 0.05, floorAfter: 0.02 }), row({ defense: 'nad', asrAfter: 0.03, floorAfter: 0.01, settings: 'lr=0.02' }),
+    row({ defense: 'clean-only', asrAfter: null, floorAfter: null }),
+  ];
+  const p = standingsPoints(rs);
+  assert.deepEqual(p.filter((x) => x.kind === 'all').map((x) => x.defense), ['nad (lr=0.02)', 'nad', 'ft'], 'best mean ACC - ASR first; no ASR, no point');
+  const ft = p.find((x) => x.defense === 'ft' && x.kind === 'all')!;
+  const e = [0.48, 0.28, 0.88];
+  const mean = (e[0] + e[1] + e[2]) / 3;
+  const sd = Math.sqrt(e.reduce((s, v) => s + (v - mean) ** 2, 0) / 2);
+  assert.ok(Math.abs(ft.excess - mean) < 1e-12 && Math.abs(ft.excessHi! - (mean + sd)) < 1e-12 && Math.abs(ft.excessLo! - (mean - sd)) < 1e-12);
+  assert.ok(Math.abs(ft.drop - (0.02 + 0.02 + 0.12) / 3) < 1e-12);
+  const ftPatch = p.find((x) => x.defense === 'ft' && x.kind === 'setting' && x.attack === '3x3 white patch')!;
+  assert.ok(Math.abs(ftPatch.excess - 0.38) < 1e-12, 'the patch setting pools its two seeds');
+  assert.equal(p.filter((x) => x.defense === 'ft' && x.kind === 'setting').length, 2);
 });
