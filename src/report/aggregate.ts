@@ -82,7 +82,7 @@ export function aggregateMarkdown(rows: AggregateRow[]): string {
 const accAsrCell = (a: AggregateRow): string => `${pctStat(a.accAfter)} / ${pctStat(a.asrAfter)}`;
 
 /** The paper's layout over pooled rows: one line per dataset, model, attack (and condition), one column per defense setting. */
-export function aggregatePivot(rows: AggregateRow[], cell: (a: AggregateRow) => string = accAsrCell): { head: string[]; lines: string[][] } {
+export function aggregatePivot(rows: AggregateRow[], cell: (a: AggregateRow) => string = accAsrCell, undefended = 'no defense'): { head: string[]; lines: string[][] } {
   const columns = [...new Set(rows.map(columnOf))];
   const lineKey = (a: AggregateRow): string => [a.dataset, a.model, a.attack, a.condition].join('\n');
   const lines = [...new Set(rows.map(lineKey))].map((k) => {
@@ -91,21 +91,21 @@ export function aggregatePivot(rows: AggregateRow[], cell: (a: AggregateRow) => 
     const n = [...new Set(mine.map((a) => a.n))].join(',');
     return [...k.split('\n').slice(0, 3), n, `${pctStat(mine[0].accBefore)} / ${pctStat(mine[0].asrBefore)}`, ...cells];
   });
-  return { head: ['dataset', 'model', 'attack', 'n', 'no defense', ...columns], lines };
+  return { head: ['dataset', 'model', 'attack', 'n', undefended, ...columns], lines };
 }
 
 /**
  * The same pooled cells turned around: one line per defense setting, one column per attack (with its
  * undefended ACC / ASR as the first line); easier to read when defenses outnumber attacks.
  */
-export function aggregateByDefense(rows: AggregateRow[], cell: (a: AggregateRow) => string = accAsrCell): { head: string[]; lines: string[][] } {
+export function aggregateByDefense(rows: AggregateRow[], cell: (a: AggregateRow) => string = accAsrCell, undefendedLabel = 'no defense'): { head: string[]; lines: string[][] } {
   const attackKey = (a: AggregateRow): string => [a.dataset, a.model, a.attack, a.condition].join('\n');
   const attacks = [...new Set(rows.map(attackKey))];
   const first = (k: string): AggregateRow => rows.find((a) => attackKey(a) === k)!;
   const many = (f: (a: AggregateRow) => string): boolean => new Set(rows.map(f)).size > 1;
   const name = (a: AggregateRow): string => [many((x) => x.dataset) ? a.dataset : '', many((x) => x.model) ? a.model : '', a.attack].filter(Boolean).join(', ');
   const head = ['defense', ...attacks.map((k) => `${name(first(k))} (n ${[...new Set(rows.filter((a) => attackKey(a) === k).map((a) => a.n))].join(',')})`)];
-  const undefended = ['no defense', ...attacks.map((k) => `${pctStat(first(k).accBefore)} / ${pctStat(first(k).asrBefore)}`)];
+  const undefended = [undefendedLabel, ...attacks.map((k) => `${pctStat(first(k).accBefore)} / ${pctStat(first(k).asrBefore)}`)];
   const lines = [...new Set(rows.map(columnOf))].map((c) => [c, ...attacks.map((k) => {
     const a = rows.find((x) => columnOf(x) === c && attackKey(x) === k);
     return a ? cell(a) : '';
@@ -113,12 +113,16 @@ export function aggregateByDefense(rows: AggregateRow[], cell: (a: AggregateRow)
   return { head, lines: [undefended, ...lines] };
 }
 
-type Layout = (rows: AggregateRow[], cell: (a: AggregateRow) => string) => { head: string[]; lines: string[][] };
+type Layout = (rows: AggregateRow[], cell: (a: AggregateRow) => string, undefended: string) => { head: string[]; lines: string[][] };
 
-/** A layout twice: ACC / ASR after, then excess ASR after (ASR - clean->target, per run, pooled). */
+/**
+ * A layout twice: ACC / ASR after, then excess ASR after (ASR - clean->target, per run, pooled); the
+ * undefended model's entry stays ACC / ASR in both, and says so in the second.
+ */
 function twoTables(rows: AggregateRow[], layout: Layout): string {
-  const table = (cell: (a: AggregateRow) => string): string => { const { head, lines } = layout(rows, cell); return mdTable(head, lines); };
-  return `ACC / ASR after (%), mean ± std over seeds:\n\n${table(accAsrCell)}\n\nexcess ASR after (ASR - clean->target, %), mean ± std over seeds:\n\n${table((a) => pctStat(a.excessAsr))}`;
+  const table = (cell: (a: AggregateRow) => string, undefended: string): string => { const { head, lines } = layout(rows, cell, undefended); return mdTable(head, lines); };
+  return `ACC / ASR after (%), mean ± std over seeds:\n\n${table(accAsrCell, 'no defense')}\n\n` +
+    `excess ASR after (ASR - clean->target, %), mean ± std over seeds:\n\n${table((a) => pctStat(a.excessAsr), 'no defense (ACC / ASR)')}`;
 }
 
 export const aggregateByDefenseMarkdown = (rows: AggregateRow[]): string => twoTables(rows, aggregateByDefense);

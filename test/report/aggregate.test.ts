@@ -113,6 +113,9 @@ test('aggregate formats: pivot one line per attack with n, CSV means and stds, H
   assert.deepEqual(by.lines[1], ['ft', '90.00 ± 1.00 / 5.00 ± 0.00', ''], 'the transpose of the pivot: ft ran on the patch only');
   assert.equal(by.lines[2][2], lines[1][6]);
   assert.match(aggregateByDefenseMarkdown(agg), /\nexcess ASR after[\s\S]*\| ft \| 4\.00 ± 0\.00 \|  \|/);
+  // the undefended entry is ACC / ASR in both tables: the excess table labels it so
+  assert.match(aggregateByDefenseMarkdown(agg), /^ACC \/ ASR after[\s\S]*\n\| no defense \| 92\.00[\s\S]*\nexcess ASR after[\s\S]*\n\| no defense \(ACC \/ ASR\) \| 92\.00 ± 0\.00 \/ 99\.00/);
+  assert.match(md, /\nexcess ASR after[\s\S]*\| n \| no defense \(ACC \/ ASR\) \| ft \|/);
   const csv = aggregateCsv(agg).split('\n');
   assert.equal(csv.length, 1 + 2);
   const cols = csv[0].split(',');
