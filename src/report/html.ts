@@ -74,21 +74,24 @@ figure{margin:2em 0}.vd-previews{display:flex;flex-wrap:wrap;gap:1.5em}.vd-previ
 .vd-preview img{image-rendering:pixelated;border:1px solid #ddd}figcaption{font-size:14px;color:#444;margin-top:.5em}.vd-skipped{color:#888;font-style:italic}`;
 
 export function htmlPage(rows: SummaryRow[], figures: Figure[], extras: ReportExtras = {}): string {
+  const repeats = hasSeedRepeats(rows);
   const previews = extras.previews?.length ? `<h2>Triggers</h2>\n<p>Test images outside the target class: clean (top row) and with the attack's trigger (bottom row).</p>\n${previewsHtml(extras.previews)}\n` : '';
   const vd = extras.varDefense?.length ? `<h2>VarDefense: channel scores and thresholds</h2>\n${extras.varDefense.map(figureHtml).join('\n')}\n` : '';
+  // the short tables and the figures first; the long per-run tables last
+  const standingsSection = repeats ? `<h2>Standings over all models</h2>\n<p>One line per defense over every model it ran on, best mean (ACC - ASR) first; settings at goal: attack settings whose means over seeds reach a patch at excess ASR &le; 0.5 pt and a blend at ASR &le; 5%, with at most 1 (patch) or 1.5 (blend) points of accuracy lost. Paired comparisons: <code>vardefense report DIR --compare DEFENSE</code>.</p>\n${htmlStandings(rows)}\n` : '';
+  const overSeeds = repeats ? `<h2>Over seeds</h2>\n<p>Runs that differ only in their seeds, pooled: n runs, mean ± sample standard deviation (percentage points; '-' for a single run). Excess ASR = ASR after - clean->target after, per run.</p>\n${htmlAggregate(rows)}\n` : '';
   return `<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>vardefense report</title><style>${CSS}</style></head>
 <body>
 <h1>vardefense report</h1>
 <p>${rows.length} defense runs. Generated ${esc(new Date().toISOString())}.</p>
-<h2>ACC / ASR after each defense${hasSeedRepeats(rows) ? ' (%, mean ± std over seeds)' : ''}</h2>
+<h2>ACC / ASR after each defense${repeats ? ' (%, mean ± std over seeds)' : ''}</h2>
 ${htmlPivot(rows)}
-${hasSeedRepeats(rows) ? `<h2>Over seeds</h2>\n<p>Runs that differ only in their seeds, pooled: n runs, mean ± sample standard deviation (percentage points; '-' for a single run). Excess ASR = ASR after - clean->target after, per run.</p>\n${htmlAggregate(rows)}\n` +
-    `<h2>Standings over all models</h2>\n<p>One line per defense over every model it ran on, best mean (ACC - ASR) first; settings at goal: attack settings whose means over seeds reach a patch at excess ASR &le; 0.5 pt and a blend at ASR &le; 5%, with at most 1 (patch) or 1.5 (blend) points of accuracy lost. Paired comparisons: <code>vardefense report DIR --compare DEFENSE</code>.</p>\n${htmlStandings(rows)}\n` : ''}<h2>All results</h2>
-${htmlTable(rows)}
-<h2>Figures</h2>
+${standingsSection}<h2>Figures</h2>
 ${figures.map(figureHtml).join('\n')}
-${previews}${vd}</body></html>
+${previews}${vd}${overSeeds}<h2>All results</h2>
+${htmlTable(rows)}
+</body></html>
 `;
 }
 

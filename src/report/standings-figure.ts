@@ -34,7 +34,7 @@ export function standingsSpec(rows: SummaryRow[]): object | null {
   const points = standingsPoints(rows);
   if (points.length === 0) return null;
   const order = points.filter((p) => p.kind === 'all').map((p) => p.defense);
-  const yLabelled = { field: 'defense', type: 'nominal', sort: order, title: null, axis: { labelLimit: 320 } };
+  const yLabelled = { field: 'defense', type: 'nominal', sort: order, title: null, axis: { labelLimit: 480 } };
   const yBare = { ...yLabelled, axis: { labels: false, ticks: false, domain: false } };
   // the axes span the points; a bar of ± one std that reaches past them (skewed values near 0) is clipped
   const range = (k: 'excess' | 'drop'): [number, number] => {
