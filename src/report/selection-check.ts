@@ -67,8 +67,8 @@ export function coverage(shifts: ArrayLike<number>[], selected: number[][], top:
 export interface SelectionCheckRow extends Coverage {
   /** the model's training run */
   run: string;
-  /** the defense as the report tables name it: 'vardefense:bn-distill (statsSource="original-eval")' */
-  column: string;
+  /** the defense as the report tables name it: 'vardefense:bn-distill (statsSource="original-eval")'; its defense and settings */
+  column: string; defense: string; settings: string;
   /** ASR after - clean->target after (null without them) */
   excessAsr: number | null;
   measureAt: MeasureAt;
@@ -107,7 +107,7 @@ export function selectionChecks(dirs: string[], o: SelectionCheckOptions = {}): 
         return p.selected;
       });
       out.push({
-        run, column: columnOf(row), ...coverage(shifts, selected, top),
+        run, column: columnOf(row), defense: row.defense, settings: row.settings, ...coverage(shifts, selected, top),
         excessAsr: row.asrAfter === null || row.floorAfter === null ? null : row.asrAfter - row.floorAfter,
         measureAt: at, channels: shifts.reduce((a, s) => a + s.length, 0), images: shift.images, dir: row.dir,
       });
@@ -121,7 +121,7 @@ export interface SelectionCheckSummary {
   /** models (one report each is expected; more are pooled as they come) */
   n: number;
   recall: Stat | null; chance: Stat | null; ratio: Stat | null; selectedPercentile: Stat | null; topPositive: Stat | null; excessAsr: Stat | null;
-  /** models on which this column's recall is above control-random's, of those with both */
+  /** models on which this column's recall is above control-random's (with the same settings, else with none), of those with both */
   recallAboveRandom: { wins: number; of: number } | null;
 }
 
@@ -130,15 +130,18 @@ const RANDOM = 'vardefense:control-random';
 /** One line per defense column: mean ± sample std over its models. */
 export function summarizeChecks(rows: SelectionCheckRow[]): SelectionCheckSummary[] {
   const columns = [...new Set(rows.map((r) => r.column))];
-  const random = new Map(rows.filter((r) => r.column === RANDOM).map((r) => [r.run, r.recall]));
+  const randomOf = (r: SelectionCheckRow): SelectionCheckRow | undefined => {
+    const mine = rows.filter((x) => x.defense === RANDOM && x.run === r.run);
+    return mine.find((x) => x.settings === r.settings) ?? mine.find((x) => x.settings === '');
+  };
   return columns.map((column) => {
     const g = rows.filter((r) => r.column === column);
     const of = (f: (r: SelectionCheckRow) => number | null): Stat | null => stat(g.map(f).filter((v): v is number => v !== null));
-    const paired = g.filter((r) => random.has(r.run));
+    const paired = g.flatMap((r) => { const x = randomOf(r); return x ? [{ r, random: x.recall }] : []; });
     return {
       column, n: new Set(g.map((r) => r.run)).size, recall: of((r) => r.recall), chance: of((r) => r.chance), ratio: of((r) => r.ratio),
       selectedPercentile: of((r) => r.selectedPercentile), topPositive: of((r) => r.topPositive), excessAsr: of((r) => r.excessAsr),
-      recallAboveRandom: column === RANDOM || paired.length === 0 ? null : { wins: paired.filter((r) => r.recall > random.get(r.run)!).length, of: paired.length },
+      recallAboveRandom: g[0].defense === RANDOM || paired.length === 0 ? null : { wins: paired.filter((x) => x.r.recall > x.random).length, of: paired.length },
     };
   });
 }

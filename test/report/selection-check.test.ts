@@ -3,6 +3,8 @@
 // patch, and the coverage figures (recall, chance, percentile) on selections with and without them.
 import { test } from 'node:test';
 import * as assert from 'assert/strict';
+import * as fs from 'fs';
+import * as path from 'path';
 import { nn, noGrad, scope, Tensor, tensor } from '../../src/torch';
 import { applyTrigger } from '../../src/attacks/triggers';
 import { convUnits } from '../../src/defenses/selection';
@@ -10,6 +12,8 @@ import { measuredOutput } from '../../src/defenses/vardefense';
 import { imagesOutside, SHIFT_EPS, triggerShift } from '../../src/experiments/trigger-shift';
 import { coverage } from '../../src/report/selection-check';
 import { Rng } from '../../src/util/rng';
+import { loadImageSet } from '../../src/data/datasets';
+import { runCli, tinyTrainedRun, tmpDir } from '../helpers';
 import { planted, PLANTED_NORM } from '../fixtures/planted';
 
 const EPS = 1e-5; // BatchNorm2d's
@@ -129,4 +133,41 @@ test('coverage: network-wide top by |shift|, ties by layer then channel; chance 
   assert.equal(coverage([[1, 2]], [[]], 0.5).ratio, null);
   assert.throws(() => coverage([[1, 2]], [[2]], 0.5), /selected channel 2 of layer 0 is outside 0..1/);
   assert.throws(() => coverage([[1]], [[0]], 0), /top must be in \(0, 1\]/);
+});
+
+test('selection-check end to end: a trained run, two VarDefense reports, the table and the per-model rows', () => {
+  const root = tmpDir('selection-check');
+  const { data, runDir } = tinyTrainedRun(root, { train: 2000, test: 200 });
+  runCli('defend', '--run', runDir, '--data-dir', data, '--method', 'vardefense:bn-distill,vardefense:control-random,ft', '--set', 'epochs=1', '--set', 'batchSize=50');
+  const out = JSON.parse(runCli('selection-check', path.join(runDir, 'defenses'), '--data-dir', data, '--top', '0.1', '--json'));
+  assert.equal(out.top, 0.1);
+  assert.deepEqual(out.rows.map((r: { column: string }) => r.column).sort(), ['vardefense:bn-distill (epochs=1 batchSize=50)', 'vardefense:control-random (epochs=1 batchSize=50)'], 'ft has no selection');
+  // the run's clean split (attack.json's indices into the training split), its images outside the target class
+  const attack = JSON.parse(fs.readFileSync(path.join(runDir, 'attack.json'), 'utf8'));
+  const labels = loadImageSet('mnist', 'train', data).labels.toList();
+  const nonTarget = (attack.cleanIndices as number[]).filter((i) => labels[i] !== 0).length;
+  // width 4: the last 10 convs are layer3 and layer4, 5 x 16 + 5 x 32 channels
+  for (const r of out.rows) {
+    assert.equal(r.images, nonTarget);
+    assert.ok(nonTarget > 50 && nonTarget < 100, `${nonTarget} of 100 clean images`);
+    assert.equal(r.channels, 240);
+    assert.equal(r.topCount, 24);
+    assert.equal(r.chance, 0.5, 'one epoch: the threshold is at maxFraction');
+    assert.ok(r.recall >= 0 && r.recall <= 1 && r.selectedPercentile > 0 && r.selectedPercentile < 1);
+    assert.equal(r.ratio, r.recall / r.chance);
+  }
+  const random = out.summary.find((s: { column: string }) => s.column.startsWith('vardefense:control-random'));
+  const variance = out.summary.find((s: { column: string }) => s.column.startsWith('vardefense:bn-distill'));
+  assert.equal(random.recallAboveRandom, null);
+  assert.equal(variance.recallAboveRandom.of, 1);
+  const md = runCli('selection-check', path.join(runDir, 'defenses'), '--data-dir', data);
+  assert.match(md, /\| vardefense:bn-distill \(epochs=1 batchSize=50\) \| 1 \| [0-9.]+ ± - \| 50\.0 ± - \|/);
+  const csv = runCli('selection-check', path.join(runDir, 'defenses'), '--data-dir', data, '--format', 'csv').trim().split('\n');
+  assert.equal(csv.length, 3);
+  assert.ok(csv[0].startsWith('defense,models,recallMean,recallStd,chanceMean'));
+  fs.rmSync(path.join(runDir, 'defenses', 'vardefense-bn-distill'), { recursive: true });
+  fs.rmSync(path.join(runDir, 'defenses', 'vardefense-control-random'), { recursive: true });
+  assert.throws(() => runCli('selection-check', path.join(runDir, 'defenses'), '--data-dir', data), /no VarDefense report.json under/);
+  assert.throws(() => runCli('selection-check', runDir, '--top', '2'), /--top must be a number in \(0, 1\)/);
+  fs.rmSync(root, { recursive: true });
 });
