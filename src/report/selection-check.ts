@@ -22,6 +22,8 @@ export interface Coverage {
   selectedPercentile: number | null;
   /** share of the top channels whose shift is positive (the trigger raises them) */
   topPositive: number;
+  /** recall among the top channels the trigger raises, and among those it lowers (null when there are none) */
+  recallRaised: number | null; recallLowered: number | null;
   /** how many channels are "top": max(1, round(top * all channels)) */
   topCount: number;
 }
@@ -45,7 +47,8 @@ export function coverage(shifts: ArrayLike<number>[], selected: number[][], top:
   const order = [...flat].sort((x, y) => y.a - x.a || x.layer - y.layer || x.c - y.c);
   const topCount = Math.max(1, Math.round(top * n));
   const head = order.slice(0, topCount);
-  const recall = head.filter((x) => chosen.has(`${x.layer}:${x.c}`)).length / topCount;
+  const caught = (xs: typeof head): number | null => (xs.length ? xs.filter((x) => chosen.has(`${x.layer}:${x.c}`)).length / xs.length : null);
+  const recall = caught(head)!;
   const chance = chosen.size / n;
   // percentile by average rank among ties, 0 = smallest |shift|
   const ascending = [...flat].sort((x, y) => x.a - y.a);
@@ -59,7 +62,8 @@ export function coverage(shifts: ArrayLike<number>[], selected: number[][], top:
   const ps = [...chosen].map((k) => percentile.get(k)!);
   return {
     recall, chance, ratio: chance > 0 ? recall / chance : null, selectedPercentile: ps.length ? ps.reduce((a, b) => a + b, 0) / ps.length : null,
-    topPositive: head.filter((x) => x.v > 0).length / topCount, topCount,
+    topPositive: head.filter((x) => x.v > 0).length / topCount, recallRaised: caught(head.filter((x) => x.v > 0)),
+    recallLowered: caught(head.filter((x) => !(x.v > 0))), topCount,
   };
 }
 
@@ -120,7 +124,8 @@ export interface SelectionCheckSummary {
   column: string;
   /** models (one report each is expected; more are pooled as they come) */
   n: number;
-  recall: Stat | null; chance: Stat | null; ratio: Stat | null; selectedPercentile: Stat | null; topPositive: Stat | null; excessAsr: Stat | null;
+  recall: Stat | null; chance: Stat | null; ratio: Stat | null; selectedPercentile: Stat | null; topPositive: Stat | null;
+  recallRaised: Stat | null; recallLowered: Stat | null; excessAsr: Stat | null;
   /** models on which this column's recall is above control-random's (with the same settings, else with none), of those with both */
   recallAboveRandom: { wins: number; of: number } | null;
 }
@@ -140,7 +145,8 @@ export function summarizeChecks(rows: SelectionCheckRow[]): SelectionCheckSummar
     const paired = g.flatMap((r) => { const x = randomOf(r); return x ? [{ r, random: x.recall }] : []; });
     return {
       column, n: new Set(g.map((r) => r.run)).size, recall: of((r) => r.recall), chance: of((r) => r.chance), ratio: of((r) => r.ratio),
-      selectedPercentile: of((r) => r.selectedPercentile), topPositive: of((r) => r.topPositive), excessAsr: of((r) => r.excessAsr),
+      selectedPercentile: of((r) => r.selectedPercentile), topPositive: of((r) => r.topPositive), recallRaised: of((r) => r.recallRaised),
+      recallLowered: of((r) => r.recallLowered), excessAsr: of((r) => r.excessAsr),
       recallAboveRandom: g[0].defense === RANDOM || paired.length === 0 ? null : { wins: paired.filter((x) => x.r.recall > x.random).length, of: paired.length },
     };
   });
@@ -153,12 +159,13 @@ const COLUMNS: [string, (s: SelectionCheckSummary) => string][] = [
   ['defense', (s) => s.column], ['models', (s) => String(s.n)], ['recall (%)', (s) => fmt(s.recall, 100, 1)], ['chance (%)', (s) => fmt(s.chance, 100, 1)],
   ['recall / chance', (s) => fmt(s.ratio, 1, 2)], ['selected |shift| percentile', (s) => fmt(s.selectedPercentile, 100, 1)],
   ['recall > control-random', (s) => (s.recallAboveRandom ? `${s.recallAboveRandom.wins} of ${s.recallAboveRandom.of}` : '-')],
-  ['top channels raised (%)', (s) => fmt(s.topPositive, 100, 1)], ['excess ASR (%)', (s) => fmt(s.excessAsr, 100, 2)],
+  ['top channels raised (%)', (s) => fmt(s.topPositive, 100, 1)], ['recall, raised (%)', (s) => fmt(s.recallRaised, 100, 1)],
+  ['recall, lowered (%)', (s) => fmt(s.recallLowered, 100, 1)], ['excess ASR (%)', (s) => fmt(s.excessAsr, 100, 2)],
 ];
 
 export const checksMarkdown = (s: SelectionCheckSummary[]): string => mdTable(COLUMNS.map(([h]) => h), s.map((x) => COLUMNS.map(([, f]) => f(x))));
 
-const STATS = ['recall', 'chance', 'ratio', 'selectedPercentile', 'topPositive', 'excessAsr'] as const;
+const STATS = ['recall', 'chance', 'ratio', 'selectedPercentile', 'topPositive', 'recallRaised', 'recallLowered', 'excessAsr'] as const;
 
 /** Flat CSV (fractions): <stat>Mean and <stat>Std per column. */
 export function checksCsv(s: SelectionCheckSummary[]): string {

@@ -112,6 +112,8 @@ test('on the planted fixture: the trigger shift ranks the planted detector chann
   assert.equal(a.chance, (3 + 2 * (units.length - 1)) / total);
   assert.equal(c.ratio, 0.5 / (1 / total));
   assert.equal(a.topPositive, 1);
+  assert.equal(a.recallRaised, 1);
+  assert.equal(a.recallLowered, null);
   // the planted channels hold the two largest ranks: the single-channel selection sits at one of them
   assert.ok(c.selectedPercentile! >= (total - 2) / (total - 1), `percentile ${c.selectedPercentile}`);
 });
@@ -125,6 +127,10 @@ test('coverage: network-wide top by |shift|, ties by layer then channel; chance 
   assert.equal(r.chance, 3 / 7);
   assert.ok(Math.abs(r.ratio! - (2 / 3) / (3 / 7)) < 1e-12);
   assert.equal(r.topPositive, 2 / 3);
+  // raised: 4 (not selected), 3 (selected); lowered: -5 (selected)
+  assert.equal(r.recallRaised, 1 / 2);
+  assert.equal(r.recallLowered, 1);
+  assert.equal(coverage([[1, 2]], [[1]], 0.5).recallLowered, null);
   // ascending |shift|: 0.1 (L0c0), 0.1 (L1c1) tie at ranks 0-1 -> 0.5; ..., 3 -> 4, 5 -> 6; of n - 1 = 6
   assert.ok(Math.abs(r.selectedPercentile! - (6 / 6 + 4 / 6 + 0.5 / 6) / 3) < 1e-12, `${r.selectedPercentile}`);
   // ties at the cut: the earlier layer and channel first
