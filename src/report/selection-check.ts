@@ -93,7 +93,7 @@ export function selectionChecks(dirs: string[], o: SelectionCheckOptions = {}): 
     const rep = outcome.report as VarDefenseReport;
     if (!Array.isArray(rep.perLayer) || !Array.isArray(rep.layers)) throw new Error(`${file}: report.perLayer / report.layers missing (not a VarDefense report?)`);
     if (!outcome.source.run) throw new Error(`${file}: source.run missing: the shift needs the model's training run (its clean split and trigger)`);
-    return { row: r, rep, run: outcome.source.run };
+    return { row: r, rep, run: outcome.source.run, file };
   });
   const runs = [...new Set(reports.map((x) => x.run))].sort();
   const out: SelectionCheckRow[] = [];
@@ -101,7 +101,12 @@ export function selectionChecks(dirs: string[], o: SelectionCheckOptions = {}): 
     const mine = reports.filter((x) => x.run === run);
     const requests: ShiftRequest[] = mine.map((x) => ({ layers: x.rep.layers, measureAt: x.rep.options.measureAt }));
     o.log?.(`model ${i + 1}/${runs.length}: ${run} (${mine.length} reports)`);
-    const shift = runTriggerShift(run, requests, o.dataDir);
+    let shift: ReturnType<typeof runTriggerShift>;
+    try {
+      shift = runTriggerShift(run, requests, o.dataDir);
+    } catch (e) {
+      throw new Error(`${mine[0].file}: its model's run ${run}: ${(e as Error).message}`);
+    }
     for (const { row, rep } of mine) {
       const at = rep.options.measureAt;
       const shifts = rep.layers.map((l) => shift.shifts.get(shiftKey(at, l))!);

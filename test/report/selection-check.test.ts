@@ -171,6 +171,10 @@ test('selection-check end to end: a trained run, two VarDefense reports, the tab
   const csv = runCli('selection-check', path.join(runDir, 'defenses'), '--data-dir', data, '--format', 'csv').trim().split('\n');
   assert.equal(csv.length, 3);
   assert.ok(csv[0].startsWith('defense,models,recallMean,recallStd,chanceMean'));
+  const file = path.join(runDir, 'defenses', 'vardefense-bn-distill', 'report.json');
+  const report = JSON.parse(fs.readFileSync(file, 'utf8'));
+  fs.writeFileSync(file, JSON.stringify({ ...report, source: { ...report.source, run: path.join(root, 'moved') } }));
+  assert.throws(() => runCli('selection-check', path.join(runDir, 'defenses'), '--data-dir', data), /vardefense-bn-distill[/\\]report\.json: its model's run .*moved: .*no config\.json there/);
   fs.rmSync(path.join(runDir, 'defenses', 'vardefense-bn-distill'), { recursive: true });
   fs.rmSync(path.join(runDir, 'defenses', 'vardefense-control-random'), { recursive: true });
   assert.throws(() => runCli('selection-check', path.join(runDir, 'defenses'), '--data-dir', data), /no VarDefense report.json under/);
