@@ -4,7 +4,7 @@
 import * as path from 'path';
 import { DefendOutcome } from '../pipeline/defend';
 import { VarDefenseReport } from '../defenses/vardefense';
-import { MeasureAt, runTriggerShift, shiftKey, ShiftRequest } from '../experiments/trigger-shift';
+import { MeasureAt, RunShift, runTriggerShift, shiftKey, ShiftRequest } from '../experiments/trigger-shift';
 import { readRunRecord } from '../train/run-records';
 import { csvCell } from '../util/csv';
 import { mdTable, Stat, stat } from './aggregate';
@@ -101,7 +101,7 @@ export function selectionChecks(dirs: string[], o: SelectionCheckOptions = {}): 
     const mine = reports.filter((x) => x.run === run);
     const requests: ShiftRequest[] = mine.map((x) => ({ layers: x.rep.layers, measureAt: x.rep.options.measureAt }));
     o.log?.(`model ${i + 1}/${runs.length}: ${run} (${mine.length} reports)`);
-    let shift: ReturnType<typeof runTriggerShift>;
+    let shift: RunShift;
     try {
       shift = runTriggerShift(run, requests, o.dataDir);
     } catch (e) {
