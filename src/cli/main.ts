@@ -10,6 +10,7 @@ import { runDefend } from './defend';
 import { runDetect } from './detect';
 import { runExperimentCommand, runWorkerCommand } from './experiment';
 import { runSummary } from './summary';
+import { runSelectionCheck } from './selection-check';
 import { MODEL_NAMES } from '../models';
 import { DEFENSE_NAMES } from '../defenses/registry';
 import { addAttackOptions, addDataOptions, addModelOptions, addNormOptions, addUserFileOptions, addWeightsOptions, fraction, int, num } from './options';
@@ -122,6 +123,15 @@ program.command('report')
   .option('--standings', 'one line per defense over all its models: ACC drop, ASR, excess ASR, ACC - ASR (mean ± std), settings at the goal', false)
   .option('--compare <defense>', "that defense (a column name, e.g. 'vardefense:bn-distill') against every other, paired by model: differences, wins, sign test")
   .action((dirs: string[], o) => runSummary(dirs, o));
+
+program.command('selection-check')
+  .description("which channels each VarDefense selection catches: per model, the channels its trigger moves most (original model, eval mode, the run's clean split) against each report's selected set; recall, chance, excess ASR per defense")
+  .argument('<dirs...>', 'folders searched for VarDefense report.json (e.g. an experiment\'s cells/); each report\'s source.run must be its model\'s training run')
+  .option('--top <f>', 'the share of all measured channels (network-wide) counted as the trigger\'s, by |shift|', fraction('--top'), 0.05)
+  .addOption(new Option('--format <f>', 'output format').choices(['markdown', 'csv', 'json']).default('markdown'))
+  .option('--json', 'the same as --format json (with the per-model rows)', false)
+  .option('--data-dir <dir>', 'dataset root')
+  .action((dirs: string[], o) => runSelectionCheck(dirs, o));
 
 program.command('experiment')
   .description('run a grid (datasets x attacks x seeds x defenses x sweeps) from a YAML or JSON config; rerun to continue')
