@@ -1,6 +1,7 @@
 #!/bin/bash
 # The final evaluation's tables (docs/protocol.md section 3) from its cells, as Markdown on stdout:
-#   bash scripts/final-tables.sh [runs/protocol-final-cpu] [runs/arena-attacks-final-cpu] [runs/full-length-calibration] > docs/final-tables.md
+#   bash scripts/final-tables.sh [runs/protocol-final-cpu] [runs/arena-attacks-final-cpu] [runs/full-length-calibration] [judges dir] > docs/final-tables.md
+# The judges dir (docs/protocol.md section 6, kept outside the repo) holds one defend-s<seed>[-eval] output folder per judge.
 # Every table comes from `vardefense report`; this only puts them under headings with the grid's progress.
 # Also writes each grid's standings figure to docs/reports/*-standings.svg.
 set -euo pipefail
@@ -79,4 +80,23 @@ if [ -d "$calibration/cells" ]; then
   vd report "$calibration/cells"
 else
   echo "(not started)"
+fi
+
+judges=${4:-}
+if [ -n "$judges" ]; then
+  dirs=$(find "$judges" -maxdepth 1 -type d -name 'defend-s*' | sort)
+  echo
+  echo "## Held-out PyTorch judges (docs/protocol.md sections 6 and 8)"
+  echo
+  if [ -z "$dirs" ]; then echo "(none yet)"; else
+    echo "Backdoored by PyTorch itself (scripts/pytorch_backdoor.py, 4 epochs, one seed per setting), defended by the frozen presets through \`vardefense defend --weights\`; \`vardefense\` is the frozen default (bn-distill)."
+    echo
+    # shellcheck disable=SC2086
+    vd report $dirs --format by-defense
+    echo
+    echo "### The frozen default against the others, paired by judge"
+    echo
+    # shellcheck disable=SC2086
+    vd report $dirs --compare vardefense
+  fi
 fi
