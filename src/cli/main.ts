@@ -126,7 +126,7 @@ program.command('report')
 
 program.command('selection-check')
   .description("which channels each VarDefense selection catches: per model, the channels its trigger moves most (original model, eval mode, the run's clean split) against each report's selected set; recall, chance, excess ASR per defense")
-  .argument('<dirs...>', 'folders searched for VarDefense report.json (e.g. an experiment\'s cells/); each report\'s source.run must be its model\'s training run')
+  .argument('<dirs...>', 'folders searched for VarDefense report.json (e.g. an experiment\'s cells/); each report\'s model is its training run, or its weights with the attack flags and --clean-size draw it was defended with')
   .option('--top <f>', 'the share of all measured channels (network-wide) counted as the trigger\'s, by |shift|', fraction('--top'), 0.05)
   .addOption(new Option('--format <f>', 'output format').choices(['markdown', 'csv', 'json']).default('markdown'))
   .option('--json', 'the same as --format json (with the per-model rows)', false)

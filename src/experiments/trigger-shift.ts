@@ -7,8 +7,8 @@ import { applyTrigger } from '../attacks/triggers';
 import { DatasetInfo, ImageSet } from '../data/datasets';
 import { convUnits } from '../defenses/selection';
 import { measuredOutput, VarDefenseOptions } from '../defenses/vardefense';
-import { loadCleanData } from '../pipeline/clean-data';
-import { inputInfo, loadModel } from '../pipeline/model';
+import { CleanSource, loadCleanData } from '../pipeline/clean-data';
+import { inputInfo, loadModel, ModelSource } from '../pipeline/model';
 import { readRun } from '../pipeline/run-dir';
 import { normalize, Normalization } from '../train/loop';
 import { Rng } from '../util/rng';
@@ -91,8 +91,12 @@ export function imagesOutside(set: ImageSet, target: number | null): Tensor {
 /** The units and the output they are read at, as a report names them: VarDefense's `layers` and `measureAt`. */
 export interface ShiftRequest { layers: string[]; measureAt: MeasureAt }
 
-export interface RunShift {
-  run: string;
+/** A backdoored model to measure: its weights, its attack, the defender's clean images; `label` names it in errors and tables. */
+export interface ShiftSource { label: string; model: ModelSource; attack: AttackSpec | null; clean: CleanSource }
+
+export interface ModelShift {
+  /** the source's label: its training run, or its weights file */
+  model: string;
   /** clean non-target images the shift is measured over */
   images: number;
   /** `${measureAt} ${layer}` -> signed shift per channel */
@@ -101,32 +105,38 @@ export interface RunShift {
 
 export const shiftKey = (measureAt: MeasureAt, layer: string): string => `${measureAt} ${layer}`;
 
-/**
- * The shifts of a training run's backdoored model over its defender's clean split (attack.json's
- * indices, as `defend --run` loads it), images outside the target class (all-to-one), clean vs. with
- * the run's trigger (random positions from Rng(attack seed + 1), as the triggered test set draws them).
- */
-export function runTriggerShift(runDir: string, requests: ShiftRequest[], dataDir?: string): RunShift {
+/** A training run as a shift source: its weights, its attack and its defender's clean split (attack.json's indices, as `defend --run` loads it). */
+export function runShiftSource(runDir: string): ShiftSource {
   const { cfg, cleanIndices, weights } = readRun(runDir);
-  const attack: AttackSpec | null = cfg.attack;
-  if (!attack) throw new Error(`${runDir}: config.json has no attack (a clean model has no trigger to measure)`);
-  const model = loadModel({ model: cfg.model, width: cfg.width, dataset: cfg.dataset, weights });
-  const set = loadCleanData({ kind: 'run', dataset: cfg.dataset, indices: cleanIndices }, dataDir);
+  return { label: runDir, model: { model: cfg.model, width: cfg.width, dataset: cfg.dataset, weights }, attack: cfg.attack,
+    clean: { kind: 'run', dataset: cfg.dataset, indices: cleanIndices } };
+}
+
+/**
+ * The shifts of a backdoored model over its defender's clean images outside the target class
+ * (all-to-one), clean vs. with its trigger (random positions from Rng(attack seed + 1), as the
+ * triggered test set draws them).
+ */
+export function sourceTriggerShift(src: ShiftSource, requests: ShiftRequest[], dataDir?: string): ModelShift {
+  const attack = src.attack;
+  if (!attack) throw new Error(`${src.label}: no attack recorded (a clean model has no trigger to measure)`);
+  const model = loadModel(src.model);
+  const set = loadCleanData(src.clean, dataDir);
   const images = imagesOutside(set, attack.mode === 'all-to-one' ? attack.target : null);
-  for (const t of [set.images, set.labels]) t.dispose();
+  if (src.clean.kind !== 'images') for (const t of [set.images, set.labels]) t.dispose();
   try {
     const units = new Map(convUnits(model).map((u) => [u.name, u]));
     const keys = [...new Set(requests.flatMap((r) => r.layers.map((l) => shiftKey(r.measureAt, l))))];
     const points = keys.map((k) => {
       const [at, layer] = k.split(' ') as [MeasureAt, string];
       const unit = units.get(layer);
-      if (!unit) throw new Error(`${runDir}: the model has no conv unit '${layer}' (known: ${[...units.keys()].join(', ')})`);
+      if (!unit) throw new Error(`${src.label}: the model has no conv unit '${layer}' (known: ${[...units.keys()].join(', ')})`);
       return measuredOutput(unit, at);
     });
     const rng = new Rng(attack.seed + 1);
-    const info: DatasetInfo = inputInfo({ dataset: cfg.dataset });
+    const info: DatasetInfo = inputInfo(src.model);
     const shifts = triggerShift(model, points, images, (b) => applyTrigger(b, attack.trigger, rng), info);
-    return { run: runDir, images: images.size(0), shifts: new Map(keys.map((k, i) => [k, shifts[i]])) };
+    return { model: src.label, images: images.size(0), shifts: new Map(keys.map((k, i) => [k, shifts[i]])) };
   } finally {
     images.dispose();
     model.dispose();

@@ -3,8 +3,10 @@
 // recall, the chance level, their ratio, and the excess ASR of the same report, pooled per defense column.
 import * as path from 'path';
 import { DefendOutcome } from '../pipeline/defend';
+import { ModelName } from '../models';
+import { DatasetName } from '../data/datasets';
 import { VarDefenseReport } from '../defenses/vardefense';
-import { MeasureAt, RunShift, runTriggerShift, shiftKey, ShiftRequest } from '../experiments/trigger-shift';
+import { MeasureAt, ModelShift, runShiftSource, shiftKey, ShiftRequest, ShiftSource, sourceTriggerShift } from '../experiments/trigger-shift';
 import { readRunRecord } from '../train/run-records';
 import { csvCell } from '../util/csv';
 import { mdTable, Stat, stat } from './aggregate';
@@ -69,8 +71,8 @@ export function coverage(shifts: ArrayLike<number>[], selected: number[][], top:
 
 /** One VarDefense report checked against its model's trigger shifts. */
 export interface SelectionCheckRow extends Coverage {
-  /** the model's training run */
-  run: string;
+  /** the model: its training run, or its weights file (a model defended with --weights) */
+  model: string;
   /** the defense as the report tables name it: 'vardefense:bn-distill (statsSource="original-eval")'; its defense and settings */
   column: string; defense: string; settings: string;
   /** ASR after - clean->target after (null without them) */
@@ -84,6 +86,23 @@ export interface SelectionCheckRow extends Coverage {
 
 export interface SelectionCheckOptions { top?: number; dataDir?: string; log?: (line: string) => void }
 
+/**
+ * Where a report's model, trigger and clean images come from: its training run, or (defended with
+ * --weights) its weights, target and seeded clean draw. The caller's own clean images are not kept
+ * with a report, so such reports are refused.
+ */
+function shiftSourceOf(o: DefendOutcome, file: string): ShiftSource {
+  if (o.source.run) {
+    try { return runShiftSource(o.source.run); } catch (e) { throw new Error(`${file}: its model's run ${o.source.run}: ${(e as Error).message}`); }
+  }
+  const t = o.source.target, c = o.source.clean;
+  if (!t) throw new Error(`${file}: source.run and source.target missing: the shift needs the model's training run, or its weights, architecture and attack`);
+  if (c?.kind !== 'split' || c.seed === undefined)
+    throw new Error(`${file}: the clean data was the caller's own images (${c?.path ?? c?.kind ?? 'unrecorded'}); the shift needs a --clean-size draw or a training run`);
+  return { label: o.source.weights, model: { model: t.model as ModelName, width: t.width, dataset: t.dataset as DatasetName, weights: o.source.weights, norm: t.norm },
+    attack: t.attack, clean: { kind: 'split', dataset: t.dataset as DatasetName, size: c.size, seed: c.seed } };
+}
+
 /** Every VarDefense report under `dirs` (report.json with perLayer), grouped by model: one shift pass per model. */
 export function selectionChecks(dirs: string[], o: SelectionCheckOptions = {}): SelectionCheckRow[] {
   const top = o.top ?? 0.05;
@@ -92,20 +111,21 @@ export function selectionChecks(dirs: string[], o: SelectionCheckOptions = {}): 
     const outcome = readRunRecord<DefendOutcome>(file);
     const rep = outcome.report as VarDefenseReport;
     if (!Array.isArray(rep.perLayer) || !Array.isArray(rep.layers)) throw new Error(`${file}: report.perLayer / report.layers missing (not a VarDefense report?)`);
-    if (!outcome.source.run) throw new Error(`${file}: source.run missing: the shift needs the model's training run (its clean split and trigger)`);
-    return { row: r, rep, run: outcome.source.run, file };
+    return { row: r, rep, source: shiftSourceOf(outcome, file), file };
   });
-  const runs = [...new Set(reports.map((x) => x.run))].sort();
+  const keyOf = (x: ShiftSource): string => JSON.stringify([x.label, x.attack, x.clean]);
+  const models = [...new Set(reports.map((x) => keyOf(x.source)))].sort();
   const out: SelectionCheckRow[] = [];
-  runs.forEach((run, i) => {
-    const mine = reports.filter((x) => x.run === run);
+  models.forEach((key, i) => {
+    const mine = reports.filter((x) => keyOf(x.source) === key);
+    const src = mine[0].source;
     const requests: ShiftRequest[] = mine.map((x) => ({ layers: x.rep.layers, measureAt: x.rep.options.measureAt }));
-    o.log?.(`model ${i + 1}/${runs.length}: ${run} (${mine.length} reports)`);
-    let shift: RunShift;
+    o.log?.(`model ${i + 1}/${models.length}: ${src.label} (${mine.length} reports)`);
+    let shift: ModelShift;
     try {
-      shift = runTriggerShift(run, requests, o.dataDir);
+      shift = sourceTriggerShift(src, requests, o.dataDir);
     } catch (e) {
-      throw new Error(`${mine[0].file}: its model's run ${run}: ${(e as Error).message}`);
+      throw new Error(`${mine[0].file}: its model ${src.label}: ${(e as Error).message}`);
     }
     for (const { row, rep } of mine) {
       const at = rep.options.measureAt;
@@ -116,7 +136,7 @@ export function selectionChecks(dirs: string[], o: SelectionCheckOptions = {}): 
         return p.selected;
       });
       out.push({
-        run, column: columnOf(row), defense: row.defense, settings: row.settings, ...coverage(shifts, selected, top),
+        model: shift.model, column: columnOf(row), defense: row.defense, settings: row.settings, ...coverage(shifts, selected, top),
         excessAsr: row.asrAfter === null || row.floorAfter === null ? null : row.asrAfter - row.floorAfter,
         measureAt: at, channels: shifts.reduce((a, s) => a + s.length, 0), images: shift.images, dir: row.dir,
       });
@@ -141,7 +161,7 @@ const RANDOM = 'vardefense:control-random';
 export function summarizeChecks(rows: SelectionCheckRow[]): SelectionCheckSummary[] {
   const columns = [...new Set(rows.map((r) => r.column))];
   const randomOf = (r: SelectionCheckRow): SelectionCheckRow | undefined => {
-    const mine = rows.filter((x) => x.defense === RANDOM && x.run === r.run);
+    const mine = rows.filter((x) => x.defense === RANDOM && x.model === r.model);
     return mine.find((x) => x.settings === r.settings) ?? mine.find((x) => x.settings === '');
   };
   return columns.map((column) => {
@@ -149,7 +169,7 @@ export function summarizeChecks(rows: SelectionCheckRow[]): SelectionCheckSummar
     const of = (f: (r: SelectionCheckRow) => number | null): Stat | null => stat(g.map(f).filter((v): v is number => v !== null));
     const paired = g.flatMap((r) => { const x = randomOf(r); return x ? [{ r, random: x.recall }] : []; });
     return {
-      column, n: new Set(g.map((r) => r.run)).size, recall: of((r) => r.recall), chance: of((r) => r.chance), ratio: of((r) => r.ratio),
+      column, n: new Set(g.map((r) => r.model)).size, recall: of((r) => r.recall), chance: of((r) => r.chance), ratio: of((r) => r.ratio),
       selectedPercentile: of((r) => r.selectedPercentile), topPositive: of((r) => r.topPositive), recallRaised: of((r) => r.recallRaised),
       recallLowered: of((r) => r.recallLowered), excessAsr: of((r) => r.excessAsr),
       recallAboveRandom: g[0].defense === RANDOM || paired.length === 0 ? null : { wins: paired.filter((x) => x.r.recall > x.random).length, of: paired.length },
@@ -185,6 +205,6 @@ export function checksText(rows: SelectionCheckRow[], format: 'markdown' | 'csv'
   const s = summarizeChecks(rows);
   if (format === 'json') return JSON.stringify({ top, summary: s, rows }, null, 1);
   if (format === 'csv') return checksCsv(s);
-  const models = new Set(rows.map((r) => r.run)).size;
+  const models = new Set(rows.map((r) => r.model)).size;
   return `recall of the top ${(100 * top).toFixed(1)}% of measured channels by |trigger shift| (network-wide), mean ± std over ${models} model(s):\n\n${checksMarkdown(s)}`;
 }

@@ -13,6 +13,7 @@ import { imagesOutside, SHIFT_EPS, triggerShift } from '../../src/experiments/tr
 import { coverage } from '../../src/report/selection-check';
 import { Rng } from '../../src/util/rng';
 import { loadImageSet } from '../../src/data/datasets';
+import { stratifiedDraw } from '../../src/pipeline/clean-data';
 import { runCli, tinyTrainedRun, tmpDir } from '../helpers';
 import { planted, PLANTED_NORM } from '../fixtures/planted';
 
@@ -171,6 +172,22 @@ test('selection-check end to end: a trained run, two VarDefense reports, the tab
   const csv = runCli('selection-check', path.join(runDir, 'defenses'), '--data-dir', data, '--format', 'csv').trim().split('\n');
   assert.equal(csv.length, 3);
   assert.ok(csv[0].startsWith('defense,models,recallMean,recallStd,chanceMean'));
+  // a model defended with --weights and a seeded clean draw: its weights, target and draw stand in for the run
+  const weightsOut = path.join(root, 'weights-defended');
+  const weights = path.join(runDir, 'model.safetensors');
+  runCli('defend', '--weights', weights, '--model', 'resnet18', '--width', '4', '--dataset', 'mnist', '--data-dir', data, '--clean-size', '120', '--clean-seed', '3',
+    '--attack', 'patch', '--trigger-size', '3', '--method', 'vardefense:bn-distill', '--set', 'epochs=1', '--set', 'batchSize=50', '--out', weightsOut);
+  const byWeights = JSON.parse(runCli('selection-check', weightsOut, '--data-dir', data, '--top', '0.1', '--json'));
+  const drawn = stratifiedDraw(labels as number[], 10, 120, 3);
+  assert.equal(byWeights.rows.length, 1);
+  assert.equal(byWeights.rows[0].model, weights);
+  assert.equal(byWeights.rows[0].images, Array.from(drawn).filter((i) => labels[i] !== 0).length, 'the draw of --clean-size 120 --clean-seed 3, outside the target class');
+  assert.equal(byWeights.rows[0].channels, 240);
+  const wFile = path.join(weightsOut, 'vardefense-bn-distill', 'report.json');
+  const wReport = JSON.parse(fs.readFileSync(wFile, 'utf8'));
+  fs.writeFileSync(wFile, JSON.stringify({ ...wReport, source: { ...wReport.source, clean: { kind: 'images', size: 120, path: '/x/clean' } } }));
+  assert.throws(() => runCli('selection-check', weightsOut, '--data-dir', data), /report\.json: the clean data was the caller's own images \(\/x\/clean\); the shift needs a --clean-size draw or a training run/);
+
   const file = path.join(runDir, 'defenses', 'vardefense-bn-distill', 'report.json');
   const report = JSON.parse(fs.readFileSync(file, 'utf8'));
   fs.writeFileSync(file, JSON.stringify({ ...report, source: { ...report.source, run: path.join(root, 'moved') } }));
