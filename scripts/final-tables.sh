@@ -2,6 +2,7 @@
 # The final evaluation's tables (docs/protocol.md section 3) from its cells, as Markdown on stdout:
 #   bash scripts/final-tables.sh [runs/protocol-final-cpu] [runs/arena-attacks-final-cpu] [runs/full-length-calibration] [judges dir] > docs/final-tables.md
 # The judges dir (docs/protocol.md section 6, kept outside the repo) holds one defend-s<seed>[-eval] output folder per judge.
+# SELECTION_CHECK=1 adds `vardefense selection-check` over the final grid and the judges (0.5-1 min a model).
 # Every table comes from `vardefense report`; this only puts them under headings with the grid's progress.
 # Also writes each grid's standings figure to docs/reports/*-standings.svg.
 set -euo pipefail
@@ -98,5 +99,21 @@ if [ -n "$judges" ]; then
     echo
     # shellcheck disable=SC2086
     vd report $dirs --compare vardefense
+  fi
+fi
+
+if [ "${SELECTION_CHECK:-0}" = 1 ]; then
+  echo
+  echo "## Which channels the selections catch (\`vardefense selection-check\`, docs/vardefense.md)"
+  echo
+  echo "### The final grid"
+  echo
+  vd selection-check "$final/cells"
+  if [ -n "$judges" ] && [ -n "${dirs:-}" ]; then
+    echo
+    echo "### The held-out judges"
+    echo
+    # shellcheck disable=SC2086
+    vd selection-check $dirs
   fi
 fi
