@@ -1,6 +1,6 @@
 // `vardefense report --aggregate`: runs that differ only in their seeds (training seed, attack seed,
 // a defense's `seed` option) pooled into one row with n, mean and sample standard deviation.
-import { columnOf, SummaryRow } from './summary';
+import { columnOf, excessOf, SummaryRow } from './summary';
 import { csvCell } from '../util/csv';
 
 /** Mean and sample standard deviation (n - 1); std is null for a single value. */
@@ -45,7 +45,7 @@ export function aggregateRows(rows: SummaryRow[]): AggregateRow[] {
       dataset: r.dataset, model: r.model, attack: attackWithoutSeed(r.attack), defense: r.defense, settings: settingsWithoutSeed(r.settings),
       condition: r.condition ?? '', n: g.length, seeds: g.map((x) => x.seed).filter((s): s is number => s !== undefined).sort((a, b) => a - b),
       accBefore: of((x) => x.accBefore)!, accAfter: of((x) => x.accAfter)!, asrBefore: of((x) => x.asrBefore), asrAfter: of((x) => x.asrAfter),
-      floorAfter: of((x) => x.floorAfter), excessAsr: of((x) => (x.asrAfter === null || x.floorAfter === null ? null : x.asrAfter - x.floorAfter)),
+      floorAfter: of((x) => x.floorAfter), excessAsr: of(excessOf),
       seconds: of((x) => x.seconds)!,
     };
   });
@@ -98,19 +98,19 @@ export function aggregatePivot(rows: AggregateRow[], cell: (a: AggregateRow) => 
  * The same pooled cells turned around: one line per defense setting, one column per attack (with its
  * undefended ACC / ASR as the first line); easier to read when defenses outnumber attacks.
  */
-export function aggregateByDefense(rows: AggregateRow[], cell: (a: AggregateRow) => string = accAsrCell, undefendedLabel = 'no defense'): { head: string[]; lines: string[][] } {
+export function aggregateByDefense(rows: AggregateRow[], cell: (a: AggregateRow) => string = accAsrCell, undefended = 'no defense'): { head: string[]; lines: string[][] } {
   const attackKey = (a: AggregateRow): string => [a.dataset, a.model, a.attack, a.condition].join('\n');
   const attacks = [...new Set(rows.map(attackKey))];
   const first = (k: string): AggregateRow => rows.find((a) => attackKey(a) === k)!;
   const many = (f: (a: AggregateRow) => string): boolean => new Set(rows.map(f)).size > 1;
   const name = (a: AggregateRow): string => [many((x) => x.dataset) ? a.dataset : '', many((x) => x.model) ? a.model : '', a.attack].filter(Boolean).join(', ');
   const head = ['defense', ...attacks.map((k) => `${name(first(k))} (n ${[...new Set(rows.filter((a) => attackKey(a) === k).map((a) => a.n))].join(',')})`)];
-  const undefended = [undefendedLabel, ...attacks.map((k) => `${pctStat(first(k).accBefore)} / ${pctStat(first(k).asrBefore)}`)];
+  const undefendedLine = [undefended, ...attacks.map((k) => `${pctStat(first(k).accBefore)} / ${pctStat(first(k).asrBefore)}`)];
   const lines = [...new Set(rows.map(columnOf))].map((c) => [c, ...attacks.map((k) => {
     const a = rows.find((x) => columnOf(x) === c && attackKey(x) === k);
     return a ? cell(a) : '';
   })]);
-  return { head, lines: [undefended, ...lines] };
+  return { head, lines: [undefendedLine, ...lines] };
 }
 
 type Layout = (rows: AggregateRow[], cell: (a: AggregateRow) => string, undefended: string) => { head: string[]; lines: string[][] };

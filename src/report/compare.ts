@@ -1,14 +1,12 @@
 // `vardefense report --standings` and `--compare <defense>`: defenses judged on the same models. A mean over
 // seeds hides that models differ far more than defenses on one model; differences taken per model (paired)
 // and an exact sign test say whether one defense beats another beyond that spread.
-import { columnOf, SummaryRow } from './summary';
+import { columnOf, excessOf, SummaryRow } from './summary';
 import { mdTable, Stat, pctStat, stat } from './aggregate';
 import { csvCell } from '../util/csv';
 
 /** One backdoored model: runs with equal keys were defended from the same weights. */
 const modelOf = (r: SummaryRow): string => [r.dataset, r.model, r.attack, r.seed ?? '', r.condition ?? '', r.accBefore, r.asrBefore].join('\n');
-
-const excessOf = (r: SummaryRow): number | null => (r.asrAfter === null || r.floorAfter === null ? null : r.asrAfter - r.floorAfter);
 
 /**
  * The goal of docs/protocol.md, per attack setting on the means over seeds: a patch at excess ASR <= 0.5

@@ -10,7 +10,7 @@ import { MeasureAt, ModelShift, runShiftSource, shiftKey, ShiftRequest, ShiftSou
 import { readRunRecord } from '../train/run-records';
 import { csvCell } from '../util/csv';
 import { mdTable, Stat, stat } from './aggregate';
-import { collectRows, columnOf } from './summary';
+import { collectRows, columnOf, excessOf } from './summary';
 
 /** How one selection covers the channels with the largest |shift| among every channel it was chosen from. */
 export interface Coverage {
@@ -91,9 +91,14 @@ export interface SelectionCheckOptions { top?: number; dataDir?: string; log?: (
  * --weights) its weights, target and seeded clean draw. The caller's own clean images are not kept
  * with a report, so such reports are refused.
  */
-function shiftSourceOf(o: DefendOutcome, file: string): ShiftSource {
-  if (o.source.run) {
-    try { return runShiftSource(o.source.run); } catch (e) { throw new Error(`${file}: its model's run ${o.source.run}: ${(e as Error).message}`); }
+function shiftSourceOf(o: DefendOutcome, file: string, runs: Map<string, ShiftSource>): ShiftSource {
+  const run = o.source.run;
+  if (run) {
+    // a run holds many reports: its config and clean split are read once
+    if (!runs.has(run)) {
+      try { runs.set(run, runShiftSource(run)); } catch (e) { throw new Error(`${file}: its model's run ${run}: ${(e as Error).message}`); }
+    }
+    return runs.get(run)!;
   }
   const t = o.source.target, c = o.source.clean;
   if (!t) throw new Error(`${file}: source.run and source.target missing: the shift needs the model's training run, or its weights, architecture and attack`);
@@ -106,12 +111,13 @@ function shiftSourceOf(o: DefendOutcome, file: string): ShiftSource {
 /** Every VarDefense report under `dirs` (report.json with perLayer), grouped by model: one shift pass per model. */
 export function selectionChecks(dirs: string[], o: SelectionCheckOptions = {}): SelectionCheckRow[] {
   const top = o.top ?? 0.05;
+  const runs = new Map<string, ShiftSource>();
   const reports = collectRows(dirs).filter((r) => r.defense.split(':')[0] === 'vardefense').map((r) => {
     const file = path.join(r.dir, 'report.json');
     const outcome = readRunRecord<DefendOutcome>(file);
     const rep = outcome.report as VarDefenseReport;
     if (!Array.isArray(rep.perLayer) || !Array.isArray(rep.layers)) throw new Error(`${file}: report.perLayer / report.layers missing (not a VarDefense report?)`);
-    return { row: r, rep, source: shiftSourceOf(outcome, file), file };
+    return { row: r, rep, source: shiftSourceOf(outcome, file, runs), file };
   });
   const keyOf = (x: ShiftSource): string => JSON.stringify([x.label, x.attack, x.clean]);
   const models = [...new Set(reports.map((x) => keyOf(x.source)))].sort();
@@ -137,7 +143,7 @@ export function selectionChecks(dirs: string[], o: SelectionCheckOptions = {}): 
       });
       out.push({
         model: shift.model, column: columnOf(row), defense: row.defense, settings: row.settings, ...coverage(shifts, selected, top),
-        excessAsr: row.asrAfter === null || row.floorAfter === null ? null : row.asrAfter - row.floorAfter,
+        excessAsr: excessOf(row),
         measureAt: at, channels: shifts.reduce((a, s) => a + s.length, 0), images: shift.images, dir: row.dir,
       });
     }

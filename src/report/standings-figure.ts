@@ -1,6 +1,6 @@
 // The standings as one picture: per defense, how much backdoor it left (excess ASR) and what it cost (ACC
 // drop), over every model it ran on and per attack setting, so that a spread across settings is visible.
-import { columnOf, SummaryRow } from './summary';
+import { columnOf, excessOf, SummaryRow } from './summary';
 import { standings } from './compare';
 import { stat } from './aggregate';
 import { percentScale } from './ticks';
@@ -11,14 +11,14 @@ interface Point { defense: string; kind: 'all' | 'setting'; attack: string; exce
 
 /** Points per defense: one per attack setting (mean over seeds) and one over all its models with ± one sample std. */
 export function standingsPoints(rows: SummaryRow[]): Point[] {
-  const scored = rows.filter((r) => r.asrAfter !== null && r.floorAfter !== null);
-  const excess = (r: SummaryRow): number => r.asrAfter! - r.floorAfter!;
+  const scored = rows.filter((r) => excessOf(r) !== null);
+  const excess = (r: SummaryRow): number => excessOf(r)!;
   const drop = (r: SummaryRow): number => r.accBefore - r.accAfter;
   const out: Point[] = [];
-  for (const { defense } of standings(scored)) {
+  // the standings' own statistics over the scored rows: their order and each defense's mean ± std
+  for (const { defense, excessAsr, accDrop: d } of standings(scored)) {
     const mine = scored.filter((r) => columnOf(r) === defense);
-    const e = stat(mine.map(excess))!;
-    const d = stat(mine.map(drop))!;
+    const e = excessAsr!;
     out.push({ defense, kind: 'all', attack: 'all models', excess: e.mean, drop: d.mean,
       excessLo: e.mean - (e.std ?? 0), excessHi: e.mean + (e.std ?? 0), dropLo: d.mean - (d.std ?? 0), dropHi: d.mean + (d.std ?? 0) });
     for (const attack of new Set(mine.map((r) => r.attack))) {

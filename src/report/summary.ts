@@ -91,6 +91,10 @@ export function markdownTable(rows: SummaryRow[]): string {
 /** A defense and the options that differ from its preset, as the tables name their columns: 'nad (lr=0.02)'. */
 export const columnOf = (r: { defense: string; settings: string }): string => (r.settings ? `${r.defense} (${r.settings})` : r.defense);
 
+/** ASR after - clean->target after: the backdoor's share above what the clean model already calls target (null without both). */
+export const excessOf = (r: { asrAfter: number | null; floorAfter: number | null }): number | null =>
+  (r.asrAfter === null || r.floorAfter === null ? null : r.asrAfter - r.floorAfter);
+
 /**
  * The paper's layout: one line per dataset, model and attack (with the undefended ACC / ASR), one column
  * per defense (and option setting) holding ACC / ASR after.
