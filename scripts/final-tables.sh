@@ -87,10 +87,10 @@ judges=${4:-}
 if [ -n "$judges" ]; then
   dirs=$(find "$judges" -maxdepth 1 -type d -name 'defend-s*' | sort)
   echo
-  echo "## Held-out PyTorch judges (docs/protocol.md sections 6 and 8)"
+  echo "## Held-out PyTorch judges (docs/protocol.md sections 6, 8 and 8b)"
   echo
   if [ -z "$dirs" ]; then echo "(none yet)"; else
-    echo "Backdoored by PyTorch itself (scripts/pytorch_backdoor.py, 4 epochs, one seed per setting), defended by the frozen presets through \`vardefense defend --weights\`; \`vardefense\` is the frozen default (bn-distill)."
+    echo "Backdoored by PyTorch itself (scripts/pytorch_backdoor.py, 4 epochs; seeds 21-27, docs/protocol.md section 6, and 28-34, section 8b: one per setting in each round), defended by the frozen presets through \`vardefense defend --weights\`; \`vardefense\` is the frozen default (bn-distill)."
     echo
     # shellcheck disable=SC2086
     vd report $dirs --format by-defense
