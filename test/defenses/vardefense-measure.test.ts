@@ -113,7 +113,7 @@ test("statsSource 'original-eval' scores the original model in eval mode and kee
   }
 });
 
-test("statsSource 'training' (the default) with 'bn-relu': measured first on the original, then followed during training", () => {
+test("statsSource 'training' (the option's default) with 'bn-relu': measured first on the original, then followed during training", () => {
   const p = planted();
   const expected = directVariances(p.model, p.data, 4, 'bn-relu', 64, 0.9);
   const r = varDefense(p.model, p.data, options('bn-distill', { measureAt: 'bn-relu', layers: 4, batchSize: 64, epochs: 2 }));
@@ -127,27 +127,31 @@ test("statsSource 'training' (the default) with 'bn-relu': measured first on the
   assert.ok(changed > 0.01, `the scores follow the training (largest relative change ${changed})`);
 });
 
-test('the default preset\'s score is not a function of gamma: a channel\'s input scaled at fixed gamma moves its score, and only its own', () => {
-  // the last measured layer's channel 3: its conv filter x3, so the BN's input for that channel is 3x wider
-  // while gamma, beta and the running statistics stay; in eval mode its output variance grows 9x
-  const scores = (scale: number): { scores: number[]; gamma: number[] } => {
-    const p = planted();
-    const u = lastUnits(p.model, 10)[9];
-    if (scale !== 1) noGrad(() => scope(() => { u.conv.weight.narrow(0, 3, 1).mul_(scale); }));
-    const gamma = u.bn!.weight.toList() as number[];
-    const r = varDefense(p.model, p.data, options('bn-distill', { epochs: 1 }));
-    assert.equal(r.options.measureAt, 'bn');
-    assert.equal(r.options.statsSource, undefined, 'the default measurement (training: the first selection from an eval pass)');
-    return { scores: r.perLayer[9].scoresBefore, gamma };
-  };
-  const base = scores(1), wider = scores(3);
-  assert.deepEqual(wider.gamma, base.gamma, 'gamma unchanged');
-  const ratio = wider.scores[3] / base.scores[3];
-  process.stderr.write(`channel 3's score x${ratio.toFixed(2)} with its input x3 at fixed gamma\n`);
-  assert.ok(ratio > 4, `the score follows the input's spread (x${ratio})`);
-  const others = Math.max(...base.scores.map((v, c) => (c === 3 ? 0 : relDiff(wider.scores[c], v))));
-  assert.ok(others < 1e-4, `the layer's other channels keep their scores (relative ${others})`);
-});
+// the default (bn-distill-eval since protocol section 8b) and the frozen bn-distill, which measures in
+// training but takes its first selection from an eval pass
+for (const [preset, source] of [['default', 'original-eval'], ['bn-distill', undefined]] as const) {
+  test(`${preset}'s score is not a function of gamma: a channel's input scaled at fixed gamma moves its score, and only its own`, () => {
+    // the last measured layer's channel 3: its conv filter x3, so the BN's input for that channel is 3x wider
+    // while gamma, beta and the running statistics stay; in eval mode its output variance grows 9x
+    const scores = (scale: number): { scores: number[]; gamma: number[] } => {
+      const p = planted();
+      const u = lastUnits(p.model, 10)[9];
+      if (scale !== 1) noGrad(() => scope(() => { u.conv.weight.narrow(0, 3, 1).mul_(scale); }));
+      const gamma = u.bn!.weight.toList() as number[];
+      const r = varDefense(p.model, p.data, options(preset, { epochs: 1 }));
+      assert.equal(r.options.measureAt, 'bn');
+      assert.equal(r.options.statsSource, source);
+      return { scores: r.perLayer[9].scoresBefore, gamma };
+    };
+    const base = scores(1), wider = scores(3);
+    assert.deepEqual(wider.gamma, base.gamma, 'gamma unchanged');
+    const ratio = wider.scores[3] / base.scores[3];
+    process.stderr.write(`${preset}: channel 3's score x${ratio.toFixed(2)} with its input x3 at fixed gamma\n`);
+    assert.ok(ratio > 4, `the score follows the input's spread (x${ratio})`);
+    const others = Math.max(...base.scores.map((v, c) => (c === 3 ? 0 : relDiff(wider.scores[c], v))));
+    assert.ok(others < 1e-4, `the layer's other channels keep their scores (relative ${others})`);
+  });
+}
 
 test('on the planted fixture: rank correlation of the eval-mode scores with |gamma| (printed)', () => {
   // printed: how far a data measurement departs from the |gamma| ranking that
@@ -205,6 +209,8 @@ test('the controls are bn-distill with only the selection changed, and what cann
   assert.equal(VARDEFENSE_PRESETS['control-gamma'].measureAt, 'bn');
   assert.deepEqual(diff('control-mean'), { metric: 'mean' });
   assert.deepEqual(diff('control-lambda0'), { lambda: 0 });
+  assert.deepEqual(diff('bn-distill-eval'), { statsSource: 'original-eval' });
+  assert.equal(VARDEFENSE_PRESETS.default, VARDEFENSE_PRESETS['bn-distill-eval'], 'the default since protocol section 8b');
   for (const name of ['control-random', 'control-gamma', 'control-mean', 'control-lambda0']) assert.ok(resolveOptions(defenseMethod('vardefense'), name));
   assert.equal(Object.hasOwn(resolveOptions(defenseMethod('vardefense'), 'bn-distill'), 'statsSource'), false, 'existing presets resolve as before');
 
