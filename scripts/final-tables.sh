@@ -90,7 +90,7 @@ if [ -n "$judges" ]; then
   echo "## Held-out PyTorch judges (docs/protocol.md sections 6, 8 and 8b)"
   echo
   if [ -z "$dirs" ]; then echo "(none yet)"; else
-    echo "Backdoored by PyTorch itself (scripts/pytorch_backdoor.py, 4 epochs; seeds 21-27, docs/protocol.md section 6, and 28-34, section 8b: one per setting in each round), defended by the frozen presets through \`vardefense defend --weights\`; \`vardefense\` is the frozen default (bn-distill)."
+    echo "Backdoored by PyTorch itself (scripts/pytorch_backdoor.py, 4 epochs; seeds 21-27, docs/protocol.md section 6, and 28-34, section 8b: one per setting in each round), defended by the frozen presets through \`vardefense defend --weights\`; \`vardefense\` is the frozen default (bn-distill); \`bn-distill (statsSource=\"original-eval\")\` is today's default, \`bn-distill-eval\` (section 8b)."
     echo
     # shellcheck disable=SC2086
     vd report $dirs --format by-defense
