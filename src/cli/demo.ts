@@ -30,10 +30,11 @@ export async function runDemo(o: DemoOptions): Promise<void> {
   });
   const first = results[0];
   console.log(`\nbackdoored model: ACC ${pct(first.accBefore)}  ASR ${pct(first.asrBefore)}  (${e.attacks[0].name}, poison ratio ${e.attacks[0].poisonRatio}, target ${e.attacks[0].target})`);
-  const width = Math.max(22, ...results.map((r) => defenseLabel(r.method, r.preset).length + 1));
+  const labels = results.map((r) => defenseLabel(r.method, r.preset));
+  const width = Math.max(22, ...labels.map((l) => l.length + 1));
   console.log(`${'defense'.padEnd(width)}${'ACC after'.padStart(10)}${'ASR after'.padStart(11)}${'clean->target'.padStart(15)}${'time'.padStart(8)}`);
-  for (const r of results)
-    console.log(`${defenseLabel(r.method, r.preset).padEnd(width)}${pct(r.accAfter).padStart(10)}${pct(r.asrAfter).padStart(11)}${pct(r.floorAfter).padStart(15)}${`${r.seconds.toFixed(0)} s`.padStart(8)}`);
+  results.forEach((r, i) =>
+    console.log(`${labels[i].padEnd(width)}${pct(r.accAfter).padStart(10)}${pct(r.asrAfter).padStart(11)}${pct(r.floorAfter).padStart(15)}${`${r.seconds.toFixed(0)} s`.padStart(8)}`));
   const html = path.join(out, 'report.html');
   await writeHtmlReport(collectRows([path.join(out, 'cells')]), html, { dataDir: o.dataDir });
   console.log(`\nHTML report: ${html}; all results: ${path.join(out, 'results.csv')}; total ${((Date.now() - started) / 60000).toFixed(1)} min`);
