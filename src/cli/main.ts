@@ -93,7 +93,7 @@ defendCmd
   .option('--seed <n>', 'seed of the defense (overrides the preset\'s)', int('--seed'))
   .option('--out <dir>', 'output root (default with --run: <run>/defenses)')
   .option('--data-dir <dir>', 'dataset root')
-  .option('--force', 'rerun methods that have a report already', false)
+  .option('--force', 'rerun methods that have a report already, and start over rather than resume from checkpoints', false)
   .option('--json', 'print JSON', false);
 defendCmd.action((o, cmd: Command) => runDefend(o, (key) => cmd.getOptionValueSource(key) === 'cli'));
 

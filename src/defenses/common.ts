@@ -19,6 +19,32 @@ export interface DefenseHooks {
   log?: (line: string) => void;
   /** called once per optimisation step or evaluation batch of a stage; `total` counts images */
   progress?: (stage: string, images: number, total: number) => void;
+  /**
+   * the checkpoint of the defense's next fine-tune call (calls counted in the order they run), for
+   * the defenses whose fine-tune state between epochs is the model, the optimiser and `epochState`
+   */
+  epochCheckpoint?: (stage: string) => EpochCheckpoint;
+}
+
+/** A fine-tune's state after a finished epoch: what a killed run resumes from. */
+export interface EpochState {
+  epoch: number; model: Map<string, Tensor>; optimizer: Map<string, Tensor>; stepCount: number; extra: unknown;
+  /** where it was read from, for errors */
+  source?: string;
+}
+
+/** `v` as a list of finite numbers (a saved per-epoch record), or an error naming `what`. */
+export function numbers(v: unknown, what: string): number[] {
+  if (!Array.isArray(v) || !v.every((x) => typeof x === 'number' && Number.isFinite(x))) throw new Error(`'${what}' is not a list of finite numbers`);
+  return v as number[];
+}
+
+/** Where one fine-tune call saves its state after each epoch and finds it again after a kill. */
+export interface EpochCheckpoint {
+  /** the last state saved (epoch in 1..epochs), or null; the caller owns its tensors */
+  load(epochs: number): EpochState | null;
+  /** writes the state (its tensors are the model's and the optimiser's own: written, not kept) */
+  save(s: EpochState): void;
 }
 
 /** Splits the clean split into a training part and a validation part of `valFraction` (seeded). */
@@ -130,6 +156,14 @@ export interface FineTuneHooks extends DefenseHooks {
   /** turns a uint8 batch and its labels into model input and targets (default: normalise) */
   prepare?: (images: Tensor, labels: Tensor) => [Tensor, Tensor];
   stage?: string;
+  /**
+   * saves the state after each epoch and resumes after the last one saved: the numbers of an unbroken
+   * run, provided the hooks keep no state between epochs other than `epochState`'s and draw nothing
+   * from the global generator (shuffles and augmentation are seeded per epoch already)
+   */
+  checkpoint?: EpochCheckpoint;
+  /** the hooks' own state between epochs (e.g. a per-epoch report), saved with each checkpoint as JSON */
+  epochState?: { save(): unknown; load(v: unknown): void };
 }
 
 /** SGD on `data` for `o.epochs` epochs, seeded; the model is changed in place. */
@@ -147,7 +181,13 @@ export function fineTune(model: nn.Module, data: ImageSet, norm: Normalization, 
   const steps = o.epochs * batches;
   const prepare = h.prepare ?? ((x: Tensor, y: Tensor): [Tensor, Tensor] => [normalize(x, norm), y]);
   const stage = h.stage ?? 'fine-tune';
-  for (let epoch = 0; epoch < o.epochs; epoch++) {
+  const start = resumeFrom(h.checkpoint?.load(o.epochs) ?? null, model, opt, h);
+  if (start > 0) {
+    sched.setEpoch(start);
+    h.log?.(`${stage}: resumed after epoch ${start} of ${o.epochs}`);
+    h.progress?.(stage, n * start, n * o.epochs);
+  }
+  for (let epoch = start; epoch < o.epochs; epoch++) {
     model.train();
     const perm = tensor(new Rng(o.seed * 1009 + epoch).permutation(n), [n]).long();
     for (let batch = 0; batch < batches; batch++) {
@@ -175,8 +215,30 @@ export function fineTune(model: nn.Module, data: ImageSet, norm: Normalization, 
     }
     perm.dispose();
     sched.step();
+    h.checkpoint?.save({ epoch: epoch + 1, model: model.stateDict(), optimizer: opt.stateDict(), stepCount: opt.stepCount, extra: h.epochState?.save() ?? null });
   }
   opt.dispose();
+}
+
+/** Loads a saved epoch's state (0 when there is none): the epoch to start from. */
+function resumeFrom(saved: EpochState | null, model: nn.Module, opt: optim.Optimizer, h: FineTuneHooks): number {
+  if (!saved) return 0;
+  const named = (e: unknown): Error => new Error(`${saved.source ?? 'saved fine-tune state'}: ${(e as Error).message}`);
+  try {
+    model.loadStateDict(saved.model);
+  } catch (e) {
+    for (const t of saved.optimizer.values()) t.dispose();
+    throw named(e);
+  } finally {
+    for (const t of saved.model.values()) t.dispose();
+  }
+  try {
+    opt.loadStateDict(saved.optimizer, saved.stepCount);
+    h.epochState?.load(saved.extra);
+  } catch (e) {
+    throw named(e);
+  }
+  return saved.epoch;
 }
 
 /** A deep copy of a model's parameters and buffers, to restore or to compare against. */

@@ -4,7 +4,7 @@
 // backdoored one, so the features have to shift to fit it, which detaches them from the trigger.
 // As the official code (AISafety-HKUST/stable_backdoor_purification, fine_tune/ft.py, ft_mode 'fst').
 import { manualSeed, nn, noGrad, scope, Tensor } from '../torch/compute';
-import { accuracyOn, DefenseData, DefenseHooks, fineTune, FINE_TUNE_DEFAULTS, FineTuneOptions } from './common';
+import { accuracyOn, DefenseData, DefenseHooks, fineTune, FINE_TUNE_DEFAULTS, FineTuneOptions, numbers } from './common';
 
 export interface FstOptions extends FineTuneOptions {
   /** weight of the inner product with the original head */
@@ -79,7 +79,8 @@ export function fst(model: nn.Module, data: DefenseData, o: FstOptions, h: Defen
   const overlapByEpoch: number[] = [];
   try {
     fineTune(model, data.train, data.norm, o, {
-      ...h, stage: 'fst',
+      ...h, stage: 'fst', checkpoint: h.epochCheckpoint?.('fst'),
+      epochState: { save: () => overlapByEpoch, load: (v) => { overlapByEpoch.push(...numbers(v, 'overlapByEpoch')); } },
       extraLoss: () => fstPenalty(head.weight, wOrig, o.alpha),
       afterStep: (s) => {
         rescaleTo(head.weight, headNorm);

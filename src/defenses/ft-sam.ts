@@ -5,7 +5,7 @@
 // them. As BackdoorBench (defense/ft-sam.py, utils/defense_utils/sam): label-smoothed cross-entropy,
 // the second pass leaves BN's running statistics as they were.
 import { F, nn, noGrad, scope, Tensor, zeros } from '../torch/compute';
-import { accuracyOn, DefenseData, DefenseHooks, fineTune, FINE_TUNE_DEFAULTS, FineTuneOptions } from './common';
+import { accuracyOn, DefenseData, DefenseHooks, fineTune, FINE_TUNE_DEFAULTS, FineTuneOptions, numbers } from './common';
 
 export interface FtSamOptions extends FineTuneOptions {
   /** radius of the weight perturbation */
@@ -89,7 +89,15 @@ export function ftSam(model: nn.Module, data: DefenseData, o: FtSamOptions, h: D
   const lossByEpoch: number[] = [], perturbedLossByEpoch: number[] = [];
   let sum = 0, sumP = 0, seen = 0;
   fineTune(model, data.train, data.norm, o, {
-    ...h, stage: 'ft-sam', parameters: params,
+    ...h, stage: 'ft-sam', parameters: params, checkpoint: h.epochCheckpoint?.('ft-sam'),
+    epochState: {
+      save: () => ({ lossByEpoch, perturbedLossByEpoch }),
+      load: (v) => {
+        const s = v as Record<string, unknown>;
+        lossByEpoch.push(...numbers(s?.lossByEpoch, 'lossByEpoch'));
+        perturbedLossByEpoch.push(...numbers(s?.perturbedLossByEpoch, 'perturbedLossByEpoch'));
+      },
+    },
     gradients: (x, y) => {
       const r = samGradients(model, params, x, y, (logits) => smoothCrossEntropy(logits, y, o.labelSmoothing), o.rho, o.adaptive);
       const b = y.size(0);

@@ -7,7 +7,7 @@
 // second model without knowing the architecture), so a PGD step backpropagates through each model in
 // turn, joined by the chain rule at the logits.
 import { cat, F, nn, noGrad, optim, scope, Tensor, tensor } from '../torch/compute';
-import { accuracyOn, DefenseData, DefenseHooks, disposeState, fineTune, restore, snapshot } from './common';
+import { accuracyOn, DefenseData, DefenseHooks, disposeState, fineTune, numbers, restore, snapshot } from './common';
 
 export interface SauOptions {
   /** unlearning rounds over the clean training data (BackdoorBench's n_rounds) */
@@ -70,6 +70,17 @@ export function withState<T>(model: nn.Module, state: Map<string, Tensor>, fn: (
 }
 
 const argmax = (logits: Tensor): Tensor => logits.argmax(1);
+
+const ROUND_KEYS: (keyof SauRound)[] = ['pgdLoss', 'sharedLoss', 'cleanLoss', 'sharedFraction'];
+
+/** The rounds saved with a checkpoint, checked. */
+function roundsOf(v: unknown): SauRound[] {
+  if (!Array.isArray(v)) throw new Error("'rounds' is not a list");
+  return v.map((r: Record<string, unknown>, i) => {
+    const [pgdLoss, sharedLoss, cleanLoss, sharedFraction] = numbers(ROUND_KEYS.map((k) => r?.[k]), `rounds[${i}]`);
+    return { pgdLoss, sharedLoss, cleanLoss, sharedFraction };
+  });
+}
 
 /**
  * Shared_PGD's objective for one step: beta1 * L_adv + beta2 * L_share, where L_adv is minus half the
@@ -165,7 +176,8 @@ export function sau(model: nn.Module, data: DefenseData, o: SauOptions, h: Defen
   let acc = { pgdLoss: 0, sharedLoss: 0, cleanLoss: 0, shared: 0, n: 0 };
   try {
     fineTune(model, data.train, data.norm, { epochs: o.epochs, lr: o.lr, batchSize: o.batchSize, momentum: 0, weightDecay: 0, schedule: 'constant', seed: o.seed }, {
-      ...h, stage: 'sau',
+      ...h, stage: 'sau', checkpoint: h.epochCheckpoint?.('sau'),
+      epochState: { save: () => rounds, load: (v) => { rounds.push(...roundsOf(v)); } },
       optimizer: (params) => new optim.Adam(params, { lr: o.lr, betas: [0.9, 0.999], weightDecay: 0 }),
       gradients: (x, y) => {
         model.eval();

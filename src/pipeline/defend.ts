@@ -15,6 +15,7 @@ import { runFiles, saveModel, TrainConfig } from '../train/run';
 import { readRunRecord } from '../train/run-records';
 import { writeFileAtomic } from '../util/atomic';
 import { readFileNamed } from '../util/files';
+import { DefenseCheckpoints } from './checkpoints';
 import { CleanSource, loadCleanData } from './clean-data';
 import { InputNorm, inputInfo, loadModel, ModelSource } from './model';
 import { stageProgress } from './progress';
@@ -34,6 +35,8 @@ export interface DefendOutcome {
   environment?: ComputeEnvironment;
   /** sha256 of everything that determines the result: weights, clean and test data, config, options */
   inputDigest?: string;
+  /** when the run went on from a killed one's checkpoints: the seconds that one had spent (included in report.seconds) */
+  resumedAfterSeconds?: number;
 }
 
 /**
@@ -185,16 +188,20 @@ export function defend(r: DefendRequest, onResult?: (o: DefendOutcome) => void):
     before ??= undefended();
     const model: nn.Module = loadModel(plan.target);
     const hooks = stages();
+    const checkpoints = new DefenseCheckpoints(path.join(dirs[i], 'checkpoints'), digests[i], r.force);
     log(`${defenseLabel(m, preset)} on ${plan.target.weights}`);
-    const report = withoutTestSet(() => defenseMethod(m).run(model, data, options[i] as never, hooks));
+    const report = withoutTestSet(() => defenseMethod(m).run(model, data, options[i] as never, { ...hooks, epochCheckpoint: (stage) => checkpoints.next(stage) }));
     hooks.stop();
+    // a resumed run's time includes the killed runs' up to their last checkpoint
+    if (checkpoints.priorSeconds > 0) report.seconds += checkpoints.priorSeconds;
     const after = evaluateModel(model, test, d, plan.attack);
     fs.mkdirSync(dirs[i], { recursive: true });
     saveModel(path.join(dirs[i], 'model.safetensors'), model, { method: m, preset, source: path.resolve(plan.target.weights), config: plan.metadata });
     const environment = computeEnvironment();
     const outcome: DefendOutcome = { method: m, preset, dir: dirs[i], source: plan.source, before, after, report,
-      threads: environment.threads, environment, inputDigest: digests[i] };
+      threads: environment.threads, environment, inputDigest: digests[i], ...(checkpoints.priorSeconds > 0 ? { resumedAfterSeconds: checkpoints.priorSeconds } : {}) };
     writeFileAtomic(path.join(dirs[i], 'report.json'), JSON.stringify(outcome, null, 1));
+    checkpoints.remove();
     model.dispose();
     onResult?.(outcome);
     return outcome;

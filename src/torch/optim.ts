@@ -62,11 +62,16 @@ export abstract class Optimizer {
   }
 
   loadStateDict(sd: Map<string, Tensor>, stepCount: number): void {
+    const count = this.groups.reduce((a, g) => a + g.params.length, 0);
+    const bad = [...sd.keys()].find((name) => { const m = /^state\.(\d+)\.(\w+)$/.exec(name); return !m || Number(m[1]) >= count; });
+    if (bad !== undefined) {
+      for (const t of sd.values()) t.dispose();
+      throw new Error(`optimizer state: unexpected key '${bad}' (${count} parameters)`);
+    }
     for (const s of this.state.values()) for (const t of s.values()) t.dispose();
     this.state.clear();
     for (const [name, t] of sd) {
-      const m = /^state\.(\d+)\.(\w+)$/.exec(name);
-      if (!m) throw new Error(`optimizer state: unexpected key '${name}'`);
+      const m = /^state\.(\d+)\.(\w+)$/.exec(name)!;
       this.stateOf(Number(m[1])).set(m[2], t);
     }
     this.stepCount = stepCount;
