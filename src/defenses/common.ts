@@ -157,11 +157,11 @@ export interface FineTuneHooks extends DefenseHooks {
   prepare?: (images: Tensor, labels: Tensor) => [Tensor, Tensor];
   stage?: string;
   /**
-   * saves the state after each epoch and resumes after the last one saved: the numbers of an unbroken
-   * run, provided the hooks keep no state between epochs other than `epochState`'s and draw nothing
-   * from the global generator (shuffles and augmentation are seeded per epoch already)
+   * saves the state after each epoch in `epochCheckpoint(stage)` and resumes after the last one saved:
+   * the numbers of an unbroken run, provided the hooks keep no state between epochs other than
+   * `epochState`'s and draw nothing from the global generator (shuffles and augmentation are seeded per epoch already)
    */
-  checkpoint?: EpochCheckpoint;
+  resumable?: boolean;
   /** the hooks' own state between epochs (e.g. a per-epoch report), saved with each checkpoint as JSON */
   epochState?: { save(): unknown; load(v: unknown): void };
 }
@@ -181,7 +181,8 @@ export function fineTune(model: nn.Module, data: ImageSet, norm: Normalization, 
   const steps = o.epochs * batches;
   const prepare = h.prepare ?? ((x: Tensor, y: Tensor): [Tensor, Tensor] => [normalize(x, norm), y]);
   const stage = h.stage ?? 'fine-tune';
-  const start = resumeFrom(h.checkpoint?.load(o.epochs) ?? null, model, opt, h);
+  const checkpoint = h.resumable ? h.epochCheckpoint?.(stage) : undefined;
+  const start = resumeFrom(checkpoint?.load(o.epochs) ?? null, model, opt, h);
   if (start > 0) {
     sched.setEpoch(start);
     h.log?.(`${stage}: resumed after epoch ${start} of ${o.epochs}`);
@@ -215,7 +216,7 @@ export function fineTune(model: nn.Module, data: ImageSet, norm: Normalization, 
     }
     perm.dispose();
     sched.step();
-    h.checkpoint?.save({ epoch: epoch + 1, model: model.stateDict(), optimizer: opt.stateDict(), stepCount: opt.stepCount, extra: h.epochState?.save() ?? null });
+    checkpoint?.save({ epoch: epoch + 1, model: model.stateDict(), optimizer: opt.stateDict(), stepCount: opt.stepCount, extra: h.epochState?.save() ?? null });
   }
   opt.dispose();
 }

@@ -110,7 +110,7 @@ export function finePruning(model: nn.Module, data: DefenseData, o: FinePruningO
   const t0 = performance.now();
   const { target: t, order, means, pruned, steps, valAccBefore, valAccPruned } = pruneDormant(model, data, o, h);
   // the forward pass must always see the pruned channels at zero: re-zero before every step and at the end
-  fineTune(model, data.train, data.norm, o, { ...h, stage: 'fine-tune', checkpoint: h.epochCheckpoint?.('fine-tune'), beforeStep: () => zeroChannels(t.slices, pruned) });
+  fineTune(model, data.train, data.norm, o, { ...h, stage: 'fine-tune', resumable: true, beforeStep: () => zeroChannels(t.slices, pruned) });
   zeroChannels(t.slices, pruned);
   return {
     method: 'fine-pruning', options: o, layer: t.name, channels: t.channels, order, meanActivation: Array.from(means), pruned,

@@ -10,6 +10,6 @@ export interface FineTuneReport { method: 'ft'; options: FineTuneOptions; valAcc
 export function fineTuneDefense(model: nn.Module, data: DefenseData, o: FineTuneOptions, h: DefenseHooks = {}): FineTuneReport {
   const t0 = performance.now();
   const valAccBefore = accuracyOn(model, data.val, data.norm);
-  fineTune(model, data.train, data.norm, o, { ...h, stage: 'fine-tune', checkpoint: h.epochCheckpoint?.('fine-tune') });
+  fineTune(model, data.train, data.norm, o, { ...h, stage: 'fine-tune', resumable: true });
   return { method: 'ft', options: o, valAccBefore, valAccAfter: accuracyOn(model, data.val, data.norm), seconds: (performance.now() - t0) / 1000 };
 }

@@ -79,7 +79,7 @@ export function fst(model: nn.Module, data: DefenseData, o: FstOptions, h: Defen
   const overlapByEpoch: number[] = [];
   try {
     fineTune(model, data.train, data.norm, o, {
-      ...h, stage: 'fst', checkpoint: h.epochCheckpoint?.('fst'),
+      ...h, stage: 'fst', resumable: true,
       epochState: { save: () => overlapByEpoch, load: (v) => { overlapByEpoch.push(...numbers(v, 'overlapByEpoch')); } },
       extraLoss: () => fstPenalty(head.weight, wOrig, o.alpha),
       afterStep: (s) => {

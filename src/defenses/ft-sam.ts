@@ -89,7 +89,7 @@ export function ftSam(model: nn.Module, data: DefenseData, o: FtSamOptions, h: D
   const lossByEpoch: number[] = [], perturbedLossByEpoch: number[] = [];
   let sum = 0, sumP = 0, seen = 0;
   fineTune(model, data.train, data.norm, o, {
-    ...h, stage: 'ft-sam', parameters: params, checkpoint: h.epochCheckpoint?.('ft-sam'),
+    ...h, stage: 'ft-sam', parameters: params, resumable: true,
     epochState: {
       save: () => ({ lossByEpoch, perturbedLossByEpoch }),
       load: (v) => {

@@ -79,7 +79,7 @@ export function nad(model: nn.Module, data: DefenseData, o: NadOptions, h: Defen
   const valAccBefore = accuracyOn(model, data.val, data.norm);
 
   const original = snapshot(model);
-  fineTune(model, data.train, data.norm, { ...o, epochs: o.teacherEpochs }, { ...h, stage: 'nad teacher', checkpoint: h.epochCheckpoint?.('nad teacher') });
+  fineTune(model, data.train, data.norm, { ...o, epochs: o.teacherEpochs }, { ...h, stage: 'nad teacher', resumable: true });
   const teacherValAcc = accuracyOn(model, data.val, data.norm);
   // Without augmentation the teacher's maps are computed once per image. With it each batch is new, so
   // the teacher runs live on the augmented batch: its weights are swapped into the model (as SAU does)
@@ -101,7 +101,7 @@ export function nad(model: nn.Module, data: DefenseData, o: NadOptions, h: Defen
   }));
   try {
     fineTune(model, data.train, data.norm, o, {
-      ...h, stage: 'nad student', checkpoint: h.epochCheckpoint?.('nad student'),
+      ...h, stage: 'nad student', resumable: true,
       prepare: (images, labels) => {
         const x = normalize(images, data.norm);
         if (teacherState) {

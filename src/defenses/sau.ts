@@ -176,7 +176,7 @@ export function sau(model: nn.Module, data: DefenseData, o: SauOptions, h: Defen
   let acc = { pgdLoss: 0, sharedLoss: 0, cleanLoss: 0, shared: 0, n: 0 };
   try {
     fineTune(model, data.train, data.norm, { epochs: o.epochs, lr: o.lr, batchSize: o.batchSize, momentum: 0, weightDecay: 0, schedule: 'constant', seed: o.seed }, {
-      ...h, stage: 'sau', checkpoint: h.epochCheckpoint?.('sau'),
+      ...h, stage: 'sau', resumable: true,
       epochState: { save: () => rounds, load: (v) => { rounds.push(...roundsOf(v)); } },
       optimizer: (params) => new optim.Adam(params, { lr: o.lr, betas: [0.9, 0.999], weightDecay: 0 }),
       gradients: (x, y) => {

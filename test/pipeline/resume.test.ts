@@ -51,7 +51,7 @@ test('fineTune resumed after an epoch ends with the weights of an unbroken run, 
   const o = { epochs: 3, lr: 0.05, batchSize: 16, momentum: 0.9, weightDecay: 5e-4, schedule: 'cosine' as const, seed: 7, augment: 'crop' as const };
   const perEpoch: number[] = [];
   const record = { save: () => perEpoch.slice(), load: (v: unknown) => { perEpoch.push(...(v as number[])); } };
-  const hooks = (ck: EpochCheckpoint) => ({ checkpoint: ck, epochState: record, afterStep: (s: { batch: number; batches: number; epoch: number }) => { if (s.batch === s.batches - 1) perEpoch.push(s.epoch); } });
+  const hooks = (ck: EpochCheckpoint) => ({ resumable: true, epochCheckpoint: () => ck, epochState: record, afterStep: (s: { batch: number; batches: number; epoch: number }) => { if (s.batch === s.batches - 1) perEpoch.push(s.epoch); } });
 
   const unbroken = tinyModel();
   const all = memoryCheckpoint();
