@@ -4,6 +4,7 @@ import { cat, F, inferenceMode, noGrad, manualSeed, nn, optim, scope, stack, Ten
 import { ImageSet } from '../data/image-set';
 import { Normalization, normalize, predict } from '../train/loop';
 import { accuracyOf } from '../train/accuracy';
+import { applyEpochState, EpochState } from '../train/epoch-state';
 import { Rng } from '../util/rng';
 
 /** The defender's view: a small clean set and nothing else (never the test set or a trigger). */
@@ -24,13 +25,6 @@ export interface DefenseHooks {
    * the defenses whose fine-tune state between epochs is the model, the optimiser and `epochState`
    */
   epochCheckpoint?: (stage: string) => EpochCheckpoint;
-}
-
-/** A fine-tune's state after a finished epoch: what a killed run resumes from. */
-export interface EpochState {
-  epoch: number; model: Map<string, Tensor>; optimizer: Map<string, Tensor>; stepCount: number; extra: unknown;
-  /** where it was read from, for errors */
-  source?: string;
 }
 
 /** `v` as a list of finite numbers (a saved per-epoch record), or an error naming `what`. */
@@ -224,20 +218,11 @@ export function fineTune(model: nn.Module, data: ImageSet, norm: Normalization, 
 /** Loads a saved epoch's state (0 when there is none): the epoch to start from. */
 function resumeFrom(saved: EpochState | null, model: nn.Module, opt: optim.Optimizer, h: FineTuneHooks): number {
   if (!saved) return 0;
-  const named = (e: unknown): Error => new Error(`${saved.source ?? 'saved fine-tune state'}: ${(e as Error).message}`);
+  applyEpochState(saved, model, opt);
   try {
-    model.loadStateDict(saved.model);
-  } catch (e) {
-    for (const t of saved.optimizer.values()) t.dispose();
-    throw named(e);
-  } finally {
-    for (const t of saved.model.values()) t.dispose();
-  }
-  try {
-    opt.loadStateDict(saved.optimizer, saved.stepCount);
     h.epochState?.load(saved.extra);
   } catch (e) {
-    throw named(e);
+    throw new Error(`${saved.source ?? 'saved fine-tune state'}: ${(e as Error).message}`);
   }
   return saved.epoch;
 }

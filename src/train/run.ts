@@ -2,7 +2,7 @@
 // resume after a kill, and the final model and metrics in the run directory.
 import * as fs from 'fs';
 import * as path from 'path';
-import { loadSafetensors, manualSeed, nn, optim, saveSafetensors, Tensor } from '../torch';
+import { manualSeed, nn, optim, saveSafetensors, Tensor } from '../torch';
 import { z } from 'zod';
 import { AttackSpec, attackIssues, poisonTrainingSet } from '../attacks/poison';
 import { describeTrigger } from '../attacks/triggers';
@@ -14,6 +14,8 @@ import { writeFileAtomic } from '../util/atomic';
 import { formatIssues, issueMessage, parseWith, SpecIssue } from '../util/validation';
 import { readRunRecord } from './run-records';
 import { normalize, trainEpoch } from './loop';
+import { CheckpointFormat, readEpochState, saveEpochState } from './checkpoint';
+import { applyEpochState, disposeEpochState, EpochState } from './epoch-state';
 import { evaluateModel, Metrics } from './metrics';
 
 export type Schedule = 'cosine' | 'step' | 'multistep' | 'constant';
@@ -145,40 +147,16 @@ export interface TrainHooks {
   log?: (line: string) => void;
 }
 
-function saveCheckpoint(files: RunFiles, model: nn.Module, opt: optim.Optimizer, epoch: number, history: EpochRecord[]): void {
-  const tensors = new Map<string, Tensor>();
-  for (const [k, v] of model.stateDict()) tensors.set(`model.${k}`, v);
-  for (const [k, v] of opt.stateDict()) tensors.set(`optim.${k}`, v);
-  saveSafetensors(files.checkpoint, tensors, { epoch: String(epoch), stepCount: String(opt.stepCount), history: JSON.stringify(history) });
-}
+const CHECKPOINT: CheckpointFormat = { recordKey: 'history', startOver: 'not a checkpoint of vardefense train; move it away to start over' };
 
-interface Checkpoint { tensors: Map<string, Tensor>; epoch: number; stepCount: number; history: EpochRecord[] }
-
-/** A checkpoint's tensors and metadata, checked before anything is trained or written. */
-function readCheckpoint(file: string, epochs: number): Checkpoint {
-  const { tensors, metadata } = loadSafetensors(file);
-  const fail = (what: string): never => {
-    for (const t of tensors.values()) t.dispose();
-    throw new Error(`${file}: ${what} (not a checkpoint of vardefense train; move it away to start over)`);
-  };
-  const missing = ['epoch', 'stepCount', 'history'].filter((k) => metadata[k] === undefined);
-  if (missing.length) fail(`metadata lacks ${missing.map((k) => `'${k}'`).join(', ')}`);
-  const epoch = Number(metadata.epoch), stepCount = Number(metadata.stepCount);
-  if (!(Number.isInteger(epoch) && epoch >= 1 && epoch <= epochs)) fail(`metadata 'epoch' must be an integer in 1..${epochs}, got '${metadata.epoch}'`);
-  if (!(Number.isInteger(stepCount) && stepCount >= 0)) fail(`metadata 'stepCount' must be an integer >= 0, got '${metadata.stepCount}'`);
-  let history: unknown;
-  try { history = JSON.parse(metadata.history); } catch (e) { fail(`metadata 'history' is not valid JSON (${(e as Error).message})`); }
-  if (!Array.isArray(history) || history.length !== epoch) fail(`metadata 'history' must be a list of ${epoch} epoch records`);
-  if (![...tensors.keys()].some((k) => k.startsWith('model.'))) fail(`no 'model.*' tensors`);
-  return { tensors, epoch, stepCount, history: history as EpochRecord[] };
-}
-
-function applyCheckpoint(c: Checkpoint, model: nn.Module, opt: optim.Optimizer): void {
-  const m = new Map<string, Tensor>(), o = new Map<string, Tensor>();
-  for (const [k, v] of c.tensors) (k.startsWith('model.') ? m : o).set(k.replace(/^(model|optim)\./, ''), v);
-  model.loadStateDict(m);
-  for (const t of m.values()) t.dispose();
-  opt.loadStateDict(o, c.stepCount);
+/** The run's last epoch state, its history checked against its epoch. */
+function readCheckpoint(file: string, epochs: number): EpochState & { extra: EpochRecord[] } {
+  const s = readEpochState(file, epochs, CHECKPOINT);
+  if (!Array.isArray(s.extra) || s.extra.length !== s.epoch) {
+    disposeEpochState(s);
+    throw new Error(`${file}: metadata 'history' must be a list of ${s.epoch} epoch records (${CHECKPOINT.startOver})`);
+  }
+  return s as EpochState & { extra: EpochRecord[] };
 }
 
 /** Model weights plus the run's config as metadata, PyTorch names (safetensors). */
@@ -224,9 +202,9 @@ export function train(cfg: TrainConfig, dir: string, o: { resume?: boolean; data
   let start = 1;
   let history: EpochRecord[] = [];
   if (ckpt) {
-    applyCheckpoint(ckpt, model, opt);
+    applyEpochState(ckpt, model, opt);
     start = ckpt.epoch + 1;
-    history = ckpt.history;
+    history = ckpt.extra;
     log(`resuming after epoch ${ckpt.epoch}`);
   }
   sched.setEpoch(start - 1);
@@ -248,7 +226,7 @@ export function train(cfg: TrainConfig, dir: string, o: { resume?: boolean; data
     const rec: EpochRecord = { epoch, loss: s.loss, trainAcc: s.accuracy, seconds: s.seconds, imagesPerSecond: s.imagesPerSecond, lr };
     if (cfg.evalEachEpoch || epoch === cfg.epochs) rec.test = evaluateModel(model, data.test, info, cfg.attack);
     history.push(rec);
-    saveCheckpoint(files, model, opt, epoch, history);
+    saveEpochState(files.checkpoint, { epoch, model: model.stateDict(), optimizer: opt.stateDict(), stepCount: opt.stepCount, extra: history }, CHECKPOINT);
     o.hooks?.onEpochEnd?.(rec);
   }
   const last = history[history.length - 1];

@@ -7,7 +7,7 @@ import { DYNAMIC, Rule } from './import-graph';
 const FORBIDDEN_FILES: [RegExp, string][] = [
   [/^src\/data\/(datasets|idx|cifar|download|synthetic)\.ts$/, 'a data reader'],
   [/^src\/attacks\//, 'attack code'],
-  [/^src\/train\/(run|run-records|metrics)\.ts$/, "a run's files or test metrics"],
+  [/^src\/train\/(run|run-records|metrics|checkpoint)\.ts$/, "a run's files, checkpoints or test metrics"],
   [/^src\/util\/(files|atomic)\.ts$/, 'file access'],
   [/^src\/torch\/(index|serialization\/.*)\.ts$/, 'checkpoint files (import src/torch/compute)'],
   [/^src\/(cli|experiments|report)\//, 'the CLI, experiments or reports'],
