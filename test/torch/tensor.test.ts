@@ -1,10 +1,25 @@
 import { test } from 'node:test';
 import * as assert from 'assert/strict';
 import * as os from 'os';
+import * as path from 'path';
+import { spawnSync } from 'child_process';
 import * as T from '../../src/torch';
 
-test('thread count defaults to the machine cores', () => {
-  assert.equal(T.getNumThreads(), os.availableParallelism());
+test('thread count defaults to the machine cores (VARDEFENSE_THREADS when set)', () => {
+  assert.equal(T.getNumThreads(), Number(process.env.VARDEFENSE_THREADS ?? os.availableParallelism()));
+});
+
+test("libgomp reads the engine's short spin unless the user set a wait policy or spin count", () => {
+  const spin = (extra: Record<string, string>): string => {
+    const env: NodeJS.ProcessEnv = { ...process.env, OMP_DISPLAY_ENV: 'VERBOSE', ...extra };
+    for (const k of ['OMP_WAIT_POLICY', 'GOMP_SPINCOUNT']) if (!(k in extra)) delete env[k];
+    const r = spawnSync(process.execPath, ['-e', `require(${JSON.stringify(path.resolve(__dirname, '../../src/torch'))})`], { env, encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    return /GOMP_SPINCOUNT = '(\d+)'/.exec(r.stderr)?.[1] ?? `no GOMP_SPINCOUNT in: ${r.stderr}`;
+  };
+  assert.equal(spin({}), '10000');
+  assert.equal(spin({ GOMP_SPINCOUNT: '123' }), '123');
+  assert.notEqual(spin({ OMP_WAIT_POLICY: 'ACTIVE' }), '10000');
 });
 
 test('typed arrays round-trip for every supported dtype', () => {
