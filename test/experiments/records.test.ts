@@ -17,7 +17,9 @@ test('the arena records in experiments/records give the tables of docs/final-tab
     assert.equal(rows.length, 108, 'every cell of the arena');
     const tables = aggregateText(rows, 'by-defense').trim();
     const docs = fs.readFileSync(path.join(repoRoot, 'docs', 'final-tables.md'), 'utf8');
-    const section = docs.slice(docs.indexOf('## SIG and WaNet'), docs.indexOf('### Standings', docs.indexOf('## SIG and WaNet')));
+    const start = docs.indexOf('## SIG and WaNet');
+    assert.ok(start >= 0, 'docs/final-tables.md has the arena section');
+    const section = docs.slice(start, docs.indexOf('### Standings', start));
     assert.ok(section.includes(tables), 'docs/final-tables.md prints the tables the records give');
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
