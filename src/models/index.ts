@@ -4,15 +4,21 @@ import { PreActResNet18 } from './preact-resnet';
 import { ResNet18 } from './resnet';
 import { SmallCNN } from './small-cnn';
 import { TorchvisionResNet18 } from './torchvision-resnet';
+import { VGG } from './vgg';
 
 /**
  * torchvision-resnet18: torchvision.models.resnet18's modules and 7x7/max-pool stem;
  * torchvision-resnet18-cifar: the same with the usual small-image stem (3x3 stride-1 conv1, no max-pool).
  */
-export const MODEL_NAMES = ['resnet18', 'preact-resnet18', 'small-cnn', 'torchvision-resnet18', 'torchvision-resnet18-cifar'] as const;
+export const MODEL_NAMES = ['resnet18', 'preact-resnet18', 'small-cnn', 'torchvision-resnet18', 'torchvision-resnet18-cifar',
+  // torchvision 0.14's classifiers under torchvision's names, with its state-dict names and shapes
+  'vgg11_bn', 'vgg13_bn', 'vgg16_bn', 'vgg19_bn'] as const;
 export type ModelName = (typeof MODEL_NAMES)[number];
 
 export interface ModelSpec { name: ModelName; width?: number; inChannels: number; numClasses: number; imageSize: number }
+
+/** The torchvision options a spec gives (torchvision's own width: `width` is the toolkit ResNets'). */
+const tv = (s: ModelSpec) => ({ inChannels: s.inChannels, numClasses: s.numClasses, imageSize: s.imageSize });
 
 export function createModel(s: ModelSpec): nn.Module {
   switch (s.name) {
@@ -22,6 +28,7 @@ export function createModel(s: ModelSpec): nn.Module {
     case 'torchvision-resnet18-cifar':
       return new TorchvisionResNet18({ width: s.width ?? 64, inChannels: s.inChannels, numClasses: s.numClasses, stem: s.name === 'torchvision-resnet18' ? 'imagenet' : 'cifar' });
     case 'small-cnn': return new SmallCNN(s.inChannels, s.numClasses, s.imageSize);
+    case 'vgg11_bn': case 'vgg13_bn': case 'vgg16_bn': case 'vgg19_bn': return new VGG(s.name, tv(s));
     default: throw new Error(`unknown model '${(s as ModelSpec).name}' (known: ${MODEL_NAMES.join(', ')})`);
   }
 }

@@ -94,3 +94,48 @@ export function normalize(x: Tensor, p = 2, dim = 1, eps = 1e-12): Tensor {
   d.dispose();
   return r;
 }
+
+// ---- activations, layer norm and stochastic depth of the torchvision models (torch.nn.functional, torchvision.ops) ----
+const A = {
+  gelu: op('aten::gelu'),
+  silu: op('aten::silu'),
+  hardswish: op('aten::hardswish'),
+  hardsigmoid: op('aten::hardsigmoid'),
+  hardtanh: op('aten::hardtanh'),
+  layerNorm: op('aten::layer_norm'),
+  zeros: op('aten::zeros'),
+  bernoulli: op('aten::bernoulli', 'p'),
+};
+
+/** GELU; approximate 'tanh' is the tanh approximation, 'none' the exact erf form (PyTorch's default). */
+export const gelu = (x: Tensor, approximate: 'none' | 'tanh' = 'none'): Tensor => A.gelu(x, { approximate });
+export const silu = (x: Tensor): Tensor => A.silu(x);
+export const hardswish = (x: Tensor): Tensor => A.hardswish(x);
+export const hardsigmoid = (x: Tensor): Tensor => A.hardsigmoid(x);
+/** min(max(x, 0), 6), as F.relu6 (hardtanh(x, 0, 6)). */
+export const relu6 = (x: Tensor): Tensor => A.hardtanh(x, 0, 6);
+
+/** Normalises over the last dims given by normalizedShape, as F.layer_norm. */
+export function layerNorm(x: Tensor, normalizedShape: number[], weight: Tensor | null = null, bias: Tensor | null = null, eps = 1e-5): Tensor {
+  return A.layerNorm(x, normalizedShape, weight, bias, eps, true);
+}
+
+/**
+ * torchvision.ops.stochastic_depth: in training, zeroes whole samples ('row') or the whole batch
+ * ('batch') with probability p and scales the survivors by 1/(1-p); the identity in eval or at p = 0.
+ * The draws come from the engine's generator (manualSeed), not PyTorch's: runs repeat with a seed but
+ * do not reproduce PyTorch's masks.
+ */
+export function stochasticDepth(x: Tensor, p: number, mode: 'row' | 'batch', training = true): Tensor {
+  if (p < 0 || p > 1) throw new Error(`stochastic depth: drop probability has to be between 0 and 1, got ${p}`);
+  if (!training || p === 0) return x;
+  const survival = 1 - p;
+  const size = mode === 'row' ? [x.size(0), ...new Array(x.ndim - 1).fill(1)] : new Array(x.ndim).fill(1);
+  const z = A.zeros(size, { dtype: x.dtype });
+  const noise = A.bernoulli(z, survival) as Tensor;
+  z.dispose();
+  if (survival > 0) noise.div_(survival);
+  const out = x.mul(noise);
+  noise.dispose();
+  return out;
+}

@@ -298,3 +298,96 @@ export class Sequential extends Module {
     return h;
   }
 }
+
+// ---- modules of the torchvision architectures (appended) ----------------------------------------
+
+/** Layer norm over the last dims (torch.nn.LayerNorm): weight and bias of normalizedShape. */
+export class LayerNorm extends Module {
+  readonly normalizedShape: number[];
+  readonly weight: Tensor | null;
+  readonly bias: Tensor | null;
+  constructor(normalizedShape: number | number[], readonly eps = 1e-5, elementwiseAffine = true) {
+    super();
+    this.normalizedShape = Array.isArray(normalizedShape) ? [...normalizedShape] : [normalizedShape];
+    this.weight = elementwiseAffine ? this.registerParameter('weight', ones(this.normalizedShape)) : null;
+    this.bias = elementwiseAffine ? this.registerParameter('bias', zeros(this.normalizedShape)) : null;
+  }
+  forward(x: Tensor): Tensor { return F.layerNorm(x, this.normalizedShape, this.weight, this.bias, this.eps); }
+}
+
+export class GELU extends Module {
+  constructor(readonly approximate: 'none' | 'tanh' = 'none') { super(); }
+  forward(x: Tensor): Tensor { return F.gelu(x, this.approximate); }
+}
+
+export class SiLU extends Module {
+  forward(x: Tensor): Tensor { return F.silu(x); }
+}
+
+export class Hardswish extends Module {
+  forward(x: Tensor): Tensor { return F.hardswish(x); }
+}
+
+export class Hardsigmoid extends Module {
+  forward(x: Tensor): Tensor { return F.hardsigmoid(x); }
+}
+
+export class ReLU6 extends Module {
+  forward(x: Tensor): Tensor { return F.relu6(x); }
+}
+
+export class Sigmoid extends Module {
+  forward(x: Tensor): Tensor { return x.sigmoid(); }
+}
+
+/**
+ * torch.nn.MultiheadAttention as self-attention on batch-first sequences [N, L, E] (the call the
+ * torchvision ViT makes): in_proj_weight [3E, E], in_proj_bias [3E], out_proj; softmax(q k^T / sqrt(d)) v
+ * per head, with dropout on the attention weights in training.
+ */
+export class MultiheadAttention extends Module {
+  readonly inProjWeight: Tensor;
+  readonly inProjBias: Tensor | null;
+  readonly outProj: Linear;
+  constructor(readonly embedDim: number, readonly numHeads: number, readonly dropout = 0, bias = true) {
+    super();
+    if (embedDim % numHeads !== 0) throw new Error(`MultiheadAttention: embed_dim ${embedDim} must be divisible by num_heads ${numHeads}`);
+    this.inProjWeight = this.registerParameter('in_proj_weight', zeros([3 * embedDim, embedDim]));
+    const bound = Math.sqrt(6 / (4 * embedDim)); // xavier_uniform_ over the [3E, E] matrix, as PyTorch
+    noGrad(() => this.inProjWeight.uniform_(-bound, bound));
+    this.inProjBias = bias ? this.registerParameter('in_proj_bias', zeros([3 * embedDim])) : null;
+    this.outProj = this.registerModule('out_proj', new Linear(embedDim, embedDim, bias));
+    if (this.outProj.bias) noGrad(() => this.outProj.bias!.zero_());
+  }
+  forward(x: Tensor): Tensor {
+    return scope(() => {
+      const [n, l, e] = x.shape;
+      const h = this.numHeads, d = e / h;
+      // [N, L, 3E] -> [3, N, heads, L, d]
+      const qkv = F.linear(x, this.inProjWeight, this.inProjBias).view(n, l, 3, h, d).permute(2, 0, 3, 1, 4);
+      const q = qkv.select(0, 0).mul(1 / Math.sqrt(d)), k = qkv.select(0, 1), v = qkv.select(0, 2);
+      let attn = F.softmax(q.matmul(k.transpose(-2, -1)), -1);
+      if (this.training && this.dropout > 0) attn = F.dropout(attn, this.dropout, true);
+      const heads = attn.matmul(v).permute(0, 2, 1, 3).reshape(n, l, e);
+      return this.outProj.call(heads);
+    });
+  }
+}
+
+/** torch.nn.Sequential(OrderedDict(...)): children by the given names, called in order. */
+export class NamedSequential extends Module {
+  readonly layers: Module[];
+  constructor(layers: [string, Module][]) {
+    super();
+    this.layers = layers.map(([n, m]) => this.registerModule(n, m));
+  }
+  forward(x: Tensor): Tensor {
+    let h = x;
+    for (const m of this.layers) {
+      const next = m.call(h);
+      if (h !== x && next !== h) h.dispose();
+      h = next;
+    }
+    return h;
+  }
+}

@@ -1,0 +1,81 @@
+// Parity of the toolkit's torchvision architectures with Debian's python3-torchvision 0.14: the state dict
+// torch.save wrote loads strictly by name; eval logits within 1e-4 relative; in train mode (batch
+// statistics, dropout and stochastic depth at p = 0 on both sides) the logits, the loss and the gradients
+// of a few named parameters after one backward within 1e-3 relative. Relative = max |diff| / max |ref|.
+import * as assert from 'assert/strict';
+import * as fs from 'fs';
+import * as path from 'path';
+import * as T from '../../src/torch';
+import { createModel, ModelName } from '../../src/models';
+import { StochasticDepth } from '../../src/models/torchvision-ops';
+import { maxAbsDiff, python, relDiff, tmpDir } from '../helpers';
+
+/** batch 0: only the state dict's names, shapes and order are compared (no weights travel) */
+export interface ZooSpec { name: ModelName; inChannels: number; size: number; batch: number; /** eval only: no backward (the largest models) */ evalOnly?: boolean }
+
+export interface ZooFigures { tag: string; evalRel: number; trainRel: number; lossDiff: number; grads: [string, number][] }
+
+/** Runs the PyTorch reference for the specs and checks each model; returns the measured figures. */
+export function checkZooParity(specs: ZooSpec[], tol = { eval: 1e-4, train: 1e-3, grad: 1e-3 }): ZooFigures[] {
+  const dir = tmpDir('zoo');
+  const figures: ZooFigures[] = [];
+  try {
+    python('torchvision_zoo_ref.py', dir, ...specs.map((s) => `${s.name}:${s.inChannels}:${s.size}:${s.batch}`));
+    const ref = T.loadSafetensors(path.join(dir, 'ref.safetensors')).tensors;
+    for (const s of specs) {
+      const tag = `${s.name}_${s.inChannels}`;
+      const r = (k: string): T.Tensor => { const t = ref.get(`${tag}.${k}`); assert.ok(t, `reference lacks ${tag}.${k}`); return t; };
+      T.manualSeed(0);
+      const model = createModel({ name: s.name, inChannels: s.inChannels, numClasses: 10, imageSize: s.size });
+      if (s.batch === 0) {
+        const want = JSON.parse(Buffer.from(r('keys').toArray() as Uint8Array).toString()) as [string, number[]][];
+        assert.deepEqual([...model.stateDict()].map(([k, v]) => [k, v.shape]), want, `${tag}: state-dict names, shapes and order`);
+        figures.push({ tag, evalRel: NaN, trainRel: NaN, lossDiff: NaN, grads: [] });
+        model.dispose();
+        continue;
+      }
+      const sd = T.loadTorchStateDict(path.join(dir, `${tag}.pt`));
+      model.loadStateDict(sd); // strict: every key and shape matches both ways
+      T.dispose(sd);
+      fs.rmSync(path.join(dir, `${tag}.pt`));
+      // as on the PyTorch side: dropout and stochastic depth at p = 0, so train mode is deterministic
+      for (const [, m] of model.namedModules()) if (m instanceof T.nn.Dropout || m instanceof StochasticDepth) Object.assign(m, { p: 0 });
+      const x = r('x');
+      model.eval();
+      const logits = T.noGrad(() => model.call(x));
+      const evalRel = relDiff(logits, r('logits_eval'));
+      assert.ok(evalRel <= tol.eval, `${tag}: eval logits differ by ${evalRel} relative (> ${tol.eval})`);
+      // the logits differ between the images: a model that ignored its input would fail
+      assert.ok(maxAbsDiff(logits.select(0, 0), logits.select(0, 1)) > 1e-3, `${tag}: both images give the same logits`);
+      logits.dispose();
+      const fig: ZooFigures = { tag, evalRel, trainRel: NaN, lossDiff: NaN, grads: [] };
+      if (!s.evalOnly) {
+        model.train();
+        const out = model.call(x);
+        const loss = T.F.crossEntropy(out, r('y'));
+        loss.backward();
+        fig.trainRel = relDiff(out.detach(), r('logits_train'));
+        fig.lossDiff = Math.abs(loss.item() - r('loss').item());
+        assert.ok(fig.trainRel <= tol.train, `${tag}: train-mode logits differ by ${fig.trainRel} relative (> ${tol.train})`);
+        const names = Buffer.from(r('params').toArray() as Uint8Array).toString().split(',');
+        const params = new Map(model.namedParameters());
+        for (const n of names) {
+          const g = params.get(n)?.grad;
+          assert.ok(g, `${tag}: no gradient for ${n}`);
+          const d = relDiff(g, r(`grad.${n}`));
+          fig.grads.push([n, d]);
+          assert.ok(d <= tol.grad, `${tag}: gradient of ${n} differs by ${d} relative (> ${tol.grad})`);
+        }
+        T.dispose([out, loss]);
+      }
+      figures.push(fig);
+      model.dispose();
+    }
+    T.dispose(ref);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+  for (const f of figures)
+    console.log(`# ${f.tag}: eval ${f.evalRel.toExponential(2)}, train ${f.trainRel.toExponential(2)}, |dloss| ${f.lossDiff.toExponential(2)}, grads ${f.grads.map(([n, d]) => `${n} ${d.toExponential(2)}`).join('; ')}`);
+  return figures;
+}

@@ -1,0 +1,87 @@
+# torchvision side of the model-zoo parity tests (Debian's python3-torchvision 0.14 on python3-torch 1.13).
+# Usage: python3 torchvision_zoo_ref.py <dir> <name>:<in_ch>:<size>:<batch> ... (batch 0: only <tag>.keys,
+# the state dict's names and shapes in order, as JSON in uint8)
+# For each spec writes <dir>/<name>_<in_ch>.pt (torch.save of the state dict) and, in <dir>/ref.safetensors,
+# under the prefix <name>_<in_ch>.: x, y, logits_eval, logits_train, loss, and grad.<param> for a few
+# parameters (list in params, as a uint8 string) after one backward of the cross entropy in train mode.
+# Dropout and stochastic depth are set to p = 0 so train mode is deterministic; batch-norm statistics,
+# norm affines, layer scales and heads are randomised so eval mode and every block are tested for real.
+import json, sys
+import torch, torch.nn as nn, torchvision
+from torchvision.ops import StochasticDepth
+from torch_ref import save_st
+
+
+def first_conv_for(m, in_ch):
+    """Replaces the first Conv2d with one of in_ch input channels, as users adapt torchvision models."""
+    if in_ch == 3:
+        return
+    for name, mod in m.named_modules():
+        if isinstance(mod, nn.Conv2d):
+            parent = m.get_submodule(name.rsplit('.', 1)[0]) if '.' in name else m
+            new = nn.Conv2d(in_ch, mod.out_channels, mod.kernel_size, mod.stride, mod.padding, mod.dilation, mod.groups, mod.bias is not None)
+            setattr(parent, name.rsplit('.', 1)[-1], new)
+            return
+
+
+def build(name, in_ch, size):
+    kw = {'image_size': size} if name.startswith('vit') else {}
+    m = getattr(torchvision.models, name)(num_classes=10, **kw)
+    first_conv_for(m, in_ch)
+    with torch.no_grad():
+        for mod in m.modules():
+            if isinstance(mod, nn.BatchNorm2d):
+                mod.weight.uniform_(0.5, 1.5); mod.bias.uniform_(-0.2, 0.2)
+                mod.running_mean.uniform_(-0.2, 0.2); mod.running_var.uniform_(0.5, 2.0)
+            elif isinstance(mod, nn.LayerNorm):
+                mod.weight.uniform_(0.5, 1.5); mod.bias.uniform_(-0.2, 0.2)
+            elif isinstance(mod, nn.Dropout):
+                mod.p = 0.0
+            elif isinstance(mod, StochasticDepth):
+                mod.p = 0.0
+            if hasattr(mod, 'layer_scale'):  # ConvNeXt's 1e-6 would hide the blocks
+                mod.layer_scale.uniform_(0.2, 0.6)
+        if name.startswith('vit'):
+            nn.init.normal_(m.heads.head.weight, std=0.05); nn.init.normal_(m.class_token, std=0.5)
+    return m
+
+
+def main(d, specs):
+    torch.set_num_threads(1)
+    out = {}
+    for spec in specs:
+        name, in_ch, size, batch = spec.split(':')
+        in_ch, size, batch = int(in_ch), int(size), int(batch)
+        tag = f'{name}_{in_ch}'
+        torch.manual_seed(0)
+        m = build(name, in_ch, size)
+        if batch == 0:  # structure only: the state dict's names and shapes, in order
+            keys = json.dumps([[k, list(v.shape)] for k, v in m.state_dict().items()])
+            out[f'{tag}.keys'] = torch.tensor(list(keys.encode()), dtype=torch.uint8)
+            continue
+        torch.save(m.state_dict(), f'{d}/{tag}.pt')
+        x = torch.randn(batch, in_ch, size, size)
+        y = torch.arange(batch) % 10
+        m.eval()
+        with torch.no_grad():
+            out[f'{tag}.logits_eval'] = m(x)
+        m.train()
+        logits = m(x)
+        loss = nn.functional.cross_entropy(logits, y)
+        loss.backward()
+        named = [(n, p) for n, p in m.named_parameters()]
+        picks = sorted({0, len(named) // 3, (2 * len(named)) // 3, len(named) - 2})
+        for i in picks:
+            n, p = named[i]
+            out[f'{tag}.grad.{n}'] = p.grad
+        out[f'{tag}.params'] = torch.tensor(list(','.join(named[i][0] for i in picks).encode()), dtype=torch.uint8)
+        out[f'{tag}.x'] = x
+        out[f'{tag}.y'] = y
+        out[f'{tag}.logits_train'] = logits.detach()
+        out[f'{tag}.loss'] = loss.detach().reshape(1)
+        del m
+    save_st(f'{d}/ref.safetensors', out)
+
+
+if __name__ == '__main__':
+    main(sys.argv[1], sys.argv[2:])
