@@ -11,19 +11,47 @@ export interface NpyArray { descr: NpyDescr; shape: number[]; /** the raw little
 const MAX_HEADER = 1 << 16;
 const MAX_DIMS = 8;
 
-/** Parses a .npy buffer; `maxBytes` bounds the data the header may declare. Errors name `source`. */
-export function parseNpy(buf: Buffer, source: string, maxBytes: number): NpyArray {
+export interface NpyHeader {
+  descr: NpyDescr;
+  shape: number[];
+  /** where the data starts: magic, version, header length and header */
+  dataOffset: number;
+  /** the data's size in bytes, as the shape and dtype declare it */
+  dataBytes: number;
+}
+
+/** Bytes that always hold a .npy's magic, version and header length. */
+export const NPY_PREAMBLE = 12;
+/** The most bytes a .npy's preamble and header can take. */
+export const NPY_MAX_HEADER_BYTES = NPY_PREAMBLE + MAX_HEADER;
+
+/**
+ * The bytes a .npy's header needs, from its first NPY_PREAMBLE bytes (or fewer, for a short array):
+ * read that many, then parseNpyHeader. Bounded by the 64 KiB header limit.
+ */
+export function npyHeaderLength(prefix: Buffer, source: string): number {
   const fail = (msg: string): never => { throw new Error(`${source}: ${msg}`); };
-  if (buf.length < 10 || buf.toString('latin1', 0, 6) !== '\x93NUMPY') fail('not a .npy array (bad magic)');
-  const major = buf[6];
-  if (major < 1 || major > 3) fail(`unsupported .npy version ${major}.${buf[7]} (1, 2 and 3 are read)`);
+  if (prefix.length < 10 || prefix.toString('latin1', 0, 6) !== '\x93NUMPY') fail('not a .npy array (bad magic)');
+  const major = prefix[6];
+  if (major < 1 || major > 3) fail(`unsupported .npy version ${major}.${prefix[7]} (1, 2 and 3 are read)`);
   const lenBytes = major === 1 ? 2 : 4;
-  if (buf.length < 8 + lenBytes) fail('truncated .npy header');
-  const headerLen = major === 1 ? buf.readUInt16LE(8) : buf.readUInt32LE(8);
-  const start = 8 + lenBytes;
+  if (prefix.length < 8 + lenBytes) fail('truncated .npy header');
+  const headerLen = major === 1 ? prefix.readUInt16LE(8) : prefix.readUInt32LE(8);
   if (headerLen > MAX_HEADER) fail(`.npy header length ${headerLen} exceeds ${MAX_HEADER} bytes`);
-  if (start + headerLen > buf.length) fail(`.npy header (${headerLen} bytes) runs past the end of the ${buf.length}-byte array`);
-  const header = buf.toString(major === 3 ? 'utf8' : 'latin1', start, start + headerLen);
+  return 8 + lenBytes + headerLen;
+}
+
+/**
+ * A .npy's header, from a prefix of at least npyHeaderLength bytes: nothing of the data is needed, so
+ * a compressed array's declared size is checked before it is inflated. `maxBytes` bounds the data the
+ * header may declare. Errors name `source`.
+ */
+export function parseNpyHeader(prefix: Buffer, source: string, maxBytes: number): NpyHeader {
+  const fail = (msg: string): never => { throw new Error(`${source}: ${msg}`); };
+  const dataOffset = npyHeaderLength(prefix, source);
+  if (dataOffset > prefix.length) fail(`.npy header (${dataOffset} bytes with its preamble) runs past the end of the ${prefix.length}-byte array`);
+  const major = prefix[6], start = major === 1 ? 10 : 12;
+  const header = prefix.toString(major === 3 ? 'utf8' : 'latin1', start, dataOffset);
   const fields = parseHeaderDict(header, fail);
 
   const descr = fields.get('descr');
@@ -40,11 +68,17 @@ export function parseNpy(buf: Buffer, source: string, maxBytes: number): NpyArra
     if (!Number.isSafeInteger(d) || d < 0) fail(`.npy shape (${shape.join(', ')}) has a bad dimension ${d}`);
     numel *= d;
   }
-  const bytes = numel * ITEM_SIZE[normal];
-  if (!Number.isSafeInteger(bytes) || bytes > maxBytes) fail(`.npy shape (${shape.join(', ')}) x ${descr} declares ${bytes} bytes, more than the ${maxBytes}-byte limit`);
-  const have = buf.length - start - headerLen;
-  if (have !== bytes) fail(`.npy shape (${shape.join(', ')}) x ${descr} needs ${bytes} bytes of data, the array holds ${have}`);
-  return { descr: normal, shape, data: buf.subarray(start + headerLen) };
+  const dataBytes = numel * ITEM_SIZE[normal];
+  if (!Number.isSafeInteger(dataBytes) || dataBytes > maxBytes) fail(`.npy shape (${shape.join(', ')}) x ${descr} declares ${dataBytes} bytes, more than the ${maxBytes}-byte limit`);
+  return { descr: normal, shape, dataOffset, dataBytes };
+}
+
+/** Parses a .npy buffer; `maxBytes` bounds the data the header may declare. Errors name `source`. */
+export function parseNpy(buf: Buffer, source: string, maxBytes: number): NpyArray {
+  const h = parseNpyHeader(buf, source, maxBytes);
+  const have = buf.length - h.dataOffset;
+  if (have !== h.dataBytes) throw new Error(`${source}: .npy shape (${h.shape.join(', ')}) x ${h.descr} needs ${h.dataBytes} bytes of data, the array holds ${have}`);
+  return { descr: h.descr, shape: h.shape, data: buf.subarray(h.dataOffset) };
 }
 
 /** The integer values of a 1-D-or-more integer array, as plain numbers (refusing values beyond 2^53). */

@@ -7,7 +7,7 @@ import { tensor } from '../torch';
 import { readFileNamed } from '../util/files';
 import type { ImageSet } from './image-set';
 import { decodeImage, toChannels } from './image-decode';
-import { npyIntegers, parseNpy } from './npy';
+import { NPY_MAX_HEADER_BYTES, NPY_PREAMBLE, NpyHeader, npyHeaderLength, npyIntegers, parseNpy, parseNpyHeader } from './npy';
 
 /** What the model takes: channels 1 (read as PIL's 'L') or 3 ('RGB'), square images of `size`, `classes` labels. */
 export interface ImageExpect { channels: number; size: number; classes: number }
@@ -144,19 +144,33 @@ export function readNpzImages(file: string, expect: ImageExpect, limits: UserIma
   const size = fileSize(file);
   // np.savez_compressed: deflated entries bounded by the limit; a stored file cannot exceed it by much
   if (size > 2 * maxBytes + (1 << 20)) throw new Error(`${file}: ${size} bytes, more than the limit on clean images (${maxBytes} bytes of pixels)`);
-  const zip = readZip(readFileNamed(file), file, { deflate: { maxBytes: 8 * maxBytes + (1 << 20) } });
+  // a first bound on any entry (y's labels may be int64, 8 bytes an image); each array's exact size is
+  // checked from its header below
+  const zip = readZip(readFileNamed(file), file, { deflate: { maxBytes: 8 * maxBytes + NPY_MAX_HEADER_BYTES } });
   for (const k of ['x.npy', 'y.npy']) if (!zip.entries.has(k)) throw new Error(`${file}: no array '${k.slice(0, 1)}' (it holds ${[...zip.entries.keys()].map((n) => n.replace(/\.npy$/, '')).join(', ') || 'nothing'}); save with np.savez(path, x=images, y=labels)`);
-  const x = parseNpy(zip.read('x.npy'), `${file}: x`, maxBytes);
-  const y = parseNpy(zip.read('y.npy'), `${file}: y`, maxBytes);
-  if (x.descr !== '|u1') throw new Error(`${file}: x has dtype '${x.descr}', expected uint8 ('|u1') pixels in 0..255`);
-  const s = x.shape;
+  // both headers are read from prefixes and checked, against the limit, the model and each other,
+  // before either array is inflated: a small file that declares (or deflates to) gigabytes costs nothing
+  const header = (k: 'x' | 'y', limit: number): NpyHeader => {
+    const name = `${k}.npy`, source = `${file}: ${k}`;
+    const h = parseNpyHeader(zip.readPrefix(name, npyHeaderLength(zip.readPrefix(name, NPY_PREAMBLE), source)), source, limit);
+    const declared = zip.entries.get(name)!.size;
+    if (h.dataOffset + h.dataBytes !== declared)
+      throw new Error(`${source}: .npy shape (${h.shape.join(', ')}) x ${h.descr} needs ${h.dataBytes} bytes of data, the array holds ${declared - h.dataOffset} (its zip entry's declared size)`);
+    return h;
+  };
+  const xh = header('x', maxBytes);
+  if (xh.descr !== '|u1') throw new Error(`${file}: x has dtype '${xh.descr}', expected uint8 ('|u1') pixels in 0..255`);
+  const s = xh.shape;
   if (s.length !== 3 && s.length !== 4) throw new Error(`${file}: x has shape (${s.join(', ')}), expected (N, H, W) or (N, H, W, C)`);
   const [n, h, w] = s, c = s.length === 4 ? s[3] : 1;
   if (h !== expect.size || w !== expect.size) throw new Error(`${file}: x images are ${h}x${w} (shape (${s.join(', ')})), the model expects ${expect.size}x${expect.size}`);
   if (c !== expect.channels) throw new Error(`${file}: x has ${c} channel${c === 1 ? '' : 's'} (shape (${s.join(', ')}), channels last), the model expects ${expect.channels}`);
   if (n < 1) throw new Error(`${file}: x holds no images`);
-  if (y.descr === '|b1') throw new Error(`${file}: y has dtype bool, expected integer labels`);
-  if (y.shape.length !== 1 || y.shape[0] !== n) throw new Error(`${file}: y has shape (${y.shape.join(', ')}), expected (${n},): one label per image of x`);
+  const yh = header('y', 8 * maxBytes);
+  if (yh.descr === '|b1') throw new Error(`${file}: y has dtype bool, expected integer labels`);
+  if (yh.shape.length !== 1 || yh.shape[0] !== n) throw new Error(`${file}: y has shape (${yh.shape.join(', ')}), expected (${n},): one label per image of x`);
+  const x = parseNpy(zip.read('x.npy'), `${file}: x`, maxBytes);
+  const y = parseNpy(zip.read('y.npy'), `${file}: y`, 8 * maxBytes);
   const labels = npyIntegers(y, `${file}: y`);
   const bad = labels.findIndex((v) => v < 0 || v >= expect.classes);
   if (bad >= 0) throw new Error(`${file}: y[${bad}] = ${labels[bad]} is outside the model's classes 0..${expect.classes - 1}`);

@@ -11,8 +11,19 @@ export interface ZipOptions {
   deflate?: { maxBytes: number };
 }
 
+export interface ZipReader {
+  entries: Map<string, ZipEntry>;
+  /** The entry's bytes, inflated no further than its declared size. */
+  read(name: string): Buffer;
+  /**
+   * The first `n` bytes of the entry (fewer if it is shorter), inflating only a prefix of a deflated one:
+   * a header can be checked before the rest is inflated.
+   */
+  readPrefix(name: string, n: number): Buffer;
+}
+
 /** Lists entries and returns a reader for their bytes. Errors name `source`. */
-export function readZip(buf: Buffer, source: string, options: ZipOptions = {}): { entries: Map<string, ZipEntry>; read(name: string): Buffer } {
+export function readZip(buf: Buffer, source: string, options: ZipOptions = {}): ZipReader {
   const fail = (msg: string): never => { throw new Error(`${source}: ${msg}`); };
   const check = (at: number, n: number, what: string): void => {
     if (!Number.isSafeInteger(at) || at < 0 || at + n > buf.length) fail(`${what} at offset ${at} lies outside the ${buf.length}-byte file (truncated or corrupt zip)`);
@@ -79,11 +90,29 @@ export function readZip(buf: Buffer, source: string, options: ZipOptions = {}): 
     entries.set(name, { name, offset, size, compressedSize: csize, method });
     p = end + commentLen;
   }
+  const entry = (name: string): ZipEntry => entries.get(name) ?? fail(`archive has no entry '${name}'`);
+  const corrupt = (name: string, e: unknown): never => fail(`entry '${name}': corrupt deflate data (${(e as Error).message})`);
   return {
     entries,
+    readPrefix(name: string, n: number): Buffer {
+      const en = entry(name);
+      const raw = buf.subarray(en.offset, en.offset + en.compressedSize);
+      if (en.method === 0) return raw.subarray(0, n);
+      // inflate ever longer prefixes of the compressed bytes, flushing what they decode, until n bytes
+      // are out: each round inflates at most 1032x its input (deflate's largest ratio) plus n
+      for (let k = 256; ; k *= 2) {
+        const part = raw.subarray(0, Math.min(k, raw.length));
+        let out: Buffer;
+        try {
+          out = zlib.inflateRawSync(part, { finishFlush: zlib.constants.Z_SYNC_FLUSH, maxOutputLength: n + 1032 * part.length + 1024 });
+        } catch (e) {
+          return corrupt(name, e);
+        }
+        if (out.length >= n || part.length === raw.length) return Buffer.from(out.subarray(0, Math.min(n, en.size)));
+      }
+    },
     read(name: string): Buffer {
-      const en = entries.get(name);
-      if (!en) return fail(`archive has no entry '${name}'`);
+      const en = entry(name);
       const raw = buf.subarray(en.offset, en.offset + en.compressedSize);
       if (en.method === 0) return raw;
       let out: Buffer;
@@ -91,7 +120,7 @@ export function readZip(buf: Buffer, source: string, options: ZipOptions = {}): 
         out = zlib.inflateRawSync(raw, { maxOutputLength: Math.max(1, en.size) });
       } catch (e) {
         const big = (e as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE';
-        return fail(big ? `entry '${name}' inflates to more than its declared ${en.size} bytes` : `entry '${name}': corrupt deflate data (${(e as Error).message})`);
+        return big ? fail(`entry '${name}' inflates to more than its declared ${en.size} bytes`) : corrupt(name, e);
       }
       if (out.length !== en.size) fail(`entry '${name}' inflates to ${out.length} bytes, not its declared ${en.size}`);
       return out;
