@@ -21,12 +21,17 @@ test('one signed ascent step of eps from the start, unprojected as the official 
   restore(p.model, original);
   const params = p.model.parameters();
   for (const t of params) t.requiresGrad_(false);
-  const s = new AnpState(p.model);
   p.model.eval();
   const x = normalize(train.images.narrow(0, 0, 64), PLANTED_NORM), y = train.labels.narrow(0, 0, 64);
   const loss = (): number => noGrad(() => scope(() => F.crossEntropy(p.model.call(x), y).item()));
+  // without the ANP state, eval-mode inference folds each BN into its conv (nn.convBn)
+  const folded = loss();
+  const s = new AnpState(p.model);
   s.perturbed = true;
   const clean = loss();
+  // with it, each BN runs on its own (unfolded): the same function on another kernel path, equal to the
+  // last bit on AMD AVX-512 and with AVX2, not on Intel AVX-512 (issue 26); so compared with a tolerance
+  assert.ok(Math.abs(clean - folded) <= 1e-3 * folded, `zero noise, unit masks: the original function (${folded} vs ${clean})`);
   perturb(s, x, y, 0.4, 1, false);
   const ascended = loss();
   assert.ok(ascended > clean + 0.01, `loss ${clean} -> ${ascended}`);
@@ -52,7 +57,7 @@ test('one signed ascent step of eps from the start, unprojected as the official 
   s.remove();
   for (const t of params) t.requiresGrad_(true);
   s.perturbed = false;
-  assert.equal(loss(), clean, 'the BN forward is the original again');
+  assert.equal(loss(), folded, 'the BN forward is the original again: folded as before, the same computation to the bit');
 });
 
 test('mask learning keeps masks in [0, 1] and leaves every weight and buffer of the model as it was', () => {

@@ -50,7 +50,11 @@ test('the penalty of all units taken together has the gradients of the per-unit 
     const together = penalizedTogether(units, togetherIndex(units, selection)!, penalty);
     assert.ok(Math.abs(together.item() - perUnitValue) < 1e-5 * perUnitValue, `${penalty}: ${together.item()} vs ${perUnitValue}`);
     together.mul(0.3).backward();
-    assert.deepEqual(grads(), perUnit, penalty);
+    // two computations of one gradient (per unit, and over the units' concatenated slices): equal up to
+    // the reduction order of each norm, which the kernels choose by instruction set
+    const tog = grads(), scale = Math.max(...perUnit.flat().map(Math.abs));
+    const worst = Math.max(...tog.flatMap((g, i) => g.map((v, j) => Math.abs(v - perUnit[i][j]))));
+    assert.ok(worst <= 1e-6 * scale, `${penalty}: gradients differ by ${worst} (largest ${scale})`);
     assert.ok(perUnit.flat().some((g) => g !== 0));
   }
   assert.equal(togetherIndex(units, units.map(() => [])), null);
