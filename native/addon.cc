@@ -6,6 +6,7 @@
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <ATen/autocast_mode.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <c10/core/GradMode.h>
 #include <c10/core/InferenceMode.h>
@@ -756,12 +757,53 @@ ENTRY(Bytes) {
   return ab;
 } END_ENTRY
 
+// CPU autocast (torch.autocast('cpu')): thread-local in libtorch; Node calls the addon on its main
+// thread only. The cast cache is off while autocast is on: PyTorch clears it when the outermost
+// autocast context exits, but a TypeScript caller may keep autocast on across optimiser steps, and a
+// cached low-precision copy of a parameter updated in place would then be stale.
+struct AutocastOff {
+  bool was = at::autocast::is_cpu_enabled();
+  AutocastOff() { if (was) at::autocast::set_cpu_enabled(false); }
+  ~AutocastOff() { if (was) at::autocast::set_cpu_enabled(true); }
+};
+
+napi_value autocastState(napi_env env) {
+  napi_value o;
+  NCHECK(napi_create_object(env, &o));
+  NCHECK(napi_set_named_property(env, o, "enabled", boolean(env, at::autocast::is_cpu_enabled())));
+  NCHECK(napi_set_named_property(env, o, "dtype", str(env, dtypeName(at::autocast::get_autocast_cpu_dtype()))));
+  NCHECK(napi_set_named_property(env, o, "cache", boolean(env, at::autocast::is_autocast_cache_enabled())));
+  return o;
+}
+
+// setAutocast(enabled, dtype?) -> the previous {enabled, dtype, cache}
+ENTRY(SetAutocast) {
+  Args<2> a(env, info);
+  napi_value prev = autocastState(env);
+  bool on = boolOf(env, a[0], "enabled");
+  if (a[1] && !isNullish(env, a[1])) {
+    auto st = dtypeOf(env, a[1], "dtype");
+    if (st != at::kBFloat16 && st != at::kHalf) throw JsError("setAutocast: dtype must be bfloat16 or float16, got " + dtypeName(st));
+    at::autocast::set_autocast_cpu_dtype(st);
+  }
+  at::autocast::clear_cache();
+  at::autocast::set_autocast_cache_enabled(!on);
+  at::autocast::set_cpu_enabled(on);
+  return prev;
+} END_ENTRY
+
+ENTRY(GetAutocast) { return autocastState(env); } END_ENTRY
+
 // backward(loss, grad?, retainGraph?)
 ENTRY(Backward) {
   Args<3> a(env, info);
   std::vector<at::Tensor> grads;
   if (a[1] && !isNullish(env, a[1])) grads.push_back(argTensor(env, a[1], "grad"));
   bool retain = a[2] && !isNullish(env, a[2]) && boolOf(env, a[2], "retainGraph");
+  // On CPU the autograd engine runs the backward pass on this thread with the thread-local state of
+  // this call, autocast included; PyTorch's recipe runs backward outside autocast (each backward op
+  // then takes the dtypes its forward op saw), so autocast is off for the duration of the pass.
+  AutocastOff off;
   torch::autograd::backward({argTensor(env, a[0], "tensor")}, grads, retain, false);
   return jsUndefined(env);
 } END_ENTRY
@@ -905,6 +947,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"getNumThreads", GetNumThreads},     {"stats", Stats},
       {"buildInfo", BuildInfo},             {"allocatorStats", AllocatorStats},
       {"emptyCache", EmptyCache},           {"setMkldnnEnabled", SetMkldnnEnabled},
+      {"setAutocast", SetAutocast},         {"getAutocast", GetAutocast},
   };
   const char* caching = std::getenv("VARDEFENSE_CACHING_ALLOCATOR");
   if (!caching || std::string(caching) != "0") c10::SetCPUAllocator(&CachingCPUAllocator::instance(), /*priority=*/1);

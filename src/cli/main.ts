@@ -13,7 +13,7 @@ import { runSummary } from './summary';
 import { runSelectionCheck } from './selection-check';
 import { MODEL_NAMES } from '../models';
 import { DEFENSE_NAMES } from '../defenses/registry';
-import { addAttackOptions, addDataOptions, addModelOptions, addNormOptions, addUserFileOptions, addWeightsOptions, fraction, int, num } from './options';
+import { addAttackOptions, addDataOptions, addModelOptions, addNormOptions, addPrecisionOption, addUserFileOptions, addWeightsOptions, fraction, int, num } from './options';
 import { runPreview } from './preview';
 import { runTrain } from './train';
 import { DATASET_NAMES, DatasetName } from '../data/datasets';
@@ -26,6 +26,7 @@ const trainCmd = program.command('train').description('train a clean or backdoor
 addDataOptions(trainCmd);
 addModelOptions(trainCmd);
 addAttackOptions(trainCmd);
+addPrecisionOption(trainCmd);
 trainCmd
   .option('--epochs <n>', 'epochs', int('--epochs', 1), 10)
   .option('--batch-size <n>', 'batch size', int('--batch-size', 1), 128)
@@ -48,6 +49,7 @@ addDataOptions(evalCmd);
 addModelOptions(evalCmd);
 addAttackOptions(evalCmd);
 addNormOptions(evalCmd);
+addPrecisionOption(evalCmd);
 addUserFileOptions(evalCmd, 'the same as --test (its earlier name)', 'evaluate on these labelled images instead of the test split');
 evalCmd.option('--json', 'print JSON', false).action((o, cmd: Command) => runEval(o, (key) => cmd.getOptionValueSource(key) === 'cli'));
 
@@ -85,6 +87,7 @@ addNormOptions(defendCmd);
 addUserFileOptions(defendCmd, 'your own clean images instead of --clean-size (without --run)',
   'measure ACC / ASR before and after on these labelled images instead of the dataset\'s test split (without --run)');
 addAttackOptions(defendCmd, 'none');
+addPrecisionOption(defendCmd);
 defendCmd
   .option('--method <list>', `defenses as name[:preset], comma-separated (${DEFENSE_NAMES.join(', ')})`, 'vardefense')
   .option('--set <key=value>', 'override an option of the method(s); repeatable (JSON values, e.g. lambda=auto, statsMomentum=null)', (v: string, acc: string[]) => [...acc, v], [] as string[])

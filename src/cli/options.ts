@@ -33,6 +33,12 @@ export function fraction(name: string) {
   };
 }
 
+/** --precision fp32|bf16 (bf16: bfloat16 autocast where the CPU has AVX512-BF16 or AMX; refused elsewhere, docs/engine.md). */
+export function addPrecisionOption(c: Command): Command {
+  return c.addOption(new Option('--precision <p>', 'arithmetic: fp32, or bf16 (bfloat16 autocast as torch.autocast: convolutions and matmuls in bf16, losses, BN statistics and weights in fp32; needs AVX512-BF16 or AMX)')
+    .choices(['fp32', 'bf16']).default('fp32'));
+}
+
 export function addDataOptions(c: Command): Command {
   return c
     .addOption(new Option('--dataset <name>', 'dataset').choices([...DATASET_NAMES]).default('fashion-mnist'))

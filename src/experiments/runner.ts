@@ -46,9 +46,10 @@ export function toResult(cell: Cell, o: DefendOutcome): CellResult {
   };
 }
 
-/** "avx512f, ATen AVX2, ONEDNN_MAX_CPU_ISA=AVX2": what picks the float kernels. */
+/** "avx512f, ATen AVX2, ONEDNN_MAX_CPU_ISA=AVX2": what picks the float kernels (and ", bf16 autocast (amx_bf16)" for bf16). */
 export const kernelsOf = (e: ComputeEnvironment): string =>
-  [e.isa, `ATen ${e.atenCapability}`, ...Object.entries(e.limits).map(([k, v]) => `${k}=${v}`)].join(', ');
+  [e.isa, `ATen ${e.atenCapability}`, ...Object.entries(e.limits).map(([k, v]) => `${k}=${v}`),
+    ...(e.precision === 'bf16' ? [`bf16 autocast (${e.bf16Hardware ?? 'unknown'})`] : [])].join(', ');
 
 /** Results already recorded in results.jsonl (a torn last line from a kill is ignored). */
 export function readResults(out: string): CellResult[] {

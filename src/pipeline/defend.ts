@@ -4,7 +4,7 @@
 import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
-import { nn, Tensor } from '../torch';
+import { assertPrecision, nn, Precision, Tensor, withPrecision } from '../torch';
 import { computeEnvironment, ComputeEnvironment } from '../torch/environment';
 import { AttackSpec } from '../attacks/poison';
 import { datasetInfo, ImageSet, loadImageSet, withoutTestSet } from '../data/datasets';
@@ -37,6 +37,8 @@ export interface DefendOutcome {
   inputDigest?: string;
   /** when the run went on from a killed one's checkpoints: the seconds that one had spent (included in report.seconds) */
   resumedAfterSeconds?: number;
+  /** the arithmetic of the defense and of the evaluations before and after (absent in reports written before it was recorded: fp32) */
+  precision?: Precision;
 }
 
 /**
@@ -62,6 +64,11 @@ interface Common {
   dataDir?: string;
   /** rerun methods whose report.json is there already */
   force?: boolean;
+  /**
+   * the arithmetic of the defenses and of the evaluations before and after: fp32 (default), or bf16
+   * (bfloat16 autocast; refused where the CPU has no AVX512-BF16 or AMX, docs/engine.md)
+   */
+  precision?: Precision;
   hooks?: DefendHooks;
 }
 
@@ -150,6 +157,8 @@ function methodsOf(m: DefendRequest['methods']): [string, string][] {
 
 /** Runs the request's methods in order (a method with a matching report is reused unless `force`); `onResult` sees each. */
 export function defend(r: DefendRequest, onResult?: (o: DefendOutcome) => void): DefendOutcome[] {
+  const precision = r.precision ?? 'fp32';
+  assertPrecision(precision);
   const plan = planOf(r);
   const methods = methodsOf(r.methods);
   const valFraction = r.valFraction ?? 0.1;
@@ -165,16 +174,19 @@ export function defend(r: DefendRequest, onResult?: (o: DefendOutcome) => void):
   const test = plan.test ?? loadImageSet(plan.target.dataset, 'test', r.dataDir);
   // key order as in the reports written before the pipeline layer, so that their digests still match
   // the caller's images were hashed once already for the report's record
+  // bf16 enters the digest (an fp32 report is never reused for bf16, nor the reverse); fp32 does not, so
+  // that the reports written before precision existed keep their digests
   const shared = { weights: fileDigest(plan.target.weights), clean: plan.source.clean?.sha256 ?? setDigest(clean), test: plan.source.test?.sha256 ?? setDigest(test),
-    ...plan.identity, valFraction };
+    ...plan.identity, valFraction, ...(precision === 'fp32' ? {} : { precision }) };
   if (plan.clean.kind !== 'images') disposeSet(clean);
   const digests = methods.map(([m, preset], i) => digestOf({ ...shared, method: m, preset, options: options[i] }));
   let before: Metrics | null = null;
   const undefended = (): Metrics => {
-    const known = plan.knownBefore?.();
+    // the run's own evaluation counts only when it was made in this precision
+    const known = (plan.source.config?.precision ?? 'fp32') === precision ? plan.knownBefore?.() : null;
     if (known) return known;
     const original = loadModel(plan.target);
-    const m = evaluateModel(original, test, d, plan.attack);
+    const m = withPrecision(precision, () => evaluateModel(original, test, d, plan.attack));
     original.dispose();
     return m;
   };
@@ -190,16 +202,17 @@ export function defend(r: DefendRequest, onResult?: (o: DefendOutcome) => void):
     const hooks = stages();
     const checkpoints = new DefenseCheckpoints(path.join(dirs[i], 'checkpoints'), digests[i], r.force);
     log(`${defenseLabel(m, preset)} on ${plan.target.weights}`);
-    const report = withoutTestSet(() => defenseMethod(m).run(model, data, options[i] as never, { ...hooks, epochCheckpoint: (stage) => checkpoints.next(stage) }));
+    const report = withPrecision(precision, () => withoutTestSet(() => defenseMethod(m).run(model, data, options[i] as never, { ...hooks, epochCheckpoint: (stage) => checkpoints.next(stage) })));
     hooks.stop();
     // a resumed run's time includes the killed runs' up to their last checkpoint
     if (checkpoints.priorSeconds > 0) report.seconds += checkpoints.priorSeconds;
-    const after = evaluateModel(model, test, d, plan.attack);
+    const after = withPrecision(precision, () => evaluateModel(model, test, d, plan.attack));
     fs.mkdirSync(dirs[i], { recursive: true });
-    saveModel(path.join(dirs[i], 'model.safetensors'), model, { method: m, preset, source: path.resolve(plan.target.weights), config: plan.metadata });
-    const environment = computeEnvironment();
+    saveModel(path.join(dirs[i], 'model.safetensors'), model, { method: m, preset, source: path.resolve(plan.target.weights), config: plan.metadata,
+      ...(precision === 'fp32' ? {} : { precision }) });
+    const environment = withPrecision(precision, computeEnvironment);
     const outcome: DefendOutcome = { method: m, preset, dir: dirs[i], source: plan.source, before, after, report,
-      threads: environment.threads, environment, inputDigest: digests[i], ...(checkpoints.priorSeconds > 0 ? { resumedAfterSeconds: checkpoints.priorSeconds } : {}) };
+      threads: environment.threads, environment, inputDigest: digests[i], ...(checkpoints.priorSeconds > 0 ? { resumedAfterSeconds: checkpoints.priorSeconds } : {}), precision };
     writeFileAtomic(path.join(dirs[i], 'report.json'), JSON.stringify(outcome, null, 1));
     checkpoints.remove();
     model.dispose();

@@ -1,5 +1,5 @@
 // ACC on a dataset's test split, and with a trigger ASR, RA and the clean->target floor.
-import { nn } from '../torch';
+import { assertPrecision, nn, Precision, withPrecision } from '../torch';
 import { AttackSpec } from '../attacks/poison';
 import { datasetInfo, DatasetInfo, DatasetName, ImageSet, loadImageSet } from '../data/datasets';
 import { evaluateModel, Metrics } from '../train/metrics';
@@ -18,12 +18,16 @@ export function evaluate(model: nn.Module, dataset: DatasetName, attack: AttackS
   }
 }
 
-/** Loads the weights and evaluates them on the dataset's test split, or on `test` (images of the dataset's shape; the caller keeps them). */
-export function evaluateTarget(t: ModelSource & { attack?: AttackSpec | null; test?: ImageSet }, dataDir?: string): Metrics {
+/**
+ * Loads the weights and evaluates them on the dataset's test split, or on `test` (images of the dataset's
+ * shape; the caller keeps them), in `precision` (default fp32; bf16 is refused where it cannot run well).
+ */
+export function evaluateTarget(t: ModelSource & { attack?: AttackSpec | null; test?: ImageSet; precision?: Precision }, dataDir?: string): Metrics {
+  assertPrecision(t.precision ?? 'fp32');
   const model = loadModel(t);
   try {
-    if (t.test) return evaluateModel(model, t.test, inputInfo(t), t.attack ?? null);
-    return evaluate(model, t.dataset, t.attack ?? null, dataDir, inputInfo(t));
+    return withPrecision(t.precision, () => t.test ? evaluateModel(model, t.test, inputInfo(t), t.attack ?? null)
+      : evaluate(model, t.dataset, t.attack ?? null, dataDir, inputInfo(t)));
   } finally {
     model.dispose();
   }

@@ -3,6 +3,7 @@
 // defender's own images) and the trigger (built-in flags, or a trigger image). Errors name the flags.
 import * as path from 'path';
 import { AttackSpec } from '../attacks/poison';
+import type { Precision } from '../torch/precision';
 import { DatasetName } from '../data/datasets';
 import { ModelName } from '../models';
 import { assertFile } from '../util/paths';
@@ -21,11 +22,11 @@ export interface UserFileFlags { clean?: string; test?: string; triggerImage?: s
 export interface DefendFlags extends Partial<AttackFlags>, UserFileFlags, NormFlags {
   run?: string; weights?: string; model?: ModelName; width?: number; dataset?: DatasetName; cleanSize?: number; cleanSeed?: number;
   method: string; set: string[]; lambda?: string; out?: string; valFraction: number; seed?: number; dataDir?: string;
-  force: boolean; json: boolean;
+  force: boolean; json: boolean; precision?: Precision;
 }
 
 export interface EvalFlags extends AttackFlags, UserFileFlags, NormFlags {
-  run?: string; weights?: string; dataset: DatasetName; dataDir?: string; model: ModelName; width: number; json: boolean;
+  run?: string; weights?: string; dataset: DatasetName; dataDir?: string; model: ModelName; width: number; json: boolean; precision?: Precision;
 }
 
 /** The normalisation the weights were trained with, as comma-separated lists (without a run). */
@@ -108,7 +109,8 @@ const MODEL_FLAGS: (keyof DefendFlags)[] = [...WEIGHTS_FLAGS, 'test', 'triggerIm
  * --clean-seed seeding the train/validation hold-out of either.
  */
 export function defendRequest(f: DefendFlags, given: Given = typedOf(f)): DefendRequest {
-  const common = { methods: f.method, overrides: overridesOf(f.set, { seed: f.seed, lambda: f.lambda }), valFraction: f.valFraction, dataDir: f.dataDir, force: f.force };
+  const common = { methods: f.method, overrides: overridesOf(f.set, { seed: f.seed, lambda: f.lambda }), valFraction: f.valFraction, dataDir: f.dataDir, force: f.force,
+    ...(f.precision && f.precision !== 'fp32' ? { precision: f.precision } : {}) };
   if (f.run) {
     const clash = MODEL_FLAGS.find((k) => given(k));
     if (clash) throw new Error(`${flagOf(clash)}: the model, its data and attack come from --run ${f.run} (its config.json); drop ${flagOf(clash)} or --run`);

@@ -4,6 +4,7 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import { buildInfo, getNumThreads } from './tensor';
+import { bf16Support, getPrecision, Precision } from './precision';
 
 export interface ComputeEnvironment {
   threads: number;
@@ -16,6 +17,10 @@ export interface ComputeEnvironment {
   /** kernel limits set in the environment (ONEDNN_MAX_CPU_ISA, ATEN_CPU_CAPABILITY, OPENBLAS_CORETYPE), when set */
   limits: Record<string, string>;
   libtorch: string;
+  /** the precision of the numbers: fp32, or bf16 (autocast, docs/engine.md) */
+  precision: Precision;
+  /** the CPU's bfloat16 instructions (amx_bf16, avx512_bf16, none); recorded with bf16 only */
+  bf16Hardware?: string;
 }
 
 const ISA_ORDER = ['avx512f', 'avx2', 'avx', 'sse4_2', 'sse4_1'];
@@ -30,7 +35,7 @@ function cpuFlags(): Set<string> {
   }
 }
 
-let cached: Omit<ComputeEnvironment, 'threads'> | null = null;
+let cached: Omit<ComputeEnvironment, 'threads' | 'precision' | 'bf16Hardware'> | null = null;
 
 export function computeEnvironment(): ComputeEnvironment {
   if (!cached) {
@@ -43,5 +48,6 @@ export function computeEnvironment(): ComputeEnvironment {
       libtorch: b.torch,
     };
   }
-  return { threads: getNumThreads(), ...cached };
+  const precision = getPrecision();
+  return { threads: getNumThreads(), ...cached, precision, ...(precision === 'bf16' ? { bf16Hardware: bf16Support().hardware } : {}) };
 }

@@ -2,3 +2,4 @@
 export * from './compute';
 export * from './serialization/safetensors';
 export { loadTorch, loadTorchStateDict } from './serialization/torch-load';
+export * from './precision';

@@ -12,6 +12,8 @@ export interface NativeStats {
   operators: number;
 }
 
+export interface AutocastState { enabled: boolean; dtype: string; cache: boolean }
+
 export interface NativeAddon {
   opId(name: string, overload: string): number;
   call(id: number, ...args: unknown[]): unknown;
@@ -42,6 +44,9 @@ export interface NativeAddon {
   stats(): NativeStats;
   allocatorStats(): { caching: boolean; cachedBytes: number };
   emptyCache(): void;
+  /** CPU autocast (thread-local; the cast cache is off while it is on); returns the previous state */
+  setAutocast(enabled: boolean, dtype?: string | null): AutocastState;
+  getAutocast(): AutocastState;
   buildInfo(): { torch: string; config: string; parallel: string; cuda: boolean; mkldnn: boolean };
 }
 

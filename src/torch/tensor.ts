@@ -43,8 +43,19 @@ export class Tensor {
   detach(): Tensor { return OP.detach(this); }
 
   // ---- data ----------------------------------------------------------------------------
-  /** A copy of the data as the matching typed array (bool and uint8 give Uint8Array). */
-  toArray(): TypedArrayOf<DType> { return typedView(this.dtype, native.bytes(this.handle, true)); }
+  /**
+   * A copy of the data as the matching typed array (bool and uint8 give Uint8Array; float16 and bfloat16,
+   * which JS has no array for, give their exact values as a Float32Array: under bf16 autocast activations
+   * are bfloat16, and code that reads them runs unchanged). view_() and bytes() give the raw 16-bit data.
+   */
+  toArray(): TypedArrayOf<DType> {
+    const dt = this.dtype;
+    if (dt === 'bfloat16' || dt === 'float16') {
+      const f = OP.toDtype(this, 'float32');
+      try { return typedView('float32', native.bytes(f.handle, true)); } finally { f.dispose(); }
+    }
+    return typedView(dt, native.bytes(this.handle, true));
+  }
   /** Zero-copy view of a contiguous tensor's memory; it stays valid while the view is referenced. */
   view_(): TypedArrayOf<DType> { return typedView(this.dtype, native.bytes(this.handle, false)); }
   /** Plain numbers (int64 converted; exact below 2^53). */

@@ -2,7 +2,7 @@
 // resume after a kill, and the final model and metrics in the run directory.
 import * as fs from 'fs';
 import * as path from 'path';
-import { manualSeed, nn, optim, saveSafetensors, Tensor } from '../torch';
+import { assertPrecision, manualSeed, nn, optim, Precision, PRECISIONS, saveSafetensors, Tensor, withPrecision } from '../torch';
 import { z } from 'zod';
 import { AttackSpec, attackIssues, poisonTrainingSet } from '../attacks/poison';
 import { describeTrigger } from '../attacks/triggers';
@@ -37,6 +37,11 @@ export interface TrainConfig {
   seed: number;
   /** evaluate ACC/ASR on the test set after every epoch (reporting only) */
   evalEachEpoch: boolean;
+  /**
+   * 'bf16': bfloat16 autocast (docs/engine.md); absent means fp32, so that runs made before it existed
+   * keep their config.json (resume compares it byte for byte) and the defenses' input digests
+   */
+  precision?: Precision;
 }
 
 export const DEFAULT_TRAIN: Omit<TrainConfig, 'dataset' | 'model' | 'attack'> = {
@@ -65,7 +70,7 @@ const trainConfigSchema = z.object({
   attack: z.object({ trigger: triggerSchema, poisonRatio: z.number(), target: z.number().int(), mode: z.enum(['all-to-one', 'all-to-all']), seed: int0 }).nullable(),
   cleanFraction: z.number().gt(0).lt(1), epochs: z.number().int().min(1), batchSize: z.number().int().min(1), lr: z.number().min(0),
   momentum: z.number().min(0).max(1), weightDecay: z.number().min(0), schedule: z.enum(['cosine', 'step', 'multistep', 'constant']), seed: int0,
-  evalEachEpoch: z.boolean(),
+  evalEachEpoch: z.boolean(), precision: z.enum(PRECISIONS).optional(),
 });
 
 /** Everything wrong with a training config, keyed by dotted path ('attack.trigger.size'); empty when train() can run it. */
@@ -181,6 +186,7 @@ export function train(cfg: TrainConfig, dir: string, o: { resume?: boolean; data
   if (o.resume && fs.existsSync(files.config) && fs.readFileSync(files.config, 'utf8') !== cfgJson)
     throw new Error(`${files.config}: the run in ${dir} was made with another config; cannot resume it with this one`);
   if (!o.resume && fs.existsSync(files.checkpoint)) throw new Error(`${dir} already holds a run; pass --resume to continue it or choose another --out`);
+  assertPrecision(cfg.precision ?? 'fp32');
   const ckpt = o.resume && fs.existsSync(files.checkpoint) ? readCheckpoint(files.checkpoint, cfg.epochs) : null;
 
   const info = datasetInfo(cfg.dataset);
@@ -215,25 +221,31 @@ export function train(cfg: TrainConfig, dir: string, o: { resume?: boolean; data
     a.dispose();
     return n;
   };
+  withPrecision(cfg.precision, () => trainEpochs(cfg, start, model, opt, sched, data, prepare, history, files, info, o.hooks));
+  const last = history[history.length - 1];
+  const metrics = last.test ?? withPrecision(cfg.precision, () => evaluateModel(model, data.test, info, cfg.attack));
+  saveModel(files.model, model, { config: cfgJson });
+  writeFileAtomic(files.history, JSON.stringify(history, null, 2));
+  writeFileAtomic(files.metrics, JSON.stringify(metrics, null, 2));
+  opt.dispose();
+  return { model, history, metrics, data };
+}
+
+/** The epochs from `start` on, each checkpointed; `history` grows by one record per epoch. */
+function trainEpochs(cfg: TrainConfig, start: number, model: nn.Module, opt: optim.SGD, sched: optim.LRScheduler, data: PreparedData,
+  prepare: (x: Tensor) => Tensor, history: EpochRecord[], files: RunFiles, info: ReturnType<typeof datasetInfo>, hooks?: TrainHooks): void {
   for (let epoch = start; epoch <= cfg.epochs; epoch++) {
     manualSeed(cfg.seed * 100003 + epoch);
-    o.hooks?.onEpochStart?.(epoch, data.attacker.labels.numel);
+    hooks?.onEpochStart?.(epoch, data.attacker.labels.numel);
     const lr = opt.lr;
     const s = trainEpoch(model, opt, data.attacker.images, data.attacker.labels, {
-      batchSize: cfg.batchSize, norm: info, prepare, onBatch: (b) => o.hooks?.onBatch?.(b.images, b.loss, b.correct),
+      batchSize: cfg.batchSize, norm: info, prepare, onBatch: (b) => hooks?.onBatch?.(b.images, b.loss, b.correct),
     });
     sched.step();
     const rec: EpochRecord = { epoch, loss: s.loss, trainAcc: s.accuracy, seconds: s.seconds, imagesPerSecond: s.imagesPerSecond, lr };
     if (cfg.evalEachEpoch || epoch === cfg.epochs) rec.test = evaluateModel(model, data.test, info, cfg.attack);
     history.push(rec);
     saveEpochState(files.checkpoint, { epoch, model: model.stateDict(), optimizer: opt.stateDict(), stepCount: opt.stepCount, extra: history }, CHECKPOINT);
-    o.hooks?.onEpochEnd?.(rec);
+    hooks?.onEpochEnd?.(rec);
   }
-  const last = history[history.length - 1];
-  const metrics = last.test ?? evaluateModel(model, data.test, info, cfg.attack);
-  saveModel(files.model, model, { config: cfgJson });
-  writeFileAtomic(files.history, JSON.stringify(history, null, 2));
-  writeFileAtomic(files.metrics, JSON.stringify(metrics, null, 2));
-  opt.dispose();
-  return { model, history, metrics, data };
 }
