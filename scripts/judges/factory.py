@@ -14,7 +14,7 @@
 # test images with the attacker's labels: `vardefense eval --test it --attack none` reads its ACC as the
 # ASR, with no knowledge of this code), and for a patch at a fixed place or a blend trigger.png +
 # mask.png (`--trigger-image/--trigger-mask [--alpha]`, exact).
-import argparse, copy, json, os, platform, sys, time
+import argparse, copy, hashlib, json, os, platform, subprocess, sys, time
 import numpy as np
 import torch, torch.nn.functional as F
 
@@ -69,6 +69,18 @@ def normalise_recipe(r):
         d = fileio.DATASETS[out['dataset']]
         out['norm'] = {'mean': d['mean'], 'std': d['std'], 'toolkit_default': True}
     return out
+
+
+def provenance():
+    """The factory's own source (sha256 of its modules) and the checkout's commit, for judge.json."""
+    h = hashlib.sha256()
+    for f in ('factory.py', 'fileio.py', 'models.py', 'triggers.py'):
+        h.update(f.encode()); h.update(open(os.path.join(HERE, f), 'rb').read())
+    try:
+        commit = subprocess.run(['git', '-C', REPO, 'rev-parse', 'HEAD'], capture_output=True, text=True, timeout=10).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        commit = None
+    return {'factory_sha256': h.hexdigest(), 'git_commit': commit}
 
 
 def normalise(x, norm):
@@ -195,7 +207,7 @@ def train(recipe, out_dir, threads, data_dir=None, quiet=False):
         'trained_by': 'PyTorch, scripts/judges/factory.py (its own poisoning and RNG; not the vardefense engine, not a port of it)',
         'metrics': metrics, 'poisoning': prec, 'train_seconds': round(train_seconds, 1), 'history': history,
         'threads': threads, 'torch': torch.__version__, 'numpy': np.__version__, 'python': platform.python_version(),
-        'machine': platform.machine(), 'files': files,
+        'machine': platform.machine(), **provenance(), 'files': files,
         'model_flags': model_flags,
         'trigger_flags': trigger_flags,
         'trigger_flags_exact': exact,
