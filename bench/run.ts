@@ -1,8 +1,12 @@
 // `npm run bench [-- --json] [--rounds N] [--models a,b]`: our training and inference throughput
 // side by side with PyTorch (same model, batch, threads) in one run, as medians, with ratios.
+// resnet18-fmnist (the grids' model: width 16, 1x28x28, 10 classes) runs in fp32 and in bf16 (autocast,
+// where the CPU has AVX512-BF16 or AMX), each against PyTorch fp32 and PyTorch bf16 autocast, in
+// channels-last (ours: activations; PyTorch: model.to(channels_last)) and contiguous.
 import { execFileSync } from 'child_process';
 import * as path from 'path';
-import { F, getNumThreads, inferenceMode, manualSeed, nn, optim, randint, randn, scope } from '../src/torch';
+import { bf16Support, F, getNumThreads, inferenceMode, manualSeed, nn, optim, Precision, randint, randn, scope, withPrecision } from '../src/torch';
+import { computeEnvironment } from '../src/torch/environment';
 import { ResNet18 } from '../src/models/resnet';
 import { SmallCNN } from '../src/models/small-cnn';
 import { randomCropFlip } from '../src/data/augment';
@@ -14,16 +18,29 @@ interface Result { model: string; train_img_s: number; infer_img_s: number }
 
 const median = (v: number[]): number => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)];
 
-const MODELS: Record<string, { make: () => nn.Module; shape: number[]; trainSteps: number; inferSteps: number }> = {
-  'mnist-cnn': { make: () => new SmallCNN(1, 10, 28), shape: [1, 28, 28], trainSteps: 20, inferSteps: 10 },
-  'resnet18-cifar': { make: () => new ResNet18({ width: 64, inChannels: 3 }), shape: [3, 32, 32], trainSteps: 6, inferSteps: 5 },
+type Layout = 'channels-last' | 'contiguous';
+interface Variant { precision: Precision; layout: Layout }
+
+const MODELS: Record<string, { make: (v: Variant) => nn.Module; shape: number[]; trainSteps: number; inferSteps: number; width: number; variants?: boolean }> = {
+  'mnist-cnn': { make: () => new SmallCNN(1, 10, 28), shape: [1, 28, 28], trainSteps: 20, inferSteps: 10, width: 64 },
+  'resnet18-cifar': { make: () => new ResNet18({ width: 64, inChannels: 3 }), shape: [3, 32, 32], trainSteps: 6, inferSteps: 5, width: 64 },
+  'resnet18-fmnist': {
+    make: (v) => new ResNet18({ width: 16, inChannels: 1, numClasses: 10, channelsLast: v.layout === 'channels-last' }),
+    shape: [1, 28, 28], trainSteps: 20, inferSteps: 10, width: 16, variants: true,
+  },
 };
 const BATCH = 128;
 
-function ours(name: string): Result {
+const DEFAULT_VARIANT: Variant = { precision: 'fp32', layout: 'channels-last' };
+
+function ours(name: string, v: Variant = DEFAULT_VARIANT): Result {
+  return withPrecision(v.precision, () => oursIn(name, v));
+}
+
+function oursIn(name: string, v: Variant): Result {
   const spec = MODELS[name];
   manualSeed(0);
-  const model = spec.make();
+  const model = spec.make(v);
   const x = randn([BATCH, ...spec.shape]), y = randint(0, 10, [BATCH]);
   const opt = new optim.SGD(model.parameters(), { lr: 0.01, momentum: 0.9, weightDecay: 5e-4 });
   model.train();
@@ -47,11 +64,12 @@ function ours(name: string): Result {
   return { model: name, train_img_s: (1000 * BATCH) / median(train), infer_img_s: (1000 * BATCH) / median(infer) };
 }
 
-function torch(name: string): Result {
+/** PyTorch: the older rows as they were measured (contiguous fp32); the variants' rows in the variant given. */
+function torch(name: string, v?: Variant): Result {
   const spec = MODELS[name];
   const script = path.resolve(__dirname, '..', '..', 'bench', 'torch_bench.py');
   const out = execFileSync(process.env.VARDEFENSE_PYTHON ?? '/usr/bin/python3',
-    [script, name, String(getNumThreads()), String(spec.trainSteps), String(spec.inferSteps), '64'], { encoding: 'utf8' });
+    [script, name, String(getNumThreads()), String(spec.trainSteps), String(spec.inferSteps), String(spec.width), ...(v ? [v.precision, v.layout] : [])], { encoding: 'utf8' });
   return JSON.parse(out.trim().split('\n').pop()!) as Result;
 }
 
@@ -77,7 +95,16 @@ function main(): void {
   const rounds = Number(opt('--rounds', '3'));
   const models = opt('--models', Object.keys(MODELS).join(',')).split(',');
   for (const m of models) if (!MODELS[m]) throw new Error(`--models: unknown model '${m}' (known: ${Object.keys(MODELS).join(', ')})`);
+  const env = computeEnvironment(), bf16 = bf16Support();
+  const isa = { cpu: env.cpu, isa: env.isa, aten_capability: env.atenCapability, bf16_hardware: bf16.hardware, bf16: bf16.ok ? 'yes' : `refused: ${bf16.reason}`, limits: env.limits };
+  if (json) console.log(JSON.stringify({ environment: isa }));
+  else console.log(`CPU: ${env.cpu}; widest ISA ${env.isa}, ATen ${env.atenCapability}, bf16 instructions: ${bf16.hardware}${bf16.ok ? '' : ` (bf16 rows skipped: ${bf16.reason})`}` +
+    `${Object.keys(env.limits).length ? `; limits ${Object.entries(env.limits).map(([k, v]) => `${k}=${v}`).join(' ')}` : ''}; ${getNumThreads()} threads, batch ${BATCH}`);
   for (const m of models) {
+    if (MODELS[m].variants) {
+      variantsRow(m, rounds, json, bf16.ok);
+      continue;
+    }
     // alternate ours/PyTorch so that machine noise hits both alike; report medians over rounds
     const a: Result[] = [], b: Result[] = [];
     for (let r = 0; r < rounds; r++) {
@@ -101,6 +128,57 @@ function main(): void {
     if (json) console.log(JSON.stringify(row));
     else console.log(`${m.padEnd(15)} train ${row.train_img_s.toFixed(1)} vs torch ${row.torch_train_img_s.toFixed(1)} img/s (ratio ${row.train_ratio.toFixed(2)}) | infer ${row.infer_img_s.toFixed(1)} vs torch ${row.torch_infer_img_s.toFixed(1)} img/s (ratio ${row.infer_ratio.toFixed(2)})`);
   }
+}
+
+/**
+ * One row for a model in fp32 and bf16, channels-last and contiguous, ours and PyTorch's, alternating
+ * within each round (so that machine noise hits all alike); medians over rounds.
+ */
+function variantsRow(m: string, rounds: number, json: boolean, bf16: boolean): void {
+  const variants: Variant[] = (bf16 ? ['fp32', 'bf16'] as Precision[] : ['fp32'] as Precision[])
+    .flatMap((precision) => (['channels-last', 'contiguous'] as Layout[]).map((layout) => ({ precision, layout })));
+  const key = (who: string, v: Variant): string => `${who}_${v.precision}_${v.layout === 'channels-last' ? 'cl' : 'contig'}`;
+  const runs: Record<string, Result[]> = {};
+  for (let r = 0; r < rounds; r++) {
+    for (const v of variants) {
+      for (const [who, f] of [['ours', ours], ['torch', torch]] as const) {
+        const res = f(m, v);
+        (runs[key(who, v)] ??= []).push(res);
+        if (!json) process.stderr.write(`${m} round ${r + 1}/${rounds} ${who} ${v.precision} ${v.layout}: train ${res.train_img_s.toFixed(1)} infer ${res.infer_img_s.toFixed(1)} img/s\n`);
+      }
+    }
+  }
+  const row: Record<string, unknown> = { model: m, batch: BATCH, threads: getNumThreads(), rounds };
+  const med = (k: string, f: 'train_img_s' | 'infer_img_s'): number => median(runs[k].map((x) => x[f]));
+  for (const v of variants) for (const who of ['ours', 'torch']) {
+    row[`${key(who, v)}_train_img_s`] = med(key(who, v), 'train_img_s');
+    row[`${key(who, v)}_infer_img_s`] = med(key(who, v), 'infer_img_s');
+  }
+  const g = (k: string): number => row[k] as number;
+  const ratios: Record<string, number> = {
+    train_ratio_fp32: g('ours_fp32_cl_train_img_s') / g('torch_fp32_cl_train_img_s'),
+    infer_ratio_fp32: g('ours_fp32_cl_infer_img_s') / g('torch_fp32_cl_infer_img_s'),
+  };
+  if (bf16) Object.assign(ratios, {
+    train_ratio_bf16: g('ours_bf16_cl_train_img_s') / g('torch_bf16_cl_train_img_s'),
+    infer_ratio_bf16: g('ours_bf16_cl_infer_img_s') / g('torch_bf16_cl_infer_img_s'),
+    train_bf16_over_our_fp32: g('ours_bf16_cl_train_img_s') / g('ours_fp32_cl_train_img_s'),
+    train_bf16_over_torch_fp32: g('ours_bf16_cl_train_img_s') / g('torch_fp32_cl_train_img_s'),
+    torch_train_bf16_over_fp32: g('torch_bf16_cl_train_img_s') / g('torch_fp32_cl_train_img_s'),
+    train_bf16_cl_over_contig: g('ours_bf16_cl_train_img_s') / g('ours_bf16_contig_train_img_s'),
+    infer_bf16_over_our_fp32: g('ours_bf16_cl_infer_img_s') / g('ours_fp32_cl_infer_img_s'),
+  });
+  Object.assign(row, ratios);
+  if (json) { console.log(JSON.stringify(row)); return; }
+  const lines = [`${m} (ResNet-18 width 16, 1x28x28, 10 classes), img/s, medians of ${rounds} rounds:`,
+    '| precision | layout | train ours | train PyTorch | ratio | infer ours | infer PyTorch | ratio |', '|---|---|---|---|---|---|---|---|'];
+  for (const v of variants) {
+    const [o, t] = [key('ours', v), key('torch', v)];
+    lines.push(`| ${v.precision} | ${v.layout} | ${g(`${o}_train_img_s`).toFixed(0)} | ${g(`${t}_train_img_s`).toFixed(0)} | ${(g(`${o}_train_img_s`) / g(`${t}_train_img_s`)).toFixed(2)} | ` +
+      `${g(`${o}_infer_img_s`).toFixed(0)} | ${g(`${t}_infer_img_s`).toFixed(0)} | ${(g(`${o}_infer_img_s`) / g(`${t}_infer_img_s`)).toFixed(2)} |`);
+  }
+  console.log(lines.join('\n'));
+  console.log(Object.entries(ratios).map(([k, x]) => `${k} ${x.toFixed(2)}`).join(', '));
 }
 
 main();

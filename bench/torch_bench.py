@@ -1,5 +1,9 @@
 # PyTorch side of `npm run bench`: the same models, batch sizes and thread count as ours.
 # Prints one JSON line per model: {"model", "train_img_s", "infer_img_s", "train_step_ms": [...]}.
+# Usage: torch_bench.py <model> <threads> <train steps> <infer steps> <width> [fp32|bf16] [contiguous|channels-last]
+# bf16 is PyTorch's recipe: forward and loss under torch.autocast('cpu', dtype=torch.bfloat16), backward
+# and the optimiser step outside it; channels-last is model.to(memory_format=torch.channels_last) with a
+# channels-last input.
 import json, sys, time
 import torch, torch.nn as nn, torch.nn.functional as F
 sys.path.insert(0, __file__.rsplit('/', 2)[0] + '/test/py')
@@ -13,19 +17,27 @@ class SmallCNN(nn.Module):
         x = F.max_pool2d(F.relu(self.conv2(F.relu(self.conv1(x)))), 2)
         return self.fc2(F.relu(self.fc1(torch.flatten(x, 1))))
 
-def run(name, model, shape, batch, train_steps, infer_steps):
+def run(name, model, shape, batch, train_steps, infer_steps, precision='fp32', layout='contiguous'):
     torch.manual_seed(0)
     x = torch.randn(batch, *shape); y = torch.randint(0, 10, (batch,))
+    if layout == 'channels-last':
+        model = model.to(memory_format=torch.channels_last); x = x.contiguous(memory_format=torch.channels_last)
+    bf16 = precision == 'bf16'
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
     model.train(); ts = []
     for i in range(train_steps + 1):
         t0 = time.perf_counter()
-        opt.zero_grad(set_to_none=True); F.cross_entropy(model(x), y).backward(); opt.step()
+        opt.zero_grad(set_to_none=True)
+        with torch.autocast('cpu', dtype=torch.bfloat16, enabled=bf16):
+            loss = F.cross_entropy(model(x), y)
+        loss.backward(); opt.step()
         ts.append(time.perf_counter() - t0)
     model.eval(); its = []
     with torch.no_grad():
         for i in range(infer_steps + 1):
-            t0 = time.perf_counter(); model(x); its.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            with torch.autocast('cpu', dtype=torch.bfloat16, enabled=bf16): model(x)
+            its.append(time.perf_counter() - t0)
     med = lambda v: sorted(v)[len(v) // 2]
     print(json.dumps({'model': name, 'train_img_s': batch / med(ts[1:]), 'infer_img_s': batch / med(its[1:]),
                       'train_step_ms': [t * 1000 for t in ts[1:]]}), flush=True)
@@ -33,5 +45,7 @@ def run(name, model, shape, batch, train_steps, infer_steps):
 if __name__ == '__main__':
     which, threads, train_steps, infer_steps, width = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
     torch.set_num_threads(threads)
-    if which == 'mnist-cnn': run(which, SmallCNN(), (1, 28, 28), 128, train_steps, infer_steps)
-    else: run(which, ResNet18(3, 10, width), (3, 32, 32), 128, train_steps, infer_steps)
+    precision = sys.argv[6] if len(sys.argv) > 6 else 'fp32'; layout = sys.argv[7] if len(sys.argv) > 7 else 'contiguous'
+    if which == 'mnist-cnn': run(which, SmallCNN(), (1, 28, 28), 128, train_steps, infer_steps, precision, layout)
+    elif which == 'resnet18-fmnist': run(which, ResNet18(1, 10, width), (1, 28, 28), 128, train_steps, infer_steps, precision, layout)
+    else: run(which, ResNet18(3, 10, width), (3, 32, 32), 128, train_steps, infer_steps, precision, layout)
