@@ -10,8 +10,9 @@ export { evalTarget } from '../pipeline/flag-requests';
 export function runEval(f: EvalFlags, given?: Given): void {
   const t = evalTarget(f, given);
   const precision = f.precision ?? 'fp32';
-  const m = evaluateTarget({ ...t, test: t.images?.set, precision }, f.dataDir);
+  const attack = t.asrImages ? { kind: 'images' as const, ...t.asrImages.set } : t.attack;
+  const m = evaluateTarget({ ...t, attack, test: t.images?.set, precision }, f.dataDir);
   const on = t.images?.path ?? `${t.dataset} test split`;
-  if (f.json) console.log(JSON.stringify({ weights: t.weights, dataset: t.dataset, model: t.model, attack: t.attack, ...(t.images ? { images: t.images.path } : {}), precision, ...m }));
+  if (f.json) console.log(JSON.stringify({ weights: t.weights, dataset: t.dataset, model: t.model, attack: t.attack, ...(t.images ? { images: t.images.path } : {}), ...(t.asrImages ? { asrImages: t.asrImages.path } : {}), precision, ...m }));
   else console.log(`${t.weights} on ${on}${precision === 'fp32' ? '' : ` (${precision})`}\n${metricsTable(m)}`);
 }

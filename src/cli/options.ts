@@ -97,7 +97,8 @@ export function addUserFileOptions(c: Command, cleanHelp: string, testHelp: stri
     .option('--clean <path>', `${cleanHelp}: ${IMAGES}`)
     .option('--test <path>', `${testHelp}: ${IMAGES}`)
     .option('--trigger-image <png>', 'the trigger as an image of the dataset\'s size (PNG/JPEG; instead of --attack): ASR is measured with it')
-    .option('--trigger-mask <png>', 'which pixels of --trigger-image are the trigger: those not black (default: its alpha channel, else all)');
+    .option('--trigger-mask <png>', 'which pixels of --trigger-image are the trigger: those not black (default: its alpha channel, else all)')
+    .option('--asr-images <npz>', 'triggered images ASR is measured on, for any trigger (instead of --attack or --trigger-image): a .npz with x (uint8 N,H,W[,C]), y (each image\'s target class) and optionally y_true (its true class, for RA and the clean->target floor)');
 }
 
 function positive(name: string, max = Infinity) {

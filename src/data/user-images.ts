@@ -3,9 +3,10 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { readZip } from '../torch/serialization/zip';
-import { tensor } from '../torch';
+import { Tensor, tensor } from '../torch';
 import { readFileNamed } from '../util/files';
 import type { ImageSet } from './image-set';
+import { assertTestSetAllowed } from './test-set-lock';
 import { decodeImage, toChannels } from './image-decode';
 import { NPY_MAX_HEADER_BYTES, NPY_PREAMBLE, NpyHeader, npyHeaderLength, npyIntegers, parseNpy, parseNpyHeader } from './npy';
 
@@ -139,18 +140,36 @@ function checkExpect(e: ImageExpect, source: string): void {
  * ((N, H, W) means one channel); no conversion is made between channel counts.
  */
 export function readNpzImages(file: string, expect: ImageExpect, limits: UserImageLimits = {}): ImageSet {
+  return readNpz(file, expect, limits, []).set;
+}
+
+/**
+ * Triggered images as the defender's attack left them: a .npz with `x` (as readNpzImages), `y` the class
+ * each image is sent to (the attack's target), and optionally `y_true`, each image's true class.
+ */
+export interface TriggeredImageSet { images: Tensor; targetLabels: Tensor; trueLabels: Tensor | null }
+
+export function readTriggeredNpz(file: string, expect: ImageExpect, limits: UserImageLimits = {}): TriggeredImageSet {
+  assertTestSetAllowed(`triggered images ${file}`);
+  const { set, extra } = readNpz(file, expect, limits, ['y_true'], true);
+  return { images: set.images, targetLabels: set.labels, trueLabels: extra.y_true ?? null };
+}
+
+/** x, y and the optional label arrays `extra` (each N integers in 0..classes-1) of a .npz, every header checked first. */
+function readNpz(file: string, expect: ImageExpect, limits: UserImageLimits, extra: string[], extraOptional = false): { set: ImageSet; extra: Record<string, Tensor> } {
   checkExpect(expect, file);
   const maxBytes = limits.maxBytes ?? USER_IMAGES_MAX_BYTES;
   const size = fileSize(file);
   // np.savez_compressed: deflated entries bounded by the limit; a stored file cannot exceed it by much
-  if (size > 2 * maxBytes + (1 << 20)) throw new Error(`${file}: ${size} bytes, more than the limit on clean images (${maxBytes} bytes of pixels)`);
-  // a first bound on any entry (y's labels may be int64, 8 bytes an image); each array's exact size is
+  if (size > (2 + extra.length) * maxBytes + (1 << 20)) throw new Error(`${file}: ${size} bytes, more than the limit on clean images (${maxBytes} bytes of pixels)`);
+  // a first bound on any entry (labels may be int64, 8 bytes an image); each array's exact size is
   // checked from its header below
   const zip = readZip(readFileNamed(file), file, { deflate: { maxBytes: 8 * maxBytes + NPY_MAX_HEADER_BYTES } });
-  for (const k of ['x.npy', 'y.npy']) if (!zip.entries.has(k)) throw new Error(`${file}: no array '${k.slice(0, 1)}' (it holds ${[...zip.entries.keys()].map((n) => n.replace(/\.npy$/, '')).join(', ') || 'nothing'}); save with np.savez(path, x=images, y=labels)`);
-  // both headers are read from prefixes and checked, against the limit, the model and each other,
-  // before either array is inflated: a small file that declares (or deflates to) gigabytes costs nothing
-  const header = (k: 'x' | 'y', limit: number): NpyHeader => {
+  const labelArrays = ['y', ...extra.filter((k) => !extraOptional || zip.entries.has(`${k}.npy`))];
+  for (const k of ['x', ...labelArrays]) if (!zip.entries.has(`${k}.npy`)) throw new Error(`${file}: no array '${k}' (it holds ${[...zip.entries.keys()].map((n) => n.replace(/\.npy$/, '')).join(', ') || 'nothing'}); save with np.savez(path, x=images, y=labels${extra.map((e) => `, ${e}=...`).join('')})`);
+  // every header is read from a prefix and checked, against the limit, the model and the others,
+  // before any array is inflated: a small file that declares (or deflates to) gigabytes costs nothing
+  const header = (k: string, limit: number): NpyHeader => {
     const name = `${k}.npy`, source = `${file}: ${k}`;
     const h = parseNpyHeader(zip.readPrefix(name, npyHeaderLength(zip.readPrefix(name, NPY_PREAMBLE), source)), source, limit);
     const declared = zip.entries.get(name)!.size;
@@ -166,22 +185,25 @@ export function readNpzImages(file: string, expect: ImageExpect, limits: UserIma
   if (h !== expect.size || w !== expect.size) throw new Error(`${file}: x images are ${h}x${w} (shape (${s.join(', ')})), the model expects ${expect.size}x${expect.size}`);
   if (c !== expect.channels) throw new Error(`${file}: x has ${c} channel${c === 1 ? '' : 's'} (shape (${s.join(', ')}), channels last), the model expects ${expect.channels}`);
   if (n < 1) throw new Error(`${file}: x holds no images`);
-  const yh = header('y', 8 * maxBytes);
-  if (yh.descr === '|b1') throw new Error(`${file}: y has dtype bool, expected integer labels`);
-  if (yh.shape.length !== 1 || yh.shape[0] !== n) throw new Error(`${file}: y has shape (${yh.shape.join(', ')}), expected (${n},): one label per image of x`);
+  for (const k of labelArrays) {
+    const lh = header(k, 8 * maxBytes);
+    if (lh.descr === '|b1') throw new Error(`${file}: ${k} has dtype bool, expected integer labels`);
+    if (lh.shape.length !== 1 || lh.shape[0] !== n) throw new Error(`${file}: ${k} has shape (${lh.shape.join(', ')}), expected (${n},): one label per image of x`);
+  }
+  const labels = (k: string): Tensor => {
+    const v = npyIntegers(parseNpy(zip.read(`${k}.npy`), `${file}: ${k}`, 8 * maxBytes), `${file}: ${k}`);
+    const bad = v.findIndex((l) => l < 0 || l >= expect.classes);
+    if (bad >= 0) throw new Error(`${file}: ${k}[${bad}] = ${v[bad]} is outside the model's classes 0..${expect.classes - 1}`);
+    return tensor(BigInt64Array.from(v, BigInt), [n]);
+  };
   const x = parseNpy(zip.read('x.npy'), `${file}: x`, maxBytes);
-  const y = parseNpy(zip.read('y.npy'), `${file}: y`, 8 * maxBytes);
-  const labels = npyIntegers(y, `${file}: y`);
-  const bad = labels.findIndex((v) => v < 0 || v >= expect.classes);
-  if (bad >= 0) throw new Error(`${file}: y[${bad}] = ${labels[bad]} is outside the model's classes 0..${expect.classes - 1}`);
+  const y = labels('y');
+  const more: Record<string, Tensor> = {};
+  for (const k of labelArrays.slice(1)) more[k] = labels(k);
   // HWC -> CHW
   const per = c * h * w, data = new Uint8Array(n * per);
   for (let i = 0; i < n; i++)
     for (let p = 0; p < h * w; p++) for (let k = 0; k < c; k++) data[i * per + k * h * w + p] = x.data[i * per + p * c + k];
-  return {
-    images: tensor(data, [n, c, h, w]),
-    labels: tensor(BigInt64Array.from(labels, BigInt), [n]),
-    classes: expect.classes,
-  };
+  return { set: { images: tensor(data, [n, c, h, w]), labels: y, classes: expect.classes }, extra: more };
 }
 

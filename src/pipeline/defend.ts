@@ -10,7 +10,8 @@ import { AttackSpec } from '../attacks/poison';
 import { datasetInfo, ImageSet, loadImageSet, withoutTestSet } from '../data/datasets';
 import { DefenseData, DefenseHooks, disposeSet, holdOut } from '../defenses/common';
 import { defenseDirName, defenseLabel, defenseMethod, DefenseReport, parseOverrides, resolveOptions } from '../defenses/registry';
-import { evaluateModel, Metrics } from '../train/metrics';
+import { evaluateModel, GivenTriggered, Metrics } from '../train/metrics';
+import { TriggeredImageSet } from '../data/user-images';
 import { runFiles, saveModel, TrainConfig } from '../train/run';
 import { readRunRecord } from '../train/run-records';
 import { writeFileAtomic } from '../util/atomic';
@@ -21,8 +22,14 @@ import { InputNorm, inputInfo, loadModel, ModelSource } from './model';
 import { stageProgress } from './progress';
 import { readRun } from './run-dir';
 
-/** The model as given without a run: architecture, dataset and the trigger it is tested with (null: none). */
-export interface DefendTarget { model: string; width?: number; dataset: string; attack: AttackSpec | null; /** when not the dataset's */ norm?: InputNorm }
+/**
+ * The model as given without a run: architecture, dataset and the trigger it is tested with (null: none),
+ * or the triggered images ASR is measured on (asrImages: where they came from and their sha256).
+ */
+export interface DefendTarget {
+  model: string; width?: number; dataset: string; attack: AttackSpec | null; /** when not the dataset's */ norm?: InputNorm;
+  asrImages?: { path?: string; size: number; sha256: string };
+}
 
 export interface DefendOutcome {
   method: string; preset: string; dir: string;
@@ -82,6 +89,8 @@ export interface ModelDefendRequest extends Common {
   holdOutSeed?: number;
   /** labelled images ACC/ASR before and after are measured on (default: the dataset's test split); the caller disposes test.set */
   test?: Extract<CleanSource, { kind: 'images' }>;
+  /** triggered images ASR is measured on instead of `attack`'s (the caller disposes them) */
+  asrImages?: { set: TriggeredImageSet; path?: string };
 }
 
 export type DefendRequest = RunDefendRequest | ModelDefendRequest;
@@ -97,7 +106,7 @@ export function parseMethods(spec: string): [string, string][] {
 
 /** Everything one request resolves to before any defense runs. */
 interface Plan {
-  target: ModelSource; attack: AttackSpec | null; clean: CleanSource; holdOutSeed: number; out: string;
+  target: ModelSource; attack: AttackSpec | GivenTriggered | null; clean: CleanSource; holdOutSeed: number; out: string;
   /** the caller's evaluation images, when not the test split */
   test?: ImageSet;
   /** digest keys of what the model and the evaluation are (the run's config, or the target) */
@@ -116,6 +125,7 @@ export const cleanRecordOf = (c: CleanSource): CleanRecord => (c.kind === 'split
 
 /** The target as the digest takes it: a trigger image by its pixels, not by where its file was (a moved file is the same trigger). */
 function contentOf(t: DefendTarget): DefendTarget {
+  if (t.asrImages) return { ...t, asrImages: { size: t.asrImages.size, sha256: t.asrImages.sha256 } };
   if (t.attack?.trigger.kind !== 'image') return t;
   const { source: _where, ...trigger } = t.attack.trigger;
   return { ...t, attack: { ...t.attack, trigger } };
@@ -138,9 +148,13 @@ function planOf(r: DefendRequest): Plan {
       },
     };
   }
-  const attack = r.attack ?? null;
-  // norm only when given, so that the digests of reports written before it existed still match
-  const target: DefendTarget = { model: r.model.model, width: r.model.width, dataset: r.model.dataset, attack, ...(r.model.norm ? { norm: r.model.norm } : {}) };
+  if (r.asrImages && r.attack) throw new Error('defend: give the trigger (attack) or the triggered images (asrImages), not both');
+  const given = r.asrImages ? { kind: 'images' as const, ...r.asrImages.set } : null;
+  const attack = given ?? r.attack ?? null;
+  const asrImages = r.asrImages ? { ...(r.asrImages.path === undefined ? {} : { path: path.resolve(r.asrImages.path) }), size: r.asrImages.set.targetLabels.numel, sha256: triggeredDigest(r.asrImages.set) } : undefined;
+  // norm (and asrImages) only when given, so that the digests of reports written before they existed still match
+  const target: DefendTarget = { model: r.model.model, width: r.model.width, dataset: r.model.dataset, attack: given ? null : attack as AttackSpec | null,
+    ...(r.model.norm ? { norm: r.model.norm } : {}), ...(asrImages ? { asrImages } : {}) };
   const holdOutSeed = r.holdOutSeed ?? 1;
   const clean = cleanRecordOf(r.clean);
   return {
@@ -260,8 +274,16 @@ function fileDigest(file: string): string {
 }
 
 function setDigest(s: ImageSet): string {
+  return tensorsDigest([s.images, s.labels]);
+}
+
+function triggeredDigest(s: TriggeredImageSet): string {
+  return tensorsDigest([s.images, s.targetLabels, ...(s.trueLabels ? [s.trueLabels] : [])]);
+}
+
+function tensorsDigest(ts: Tensor[]): string {
   const h = crypto.createHash('sha256');
-  for (const t of [s.images, s.labels] as Tensor[]) {
+  for (const t of ts) {
     const a = t.toArray() as ArrayBufferView;
     h.update(t.shape.join('x')).update(Buffer.from(a.buffer, a.byteOffset, a.byteLength));
   }

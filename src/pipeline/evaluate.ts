@@ -2,13 +2,13 @@
 import { assertPrecision, nn, Precision, withPrecision } from '../torch';
 import { AttackSpec } from '../attacks/poison';
 import { datasetInfo, DatasetInfo, DatasetName, ImageSet, loadImageSet } from '../data/datasets';
-import { evaluateModel, Metrics } from '../train/metrics';
+import { evaluateModel, GivenTriggered, Metrics } from '../train/metrics';
 import { inputInfo, loadModel, ModelSource } from './model';
 
 export type { Metrics };
 
 /** The model's test metrics (inputs normalised as `info` says); without an attack only ACC and per-class accuracy (asr, ra, cleanToTarget null). */
-export function evaluate(model: nn.Module, dataset: DatasetName, attack: AttackSpec | null = null, dataDir?: string, info: DatasetInfo = datasetInfo(dataset)): Metrics {
+export function evaluate(model: nn.Module, dataset: DatasetName, attack: AttackSpec | GivenTriggered | null = null, dataDir?: string, info: DatasetInfo = datasetInfo(dataset)): Metrics {
   const test = loadImageSet(dataset, 'test', dataDir);
   try {
     return evaluateModel(model, test, info, attack);
@@ -22,7 +22,7 @@ export function evaluate(model: nn.Module, dataset: DatasetName, attack: AttackS
  * Loads the weights and evaluates them on the dataset's test split, or on `test` (images of the dataset's
  * shape; the caller keeps them), in `precision` (default fp32; bf16 is refused where it cannot run well).
  */
-export function evaluateTarget(t: ModelSource & { attack?: AttackSpec | null; test?: ImageSet; precision?: Precision }, dataDir?: string): Metrics {
+export function evaluateTarget(t: ModelSource & { attack?: AttackSpec | GivenTriggered | null; test?: ImageSet; precision?: Precision }, dataDir?: string): Metrics {
   assertPrecision(t.precision ?? 'fp32');
   const model = loadModel(t);
   try {

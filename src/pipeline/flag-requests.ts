@@ -14,10 +14,11 @@ import { DetectRequest } from './detect';
 import { parseOverrides } from '../defenses/registry';
 import { InputNorm, inputInfo, ModelSource } from './model';
 import { runTarget } from './run-dir';
-import { imageTriggerAttack, userCleanSource } from './user-inputs';
+import { imageTriggerAttack, userCleanSource, userTriggeredImages } from './user-inputs';
+import { TriggeredImageSet } from '../data/user-images';
 
 /** The defender's own files: clean images and test images (ImageFolder folder or .npz), a trigger image and its mask. */
-export interface UserFileFlags { clean?: string; test?: string; triggerImage?: string; triggerMask?: string }
+export interface UserFileFlags { clean?: string; test?: string; triggerImage?: string; triggerMask?: string; asrImages?: string }
 
 export interface DefendFlags extends Partial<AttackFlags>, UserFileFlags, NormFlags {
   run?: string; weights?: string; model?: ModelName; width?: number; dataset?: DatasetName; cleanSize?: number; cleanSeed?: number;
@@ -54,7 +55,7 @@ export function normOfFlags(f: NormFlags, dataset: DatasetName): InputNorm | und
 export type Given = (key: string) => boolean;
 const typedOf = (f: object): Given => (k) => (f as Record<string, unknown>)[k] !== undefined;
 
-const USER_FILES: (keyof UserFileFlags)[] = ['clean', 'test', 'triggerImage', 'triggerMask'];
+const USER_FILES: (keyof UserFileFlags)[] = ['clean', 'test', 'triggerImage', 'triggerMask', 'asrImages'];
 
 /** Flags of a built-in trigger and of how it was planted: nothing to do with a trigger image. */
 const BUILT_IN_TRIGGER: (keyof AttackFlags)[] = ['triggerSize', 'pattern', 'position', 'offset', 'sigDelta', 'sigFreq', 'wanetK', 'wanetS',
@@ -62,6 +63,12 @@ const BUILT_IN_TRIGGER: (keyof AttackFlags)[] = ['triggerSize', 'pattern', 'posi
 
 /** The trigger ASR is measured with: --trigger-image [--trigger-mask] [--alpha], the built-in --attack flags, or none. */
 export function attackOfFlags(f: Partial<AttackFlags> & UserFileFlags, dataset: DatasetName, given: Given = typedOf(f)): AttackSpec | null {
+  if (f.asrImages !== undefined) {
+    const clash = f.triggerImage !== undefined ? 'triggerImage' : f.triggerMask !== undefined ? 'triggerMask' : f.attack && f.attack !== 'none' && given('attack') ? 'attack'
+      : [...BUILT_IN_TRIGGER, 'alpha', 'target', 'allToAll'].find((k) => given(k));
+    if (clash) throw new Error(`${flagOf(clash)}: --asr-images gives the triggered images (their targets in y), so no trigger is described by flags; drop one of them`);
+    return null;
+  }
   if (f.triggerImage === undefined) {
     if (f.triggerMask !== undefined) throw new Error('--trigger-mask: give the trigger itself with --trigger-image <png> too');
     if (!f.attack) return null;
@@ -87,6 +94,16 @@ export function attackOfFlags(f: Partial<AttackFlags> & UserFileFlags, dataset: 
   }
 }
 
+/** The triggered images of --asr-images; reader errors get the flag's name. */
+function asrImagesOf(file: string | undefined, dataset: DatasetName): { set: TriggeredImageSet; path: string } | undefined {
+  if (file === undefined) return undefined;
+  try {
+    return userTriggeredImages(file, dataset);
+  } catch (e) {
+    throw new Error(`--asr-images: ${(e as Error).message}`);
+  }
+}
+
 /** The user's images at `file` for a model of `dataset`; reader errors get the flag's name. */
 function userImages(file: string, dataset: DatasetName, flag: string): Extract<CleanSource, { kind: 'images' }> {
   try {
@@ -100,7 +117,7 @@ function userImages(file: string, dataset: DatasetName, flag: string): Extract<C
 const WEIGHTS_FLAGS: (keyof ModelFlags)[] = ['model', 'width', 'dataset', 'cleanSize', 'cleanSeed', 'clean', 'normMean', 'normStd'];
 
 /** defend's: those, the test images, and the trigger. */
-const MODEL_FLAGS: (keyof DefendFlags)[] = [...WEIGHTS_FLAGS, 'test', 'triggerImage', 'triggerMask', 'attack', 'triggerSize', 'pattern',
+const MODEL_FLAGS: (keyof DefendFlags)[] = [...WEIGHTS_FLAGS, 'test', 'triggerImage', 'triggerMask', 'asrImages', 'attack', 'triggerSize', 'pattern',
   'position', 'offset', 'alpha', 'poisonRatio', 'target', 'allToAll', 'attackSeed', 'sigDelta', 'sigFreq', 'wanetK', 'wanetS', 'wanetGridRescale', 'wanetCrossRatio'];
 
 /**
@@ -117,7 +134,8 @@ export function defendRequest(f: DefendFlags, given: Given = typedOf(f)): Defend
     return { ...common, run: f.run, weights: f.weights, out: f.out };
   }
   const { model, clean, seed, checked: attack } = modelAndClean(f, '--out <dir>', () => attackOfFlags(f, f.dataset!, given));
-  return { ...common, model, clean, attack, out: f.out!, holdOutSeed: seed,
+  const asrImages = asrImagesOf(f.asrImages, model.dataset);
+  return { ...common, model, clean, attack, out: f.out!, holdOutSeed: seed, ...(asrImages ? { asrImages } : {}),
     ...(f.test === undefined ? {} : { test: userImages(f.test, model.dataset, '--test') }) };
 }
 
@@ -161,7 +179,7 @@ export function detectRequest(f: DetectFlags, given: Given = typedOf(f)): Detect
 }
 
 /** A model to evaluate: on the dataset's test split, or with --test (or --clean, the same) on the user's images (the caller disposes images.set). */
-export type EvalTarget = ModelSource & { attack: AttackSpec | null; images?: Extract<CleanSource, { kind: 'images' }> };
+export type EvalTarget = ModelSource & { attack: AttackSpec | null; images?: Extract<CleanSource, { kind: 'images' }>; asrImages?: { set: TriggeredImageSet; path: string } };
 
 export function evalTarget(f: EvalFlags, given: Given = typedOf(f)): EvalTarget {
   if (f.run) {
@@ -175,6 +193,8 @@ export function evalTarget(f: EvalFlags, given: Given = typedOf(f)): EvalTarget 
   const norm = normOfFlags(f, f.dataset);
   const target: EvalTarget = { dataset: f.dataset, model: f.model, width: f.width, attack, weights: path.resolve(f.weights), ...(norm ? { norm } : {}) };
   if (f.clean !== undefined && f.test !== undefined) throw new Error('--test and --clean both give eval\'s images (the same flag under two names): give one');
+  const asrImages = asrImagesOf(f.asrImages, f.dataset);
+  if (asrImages) target.asrImages = asrImages;
   if (f.test !== undefined) target.images = userImages(f.test, f.dataset, '--test');
   else if (f.clean !== undefined) target.images = userImages(f.clean, f.dataset, '--clean');
   return target;

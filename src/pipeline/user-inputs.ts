@@ -5,7 +5,7 @@ import * as path from 'path';
 import { AttackSpec, attackIssues, DEFAULT_ATTACK } from '../attacks/poison';
 import { imageTriggerFromFiles } from '../attacks/image-trigger';
 import { datasetInfo, DatasetName } from '../data/datasets';
-import { readUserImages, UserImageLimits } from '../data/user-images';
+import { readTriggeredNpz, readUserImages, TriggeredImageSet, UserImageLimits } from '../data/user-images';
 import { formatIssues } from '../util/validation';
 import { CleanSource } from './clean-data';
 
@@ -14,6 +14,13 @@ export function userCleanSource(file: string, dataset: DatasetName, limits?: Use
   const { channels, size, classes } = datasetInfo(dataset);
   const set = readUserImages(file, { channels, size, classes }, limits);
   return { kind: 'images', set, path: path.resolve(file) };
+}
+
+/** Triggered images at `file` (.npz: x, y the target of each image, optionally y_true) for a model of `dataset`. */
+export function userTriggeredImages(file: string, dataset: DatasetName, limits?: UserImageLimits): { set: TriggeredImageSet; path: string } {
+  if (!file.toLowerCase().endsWith('.npz')) throw new Error(`${file}: triggered images are read from a .npz with x (uint8 N,H,W[,C]), y (each image's target class) and optionally y_true`);
+  const { channels, size, classes } = datasetInfo(dataset);
+  return { set: readTriggeredNpz(file, { channels, size, classes }, limits), path: path.resolve(file) };
 }
 
 export interface TriggerFiles {

@@ -13,7 +13,8 @@ import { loadImageSet } from '../../src/data/datasets';
 import { syntheticImages, writeSyntheticIdx } from '../../src/data/synthetic';
 import { AttackFlags } from '../../src/pipeline/attack-spec';
 import { defendRequest, DefendFlags, evalTarget, EvalFlags } from '../../src/pipeline/flag-requests';
-import { imageTriggerAttack, userCleanSource } from '../../src/pipeline/user-inputs';
+import { imageTriggerAttack, userCleanSource, userTriggeredImages } from '../../src/pipeline/user-inputs';
+import { withoutTestSet } from '../../src/data/test-set-lock';
 import { tensor } from '../../src/torch';
 import { DEFAULT_TRAIN, train, TrainConfig } from '../../src/train/run';
 import { Rng } from '../../src/util/rng';
@@ -232,6 +233,61 @@ test('defend --test: before/after on the user\'s labelled images, as eval --test
   assert.throws(() => defendRequest({ ...flags, run: 'r', test: npz }, typed('test')), /^Error: --test: the model, its data and attack come from --run r/);
   const e: EvalFlags = { ...(flags as AttackFlags), attack: 'patch', weights, model: 'small-cnn', dataset: 'mnist', width: 64, json: false };
   assert.throws(() => evalTarget({ ...e, test: npz, clean: npz }, typed('test', 'clean')), /--test and --clean both give eval's images/);
+});
+
+/** np.savez(file, x=..., y=..., [y_true=...]) of triggered images, stored. */
+function writeTriggeredNpz(file: string, x: Uint8Array, n: number, y: number[], yTrue?: number[]): void {
+  const labels = (v: number[]): Buffer => Buffer.from(BigInt64Array.from(v, BigInt).buffer);
+  fs.writeFileSync(file, storedZip([['x.npy', npy('|u1', [n, S, S], Buffer.from(x))], ['y.npy', npy('<i8', [n], labels(y))],
+    ...(yTrue ? [['y_true.npy', npy('<i8', [n], labels(yTrue))] as [string, Buffer]] : [])]));
+}
+
+test('--asr-images: ASR, RA and the floor on triggered images given as they are, as the built-in trigger measures them', () => {
+  // the non-target test images, stamped with the built-in patch: what eval --attack patch classifies
+  const testSet = loadImageSet('mnist', 'test', data);
+  const y = testSet.labels.toList(), keep = y.flatMap((v, i) => (v !== 0 ? [i] : []));
+  const stamped = applyTrigger(testSet.images, patch, new Rng(1));
+  const pixels = stamped.toArray() as Uint8Array, n = keep.length;
+  const x = Uint8Array.from(keep.flatMap((i) => [...pixels.subarray(i * S * S, (i + 1) * S * S)]));
+  const withTrue = path.join(root, 'asr.npz'), targetsOnly = path.join(root, 'asr-targets.npz');
+  writeTriggeredNpz(withTrue, x, n, new Array<number>(n).fill(0), keep.map((i) => y[i]));
+  writeTriggeredNpz(targetsOnly, x, n, new Array<number>(n).fill(0));
+  type M = { asr: number; ra: number | null; cleanToTarget: number | null; asrImages?: string };
+  const patched = JSON.parse(ok('eval', ...model, '--attack', 'patch', '--trigger-size', '3', '--json').stdout) as M;
+  const given = JSON.parse(ok('eval', ...model, '--asr-images', withTrue, '--json').stdout) as M;
+  assert.ok(patched.asr > 0.2 && patched.asr < 0.95, `a partial backdoor (ASR ${patched.asr}), so that equal ASRs say something`);
+  // the same images classified by the same model: equal up to one image in either path's batches
+  for (const k of ['asr', 'ra', 'cleanToTarget'] as const) assert.ok(Math.abs(given[k]! - patched[k]!) <= 1 / n, `${k}: ${given[k]} vs ${patched[k]}`);
+  assert.equal(given.asrImages, withTrue);
+  // without y_true: no RA; the floor from the single target
+  const bare = JSON.parse(ok('eval', ...model, '--asr-images', targetsOnly, '--json').stdout) as M;
+  assert.equal(bare.ra, null);
+  assert.ok(Math.abs(bare.asr - patched.asr) <= 1 / n && Math.abs(bare.cleanToTarget! - patched.cleanToTarget!) <= 1 / n);
+  // an all-to-all relabelling (y -> y+1): the floor counts clean images sent to their own class's target
+  const shifted = path.join(root, 'asr-shift.npz');
+  writeTriggeredNpz(shifted, x, n, keep.map((i) => (y[i] + 1) % 10), keep.map((i) => y[i]));
+  const all = JSON.parse(ok('eval', ...model, '--asr-images', shifted, '--json').stdout) as M;
+  assert.ok(all.cleanToTarget !== null && all.cleanToTarget < 0.5 && all.asr < patched.asr, JSON.stringify(all));
+  // defend: before and after on them, recorded by path and content
+  const out = path.join(root, 'asr-defend');
+  ok('defend', ...model, '--method', 'ft', '--set', 'epochs=1', '--set', 'batchSize=32', '--clean', npz, '--asr-images', withTrue, '--out', out);
+  const rep = JSON.parse(fs.readFileSync(path.join(out, 'ft', 'report.json'), 'utf8')) as { before: M; after: M; source: { target: { attack: null; asrImages: { path: string; size: number; sha256: string } } } };
+  assert.ok(Math.abs(rep.before.asr - patched.asr) <= 1 / n);
+  assert.ok(rep.after.asr >= 0 && rep.after.asr <= 1 && rep.after.cleanToTarget !== null);
+  assert.deepEqual([rep.source.target.attack, rep.source.target.asrImages.path, rep.source.target.asrImages.size], [null, withTrue, n]);
+  assert.match(rep.source.target.asrImages.sha256, /^[0-9a-f]{64}$/);
+  // the same images elsewhere: the same inputs, reused
+  const moved = path.join(root, 'asr-moved.npz');
+  fs.copyFileSync(withTrue, moved);
+  assert.match(ok('defend', ...model, '--method', 'ft', '--set', 'epochs=1', '--set', 'batchSize=32', '--clean', npz, '--asr-images', moved, '--out', out).stderr, /ft: done earlier/);
+  // refused: with a trigger described by flags too, not a .npz, labels outside the classes; never inside a defense
+  assert.match(fails('eval', ...model, '--asr-images', withTrue, '--trigger-image', triggerPng), /^error: --trigger-image: --asr-images gives the triggered images/);
+  assert.match(fails('eval', ...model, '--asr-images', withTrue, '--attack', 'blend'), /^error: --attack: --asr-images gives the triggered images/);
+  assert.match(fails('defend', ...model, '--method', 'ft', '--clean', npz, '--out', out, '--asr-images', folder), /^error: --asr-images: .*clean: triggered images are read from a \.npz/);
+  const bad = path.join(root, 'asr-bad.npz');
+  writeTriggeredNpz(bad, x, n, new Array<number>(n).fill(10));
+  assert.match(fails('eval', ...model, '--asr-images', bad), new RegExp(`^error: --asr-images: ${bad}: y\\[0\\] = 10 is outside the model's classes 0\\.\\.9`));
+  assert.throws(() => withoutTestSet(() => userTriggeredImages(withTrue, 'mnist')), /triggered images .*asr\.npz: refused inside a defense/);
 });
 
 test('the CLI refuses wrong images and --clean with --clean-size: one line naming the flag and the file, nothing written', () => {
