@@ -3,7 +3,7 @@ import { nn } from '../torch';
 import { PreActResNet18 } from './preact-resnet';
 import { ResNet18 } from './resnet';
 import { SmallCNN } from './small-cnn';
-import { TorchvisionResNet18 } from './torchvision-resnet';
+import { TORCHVISION_RESNETS, TorchvisionResNet, TorchvisionResNet18 } from './torchvision-resnet';
 import { VGG } from './vgg';
 
 /**
@@ -12,7 +12,8 @@ import { VGG } from './vgg';
  */
 export const MODEL_NAMES = ['resnet18', 'preact-resnet18', 'small-cnn', 'torchvision-resnet18', 'torchvision-resnet18-cifar',
   // torchvision 0.14's classifiers under torchvision's names, with its state-dict names and shapes
-  'vgg11_bn', 'vgg13_bn', 'vgg16_bn', 'vgg19_bn'] as const;
+  'vgg11_bn', 'vgg13_bn', 'vgg16_bn', 'vgg19_bn',
+  'resnet34', 'resnet50', 'resnet101', 'resnet152', 'wide_resnet50_2', 'wide_resnet101_2'] as const;
 export type ModelName = (typeof MODEL_NAMES)[number];
 
 export interface ModelSpec { name: ModelName; width?: number; inChannels: number; numClasses: number; imageSize: number }
@@ -29,6 +30,8 @@ export function createModel(s: ModelSpec): nn.Module {
       return new TorchvisionResNet18({ width: s.width ?? 64, inChannels: s.inChannels, numClasses: s.numClasses, stem: s.name === 'torchvision-resnet18' ? 'imagenet' : 'cifar' });
     case 'small-cnn': return new SmallCNN(s.inChannels, s.numClasses, s.imageSize);
     case 'vgg11_bn': case 'vgg13_bn': case 'vgg16_bn': case 'vgg19_bn': return new VGG(s.name, tv(s));
+    case 'resnet34': case 'resnet50': case 'resnet101': case 'resnet152': case 'wide_resnet50_2': case 'wide_resnet101_2':
+      return new TorchvisionResNet(TORCHVISION_RESNETS[s.name], { width: s.width ?? 64, inChannels: s.inChannels, numClasses: s.numClasses });
     default: throw new Error(`unknown model '${(s as ModelSpec).name}' (known: ${MODEL_NAMES.join(', ')})`);
   }
 }

@@ -1,7 +1,11 @@
 // Parity of the toolkit's torchvision architectures with Debian's python3-torchvision 0.14: the state dict
 // torch.save wrote loads strictly by name; eval logits within 1e-4 relative; in train mode (batch
-// statistics, dropout and stochastic depth at p = 0 on both sides) the logits, the loss and the gradients
-// of a few named parameters after one backward within 1e-3 relative. Relative = max |diff| / max |ref|.
+// statistics, dropout and stochastic depth at p = 0 on both sides) the logits within 1e-3 relative, and the
+// gradients of a few named parameters after one backward within 1e-3 relative of PyTorch's float32 ones
+// (contiguous or channels-last activations), or, where PyTorch's own float32 gradients are further than
+// that from its float64 one (deep batch-normed networks in train mode amplify rounding: ResNet-50 at batch
+// 2, 2% contiguous, 5% channels-last), no further from float64 than 2x PyTorch's larger float32 error.
+// Relative = max |diff| / max |ref|.
 import * as assert from 'assert/strict';
 import * as fs from 'fs';
 import * as path from 'path';
@@ -11,16 +15,23 @@ import { StochasticDepth } from '../../src/models/torchvision-ops';
 import { maxAbsDiff, python, relDiff, tmpDir } from '../helpers';
 
 /** batch 0: only the state dict's names, shapes and order are compared (no weights travel) */
-export interface ZooSpec { name: ModelName; inChannels: number; size: number; batch: number; /** eval only: no backward (the largest models) */ evalOnly?: boolean }
+export interface ZooSpec {
+  name: ModelName; inChannels: number; size: number; batch: number;
+  /** eval only: no backward (the largest models) */
+  evalOnly?: boolean;
+  /** PyTorch also in float64 (and channels-last for the ResNets), for ill-conditioned gradients */
+  float64?: boolean;
+}
 
-export interface ZooFigures { tag: string; evalRel: number; trainRel: number; lossDiff: number; grads: [string, number][] }
+/** grads: [name, ours vs PyTorch float32 (the nearer layout), ours vs float64, PyTorch float32 (the further layout) vs float64] */
+export interface ZooFigures { tag: string; evalRel: number; trainRel: number; lossDiff: number; grads: [string, number, number, number][] }
 
 /** Runs the PyTorch reference for the specs and checks each model; returns the measured figures. */
 export function checkZooParity(specs: ZooSpec[], tol = { eval: 1e-4, train: 1e-3, grad: 1e-3 }): ZooFigures[] {
   const dir = tmpDir('zoo');
   const figures: ZooFigures[] = [];
   try {
-    python('torchvision_zoo_ref.py', dir, ...specs.map((s) => `${s.name}:${s.inChannels}:${s.size}:${s.batch}`));
+    python('torchvision_zoo_ref.py', dir, ...specs.map((s) => `${s.name}:${s.inChannels}:${s.size}:${s.batch}${s.float64 ? ':f64' : ''}`));
     const ref = T.loadSafetensors(path.join(dir, 'ref.safetensors')).tensors;
     for (const s of specs) {
       const tag = `${s.name}_${s.inChannels}`;
@@ -62,9 +73,12 @@ export function checkZooParity(specs: ZooSpec[], tol = { eval: 1e-4, train: 1e-3
         for (const n of names) {
           const g = params.get(n)?.grad;
           assert.ok(g, `${tag}: no gradient for ${n}`);
-          const d = relDiff(g, r(`grad.${n}`));
-          fig.grads.push([n, d]);
-          assert.ok(d <= tol.grad, `${tag}: gradient of ${n} differs by ${d} relative (> ${tol.grad})`);
+          // gradcl: PyTorch with channels-last activations, for the models the toolkit runs so
+          const refs = [r(`grad.${n}`), ...(ref.has(`${tag}.gradcl.${n}`) ? [r(`gradcl.${n}`)] : [])];
+          const d = Math.min(...refs.map((t) => relDiff(g, t)));
+          const [d64, pt64] = s.float64 ? [relDiff(g, r(`grad64.${n}`)), Math.max(...refs.map((t) => relDiff(t, r(`grad64.${n}`))))] : [NaN, NaN];
+          fig.grads.push([n, d, d64, pt64]);
+          assert.ok(d <= tol.grad || d64 <= 2 * pt64, `${tag}: gradient of ${n} differs by ${d} relative from PyTorch's (> ${tol.grad}) and by ${d64} from float64 (PyTorch's float32: ${pt64})`);
         }
         T.dispose([out, loss]);
       }
@@ -76,6 +90,6 @@ export function checkZooParity(specs: ZooSpec[], tol = { eval: 1e-4, train: 1e-3
     fs.rmSync(dir, { recursive: true, force: true });
   }
   for (const f of figures)
-    console.log(`# ${f.tag}: eval ${f.evalRel.toExponential(2)}, train ${f.trainRel.toExponential(2)}, |dloss| ${f.lossDiff.toExponential(2)}, grads ${f.grads.map(([n, d]) => `${n} ${d.toExponential(2)}`).join('; ')}`);
+    console.log(`# ${f.tag}: eval ${f.evalRel.toExponential(2)}, train ${f.trainRel.toExponential(2)}, |dloss| ${f.lossDiff.toExponential(2)}, grads (vs PyTorch f32 / vs f64 / PyTorch f32 vs f64) ${f.grads.map(([n, ...d]) => `${n} ${d.map((v) => v.toExponential(1)).join('/')}`).join('; ')}`);
   return figures;
 }

@@ -1,12 +1,14 @@
 # torchvision side of the model-zoo parity tests (Debian's python3-torchvision 0.14 on python3-torch 1.13).
-# Usage: python3 torchvision_zoo_ref.py <dir> <name>:<in_ch>:<size>:<batch> ... (batch 0: only <tag>.keys,
+# Usage: python3 torchvision_zoo_ref.py <dir> <name>:<in_ch>:<size>:<batch>[:f64] ... (batch 0: only <tag>.keys,
 # the state dict's names and shapes in order, as JSON in uint8)
 # For each spec writes <dir>/<name>_<in_ch>.pt (torch.save of the state dict) and, in <dir>/ref.safetensors,
 # under the prefix <name>_<in_ch>.: x, y, logits_eval, logits_train, loss, and grad.<param> for a few
-# parameters (list in params, as a uint8 string) after one backward of the cross entropy in train mode.
+# parameters (list in params, as a uint8 string) after one backward of the cross entropy in train mode,
+# and with f64, grad64.<param> / gradcl.<param> (ResNets): the same in float64 / in float32 with channels-last
+# activations.
 # Dropout and stochastic depth are set to p = 0 so train mode is deterministic; batch-norm statistics,
 # norm affines, layer scales and heads are randomised so eval mode and every block are tested for real.
-import json, sys
+import copy, json, sys
 import torch, torch.nn as nn, torchvision
 from torchvision.ops import StochasticDepth
 from torch_ref import save_st
@@ -22,6 +24,22 @@ def first_conv_for(m, in_ch):
             new = nn.Conv2d(in_ch, mod.out_channels, mod.kernel_size, mod.stride, mod.padding, mod.dilation, mod.groups, mod.bias is not None)
             setattr(parent, name.rsplit('.', 1)[-1], new)
             return
+
+
+def structure(name, in_ch, size):
+    """The model without its initialisation (which dominates the time of the large ones)."""
+    inits = ['kaiming_normal_', 'kaiming_uniform_', 'normal_', 'uniform_', 'constant_', 'trunc_normal_', 'xavier_uniform_', 'ones_', 'zeros_']
+    saved = {f: getattr(nn.init, f) for f in inits}
+    for f in inits:
+        setattr(nn.init, f, lambda t, *a, **k: t)
+    try:
+        kw = {'image_size': size} if name.startswith('vit') else {}
+        m = getattr(torchvision.models, name)(num_classes=10, **kw)
+        first_conv_for(m, in_ch)
+        return m
+    finally:
+        for f, fn in saved.items():
+            setattr(nn.init, f, fn)
 
 
 def build(name, in_ch, size):
@@ -50,21 +68,25 @@ def main(d, specs):
     torch.set_num_threads(1)
     out = {}
     for spec in specs:
-        name, in_ch, size, batch = spec.split(':')
-        in_ch, size, batch = int(in_ch), int(size), int(batch)
+        name, in_ch, size, batch, *flags = spec.split(':')
+        in_ch, size, batch, f64 = int(in_ch), int(size), int(batch), 'f64' in flags
         tag = f'{name}_{in_ch}'
         torch.manual_seed(0)
-        m = build(name, in_ch, size)
         if batch == 0:  # structure only: the state dict's names and shapes, in order
+            m = structure(name, in_ch, size)
             keys = json.dumps([[k, list(v.shape)] for k, v in m.state_dict().items()])
             out[f'{tag}.keys'] = torch.tensor(list(keys.encode()), dtype=torch.uint8)
             continue
+        m = build(name, in_ch, size)
         torch.save(m.state_dict(), f'{d}/{tag}.pt')
         x = torch.randn(batch, in_ch, size, size)
         y = torch.arange(batch) % 10
         m.eval()
         with torch.no_grad():
             out[f'{tag}.logits_eval'] = m(x)
+        m64 = copy.deepcopy(m).double() if f64 else None
+        layouts = f64 and name.startswith(('resnet', 'wide_resnet'))  # the toolkit runs these channels-last
+        mcl = copy.deepcopy(m).to(memory_format=torch.channels_last) if layouts else None
         m.train()
         logits = m(x)
         loss = nn.functional.cross_entropy(logits, y)
@@ -74,6 +96,24 @@ def main(d, specs):
         for i in picks:
             n, p = named[i]
             out[f'{tag}.grad.{n}'] = p.grad
+        # float64 (flag f64): deep batch-normed networks in train mode amplify rounding in the backward
+        # (ResNet-50 at batch 2: PyTorch's own float32 gradients differ from float64 by ~2%), so there the
+        # toolkit's float32 gradients are held to PyTorch's own float32 error against a float64 reference
+        if f64:
+            m64.train()
+            nn.functional.cross_entropy(m64(x.double()), y).backward()
+            p64 = dict(m64.named_parameters())
+            for i in picks:
+                out[f'{tag}.grad64.{named[i][0]}'] = p64[named[i][0]].grad
+            del m64
+        # channels-last float32 (the toolkit's ResNets' layout): other kernels, other rounding
+        if layouts:
+            mcl.train()
+            nn.functional.cross_entropy(mcl(x.contiguous(memory_format=torch.channels_last)), y).backward()
+            pcl = dict(mcl.named_parameters())
+            for i in picks:
+                out[f'{tag}.gradcl.{named[i][0]}'] = pcl[named[i][0]].grad.contiguous()
+            del mcl
         out[f'{tag}.params'] = torch.tensor(list(','.join(named[i][0] for i in picks).encode()), dtype=torch.uint8)
         out[f'{tag}.x'] = x
         out[f'{tag}.y'] = y
