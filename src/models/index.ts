@@ -5,6 +5,8 @@ import { ResNet18 } from './resnet';
 import { SmallCNN } from './small-cnn';
 import { TORCHVISION_RESNETS, TorchvisionResNet, TorchvisionResNet18 } from './torchvision-resnet';
 import { VGG } from './vgg';
+import { MobileNetV2 } from './mobilenet-v2';
+import { MobileNetV3 } from './mobilenet-v3';
 
 /**
  * torchvision-resnet18: torchvision.models.resnet18's modules and 7x7/max-pool stem;
@@ -13,7 +15,8 @@ import { VGG } from './vgg';
 export const MODEL_NAMES = ['resnet18', 'preact-resnet18', 'small-cnn', 'torchvision-resnet18', 'torchvision-resnet18-cifar',
   // torchvision 0.14's classifiers under torchvision's names, with its state-dict names and shapes
   'vgg11_bn', 'vgg13_bn', 'vgg16_bn', 'vgg19_bn',
-  'resnet34', 'resnet50', 'resnet101', 'resnet152', 'wide_resnet50_2', 'wide_resnet101_2'] as const;
+  'resnet34', 'resnet50', 'resnet101', 'resnet152', 'wide_resnet50_2', 'wide_resnet101_2',
+  'mobilenet_v2', 'mobilenet_v3_small', 'mobilenet_v3_large'] as const;
 export type ModelName = (typeof MODEL_NAMES)[number];
 
 export interface ModelSpec { name: ModelName; width?: number; inChannels: number; numClasses: number; imageSize: number }
@@ -32,6 +35,8 @@ export function createModel(s: ModelSpec): nn.Module {
     case 'vgg11_bn': case 'vgg13_bn': case 'vgg16_bn': case 'vgg19_bn': return new VGG(s.name, tv(s));
     case 'resnet34': case 'resnet50': case 'resnet101': case 'resnet152': case 'wide_resnet50_2': case 'wide_resnet101_2':
       return new TorchvisionResNet(TORCHVISION_RESNETS[s.name], { width: s.width ?? 64, inChannels: s.inChannels, numClasses: s.numClasses });
+    case 'mobilenet_v2': return new MobileNetV2(tv(s));
+    case 'mobilenet_v3_small': case 'mobilenet_v3_large': return new MobileNetV3(s.name, tv(s));
     default: throw new Error(`unknown model '${(s as ModelSpec).name}' (known: ${MODEL_NAMES.join(', ')})`);
   }
 }

@@ -50,7 +50,6 @@ def build(name, in_ch, size):
         for mod in m.modules():
             if isinstance(mod, nn.BatchNorm2d):
                 mod.weight.uniform_(0.5, 1.5); mod.bias.uniform_(-0.2, 0.2)
-                mod.running_mean.uniform_(-0.2, 0.2); mod.running_var.uniform_(0.5, 2.0)
             elif isinstance(mod, nn.LayerNorm):
                 mod.weight.uniform_(0.5, 1.5); mod.bias.uniform_(-0.2, 0.2)
             elif isinstance(mod, nn.Dropout):
@@ -61,6 +60,21 @@ def build(name, in_ch, size):
                 mod.layer_scale.uniform_(0.2, 0.6)
         if name.startswith('vit'):
             nn.init.normal_(m.heads.head.weight, std=0.05); nn.init.normal_(m.class_token, std=0.5)
+    # running statistics of the activations of random images (then perturbed), so that eval mode keeps the
+    # activations in range (made-up statistics saturate MobileNet's ReLU6 into constant logits)
+    bns = [mod for mod in m.modules() if isinstance(mod, nn.BatchNorm2d)]
+    if bns:
+        momenta = [mod.momentum for mod in bns]
+        for mod in bns:
+            mod.reset_running_stats(); mod.momentum = None
+        m.train()
+        with torch.no_grad():
+            for _ in range(2):
+                m(torch.randn(4, in_ch, size, size))
+            for mod, mom in zip(bns, momenta):
+                mod.momentum = mom
+                mod.running_mean.add_(torch.empty_like(mod.running_mean).uniform_(-0.1, 0.1))
+                mod.running_var.mul_(torch.empty_like(mod.running_var).uniform_(0.8, 1.25))
     return m
 
 
