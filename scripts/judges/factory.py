@@ -156,6 +156,7 @@ def train(recipe, out_dir, threads, data_dir=None, quiet=False):
 
     torch.manual_seed(r['seed'])
     model = models.build(r['arch'], r['width'], x.shape[1], classes)
+    model = model.to(memory_format=torch.channels_last)  # about 1.3x faster on CPU; saved contiguous
     o = r['optimizer']
     if o['kind'] == 'sgd':
         opt = torch.optim.SGD(model.parameters(), lr=o['lr'], momentum=o['momentum'], weight_decay=o['weight_decay'], nesterov=o['nesterov'])
@@ -178,7 +179,7 @@ def train(recipe, out_dir, threads, data_dir=None, quiet=False):
             if len(b) < 2: continue  # batch norm needs two images
             xb = X[b]
             if r['augment'] == 'crop-flip': xb = augment(xb, g)
-            logits = model(normalise(xb, r['norm']))
+            logits = model(normalise(xb, r['norm']).contiguous(memory_format=torch.channels_last))
             loss = F.cross_entropy(logits, Y[b], label_smoothing=r['label_smoothing'])
             opt.zero_grad(); loss.backward(); opt.step()
             loss_sum += loss.item() * len(b); correct += int((logits.argmax(1) == Y[b]).sum())
@@ -192,7 +193,7 @@ def train(recipe, out_dir, threads, data_dir=None, quiet=False):
         f'({metrics["triggered_images"]} triggered test images), {train_seconds:.0f} s of training')
 
     os.makedirs(out_dir, exist_ok=True)
-    fileio.save_state_dict(os.path.join(out_dir, 'model.pt'), model.state_dict())
+    fileio.save_state_dict(os.path.join(out_dir, 'model.pt'), {k: v.contiguous() for k, v in model.state_dict().items()})
     fileio.write_npz(os.path.join(out_dir, 'test-triggered.npz'), x=trig[0][:, 0], y=trig[1], y_true=trig[2])
     image = triggers.image_trigger(r['attack']['trigger'], r['seed'], h, w)
     files = {'model': 'model.pt', 'test_triggered': 'test-triggered.npz'}
