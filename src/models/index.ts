@@ -7,6 +7,7 @@ import { TORCHVISION_RESNETS, TorchvisionResNet, TorchvisionResNet18 } from './t
 import { VGG } from './vgg';
 import { MobileNetV2 } from './mobilenet-v2';
 import { MobileNetV3 } from './mobilenet-v3';
+import { DenseNet } from './densenet';
 
 /**
  * torchvision-resnet18: torchvision.models.resnet18's modules and 7x7/max-pool stem;
@@ -16,7 +17,8 @@ export const MODEL_NAMES = ['resnet18', 'preact-resnet18', 'small-cnn', 'torchvi
   // torchvision 0.14's classifiers under torchvision's names, with its state-dict names and shapes
   'vgg11_bn', 'vgg13_bn', 'vgg16_bn', 'vgg19_bn',
   'resnet34', 'resnet50', 'resnet101', 'resnet152', 'wide_resnet50_2', 'wide_resnet101_2',
-  'mobilenet_v2', 'mobilenet_v3_small', 'mobilenet_v3_large'] as const;
+  'mobilenet_v2', 'mobilenet_v3_small', 'mobilenet_v3_large',
+  'densenet121', 'densenet161', 'densenet169', 'densenet201'] as const;
 export type ModelName = (typeof MODEL_NAMES)[number];
 
 export interface ModelSpec { name: ModelName; width?: number; inChannels: number; numClasses: number; imageSize: number }
@@ -37,6 +39,7 @@ export function createModel(s: ModelSpec): nn.Module {
       return new TorchvisionResNet(TORCHVISION_RESNETS[s.name], { width: s.width ?? 64, inChannels: s.inChannels, numClasses: s.numClasses });
     case 'mobilenet_v2': return new MobileNetV2(tv(s));
     case 'mobilenet_v3_small': case 'mobilenet_v3_large': return new MobileNetV3(s.name, tv(s));
+    case 'densenet121': case 'densenet161': case 'densenet169': case 'densenet201': return new DenseNet(s.name, tv(s));
     default: throw new Error(`unknown model '${(s as ModelSpec).name}' (known: ${MODEL_NAMES.join(', ')})`);
   }
 }
