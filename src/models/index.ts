@@ -10,6 +10,7 @@ import { MobileNetV3 } from './mobilenet-v3';
 import { DenseNet } from './densenet';
 import { EfficientNet } from './efficientnet';
 import { ConvNeXt } from './convnext';
+import { VisionTransformer } from './vision-transformer';
 
 /**
  * torchvision-resnet18: torchvision.models.resnet18's modules and 7x7/max-pool stem;
@@ -22,7 +23,8 @@ export const MODEL_NAMES = ['resnet18', 'preact-resnet18', 'small-cnn', 'torchvi
   'mobilenet_v2', 'mobilenet_v3_small', 'mobilenet_v3_large',
   'densenet121', 'densenet161', 'densenet169', 'densenet201',
   'efficientnet_b0', 'efficientnet_b1', 'efficientnet_b2', 'efficientnet_b3', 'efficientnet_b4', 'efficientnet_b5', 'efficientnet_b6', 'efficientnet_b7',
-  'convnext_tiny', 'convnext_small', 'convnext_base', 'convnext_large'] as const;
+  'convnext_tiny', 'convnext_small', 'convnext_base', 'convnext_large',
+  'vit_b_16', 'vit_b_32', 'vit_l_16', 'vit_l_32'] as const;
 export type ModelName = (typeof MODEL_NAMES)[number];
 
 export interface ModelSpec { name: ModelName; width?: number; inChannels: number; numClasses: number; imageSize: number }
@@ -47,6 +49,7 @@ export function createModel(s: ModelSpec): nn.Module {
     case 'efficientnet_b0': case 'efficientnet_b1': case 'efficientnet_b2': case 'efficientnet_b3':
     case 'efficientnet_b4': case 'efficientnet_b5': case 'efficientnet_b6': case 'efficientnet_b7': return new EfficientNet(s.name, tv(s));
     case 'convnext_tiny': case 'convnext_small': case 'convnext_base': case 'convnext_large': return new ConvNeXt(s.name, tv(s));
+    case 'vit_b_16': case 'vit_b_32': case 'vit_l_16': case 'vit_l_32': return new VisionTransformer(s.name, tv(s));
     default: throw new Error(`unknown model '${(s as ModelSpec).name}' (known: ${MODEL_NAMES.join(', ')})`);
   }
 }
