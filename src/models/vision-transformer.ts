@@ -94,10 +94,10 @@ export class VisionTransformer extends nn.Module {
   forward(x: Tensor): Tensor {
     const [n, , h, w] = x.shape;
     if (h !== this.imageSize || w !== this.imageSize) throw new Error(`${this.arch}: expected ${this.imageSize}x${this.imageSize} images, got ${h}x${w}`);
-    const tokens = scope(() => {
+    return scope(() => {
       const patches = this.convProj.call(x).flatten(2).permute(0, 2, 1); // [N, (H/p)(W/p), D]
-      return cat([this.classToken.expand(n, -1, -1), patches], 1);
+      const tokens = cat([this.classToken.expand(n, -1, -1), patches], 1);
+      return this.heads.call(this.encoder.call(tokens).select(1, 0)); // the class token's output
     });
-    return pipe(tokens, (t) => this.encoder.call(t), (t) => t.select(1, 0), (t) => this.heads.call(t));
   }
 }

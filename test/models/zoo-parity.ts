@@ -29,7 +29,8 @@ export interface ZooFigures { tag: string; evalRel: number; trainRel: number; lo
 
 /** Runs the PyTorch reference for the specs and checks each model; returns the measured figures. */
 export function checkZooParity(specs: ZooSpec[], tol = { eval: 1e-4, train: 1e-3, grad: 1e-3 }): ZooFigures[] {
-  const dir = tmpDir('zoo');
+  // the state dicts run to hundreds of MB (VGG-16: 528): memory-backed /dev/shm where there is one
+  const dir = fs.existsSync('/dev/shm') ? fs.mkdtempSync('/dev/shm/vardefense-zoo-') : tmpDir('zoo');
   const figures: ZooFigures[] = [];
   try {
     // PyTorch on as many threads as the toolkit: the split of reductions changes the rounding
