@@ -10,7 +10,7 @@ import { MobileNetV3 } from './mobilenet-v3';
 import { DenseNet } from './densenet';
 import { EfficientNet } from './efficientnet';
 import { ConvNeXt } from './convnext';
-import { VisionTransformer } from './vision-transformer';
+import { ResizedVisionTransformer, VisionTransformer, VitName } from './vision-transformer';
 
 /**
  * torchvision-resnet18: torchvision.models.resnet18's modules and 7x7/max-pool stem;
@@ -24,7 +24,9 @@ export const MODEL_NAMES = ['resnet18', 'preact-resnet18', 'small-cnn', 'torchvi
   'densenet121', 'densenet161', 'densenet169', 'densenet201',
   'efficientnet_b0', 'efficientnet_b1', 'efficientnet_b2', 'efficientnet_b3', 'efficientnet_b4', 'efficientnet_b5', 'efficientnet_b6', 'efficientnet_b7',
   'convnext_tiny', 'convnext_small', 'convnext_base', 'convnext_large',
-  'vit_b_16', 'vit_b_32', 'vit_l_16', 'vit_l_32'] as const;
+  'vit_b_16', 'vit_b_32', 'vit_l_16', 'vit_l_32',
+  // BackdoorBench's ViTs: Sequential(Resize((224, 224)), vit_*) (state-dict names '1.conv_proj.weight', ...)
+  'backdoorbench-vit_b_16', 'backdoorbench-vit_b_32', 'backdoorbench-vit_l_16', 'backdoorbench-vit_l_32'] as const;
 export type ModelName = (typeof MODEL_NAMES)[number];
 
 export interface ModelSpec { name: ModelName; width?: number; inChannels: number; numClasses: number; imageSize: number }
@@ -50,6 +52,8 @@ export function createModel(s: ModelSpec): nn.Module {
     case 'efficientnet_b4': case 'efficientnet_b5': case 'efficientnet_b6': case 'efficientnet_b7': return new EfficientNet(s.name, tv(s));
     case 'convnext_tiny': case 'convnext_small': case 'convnext_base': case 'convnext_large': return new ConvNeXt(s.name, tv(s));
     case 'vit_b_16': case 'vit_b_32': case 'vit_l_16': case 'vit_l_32': return new VisionTransformer(s.name, tv(s));
+    case 'backdoorbench-vit_b_16': case 'backdoorbench-vit_b_32': case 'backdoorbench-vit_l_16': case 'backdoorbench-vit_l_32':
+      return new ResizedVisionTransformer(s.name.slice('backdoorbench-'.length) as VitName, tv(s));
     default: throw new Error(`unknown model '${(s as ModelSpec).name}' (known: ${MODEL_NAMES.join(', ')})`);
   }
 }

@@ -75,6 +75,14 @@ export class LayerNorm2d extends nn.LayerNorm {
   }
 }
 
+/** torchvision.transforms.Resize((h, w)) on tensors: bilinear, align_corners false, no antialias (0.14's default). */
+export class Resize extends nn.Module {
+  constructor(readonly size: [number, number]) { super(); }
+  forward(x: Tensor): Tensor {
+    return x.shape[2] === this.size[0] && x.shape[3] === this.size[1] ? x : F.interpolateBilinear(x, this.size);
+  }
+}
+
 /** torchvision's usual conv init: kaiming_normal_(mode='fan_out'), zero bias. */
 export function kaimingNormalFanOut(conv: nn.Conv2d): void {
   const [out, inG, kh, kw] = conv.weight.shape;

@@ -3,6 +3,7 @@
 // self_attention, ln_2, mlp.0/.3), encoder.ln, heads.head. The position embedding fixes the input size:
 // image_size (224 in torchvision's weights) must be the size the model was built for, divisible by the patch.
 import { cat, nn, noGrad, pipe, scope, Tensor, zeros } from '../torch';
+import { Resize } from './torchvision-ops';
 
 /** patch, layers, heads, hidden width, MLP width */
 export const VITS = {
@@ -99,5 +100,15 @@ export class VisionTransformer extends nn.Module {
       const tokens = cat([this.classToken.expand(n, -1, -1), patches], 1);
       return this.heads.call(this.encoder.call(tokens).select(1, 0)); // the class token's output
     });
+  }
+}
+
+/**
+ * BackdoorBench's ViTs (its generate_cls_model): nn.Sequential(Resize((224, 224)), vit_*(...)) with the
+ * head replaced for the classes, so the state-dict names carry the prefix '1.' and any input size works.
+ */
+export class ResizedVisionTransformer extends nn.Sequential {
+  constructor(arch: VitName, o: VisionTransformerOptions = {}) {
+    super(new Resize([224, 224]), new VisionTransformer(arch, { ...o, imageSize: 224 }));
   }
 }

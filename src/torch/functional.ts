@@ -139,3 +139,10 @@ export function stochasticDepth(x: Tensor, p: number, mode: 'row' | 'batch', tra
   noise.dispose();
   return out;
 }
+
+const upsampleBilinear2d = op('aten::upsample_bilinear2d', 'vec');
+
+/** F.interpolate(x, size, mode='bilinear', align_corners) on NCHW (torchvision's Resize of tensors: no antialias). */
+export function interpolateBilinear(x: Tensor, size: [number, number], alignCorners = false): Tensor {
+  return upsampleBilinear2d(x, size, alignCorners, null);
+}

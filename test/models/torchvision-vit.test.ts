@@ -13,6 +13,13 @@ test('torchvision vit: torch.save state dicts load by name, eval logits, train-m
   ]);
 });
 
+test('BackdoorBench\'s vit_b_16 (Sequential(Resize((224, 224)), vit_b_16)): its state dicts load by name and give its eval logits on 32x32 images', () => {
+  checkZooParity([
+    { name: 'backdoorbench-vit_b_16', inChannels: 3, size: 32, batch: 2, evalOnly: true },
+    { name: 'backdoorbench-vit_b_32', inChannels: 3, size: 32, batch: 0 },
+  ]);
+});
+
 test('vit: an image size that is not a multiple of the patch is refused by name, as torchvision does', () => {
   assert.throws(() => createModel({ name: 'vit_b_16', inChannels: 1, numClasses: 10, imageSize: 28 }), /vit_b_16 needs an image size divisible by its patch size 16; these are 28x28/);
 });

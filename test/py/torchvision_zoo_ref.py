@@ -26,6 +26,19 @@ def first_conv_for(m, in_ch):
             return
 
 
+def make(name, in_ch, size):
+    """torchvision.models.<name>(num_classes=10), or BackdoorBench's ViT: Sequential(Resize((224, 224)), vit)."""
+    if name.startswith('backdoorbench-'):
+        from torchvision.transforms import Resize
+        vit = getattr(torchvision.models, name[len('backdoorbench-'):])(num_classes=10)
+        first_conv_for(vit, in_ch)
+        return nn.Sequential(Resize((224, 224)), vit)
+    kw = {'image_size': size} if name.startswith('vit') else {}
+    m = getattr(torchvision.models, name)(num_classes=10, **kw)
+    first_conv_for(m, in_ch)
+    return m
+
+
 def structure(name, in_ch, size):
     """The model without its initialisation (which dominates the time of the large ones)."""
     inits = ['kaiming_normal_', 'kaiming_uniform_', 'normal_', 'uniform_', 'constant_', 'trunc_normal_', 'xavier_uniform_', 'ones_', 'zeros_']
@@ -33,19 +46,14 @@ def structure(name, in_ch, size):
     for f in inits:
         setattr(nn.init, f, lambda t, *a, **k: t)
     try:
-        kw = {'image_size': size} if name.startswith('vit') else {}
-        m = getattr(torchvision.models, name)(num_classes=10, **kw)
-        first_conv_for(m, in_ch)
-        return m
+        return make(name, in_ch, size)
     finally:
         for f, fn in saved.items():
             setattr(nn.init, f, fn)
 
 
 def build(name, in_ch, size):
-    kw = {'image_size': size} if name.startswith('vit') else {}
-    m = getattr(torchvision.models, name)(num_classes=10, **kw)
-    first_conv_for(m, in_ch)
+    m = make(name, in_ch, size)
     with torch.no_grad():
         for mod in m.modules():
             if isinstance(mod, nn.BatchNorm2d):
@@ -58,8 +66,9 @@ def build(name, in_ch, size):
                 mod.p = 0.0
             if hasattr(mod, 'layer_scale'):  # ConvNeXt's 1e-6 would hide the blocks
                 mod.layer_scale.uniform_(0.2, 0.6)
-        if name.startswith('vit'):
-            nn.init.normal_(m.heads.head.weight, std=0.05); nn.init.normal_(m.class_token, std=0.5)
+        vit = m[1] if name.startswith('backdoorbench-') else m
+        if 'vit' in name:
+            nn.init.normal_(vit.heads.head.weight, std=0.05); nn.init.normal_(vit.class_token, std=0.5)
     # running statistics of the activations of random images (then perturbed), so that eval mode keeps the
     # activations in range (made-up statistics saturate MobileNet's ReLU6 into constant logits)
     bns = [mod for mod in m.modules() if isinstance(mod, nn.BatchNorm2d)]
