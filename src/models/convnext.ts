@@ -43,7 +43,7 @@ export interface ConvNeXtOptions { inChannels?: number; numClasses?: number; ima
 
 export class ConvNeXt extends nn.Module {
   readonly features: nn.Sequential;
-  readonly avgpool = this.registerModule('avgpool', new nn.AdaptiveAvgPool2d(1));
+  readonly avgpool: nn.AdaptiveAvgPool2d;
   readonly classifier: nn.Sequential;
   constructor(readonly arch: ConvNeXtName, o: ConvNeXtOptions = {}) {
     super();
@@ -59,6 +59,7 @@ export class ConvNeXt extends nn.Module {
     });
     this.features = this.registerModule('features', new nn.Sequential(...layers));
     const last = dims[dims.length - 1];
+    this.avgpool = this.registerModule('avgpool', new nn.AdaptiveAvgPool2d(1));
     this.classifier = this.registerModule('classifier', new nn.Sequential(layerNorm2d(last), new nn.Flatten(1), new nn.Linear(last, o.numClasses ?? 1000)));
     // torchvision's init: trunc_normal_(std=0.02) (its +-2 bounds are 100 std away: a normal) and zero bias
     noGrad(() => {

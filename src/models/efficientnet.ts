@@ -47,7 +47,7 @@ export interface EfficientNetOptions { inChannels?: number; numClasses?: number;
 
 export class EfficientNet extends nn.Module {
   readonly features: nn.Sequential;
-  readonly avgpool = this.registerModule('avgpool', new nn.AdaptiveAvgPool2d(1));
+  readonly avgpool: nn.AdaptiveAvgPool2d;
   readonly classifier: nn.Sequential;
   constructor(readonly arch: EfficientNetName, o: EfficientNetOptions = {}) {
     super();
@@ -64,6 +64,7 @@ export class EfficientNet extends nn.Module {
       ...stages.map((st) => new nn.Sequential(...Array.from({ length: st.n }, (_, b) =>
         new MBConv(b === 0 ? st.i : st.out, st.out, st.e, st.k, b === 0 ? st.s : 1, (sd * id++) / total, norm)))),
       convNormActivation(stages[stages.length - 1].out, lastConv, { kernel: 1, norm, activation: silu })));
+    this.avgpool = this.registerModule('avgpool', new nn.AdaptiveAvgPool2d(1));
     this.classifier = this.registerModule('classifier', new nn.Sequential(new nn.Dropout(o.dropout ?? dropout), new nn.Linear(lastConv, o.numClasses ?? 1000)));
     initTorchvisionCnn(this, 1 / Math.sqrt(o.numClasses ?? 1000) / Math.sqrt(3)); // torchvision: U(-1/sqrt(out), 1/sqrt(out)); here its std
   }

@@ -49,7 +49,7 @@ export interface MobileNetV3Options { inChannels?: number; numClasses?: number; 
 
 export class MobileNetV3 extends nn.Module {
   readonly features: nn.Sequential;
-  readonly avgpool = this.registerModule('avgpool', new nn.AdaptiveAvgPool2d(1));
+  readonly avgpool: nn.AdaptiveAvgPool2d;
   readonly classifier: nn.Sequential;
   constructor(readonly arch: keyof typeof MOBILENET_V3, o: MobileNetV3Options = {}) {
     super();
@@ -59,6 +59,7 @@ export class MobileNetV3 extends nn.Module {
       convNormActivation(o.inChannels ?? 3, setting[0][0], { stride: 2, norm: bn, activation: hardswish }),
       ...setting.map((b) => new InvertedResidualV3(b)),
       convNormActivation(setting[setting.length - 1][3], lastConv, { kernel: 1, norm: bn, activation: hardswish })));
+    this.avgpool = this.registerModule('avgpool', new nn.AdaptiveAvgPool2d(1));
     this.classifier = this.registerModule('classifier', new nn.Sequential(
       new nn.Linear(lastConv, lastChannel), new nn.Hardswish(), new nn.Dropout(o.dropout ?? 0.2), new nn.Linear(lastChannel, o.numClasses ?? 1000)));
     initTorchvisionCnn(this);

@@ -16,7 +16,7 @@ export interface VggOptions { inChannels?: number; numClasses?: number; imageSiz
 
 export class VGG extends nn.Module {
   readonly features: nn.Sequential;
-  readonly avgpool = this.registerModule('avgpool', new nn.AdaptiveAvgPool2d(7));
+  readonly avgpool: nn.AdaptiveAvgPool2d;
   readonly classifier: nn.Sequential;
   constructor(readonly config: VggName, o: VggOptions = {}) {
     super();
@@ -29,6 +29,7 @@ export class VGG extends nn.Module {
     }
     this.features = this.registerModule('features', new nn.Sequential(...layers));
     const p = o.dropout ?? 0.5;
+    this.avgpool = this.registerModule('avgpool', new nn.AdaptiveAvgPool2d(7));
     this.classifier = this.registerModule('classifier', new nn.Sequential(
       new nn.Linear(512 * 7 * 7, 4096), new nn.ReLU(), new nn.Dropout(p),
       new nn.Linear(4096, 4096), new nn.ReLU(), new nn.Dropout(p),
