@@ -5,6 +5,7 @@ import { cat, dispose, F, keep, nn, noGrad, scope, Tensor } from '../torch/compu
 import { normalize } from '../train/loop';
 import { accuracyOn, DefenseData, DefenseHooks, disposeState, fineTune, FINE_TUNE_DEFAULTS, FineTuneOptions, restore, snapshot } from './common';
 import { withState } from './sau';
+import { stages } from './stages';
 
 export interface NadOptions extends FineTuneOptions {
   /** epochs of clean fine-tuning that make the teacher (same lr, batch and schedule as the student) */
@@ -36,6 +37,8 @@ export const NAD_PUBLISHED: NadOptions = {
 export interface NadReport {
   method: 'nad';
   options: NadOptions;
+  /** the layers whose attention maps were aligned (the options' names, or the stages found in their place) */
+  layers: string[];
   teacherValAcc: number;
   valAccBefore: number;
   valAccAfter: number;
@@ -75,7 +78,7 @@ function teacherMaps(model: nn.Module, data: DefenseData, layers: nn.Module[], p
 export function nad(model: nn.Module, data: DefenseData, o: NadOptions, h: DefenseHooks = {}): NadReport {
   if (o.betas.length !== o.layers.length) throw new Error(`nad: ${o.layers.length} layers but ${o.betas.length} betas`);
   const t0 = performance.now();
-  const layers = o.layers.map((name) => model.getModule(name));
+  const { names, layers } = nadLayers(model, data, o, h);
   const valAccBefore = accuracyOn(model, data.val, data.norm);
 
   const original = snapshot(model);
@@ -130,5 +133,21 @@ export function nad(model: nn.Module, data: DefenseData, o: NadOptions, h: Defen
     dispose(targets);
     if (teacherState) disposeState(teacherState);
   }
-  return { method: 'nad', options: o, teacherValAcc, valAccBefore, valAccAfter: accuracyOn(model, data.val, data.norm), seconds: (performance.now() - t0) / 1000 };
+  return { method: 'nad', options: o, layers: names, teacherValAcc, valAccBefore, valAccAfter: accuracyOn(model, data.val, data.norm), seconds: (performance.now() - t0) / 1000 };
+}
+
+/**
+ * The layers whose attention maps NAD aligns: those named, when the model has them all (the default,
+ * ResNet's layer2-4, on the ResNets); when the model has none of the default names, its last stages
+ * found from the graph (./stages.ts: on a ResNet-18 exactly layer2-4), as many as there are betas.
+ */
+function nadLayers(model: nn.Module, data: DefenseData, o: NadOptions, h: DefenseHooks): { names: string[]; layers: nn.Module[] } {
+  const has = (name: string): boolean => { try { model.getModule(name); return true; } catch { return false; } };
+  const isDefault = o.layers.length === NAD_DEFAULTS.layers.length && o.layers.every((l, i) => l === NAD_DEFAULTS.layers[i]);
+  if (!isDefault || o.layers.some(has)) return { names: o.layers, layers: o.layers.map((name) => model.getModule(name)) };
+  const found = stages(model, data);
+  if (found.length < o.layers.length) throw new Error(`nad: the model has ${found.length} stage${found.length === 1 ? '' : 's'} (resolutions ${found.map((s) => `${s.height}x${s.width}`).join(', ')}), ${o.layers.length} needed for ${o.layers.length} betas; name the layers with --set layers=...`);
+  const last = found.slice(found.length - o.layers.length);
+  h.log?.(`nad: no ${o.layers.join('/')} in this model: the last ${last.length} stages instead, ${last.map((s) => `${s.name} (${s.channels}x${s.height}x${s.width})`).join(', ')}`);
+  return { names: last.map((s) => s.name), layers: last.map((s) => s.module) };
 }

@@ -160,6 +160,20 @@ export const DEFENSES: Record<string, DefenseMethod> = {
   },
 };
 
+// a defense that cannot run on a model says which defense it is (the pipeline adds the model)
+for (const d of Object.values(DEFENSES)) {
+  const run = d.run;
+  d.run = (model, data, options, hooks) => {
+    try {
+      return run(model, data, options, hooks);
+    } catch (e) {
+      if (!(e instanceof Error) || e.message.startsWith(`${d.name}: `)) throw e;
+      e.message = `${d.name}: ${e.message}`;
+      throw e;
+    }
+  };
+}
+
 export const DEFENSE_NAMES = Object.keys(DEFENSES);
 
 /** 'method' or 'method:preset', as on the command line and in tables. */

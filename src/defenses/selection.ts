@@ -45,6 +45,17 @@ export function lastUnits(model: nn.Module, count: number): ConvUnit[] {
   return all.slice(all.length - count);
 }
 
+/**
+ * The last `count` conv layers, or all of them when the model has fewer (a VGG-11 has 8 convs, the
+ * engineered presets reach 10): `clamped` says so.
+ */
+export function laterUnits(model: nn.Module, count: number): { units: ConvUnit[]; clamped: boolean } {
+  const all = convUnits(model);
+  if (!Number.isInteger(count) || count < 1) throw new Error(`layer count must be a positive integer, got ${count}`);
+  if (all.length === 0) throw new Error('the model has no conv layer');
+  return { units: all.slice(Math.max(0, all.length - count)), clamped: count > all.length };
+}
+
 /** Indices of the `fraction` of channels with the lowest scores (ties broken by index). */
 export function lowestChannels(scores: ArrayLike<number>, fraction: number): number[] {
   if (!(fraction >= 0 && fraction <= 1)) throw new Error(`fraction must be in [0, 1], got ${fraction}`);

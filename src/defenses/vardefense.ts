@@ -6,7 +6,7 @@ import { cat, keep, nn, noGrad, scope, Tensor, tensor } from '../torch/compute';
 import { normalize } from '../train/loop';
 import { accuracyOn, DefenseData, DefenseHooks, disposeState, fineTune, FineTuneOptions, logitsOn, restore, snapshot, softTargetLoss, softTargets, zeroChannels } from './common';
 import { ChannelMetric, DATA_FREE_METRICS, makeMetric, MetricName, randomScores, weightScores } from './metrics';
-import { ConvUnit, lastUnits, lowestChannels, lowestChannelsNetworkWise, thresholdAt } from './selection';
+import { ConvUnit, laterUnits, lowestChannels, lowestChannelsNetworkWise, thresholdAt } from './selection';
 import { withState } from './sau';
 
 export interface VarDefenseOptions extends FineTuneOptions {
@@ -191,7 +191,8 @@ type Teacher = { probs: Tensor } | { state: Map<string, Tensor> };
 
 /** One purification at a fixed lambda; returns the per-layer record. */
 function purify(model: nn.Module, data: DefenseData, o: VarDefenseOptions, lambda: number, teacher: Teacher | null, h: DefenseHooks, stage: string) {
-  const units = lastUnits(model, o.layers);
+  const { units, clamped } = laterUnits(model, o.layers);
+  if (clamped) h.log?.(`vardefense: ${o.layers} layers asked, the model has ${units.length} conv layers: all of them`);
   const source = o.statsSource ?? 'training';
   const dataFree = DATA_FREE_METRICS.includes(o.metric);
   const metrics = new Map<ConvUnit, ChannelMetric>();

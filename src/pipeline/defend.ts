@@ -216,7 +216,15 @@ export function defend(r: DefendRequest, onResult?: (o: DefendOutcome) => void):
     const hooks = stages();
     const checkpoints = new DefenseCheckpoints(path.join(dirs[i], 'checkpoints'), digests[i], r.force);
     log(`${defenseLabel(m, preset)} on ${plan.target.weights}`);
-    const report = withPrecision(precision, () => withoutTestSet(() => defenseMethod(m).run(model, data, options[i] as never, { ...hooks, epochCheckpoint: (stage) => checkpoints.next(stage) })));
+    let report: DefenseReport;
+    try {
+      report = withPrecision(precision, () => withoutTestSet(() => defenseMethod(m).run(model, data, options[i] as never, { ...hooks, epochCheckpoint: (stage) => checkpoints.next(stage) })));
+    } catch (e) {
+      hooks.stop();
+      model.dispose();
+      if (e instanceof Error) e.message = `${e.message} (model ${plan.target.model}${plan.target.width === undefined ? '' : `, width ${plan.target.width}`})`;
+      throw e;
+    }
     hooks.stop();
     // a resumed run's time includes the killed runs' up to their last checkpoint
     if (checkpoints.priorSeconds > 0) report.seconds += checkpoints.priorSeconds;

@@ -1,0 +1,82 @@
+// Every defense on every architecture, or a refusal that names the method (issue 28): each registered
+// model x each registered defense runs one step on a few images, inside the test-set lock. Layers are
+// found by module type and the graph (./stages.ts), not by ResNet names: NAD's stages on a ResNet-18
+// are its published layer2-4, and on a VGG the blocks between max-pools.
+import { test } from 'node:test';
+import * as assert from 'assert/strict';
+import { tensor } from '../../src/torch';
+import { withoutTestSet } from '../../src/data/test-set-lock';
+import { DefenseData, holdOut } from '../../src/defenses/common';
+import { DEFENSES, resolveOptions } from '../../src/defenses/registry';
+import { stages } from '../../src/defenses/stages';
+import { createModel, MODEL_NAMES, ModelName } from '../../src/models';
+
+const SIZE = 32, CHANNELS = 3, CLASSES = 3;
+
+function tinyData(n: number): DefenseData {
+  const images = tensor(Uint8Array.from({ length: n * CHANNELS * SIZE * SIZE }, (_, i) => (i * 37 + (i >> 10) * 11) % 251), [n, CHANNELS, SIZE, SIZE]);
+  const labels = tensor(Float64Array.from({ length: n }, (_, i) => i % CLASSES), [n]).long();
+  return { ...holdOut({ images, labels, classes: CLASSES }, 0.25, 1), norm: { mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25] } };
+}
+
+const model = (name: ModelName) => createModel({ name, width: 8, inChannels: CHANNELS, numClasses: CLASSES, imageSize: SIZE });
+
+test('stages from the graph: a ResNet-18\'s last three are NAD\'s published layer2-4; a VGG\'s end before each max-pool', () => {
+  const data = tinyData(8);
+  for (const name of ['resnet18', 'preact-resnet18', 'torchvision-resnet18-cifar'] as const) {
+    const s = stages(model(name), data);
+    assert.deepEqual(s.slice(-3).map((x) => x.name), ['layer2', 'layer3', 'layer4'], name);
+    assert.deepEqual(s.slice(-3).map((x) => x.height), [16, 8, 4], name);
+  }
+  if ((MODEL_NAMES as readonly string[]).includes('vgg11_bn')) {
+    const vgg = model('vgg11_bn' as ModelName);
+    const s = stages(vgg, data);
+    assert.deepEqual(s.map((x) => x.height), [32, 16, 8, 4, 2, 1]);
+    // each stage ends in the ReLU before a max-pool (the pool itself only resamples)
+    for (const x of s.slice(0, -1)) assert.match(x.name, /^features\.\d+$/);
+  }
+});
+
+/** The options that make each defense take about one step on the tiny data. */
+const QUICK = { epochs: 1, batchSize: 32, teacherEpochs: 1, generatorEpochs: 1, iterations: 2, lambdaTrialEpochs: 1, pgdSteps: 1, stepFraction: 0.5 };
+const QUICK_OF: Record<string, Record<string, unknown>> = { gan: { triggerSizes: [3], betas: [0.5] } };
+
+/**
+ * Every registered model x every defense is the full check (VARDEFENSE_ALL_ARCHITECTURES=1; the largest
+ * torchvision models, ViT-L or EfficientNet-B7, take minutes and gigabytes each). By default: the
+ * toolkit's models and the smallest of each torchvision family, each with every defense; the larger
+ * members of a family are the same modules in other numbers (src/models: one file a family).
+ */
+const ALL = process.env.VARDEFENSE_ALL_ARCHITECTURES === '1';
+const SMALLEST_OF_EACH = ['resnet18', 'preact-resnet18', 'small-cnn', 'torchvision-resnet18', 'torchvision-resnet18-cifar', 'vgg11_bn', 'resnet34',
+  'mobilenet_v2', 'mobilenet_v3_small', 'densenet121', 'efficientnet_b0', 'convnext_tiny', 'vit_b_16'];
+
+test('every registered model x every registered defense: one step inside the lock, or a refusal naming the method', (t) => {
+  const data = tinyData(24);
+  const outcomes: string[] = [];
+  const models = ALL ? MODEL_NAMES : MODEL_NAMES.filter((n) => SMALLEST_OF_EACH.includes(n));
+  assert.ok(SMALLEST_OF_EACH.every((n) => (MODEL_NAMES as readonly string[]).includes(n)), 'every family\'s smallest is registered');
+  for (const name of models) {
+    for (const d of Object.keys(DEFENSES)) {
+      const method = DEFENSES[d];
+      const quick = { ...Object.fromEntries(Object.entries(QUICK).filter(([k]) => k in method.schema.shape)), ...QUICK_OF[d] };
+      const m = model(name), t0 = Date.now();
+      try {
+        const r = withoutTestSet(() => method.run(m, data, resolveOptions(method, 'default', quick) as never, {}));
+        assert.equal(r.method, d);
+        assert.ok(r.valAccAfter >= 0 && r.valAccAfter <= 1, `${name} x ${d}: validation accuracy ${r.valAccAfter}`);
+        outcomes.push(`${name} x ${d}: runs (${Date.now() - t0} ms)`);
+      } catch (e) {
+        const msg = (e as Error).message;
+        if (e instanceof assert.AssertionError) throw e;
+        assert.ok(msg.startsWith(`${d}: `), `${name} x ${d}: an error that does not name the method: ${msg}`);
+        outcomes.push(`${name} x ${d}: refused (${msg})`);
+      } finally {
+        m.dispose();
+      }
+    }
+  }
+  t.diagnostic(outcomes.join('\n'));
+  // the default and FT run on every architecture
+  assert.deepEqual(outcomes.filter((o) => /x (vardefense|ft): refused/.test(o)), []);
+});
