@@ -24,22 +24,23 @@ def run(name, model, shape, batch, train_steps, infer_steps, precision='fp32', l
         model = model.to(memory_format=torch.channels_last); x = x.contiguous(memory_format=torch.channels_last)
     bf16 = precision == 'bf16'
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
-    model.train(); ts = []
+    model.train(); ts = []; tc = []
     for i in range(train_steps + 1):
-        t0 = time.perf_counter()
+        t0 = time.perf_counter(); c0 = time.process_time()
         opt.zero_grad(set_to_none=True)
         with torch.autocast('cpu', dtype=torch.bfloat16, enabled=bf16):
             loss = F.cross_entropy(model(x), y)
         loss.backward(); opt.step()
-        ts.append(time.perf_counter() - t0)
-    model.eval(); its = []
+        ts.append(time.perf_counter() - t0); tc.append(time.process_time() - c0)
+    model.eval(); its = []; ic = []
     with torch.no_grad():
         for i in range(infer_steps + 1):
-            t0 = time.perf_counter()
+            t0 = time.perf_counter(); c0 = time.process_time()
             with torch.autocast('cpu', dtype=torch.bfloat16, enabled=bf16): model(x)
-            its.append(time.perf_counter() - t0)
+            its.append(time.perf_counter() - t0); ic.append(time.process_time() - c0)
     med = lambda v: sorted(v)[len(v) // 2]
     print(json.dumps({'model': name, 'train_img_s': batch / med(ts[1:]), 'infer_img_s': batch / med(its[1:]),
+                      'train_img_cpu_s': batch / med(tc[1:]), 'infer_img_cpu_s': batch / med(ic[1:]),
                       'train_step_ms': [t * 1000 for t in ts[1:]]}), flush=True)
 
 if __name__ == '__main__':
