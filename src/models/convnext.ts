@@ -3,8 +3,8 @@
 // conv, permute to NHWC, LayerNorm, linear to 4x, GELU, linear back, permute; stochastic depth on the
 // residual) with downsampling between them (LayerNorm2d, 2x2 stride-2 conv), avgpool, classifier
 // (LayerNorm2d, flatten, linear). Inputs of at least 32x32.
-import { full, nn, noGrad, pipe, scope, Tensor } from '../torch';
-import { assertMinSize, convNormActivation, LayerNorm2d, Permute, StochasticDepth } from './torchvision-ops';
+import { full, nn, noGrad, pipe, Tensor } from '../torch';
+import { addResidual, assertMinSize, convNormActivation, LayerNorm2d, Permute, StochasticDepth } from './torchvision-ops';
 
 /** channels and blocks per stage, and the final stochastic-depth probability */
 export const CONVNEXTS = {
@@ -35,7 +35,7 @@ export class CNBlock extends nn.Module {
     this.stochasticDepth = this.registerModule('stochastic_depth', new StochasticDepth(sdProb, 'row'));
   }
   forward(x: Tensor): Tensor {
-    return scope(() => this.stochasticDepth.call(this.block.call(x).mul(this.layerScale)).add(x));
+    return addResidual(pipe(x, (t) => this.block.call(t), (t) => t.mul(this.layerScale), (t) => this.stochasticDepth.call(t)), x);
   }
 }
 

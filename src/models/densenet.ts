@@ -3,7 +3,7 @@
 // bn_size*k, norm2, relu2, conv2 3x3 to k, its input every earlier output concatenated),
 // features.transition<i> (norm, relu, 1x1 conv halving the channels, 2x2 avg-pool), features.norm5,
 // then relu, global average pool and classifier. Inputs of at least 32x32.
-import { cat, nn, noGrad, pipe, scope, Tensor } from '../torch';
+import { cat, dispose, nn, noGrad, pipe, Tensor } from '../torch';
 import { assertMinSize } from './torchvision-ops';
 
 /** growth rate k, layers per block, initial features */
@@ -34,11 +34,15 @@ class DenseBlock extends nn.Module {
     this.layers = Array.from({ length: n }, (_, i) => this.registerModule(`denselayer${i + 1}`, new DenseLayer(inC + i * growth, growth)));
   }
   forward(x: Tensor): Tensor {
-    return scope(() => {
-      const features = [x];
-      for (const layer of this.layers) features.push(layer.call(cat(features, 1)));
-      return cat(features, 1);
-    });
+    const features = [x];
+    for (const layer of this.layers) {
+      const input = cat(features, 1);
+      features.push(layer.call(input));
+      input.dispose();
+    }
+    const out = cat(features, 1);
+    dispose(features.slice(1));
+    return out;
   }
 }
 

@@ -3,8 +3,8 @@
 // squeeze-excitation (SiLU, sigmoid), 1x1 project; stochastic depth on the residual), features.8 (1x1 to
 // 4x), avgpool, classifier.1 (dropout, then the linear layer). Stochastic depth grows linearly to 0.2
 // over the blocks; it is the identity in eval and draws from the engine's generator in training.
-import { nn, pipe, scope, Tensor } from '../torch';
-import { convNormActivation, initTorchvisionCnn, makeDivisible, SqueezeExcitation, StochasticDepth } from './torchvision-ops';
+import { nn, pipe, Tensor } from '../torch';
+import { addResidual, convNormActivation, initTorchvisionCnn, makeDivisible, SqueezeExcitation, StochasticDepth } from './torchvision-ops';
 
 /** expand ratio, kernel, first stride, input channels, output channels, blocks: B0's stages */
 const STAGES: [number, number, number, number, number, number][] = [
@@ -39,7 +39,8 @@ export class MBConv extends nn.Module {
     this.stochasticDepth = this.registerModule('stochastic_depth', new StochasticDepth(sdProb, 'row'));
   }
   forward(x: Tensor): Tensor {
-    return this.useResidual ? scope(() => this.stochasticDepth.call(this.block.call(x)).add(x)) : this.block.call(x);
+    if (!this.useResidual) return this.block.call(x);
+    return addResidual(pipe(x, (t) => this.block.call(t), (t) => this.stochasticDepth.call(t)), x);
   }
 }
 

@@ -1,8 +1,8 @@
 // torchvision's MobileNetV2 (torchvision.models.mobilenet_v2) with its module names: features.0 (3x3 stride-2
 // conv-bn-relu6), features.1..17 inverted residuals (conv: [1x1 expand,] 3x3 depthwise, 1x1 project + bn),
 // features.18 (1x1 to 1280), classifier.1 (dropout, then the linear layer).
-import { nn, pipe, scope, Tensor } from '../torch';
-import { convNormActivation, initTorchvisionCnn, makeDivisible } from './torchvision-ops';
+import { nn, pipe, Tensor } from '../torch';
+import { addResidual, convNormActivation, initTorchvisionCnn, makeDivisible } from './torchvision-ops';
 
 /** expand ratio t, output channels c, repeats n, first stride s: the paper's table 2 */
 const SETTING: [number, number, number, number][] = [[1, 16, 1, 1], [6, 24, 2, 2], [6, 32, 3, 2], [6, 64, 4, 2], [6, 96, 3, 1], [6, 160, 3, 2], [6, 320, 1, 1]];
@@ -23,7 +23,7 @@ export class InvertedResidual extends nn.Module {
       new nn.BatchNorm2d(outC)));
   }
   forward(x: Tensor): Tensor {
-    return this.useResidual ? scope(() => x.add(this.conv.call(x))) : this.conv.call(x);
+    return this.useResidual ? addResidual(this.conv.call(x), x) : this.conv.call(x);
   }
 }
 

@@ -2,8 +2,8 @@
 // features.0 (3x3 stride-2 conv-bn-hardswish), features.1..n inverted residuals (block: [1x1 expand,]
 // kxk depthwise, [squeeze-excitation,] 1x1 project), the last 1x1 conv to 6x, avgpool, classifier.0/.3
 // (linear, hardswish, dropout, linear). Batch norm with eps 0.001, momentum 0.01.
-import { nn, scope, pipe, Tensor } from '../torch';
-import { convNormActivation, initTorchvisionCnn, makeDivisible, SqueezeExcitation } from './torchvision-ops';
+import { nn, pipe, Tensor } from '../torch';
+import { addResidual, convNormActivation, initTorchvisionCnn, makeDivisible, SqueezeExcitation } from './torchvision-ops';
 
 /** input, kernel, expanded, output, squeeze-excitation, activation (hardswish or ReLU), stride */
 type Bneck = [number, number, number, number, boolean, 'HS' | 'RE', number];
@@ -41,7 +41,7 @@ export class InvertedResidualV3 extends nn.Module {
       convNormActivation(exp, outC, { kernel: 1, norm: bn, activation: null })));
   }
   forward(x: Tensor): Tensor {
-    return this.useResidual ? scope(() => this.block.call(x).add(x)) : this.block.call(x);
+    return this.useResidual ? addResidual(this.block.call(x), x) : this.block.call(x);
   }
 }
 

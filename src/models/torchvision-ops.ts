@@ -1,6 +1,17 @@
 // The building blocks torchvision's classifiers share (torchvision.ops.misc, torchvision.models._utils),
 // with torchvision's module names: a Conv2dNormActivation is a Sequential of conv '0', norm '1', activation '2'.
-import { F, nn, noGrad, scope, Tensor } from '../torch';
+import { F, nn, noGrad, pipe, scope, Tensor } from '../torch';
+
+/**
+ * branch + x, freeing the branch. Blocks free their intermediates this way rather than in a scope():
+ * a forward hook inside the branch may keep tensors it made (NAD's attention maps), and a scope around
+ * the branch would free them.
+ */
+export function addResidual(branch: Tensor, x: Tensor): Tensor {
+  const out = branch.add(x);
+  if (branch !== x) branch.dispose();
+  return out;
+}
 
 /** torchvision's _make_divisible: channels rounded to a multiple of divisor, never down by more than 10%. */
 export function makeDivisible(v: number, divisor = 8, minValue = divisor): number {
@@ -49,10 +60,10 @@ export class SqueezeExcitation extends nn.Module {
     this.scaleActivation = this.registerModule('scale_activation', scaleActivation());
   }
   forward(x: Tensor): Tensor {
-    return scope(() => {
-      const scale = [this.avgpool, this.fc1, this.activation, this.fc2, this.scaleActivation].reduce((t, m) => m.call(t), x);
-      return scale.mul(x);
-    });
+    const scale = pipe(x, ...[this.avgpool, this.fc1, this.activation, this.fc2, this.scaleActivation].map((m) => (t: Tensor) => m.call(t)));
+    const out = scale.mul(x);
+    scale.dispose();
+    return out;
   }
 }
 

@@ -360,7 +360,7 @@ export class MultiheadAttention extends Module {
     if (this.outProj.bias) noGrad(() => this.outProj.bias!.zero_());
   }
   forward(x: Tensor): Tensor {
-    return scope(() => {
+    const heads = scope(() => {
       const [n, l, e] = x.shape;
       const h = this.numHeads, d = e / h;
       // [N, L, 3E] -> [3, N, heads, L, d]
@@ -368,9 +368,12 @@ export class MultiheadAttention extends Module {
       const q = qkv.select(0, 0).mul(1 / Math.sqrt(d)), k = qkv.select(0, 1), v = qkv.select(0, 2);
       let attn = F.softmax(q.matmul(k.transpose(-2, -1)), -1);
       if (this.training && this.dropout > 0) attn = F.dropout(attn, this.dropout, true);
-      const heads = attn.matmul(v).permute(0, 2, 1, 3).reshape(n, l, e);
-      return this.outProj.call(heads);
+      return attn.matmul(v).permute(0, 2, 1, 3).reshape(n, l, e);
     });
+    // out_proj outside the scope: a hook on it may keep what it makes
+    const out = this.outProj.call(heads);
+    heads.dispose();
+    return out;
   }
 }
 
