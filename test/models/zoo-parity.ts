@@ -43,12 +43,15 @@ export function checkZooParity(specs: ZooSpec[], tol = { eval: 1e-4, train: 1e-3
       T.manualSeed(0);
       const model = createModel({ name: s.name, inChannels: s.inChannels, numClasses: 10, imageSize: s.size });
       if (s.batch === 0) {
-        const want = JSON.parse(Buffer.from(r('keys').toArray() as Uint8Array).toString()) as { state: [string, number[]][]; modules: string[] };
+        const want = JSON.parse(Buffer.from(r('keys').toArray() as Uint8Array).toString()) as { state: [string, number[]][]; modules: string[]; norms: [string, number, number | null][] };
         assert.deepEqual([...model.stateDict()].map(([k, v]) => [k, v.shape]), want.state, `${tag}: state-dict names, shapes and order`);
         // every module under its name, in PyTorch's order (hooks address them), but the ReLU torchvision's
         // ResNet blocks register and the toolkit's apply inline
         const pyModules = want.modules.filter((n) => !/^layer\d\.\d+\.relu$/.test(n));
         assert.deepEqual(model.namedModules().map(([n]) => n), pyModules, `${tag}: module names and order`);
+        // what the state dict does not hold: the norms' eps (and batch norm's momentum)
+        const norms = model.namedModules().flatMap(([n, m]) => (m instanceof T.nn.BatchNorm2d ? [[n, m.eps, m.momentum]] : m instanceof T.nn.LayerNorm ? [[n, m.eps, null]] : []));
+        assert.deepEqual(norms, want.norms, `${tag}: norm layers' eps and momentum`);
         figures.push({ tag, evalRel: NaN, trainRel: NaN, lossDiff: NaN, grads: [] });
         model.dispose();
         continue;

@@ -1,6 +1,6 @@
 # torchvision side of the model-zoo parity tests (Debian's python3-torchvision 0.14 on python3-torch 1.13).
 # Usage: python3 torchvision_zoo_ref.py <dir> <name>:<in_ch>:<size>:<batch>[:f64] ... (batch 0: only <tag>.keys,
-# the state dict's names and shapes and the module names, in order, as JSON in uint8)
+# the state dict's names and shapes, the module names, and the norms' eps and momentum, in order, as JSON in uint8)
 # For each spec writes <dir>/<name>_<in_ch>.pt (torch.save of the state dict) and, in <dir>/ref.safetensors,
 # under the prefix <name>_<in_ch>.: x, y, logits_eval, logits_train, loss, and grad.<param> for a few
 # parameters (list in params, as a uint8 string) after one backward of the cross entropy in train mode,
@@ -99,7 +99,8 @@ def main(d, specs):
         torch.manual_seed(0)
         if batch == 0:  # structure only: the state dict's names and shapes, in order
             m = structure(name, in_ch, size)
-            keys = json.dumps({'state': [[k, list(v.shape)] for k, v in m.state_dict().items()], 'modules': [n for n, _ in m.named_modules()]})
+            keys = json.dumps({'state': [[k, list(v.shape)] for k, v in m.state_dict().items()], 'modules': [n for n, _ in m.named_modules()],
+                               'norms': [[n, mod.eps, mod.momentum if isinstance(mod, nn.BatchNorm2d) else None] for n, mod in m.named_modules() if isinstance(mod, (nn.BatchNorm2d, nn.LayerNorm))]})
             out[f'{tag}.keys'] = torch.tensor(list(keys.encode()), dtype=torch.uint8)
             continue
         m = build(name, in_ch, size)
