@@ -98,6 +98,8 @@ export function addUserFileOptions(c: Command, cleanHelp: string, testHelp: stri
     .option('--test <path>', `${testHelp}: ${IMAGES}`)
     .option('--trigger-image <png>', 'the trigger as an image of the dataset\'s size (PNG/JPEG; instead of --attack): ASR is measured with it')
     .option('--trigger-mask <png>', 'which pixels of --trigger-image are the trigger: those not black (default: its alpha channel, else all)')
+    .option('--resize <n>', 'resize the image files of --clean/--test as torchvision\'s Resize(n): the shorter side to n, antialiased bilinear', int('--resize', 1))
+    .option('--center-crop <n>', 'then keep the centred n x n square, as torchvision\'s CenterCrop(n); the result must be the dataset\'s image size', int('--center-crop', 1))
     .option('--asr-images <npz>', 'triggered images ASR is measured on, for any trigger (instead of --attack or --trigger-image): a .npz with x (uint8 N,H,W[,C]), y (each image\'s target class) and optionally y_true (its true class, for RA and the clean->target floor)');
 }
 

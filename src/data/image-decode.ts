@@ -73,7 +73,7 @@ export function decodeImage(buf: Buffer, source: string, o: { expect?: { width: 
   const head = readImageHeader(buf, source);
   const { width, height } = head;
   if (o.expect && (width !== o.expect.width || height !== o.expect.height))
-    throw new Error(`${source}: image is ${width}x${height}, expected ${o.expect.width}x${o.expect.height} (resize the images beforehand; they are not resized here)`);
+    throw new Error(`${source}: image is ${width}x${height}, expected ${o.expect.width}x${o.expect.height} (or give --resize and --center-crop to transform them as torchvision would)`);
   if (width < 1 || height < 1 || width * height > o.maxPixels)
     throw new Error(`${source}: ${width}x${height} image is empty or larger than the ${o.maxPixels}-pixel limit`);
   if (head.format === 'png') {

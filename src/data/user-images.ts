@@ -8,6 +8,7 @@ import { readFileNamed } from '../util/files';
 import type { ImageSet } from './image-set';
 import { assertTestSetAllowed } from './test-set-lock';
 import { decodeImage, toChannels } from './image-decode';
+import { ImageTransform, transformImage } from './transforms';
 import { NPY_MAX_HEADER_BYTES, NPY_PREAMBLE, NpyHeader, npyHeaderLength, npyIntegers, parseNpy, parseNpyHeader } from './npy';
 
 /** What the model takes: channels 1 (read as PIL's 'L') or 3 ('RGB'), square images of `size`, `classes` labels. */
@@ -36,15 +37,18 @@ export function codePointCompare(a: string, b: string): number {
 }
 
 /** A folder (ImageFolder layout) or a .npz file, by what `p` is. */
-export function readUserImages(p: string, expect: ImageExpect, limits: UserImageLimits = {}): ImageSet {
+export function readUserImages(p: string, expect: ImageExpect, limits: UserImageLimits = {}, transform: ImageTransform = {}): ImageSet {
   let st: fs.Stats;
   try {
     st = fs.statSync(p);
   } catch (e) {
     throw new Error(`cannot read clean images at ${p}: ${(e as Error).message}`);
   }
-  if (st.isDirectory()) return readImageFolder(p, expect, limits);
-  if (p.toLowerCase().endsWith('.npz')) return readNpzImages(p, expect, limits);
+  if (st.isDirectory()) return readImageFolder(p, expect, limits, transform);
+  if (p.toLowerCase().endsWith('.npz')) {
+    if (transform.resize !== undefined || transform.centerCrop !== undefined) throw new Error(`${p}: --resize and --center-crop apply to a folder of image files; a .npz's arrays are read as they are (resize them beforehand)`);
+    return readNpzImages(p, expect, limits);
+  }
   throw new Error(`${p}: clean images must be a folder of class subfolders (torchvision ImageFolder layout) or a .npz file with x and y`);
 }
 
@@ -90,7 +94,7 @@ function classFiles(root: string, maxFiles: number): string[] {
  * or JPEG of expect.size x expect.size; it is converted to expect.channels as PIL's convert('L'/'RGB').
  * The number of class folders must equal expect.classes.
  */
-export function readImageFolder(dir: string, expect: ImageExpect, limits: UserImageLimits = {}): ImageSet {
+export function readImageFolder(dir: string, expect: ImageExpect, limits: UserImageLimits = {}, transform: ImageTransform = {}): ImageSet {
   checkExpect(expect, dir);
   const classes = imageFolderClasses(dir);
   if (classes.length !== expect.classes)
@@ -110,14 +114,28 @@ export function readImageFolder(dir: string, expect: ImageExpect, limits: UserIm
   files.forEach((f, i) => {
     const size = fileSize(f);
     if (size > maxFileBytes) throw new Error(`${f}: ${size} bytes, more than the ${maxFileBytes}-byte limit for one image`);
-    const img = decodeImage(readFileNamed(f), f, { expect: { width: expect.size, height: expect.size }, maxPixels: expect.size * expect.size });
-    data.set(toChannels(img, expect.channels as 1 | 3), i * per);
+    data.set(imageOf(f, expect, transform), i * per);
   });
   return {
     images: tensor(data, [files.length, expect.channels, expect.size, expect.size]),
     labels: tensor(BigInt64Array.from(labels, BigInt), [files.length]),
     classes: expect.classes,
   };
+}
+
+/** Most pixels of one image decoded before --resize/--center-crop (a 12-megapixel photo is 12e6). */
+const MAX_DECODE_PIXELS = 50e6;
+
+/** One file's pixels, [C, S, S] for the model: exactly that size, or made so by the transform. */
+function imageOf(f: string, expect: ImageExpect, t: ImageTransform): Uint8Array {
+  const channels = expect.channels as 1 | 3;
+  if (t.resize === undefined && t.centerCrop === undefined)
+    return toChannels(decodeImage(readFileNamed(f), f, { expect: { width: expect.size, height: expect.size }, maxPixels: expect.size * expect.size }), channels);
+  const img = decodeImage(readFileNamed(f), f, { maxPixels: MAX_DECODE_PIXELS });
+  const out = transformImage({ data: toChannels(img, channels), channels, height: img.height, width: img.width }, t, f);
+  if (out.height !== expect.size || out.width !== expect.size)
+    throw new Error(`${f}: ${img.width}x${img.height} image is ${out.width}x${out.height} after${t.resize === undefined ? '' : ` --resize ${t.resize}`}${t.centerCrop === undefined ? '' : ` --center-crop ${t.centerCrop}`}, the model expects ${expect.size}x${expect.size}`);
+  return out.data;
 }
 
 function fileSize(f: string): number {

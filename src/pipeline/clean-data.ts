@@ -3,6 +3,7 @@
 import { tensor } from '../torch';
 import { DatasetName, ImageSet, loadImageSet } from '../data/datasets';
 import { Rng } from '../util/rng';
+import type { ImageTransform } from '../data/transforms';
 
 export type CleanSource =
   /** the clean split recorded in a training run (attack.json's cleanIndices into the training split) */
@@ -10,7 +11,7 @@ export type CleanSource =
   /** `size` images of the dataset's training split, drawn seeded and stratified by class */
   | { kind: 'split'; dataset: DatasetName; size: number; seed: number }
   /** images the caller loaded (uint8 [N, C, H, W], int64 labels); `path`: where from, for the report */
-  | { kind: 'images'; set: ImageSet; path?: string };
+  | { kind: 'images'; set: ImageSet; path?: string; /** how the files were resized and cropped as read */ transform?: ImageTransform };
 
 /** A clean-data problem, with the field of the source it concerns (the CLI names its flag). */
 export class CleanDataError extends Error {

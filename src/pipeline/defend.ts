@@ -12,6 +12,7 @@ import { DefenseData, DefenseHooks, disposeSet, holdOut } from '../defenses/comm
 import { defenseDirName, defenseLabel, defenseMethod, DefenseReport, parseOverrides, resolveOptions } from '../defenses/registry';
 import { evaluateModel, GivenTriggered, Metrics } from '../train/metrics';
 import { TriggeredImageSet } from '../data/user-images';
+import type { ImageTransform } from '../data/transforms';
 import { runFiles, saveModel, TrainConfig } from '../train/run';
 import { readRunRecord } from '../train/run-records';
 import { writeFileAtomic } from '../util/atomic';
@@ -52,7 +53,7 @@ export interface DefendOutcome {
  * The clean data of a model request: a draw's size and seed, or images of the caller's (`path` where
  * they came from, `sha256` of their pixels and labels as the input digest takes them).
  */
-export interface CleanRecord { kind: string; size: number; seed?: number; path?: string; sha256?: string }
+export interface CleanRecord { kind: string; size: number; seed?: number; path?: string; transform?: ImageTransform; sha256?: string }
 
 /** How the defenses report their stages and the pipeline its decisions (default: progress bars / lines on stderr). */
 export interface DefendHooks {
@@ -117,7 +118,7 @@ interface Plan {
 }
 
 const imagesRecord = (c: Extract<CleanSource, { kind: 'images' }>): CleanRecord =>
-  ({ kind: c.kind, size: c.set.labels.numel, ...(c.path === undefined ? {} : { path: path.resolve(c.path) }), sha256: setDigest(c.set) });
+  ({ kind: c.kind, size: c.set.labels.numel, ...(c.path === undefined ? {} : { path: path.resolve(c.path) }), ...(c.transform ? { transform: c.transform } : {}), sha256: setDigest(c.set) });
 
 /** What a report records of a clean source: a draw's size and seed, a run split's size, or the caller's images (path, sha256). */
 export const cleanRecordOf = (c: CleanSource): CleanRecord => (c.kind === 'split' ? { kind: c.kind, size: c.size, seed: c.seed }

@@ -16,9 +16,15 @@ import { InputNorm, inputInfo, ModelSource } from './model';
 import { runTarget } from './run-dir';
 import { imageTriggerAttack, userCleanSource, userTriggeredImages } from './user-inputs';
 import { TriggeredImageSet } from '../data/user-images';
+import type { ImageTransform } from '../data/transforms';
 
 /** The defender's own files: clean images and test images (ImageFolder folder or .npz), a trigger image and its mask. */
-export interface UserFileFlags { clean?: string; test?: string; triggerImage?: string; triggerMask?: string; asrImages?: string }
+export interface UserFileFlags extends TransformFlags { clean?: string; test?: string; triggerImage?: string; triggerMask?: string; asrImages?: string }
+
+/** torchvision's Resize(n) and CenterCrop(m) applied to the image files of --clean and --test as they are read. */
+export interface TransformFlags { resize?: number; centerCrop?: number }
+
+const transformOf = (f: TransformFlags): ImageTransform => ({ ...(f.resize === undefined ? {} : { resize: f.resize }), ...(f.centerCrop === undefined ? {} : { centerCrop: f.centerCrop }) });
 
 export interface DefendFlags extends Partial<AttackFlags>, UserFileFlags, NormFlags {
   run?: string; weights?: string; model?: ModelName; width?: number; dataset?: DatasetName; cleanSize?: number; cleanSeed?: number;
@@ -55,7 +61,7 @@ export function normOfFlags(f: NormFlags, dataset: DatasetName): InputNorm | und
 export type Given = (key: string) => boolean;
 const typedOf = (f: object): Given => (k) => (f as Record<string, unknown>)[k] !== undefined;
 
-const USER_FILES: (keyof UserFileFlags)[] = ['clean', 'test', 'triggerImage', 'triggerMask', 'asrImages'];
+const USER_FILES: (keyof UserFileFlags)[] = ['clean', 'test', 'triggerImage', 'triggerMask', 'asrImages', 'resize', 'centerCrop'];
 
 /** Flags of a built-in trigger and of how it was planted: nothing to do with a trigger image. */
 const BUILT_IN_TRIGGER: (keyof AttackFlags)[] = ['triggerSize', 'pattern', 'position', 'offset', 'sigDelta', 'sigFreq', 'wanetK', 'wanetS',
@@ -105,9 +111,9 @@ function asrImagesOf(file: string | undefined, dataset: DatasetName): { set: Tri
 }
 
 /** The user's images at `file` for a model of `dataset`; reader errors get the flag's name. */
-function userImages(file: string, dataset: DatasetName, flag: string): Extract<CleanSource, { kind: 'images' }> {
+function userImages(file: string, dataset: DatasetName, flag: string, transform: ImageTransform = {}): Extract<CleanSource, { kind: 'images' }> {
   try {
-    return userCleanSource(file, dataset);
+    return userCleanSource(file, dataset, undefined, transform);
   } catch (e) {
     throw new Error(`${flag}: ${(e as Error).message}`);
   }
@@ -136,11 +142,11 @@ export function defendRequest(f: DefendFlags, given: Given = typedOf(f)): Defend
   const { model, clean, seed, checked: attack } = modelAndClean(f, '--out <dir>', () => attackOfFlags(f, f.dataset!, given));
   const asrImages = asrImagesOf(f.asrImages, model.dataset);
   return { ...common, model, clean, attack, out: f.out!, holdOutSeed: seed, ...(asrImages ? { asrImages } : {}),
-    ...(f.test === undefined ? {} : { test: userImages(f.test, model.dataset, '--test') }) };
+    ...(f.test === undefined ? {} : { test: userImages(f.test, model.dataset, '--test', transformOf(f)) }) };
 }
 
 /** What gives a model and its clean data without a run. */
-interface ModelFlags extends NormFlags { weights?: string; model?: ModelName; width?: number; dataset?: DatasetName; cleanSize?: number; cleanSeed?: number; clean?: string; out?: string }
+interface ModelFlags extends NormFlags, TransformFlags { weights?: string; model?: ModelName; width?: number; dataset?: DatasetName; cleanSize?: number; cleanSeed?: number; clean?: string; out?: string }
 
 /**
  * Without --run: the weights and architecture, and the clean data (--clean, read here, or a --clean-size
@@ -158,7 +164,9 @@ function modelAndClean<T>(f: ModelFlags, outFlag: string, check: () => T): { mod
   const norm = normOfFlags(f, dataset);
   const checked = check();
   const seed = f.cleanSeed ?? 1;
-  const clean: CleanSource = f.clean !== undefined ? userImages(f.clean, dataset, '--clean') : { kind: 'split', dataset, size: f.cleanSize!, seed };
+  if ((f.resize !== undefined || f.centerCrop !== undefined) && f.clean === undefined && (f as UserFileFlags).test === undefined)
+    throw new Error(`${f.resize !== undefined ? '--resize' : '--center-crop'}: transforms the image files of --clean or --test; give one of them`);
+  const clean: CleanSource = f.clean !== undefined ? userImages(f.clean, dataset, '--clean', transformOf(f)) : { kind: 'split', dataset, size: f.cleanSize!, seed };
   return { model: { model: f.model!, width: f.model === 'small-cnn' ? undefined : f.width, dataset, weights: f.weights!, ...(norm ? { norm } : {}) }, clean, seed, checked };
 }
 
@@ -195,7 +203,9 @@ export function evalTarget(f: EvalFlags, given: Given = typedOf(f)): EvalTarget 
   if (f.clean !== undefined && f.test !== undefined) throw new Error('--test and --clean both give eval\'s images (the same flag under two names): give one');
   const asrImages = asrImagesOf(f.asrImages, f.dataset);
   if (asrImages) target.asrImages = asrImages;
-  if (f.test !== undefined) target.images = userImages(f.test, f.dataset, '--test');
-  else if (f.clean !== undefined) target.images = userImages(f.clean, f.dataset, '--clean');
+  if ((f.resize !== undefined || f.centerCrop !== undefined) && f.clean === undefined && f.test === undefined)
+    throw new Error(`${f.resize !== undefined ? '--resize' : '--center-crop'}: transforms the image files of --test; give it`);
+  if (f.test !== undefined) target.images = userImages(f.test, f.dataset, '--test', transformOf(f));
+  else if (f.clean !== undefined) target.images = userImages(f.clean, f.dataset, '--clean', transformOf(f));
   return target;
 }

@@ -8,12 +8,14 @@ import { datasetInfo, DatasetName } from '../data/datasets';
 import { readTriggeredNpz, readUserImages, TriggeredImageSet, UserImageLimits } from '../data/user-images';
 import { formatIssues } from '../util/validation';
 import { CleanSource } from './clean-data';
+import type { ImageTransform } from '../data/transforms';
 
 /** The images at `file` (folder or .npz) as a clean source for a model of `dataset`; the caller disposes source.set. */
-export function userCleanSource(file: string, dataset: DatasetName, limits?: UserImageLimits): Extract<CleanSource, { kind: 'images' }> {
+export function userCleanSource(file: string, dataset: DatasetName, limits?: UserImageLimits, transform?: ImageTransform): Extract<CleanSource, { kind: 'images' }> {
   const { channels, size, classes } = datasetInfo(dataset);
-  const set = readUserImages(file, { channels, size, classes }, limits);
-  return { kind: 'images', set, path: path.resolve(file) };
+  const set = readUserImages(file, { channels, size, classes }, limits, transform);
+  const given = transform && (transform.resize !== undefined || transform.centerCrop !== undefined);
+  return { kind: 'images', set, path: path.resolve(file), ...(given ? { transform } : {}) };
 }
 
 /** Triggered images at `file` (.npz: x, y the target of each image, optionally y_true) for a model of `dataset`. */

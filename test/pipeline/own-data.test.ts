@@ -290,6 +290,28 @@ test('--asr-images: ASR, RA and the floor on triggered images given as they are,
   assert.throws(() => withoutTestSet(() => userTriggeredImages(withTrue, 'mnist')), /triggered images .*asr\.npz: refused inside a defense/);
 });
 
+test('--resize / --center-crop: image files of another size read as torchvision\'s Resize + CenterCrop would, recorded; refused where they cannot apply', () => {
+  // the defender's images at 40x34, one class folder each
+  const big = path.join(root, 'big');
+  for (let c = 0; c < 10; c++) {
+    fs.mkdirSync(path.join(big, String(c)), { recursive: true });
+    const png = new PNG({ width: 40, height: 34 });
+    for (let i = 0; i < 40 * 34; i++) { const v = (i * (c + 3)) % 256; png.data.set([v, v, v, 255], 4 * i); }
+    fs.writeFileSync(path.join(big, String(c), 'a.png'), PNG.sync.write(png, { colorType: 2 }));
+  }
+  assert.match(fails('eval', ...model, '--clean', big), /a\.png: image is 40x34, expected 28x28 \(or give --resize and --center-crop/);
+  const m = JSON.parse(ok('eval', ...model, '--clean', big, '--resize', '28', '--center-crop', '28', '--json').stdout) as { testImages: number; acc: number };
+  assert.equal(m.testImages, 10);
+  // 34 -> 28 and 40 -> 32: without the crop the image is 32x28, not the model's
+  assert.match(fails('eval', ...model, '--clean', big, '--resize', '28'), /a\.png: 40x34 image is 32x28 after --resize 28, the model expects 28x28/);
+  assert.match(fails('eval', ...model, '--clean', npz, '--resize', '28'), /clean\.npz: --resize and --center-crop apply to a folder of image files/);
+  assert.match(fails('eval', ...model, '--resize', '28'), /^error: --resize: transforms the image files of --test/);
+  const out = path.join(root, 'resized');
+  ok('defend', ...model, '--method', 'ft', '--set', 'epochs=1', '--clean', big, '--resize', '28', '--center-crop', '28', '--out', out);
+  const rep = JSON.parse(fs.readFileSync(path.join(out, 'ft', 'report.json'), 'utf8')) as { source: { clean: { transform: object; size: number } } };
+  assert.deepEqual([rep.source.clean.transform, rep.source.clean.size], [{ resize: 28, centerCrop: 28 }, 10]);
+});
+
 test('the CLI refuses wrong images and --clean with --clean-size: one line naming the flag and the file, nothing written', () => {
   const out = path.join(root, 'never');
   const defend = (...more: string[]): string => fails('defend', ...model, '--method', 'ft', '--out', out, ...more);
