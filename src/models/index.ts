@@ -31,6 +31,11 @@ export type ModelName = (typeof MODEL_NAMES)[number];
 
 export interface ModelSpec { name: ModelName; width?: number; inChannels: number; numClasses: number; imageSize: number }
 
+/** Whether `width` (the base width of the ResNets) shapes the model; the other architectures have torchvision's widths. */
+export function usesWidth(name: ModelName): boolean {
+  return name === 'resnet18' || name === 'preact-resnet18' || name.startsWith('torchvision-resnet18') || name in TORCHVISION_RESNETS;
+}
+
 /** The torchvision options a spec gives (torchvision's own width: `width` is the toolkit ResNets'). */
 const tv = (s: ModelSpec) => ({ inChannels: s.inChannels, numClasses: s.numClasses, imageSize: s.imageSize });
 

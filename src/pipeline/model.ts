@@ -2,7 +2,7 @@
 import * as fs from 'fs';
 import { loadSafetensors, loadTorchStateDict, manualSeed, nn, Tensor } from '../torch';
 import { datasetInfo, DatasetInfo, DatasetName } from '../data/datasets';
-import { createModel, MODEL_NAMES, ModelName } from '../models';
+import { createModel, MODEL_NAMES, ModelName, usesWidth } from '../models';
 import { assertFile } from '../util/paths';
 
 /** The architecture and the data it classifies: enough to build the model a weights file fits. */
@@ -55,7 +55,7 @@ export function loadModel(t: ModelSource): nn.Module {
     model.loadStateDict(own);
   } catch (e) {
     model.dispose();
-    const width = t.model === 'small-cnn' || !t.width ? '' : ` of width ${t.width}`;
+    const width = !usesWidth(t.model) || !t.width ? '' : ` of width ${t.width}`;
     throw new Error(`${t.weights}: not weights of a ${t.model}${width} for ${t.dataset}: ${(e as Error).message}`);
   } finally {
     for (const v of sd.values()) v.dispose();
