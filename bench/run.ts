@@ -42,7 +42,13 @@ const BATCH = 128;
 const DEFAULT_VARIANT: Variant = { precision: 'fp32', layout: 'channels-last' };
 
 function ours(name: string, v: Variant = DEFAULT_VARIANT): Result {
-  return withPrecision(v.precision, () => oursIn(name, v));
+  // the contiguous rows: no channels-last bf16 weights or 1-channel inputs taken as channels-last either
+  nn.bf16Layout.channelsLast = v.layout === 'channels-last';
+  try {
+    return withPrecision(v.precision, () => oursIn(name, v));
+  } finally {
+    nn.bf16Layout.channelsLast = true;
+  }
 }
 
 function oursIn(name: string, v: Variant): Result {

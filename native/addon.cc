@@ -695,6 +695,22 @@ ENTRY(Dtype) {
   return str(env, dtypeName(argTensor(env, a[0], "tensor").scalar_type()));
 } END_ENTRY
 
+// isContiguous(t, memoryFormat?) -> whether t is contiguous in that layout (0 contiguous, 2 channels-last, 3 channels-last 3d)
+ENTRY(IsContiguous) {
+  Args<2> a(env, info);
+  const auto& t = argTensor(env, a[0], "tensor");
+  int64_t mf = a[1] && !isNullish(env, a[1]) ? intOf(env, a[1], "memoryFormat") : 0;
+  if (mf != 0 && mf != 2 && mf != 3) throw JsError("isContiguous: memoryFormat must be 0 (contiguous), 2 (channels-last) or 3 (channels-last 3d)");
+  return boolean(env, t.is_contiguous(static_cast<c10::MemoryFormat>(mf)));
+} END_ENTRY
+
+// suggestMemoryFormat(t) -> the layout libtorch's kernels take t to be in (Tensor::suggest_memory_format:
+// by the strides, so a [N, 1, H, W] tensor made channels-last is channels-last though it is contiguous too)
+ENTRY(SuggestMemoryFormat) {
+  Args<1> a(env, info);
+  return num(env, static_cast<double>(argTensor(env, a[0], "tensor").suggest_memory_format()));
+} END_ENTRY
+
 ENTRY(Device) {
   Args<1> a(env, info);
   return str(env, argTensor(env, a[0], "tensor").device().str());
@@ -948,6 +964,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"buildInfo", BuildInfo},             {"allocatorStats", AllocatorStats},
       {"emptyCache", EmptyCache},           {"setMkldnnEnabled", SetMkldnnEnabled},
       {"setAutocast", SetAutocast},         {"getAutocast", GetAutocast},
+      {"isContiguous", IsContiguous},       {"suggestMemoryFormat", SuggestMemoryFormat},
   };
   const char* caching = std::getenv("VARDEFENSE_CACHING_ALLOCATOR");
   if (!caching || std::string(caching) != "0") c10::SetCPUAllocator(&CachingCPUAllocator::instance(), /*priority=*/1);

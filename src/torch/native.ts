@@ -25,6 +25,8 @@ export interface NativeAddon {
   shape(h: Handle): number[];
   dtype(h: Handle): string;
   device(h: Handle): string;
+  isContiguous(h: Handle, memoryFormat?: number): boolean;
+  suggestMemoryFormat(h: Handle): number;
   fromBytes(data: ArrayBufferView, dtype: string, shape: readonly number[]): Handle;
   bytes(h: Handle, copy?: boolean): ArrayBuffer;
   backward(h: Handle, grad?: Handle | null, retainGraph?: boolean): void;

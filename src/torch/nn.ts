@@ -1,6 +1,7 @@
 // Modules with PyTorch's parameter and buffer names (torch.nn), forward hooks and channel masks.
 import * as F from './functional';
-import { dispose, isGradEnabled, noGrad, ones, scalar, scope, Tensor, zeros } from './tensor';
+import { native } from './native';
+import { callOp, dispose, isGradEnabled, MemoryFormat, noGrad, ones, scalar, scope, Tensor, zeros } from './tensor';
 
 export type ForwardHook = (module: Module, input: Tensor, output: Tensor) => Tensor | void;
 export interface HookHandle { remove(): void }
@@ -185,7 +186,35 @@ export class Conv2d extends Module {
     this.bias = options.bias === false ? null : this.registerParameter('bias', zeros([outChannels]));
     if (this.bias) kaimingUniform(this.bias, fanIn);
   }
-  forward(x: Tensor): Tensor { return F.conv2d(x, this.weight, this.bias, this.options); }
+  forward(x: Tensor): Tensor { return conv2dIn(x, this.weight, this.bias, this.options); }
+}
+
+/**
+ * Layout under bf16 autocast. channelsLast: a convolution whose input is channels-last gets its weight
+ * cast to bf16 in channels-last (differentiably, as autocast's own cast), which is what autocast gives
+ * PyTorch's model.to(memory_format=torch.channels_last), and an input with one channel ([N, 1, H, W],
+ * contiguous in both layouts, so `contiguous(channelsLast)` leaves its strides NCHW and libtorch takes it
+ * as NCHW) counts as channels-last, so that the first convolution's output and everything after it are
+ * channels-last. Measured (1 thread, CPU time, width-16 ResNet-18 on 1x28x28, batch 128): bf16 training
+ * 584 -> 756 img/s per core (PyTorch channels-last: 744). fp32 is left alone. The parameters stay fp32
+ * and contiguous. Off: the layout the activations come in, as in fp32 (the bench's contiguous rows).
+ */
+export const bf16Layout = { channelsLast: true };
+
+function conv2dIn(x: Tensor, weight: Tensor, bias: Tensor | null, o: Conv2dOptions): Tensor {
+  if (!bf16Layout.channelsLast || x.ndim !== 4 || !bf16Autocast() || !x.isContiguous(MemoryFormat.channelsLast) ||
+    (x.memoryFormat !== MemoryFormat.channelsLast && x.shape[1] !== 1)) return F.conv2d(x, weight, bias, o);
+  const w: Tensor = callOp('aten::to', 'dtype', weight, 'bfloat16', false, false, MemoryFormat.channelsLast);
+  try {
+    return F.conv2d(x, w, bias, o);
+  } finally {
+    w.dispose();
+  }
+}
+
+function bf16Autocast(): boolean {
+  const s = native.getAutocast();
+  return s.enabled && s.dtype === 'bfloat16';
 }
 
 export class Linear extends Module {
@@ -242,7 +271,7 @@ export function convBn(conv: Conv2d, bn: BatchNorm2d, x: Tensor): Tensor {
     const shift = (conv.bias ? conv.bias.sub(bn.runningMean) : bn.runningMean.neg()).mul(scale).add(bn.bias);
     return [conv.weight.mul(scale.view(-1, 1, 1, 1)), shift];
   });
-  const out = F.conv2d(x, w, b, conv.options);
+  const out = conv2dIn(x, w, b, conv.options);
   w.dispose();
   b.dispose();
   return out;

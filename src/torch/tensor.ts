@@ -135,6 +135,10 @@ export class Tensor {
   repeat(...times: number[] | [Shape]): Tensor { return OP.repeat(this, flat(times)); }
   flip(dims: number[]): Tensor { return OP.flip(this, dims); }
   contiguous(memoryFormat: number = MemoryFormat.contiguous): Tensor { return OP.contiguous(this, memoryFormat); }
+  /** Whether the data is contiguous in that layout (MemoryFormat.contiguous or MemoryFormat.channelsLast). */
+  isContiguous(memoryFormat: number = MemoryFormat.contiguous): boolean { return native.isContiguous(this.handle, memoryFormat); }
+  /** The layout libtorch's kernels take this tensor to be in, by its strides (Tensor::suggest_memory_format). */
+  get memoryFormat(): number { return native.suggestMemoryFormat(this.handle); }
   clone(): Tensor { return OP.clone(this); }
   /** Slice along dim: [start, end) with step, like Python's x[:, start:end:step]. */
   slice(dim: number, start = 0, end?: number, step = 1): Tensor { return OP.slice(this, dim, start, end ?? null, step); }
