@@ -24,7 +24,10 @@ interface Result { model: string; train_img_s: number; infer_img_s: number; trai
 
 const cpuMs = (): number => { const c = process.cpuUsage(); return (c.user + c.system) / 1000; };
 
-const median = (v: number[]): number => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)];
+const median = (v: number[]): number => {
+  const s = [...v].sort((a, b) => a - b), h = Math.floor(s.length / 2);
+  return s.length % 2 ? s[h] : (s[h - 1] + s[h]) / 2;
+};
 
 type Layout = 'channels-last' | 'contiguous';
 interface Variant { precision: Precision; layout: Layout }
