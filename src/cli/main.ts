@@ -113,6 +113,7 @@ detectCmd
   .option('--data-dir <dir>', 'dataset root')
   .option('--json', 'print JSON', false);
 addNormOptions(detectCmd);
+addPrecisionOption(detectCmd);
 detectCmd.action((o, cmd: Command) => runDetect(o, (key) => cmd.getOptionValueSource(key) === 'cli'));
 
 program.command('report')

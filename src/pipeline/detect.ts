@@ -6,6 +6,7 @@ import { withoutTestSet } from '../data/datasets';
 import { disposeSet, holdOut } from '../defenses/common';
 import { neuralCleanse, neuralCleanseOptions, NeuralCleanseReport } from '../defenses/neural-cleanse';
 import { writeFileAtomic } from '../util/atomic';
+import { assertPrecision, Precision, withPrecision } from '../torch';
 import { CleanSource, loadCleanData } from './clean-data';
 import { cleanRecordOf } from './defend';
 import { inputInfo, loadModel, ModelSource } from './model';
@@ -13,6 +14,8 @@ import { readRun } from './run-dir';
 
 interface Common {
   preset?: string; overrides?: Record<string, unknown>; dataDir?: string; log?: (line: string) => void;
+  /** fp32 (default) or bf16 (bfloat16 autocast; refused where the CPU has no AVX512-BF16 or AMX), recorded in detect.json when bf16 */
+  precision?: Precision;
 }
 
 /** A run of ours: its model (or other `weights`) and clean split; detect.json defaults to <run>/detect.json. */
@@ -46,17 +49,19 @@ function planOf(r: DetectRequest): DetectPlan {
 }
 
 export function detect(r: DetectRequest): { report: NeuralCleanseReport; file: string } {
+  const precision = r.precision ?? 'fp32';
+  assertPrecision(precision);
   const plan = planOf(r);
   const options = neuralCleanseOptions(r.preset ?? 'default', r.overrides ?? {});
   const clean = loadCleanData(plan.clean, r.dataDir);
   const data = { ...holdOut(clean, 0.1, plan.holdOutSeed), norm: inputInfo(plan.model) };
   if (plan.clean.kind !== 'images') disposeSet(clean);
   const model = loadModel(plan.model);
-  const report = withoutTestSet(() => neuralCleanse(model, data, options, { log: r.log ?? ((l) => process.stderr.write(`${l}\n`)) }));
+  const report = withPrecision(precision, () => withoutTestSet(() => neuralCleanse(model, data, options, { log: r.log ?? ((l) => process.stderr.write(`${l}\n`)) })));
   model.dispose();
   disposeSet(data.train);
   disposeSet(data.val);
-  writeFileAtomic(plan.file, JSON.stringify({ source: plan.source, ...report }, null, 1));
+  writeFileAtomic(plan.file, JSON.stringify({ source: plan.source, ...(precision === 'fp32' ? {} : { precision }), ...report }, null, 1));
   return { report, file: plan.file };
 }
 

@@ -170,13 +170,13 @@ function modelAndClean<T>(f: ModelFlags, outFlag: string, check: () => T): { mod
   return { model: { model: f.model!, width: f.model === 'small-cnn' ? undefined : f.width, dataset, weights: f.weights!, ...(norm ? { norm } : {}) }, clean, seed, checked };
 }
 
-export interface DetectFlags extends ModelFlags { run?: string; preset: string; set: string[]; seed?: number; dataDir?: string; json: boolean }
+export interface DetectFlags extends ModelFlags { run?: string; preset: string; set: string[]; seed?: number; dataDir?: string; json: boolean; precision?: Precision }
 
 /** The detect request the flags describe: a run (detect.json in it by default), or weights with their clean data and --out <file>. */
 export function detectRequest(f: DetectFlags, given: Given = typedOf(f)): DetectRequest {
   const overrides = parseOverrides(f.set);
   if (f.seed !== undefined) overrides.seed = f.seed;
-  const common = { preset: f.preset, overrides, dataDir: f.dataDir };
+  const common = { preset: f.preset, overrides, dataDir: f.dataDir, ...(f.precision && f.precision !== 'fp32' ? { precision: f.precision } : {}) };
   if (f.run) {
     const clash = WEIGHTS_FLAGS.find((k) => given(k));
     if (clash) throw new Error(`${flagOf(clash)}: the model and its clean split come from --run ${f.run} (its config.json); drop ${flagOf(clash)} or --run`);
