@@ -47,6 +47,8 @@ export function outliers(scores: ArrayLike<number>, u: number): number[] {
 }
 
 export function clp(model: nn.Module, data: DefenseData, o: ClpOptions, h: DefenseHooks = {}): ClpReport {
+  if (!convUnits(model).some((u) => u.bn))
+    throw new Error('clp: the model has no convolution followed by a batch norm, whose channel Lipschitz bound CLP prunes by (ConvNeXt and ViT normalise with LayerNorm)');
   const t0 = performance.now();
   const valAccBefore = accuracyOn(model, data.val, data.norm);
   const names = new Map(model.namedModules().map(([n, m]) => [m, n]));

@@ -12,7 +12,7 @@ export interface ConvUnit {
   index: number;
 }
 
-/** The BN that normalises conv `name`: sibling bnK for convK, or item i+1 of a Sequential for item i. */
+/** The BN that normalises conv `name`: sibling bnK for convK, item i+1 of a Sequential for item i, else the next sibling BN before another conv. */
 function bnFor(model: nn.Module, name: string, conv: nn.Conv2d): nn.BatchNorm2d | null {
   const parts = name.split('.');
   const last = parts.pop()!;
@@ -28,6 +28,13 @@ function bnFor(model: nn.Module, name: string, conv: nn.Conv2d): nn.BatchNorm2d 
     } catch {
       /* no such sibling */
     }
+  }
+  // other namings (DenseNet's conv0/norm0, conv1 ... norm2): the next batch norm among the siblings
+  // registered after the conv and before the next conv, of the conv's width
+  const siblings = model.getModule(parent).namedChildren().map(([, m]) => m);
+  for (const m of siblings.slice(siblings.indexOf(conv) + 1)) {
+    if (m instanceof nn.Conv2d) break;
+    if (m instanceof nn.BatchNorm2d) return m.numFeatures === conv.outChannels ? m : null;
   }
   return null;
 }

@@ -20,10 +20,14 @@ export interface Stage { name: string; module: nn.Module; height: number; width:
 export function stages(model: nn.Module, data: DefenseData): Stage[] {
   const seen: Stage[] = [];
   let headReached = false;
+  // maps come out of convolutions, batch norms and blocks; a leaf such as a Linear or a LayerNorm may
+  // work on a channels-last permutation (ConvNeXt's blocks), whose 4-D shape is not a map's
+  const counted = (m: nn.Module): boolean => m instanceof nn.Conv2d || m instanceof nn.BatchNorm2d || m.namedChildren().length > 0;
   const modules = model.namedModules().filter(([name, m]) => name !== '' && !POOLS.some((P) => m instanceof P));
   const hooks = modules.map(([name, m]) => m.registerForwardHook((_m, _in, out: Tensor) => {
     if (headReached) return;
     if (out.ndim !== 4) { headReached = true; return; }
+    if (!counted(_m)) return;
     const [, channels, height, width] = out.shape;
     seen.push({ name, module: m, height, width, channels });
   }));
@@ -46,5 +50,7 @@ export function stages(model: nn.Module, data: DefenseData): Stage[] {
     byResolution.delete(key);
     byResolution.set(key, s);
   }
-  return [...byResolution.values()];
+  // a resolution met in passing (a squeeze-excitation's 1x1 inside a block) is no stage: stages shrink
+  const all = [...byResolution.values()];
+  return all.filter((x, i) => all.slice(i + 1).every((y) => y.height * y.width < x.height * x.width));
 }

@@ -6,7 +6,7 @@ import { cat, keep, nn, noGrad, scope, Tensor, tensor } from '../torch/compute';
 import { normalize } from '../train/loop';
 import { accuracyOn, DefenseData, DefenseHooks, disposeState, fineTune, FineTuneOptions, logitsOn, restore, snapshot, softTargetLoss, softTargets, zeroChannels } from './common';
 import { ChannelMetric, DATA_FREE_METRICS, makeMetric, MetricName, randomScores, weightScores } from './metrics';
-import { ConvUnit, laterUnits, lowestChannels, lowestChannelsNetworkWise, thresholdAt } from './selection';
+import { ConvUnit, convUnits, laterUnits, lowestChannels, lowestChannelsNetworkWise, thresholdAt } from './selection';
 import { withState } from './sau';
 
 export interface VarDefenseOptions extends FineTuneOptions {
@@ -340,6 +340,9 @@ export function validateVarDefense(o: VarDefenseOptions): void {
  */
 export function varDefense(model: nn.Module, data: DefenseData, o: VarDefenseOptions, h: DefenseHooks = {}): VarDefenseReport {
   validateVarDefense(o);
+  const convs = convUnits(model).length;
+  if (convs < 2)
+    throw new Error(`vardefense: the model has ${convs} conv layer${convs === 1 ? ' (its input embedding, as a ViT\'s patch projection)' : 's'}; VarDefense scores the channels of the later conv layers (use ft or fst)`);
   const t0 = performance.now();
   const valAccBefore = accuracyOn(model, data.val, data.norm);
   const candidates = [...o.lambdaCandidates].sort((a, b) => a - b);
