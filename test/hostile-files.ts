@@ -1,6 +1,17 @@
-// Builders for small torch.save archives (valid or hostile) and a seeded byte mutator for fuzz tests.
+// Builders for small torch.save archives and .npy arrays (valid or hostile) and a seeded byte mutator for fuzz tests.
 import * as assert from 'assert/strict';
 import * as zlib from 'zlib';
+
+/** A .npy (version 1.0, numpy's header padding) of `data` as `descr` with `shape`; data may be left out or short on purpose. */
+export function npy(descr: string, shape: number[], data: Buffer = Buffer.alloc(0), fortran = false): Buffer {
+  let h = `{'descr': '${descr}', 'fortran_order': ${fortran ? 'True' : 'False'}, 'shape': (${shape.join(', ')}${shape.length === 1 ? ',' : ''}), }`;
+  h += ' '.repeat((64 - ((10 + h.length + 1) % 64)) % 64) + '\n';
+  const head = Buffer.alloc(10);
+  head.write('\x93NUMPY', 0, 'latin1');
+  head[6] = 1;
+  head.writeUInt16LE(h.length, 8);
+  return Buffer.concat([head, Buffer.from(h, 'latin1'), data]);
+}
 
 /** Pickle opcodes as bytes (protocol 2, what torch.save writes). */
 export const P = {

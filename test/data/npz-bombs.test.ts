@@ -8,16 +8,8 @@ import * as fs from 'fs';
 import * as path from 'path';
 import * as zlib from 'zlib';
 import { repoRoot, tmpDir } from '../helpers';
+import { npy } from '../hostile-files';
 
-function npy(descr: string, shape: number[]): Buffer {
-  let h = `{'descr': '${descr}', 'fortran_order': False, 'shape': (${shape.join(', ')}${shape.length === 1 ? ',' : ''}), }`;
-  h += ' '.repeat((64 - ((10 + h.length + 1) % 64)) % 64) + '\n';
-  const head = Buffer.alloc(10);
-  head.write('\x93NUMPY', 0, 'latin1');
-  head[6] = 1;
-  head.writeUInt16LE(h.length, 8);
-  return Buffer.concat([head, Buffer.from(h, 'latin1')]);
-}
 
 /**
  * A raw deflate stream of `head` then `zeros` zero bytes, built without inflating anything: each 1 MiB of

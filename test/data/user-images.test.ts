@@ -10,7 +10,7 @@ import * as jpeg from 'jpeg-js';
 import * as T from '../../src/torch';
 import { codePointCompare, readImageFolder, readNpzImages, readUserImages } from '../../src/data/user-images';
 import { maxAbsDiff, python, tmpDir } from '../helpers';
-import { fuzz, fuzzIterations } from '../hostile-files';
+import { fuzz, fuzzIterations, npy } from '../hostile-files';
 
 const ref = (() => {
   const dir = tmpDir('userimg');
@@ -104,15 +104,6 @@ test('what the model does not expect is refused, naming the file and the field',
 
 // --- hand-built files for the hostile cases ---
 
-function npy(descr: string, shape: number[], data: Buffer, fortran = false): Buffer {
-  let h = `{'descr': '${descr}', 'fortran_order': ${fortran ? 'True' : 'False'}, 'shape': (${shape.join(', ')}${shape.length === 1 ? ',' : ''}), }`;
-  h += ' '.repeat((64 - ((10 + h.length + 1) % 64)) % 64) + '\n';
-  const head = Buffer.alloc(10);
-  head.write('\x93NUMPY', 0, 'latin1');
-  head[6] = 1; head[7] = 0;
-  head.writeUInt16LE(h.length, 8);
-  return Buffer.concat([head, Buffer.from(h, 'latin1'), data]);
-}
 
 /** A zip with the given entries; `deflate` compresses them (declaring `declared` sizes when given). */
 function storedZip(entries: Record<string, Buffer>, o: { deflate?: boolean; declared?: Record<string, number> } = {}): Buffer {

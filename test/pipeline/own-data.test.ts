@@ -19,7 +19,7 @@ import { tensor } from '../../src/torch';
 import { DEFAULT_TRAIN, train, TrainConfig } from '../../src/train/run';
 import { Rng } from '../../src/util/rng';
 import { maxAbsDiff, repoRoot, tmpDir } from '../helpers';
-import { storedZip } from '../hostile-files';
+import { npy, storedZip } from '../hostile-files';
 
 const cli = path.join(repoRoot, 'dist', 'src', 'cli', 'main.js');
 const S = 28, N = 120;
@@ -48,15 +48,6 @@ function writeGreyPng(file: string, grey: (i: number) => number, size = S): void
   fs.writeFileSync(file, PNG.sync.write(png, { colorType: 2 }));
 }
 
-function npy(descr: string, shape: number[], data: Buffer): Buffer {
-  let h = `{'descr': '${descr}', 'fortran_order': False, 'shape': (${shape.join(', ')}${shape.length === 1 ? ',' : ''}), }`;
-  h += ' '.repeat((64 - ((10 + h.length + 1) % 64)) % 64) + '\n';
-  const head = Buffer.alloc(10);
-  head.write('\x93NUMPY', 0, 'latin1');
-  head[6] = 1;
-  head.writeUInt16LE(h.length, 8);
-  return Buffer.concat([head, Buffer.from(h, 'latin1'), data]);
-}
 /** np.savez(file, x=images (N, H, W[, C]) uint8, y=labels int64), stored. */
 function writeNpz(file: string, x: Uint8Array, shape: number[], y: ArrayLike<number>): void {
   const labels = Buffer.from(BigInt64Array.from(Array.from(y), BigInt).buffer);
