@@ -80,20 +80,25 @@ test('a factory judge: trained by PyTorch with its own trigger, loaded and measu
 
     // SIG along columns with no phase is the toolkit's --attack sig exactly; along rows it has no flags, only the .npz
     const sigDir = path.join(root, 'sig');
-    const sig = train(sigDir, data, { ...base, seed: 6, epochs: 1, train_subset: 300, attack: { mode: 'clean-label', target: 4, poison_ratio: 0.05, trigger: { kind: 'sig', delta: 30, freq: 3 } } });
+    // (the other two architectures: PreAct-ResNet-18 here, torchvision's ResNet-18 with the small-image stem below)
+    const sig = train(sigDir, data, { ...base, arch: 'preact-resnet18', seed: 6, epochs: 1, train_subset: 300, attack: { mode: 'clean-label', target: 4, poison_ratio: 0.05, trigger: { kind: 'sig', delta: 30, freq: 3 } } });
     assert.equal(sig.trigger_flags, '--attack sig --sig-delta 30 --sig-freq 3 --target 4');
     assert.ok(!fs.existsSync(path.join(sigDir, 'trigger.png')), 'an additive trigger has no image form');
     const tkSig = evalJson(...flags(sig.defend_flags), ...dataFlag);
     assert.ok(Math.abs(tkSig.asr - sig.metrics.asr) < 1e-4, `SIG ASR: toolkit ${tkSig.asr}, factory ${sig.metrics.asr}`);
     const warpDir = path.join(root, 'warp');
-    const warp = train(warpDir, data, { ...base, seed: 7, epochs: 1, train_subset: 300, attack: { target: 1, poison_ratio: 0.1, trigger: { kind: 'warp', k: 4, s: 1 } } });
+    const warpRecipe = { ...base, arch: 'torchvision-resnet18-cifar', seed: 7, epochs: 1, train_subset: 300, attack: { target: 1, poison_ratio: 0.1, trigger: { kind: 'warp', k: 4, s: 1 } } };
+    const warp = train(warpDir, data, warpRecipe);
     assert.equal(warp.trigger_flags, null);
     assert.equal(warp.trigger_flags_exact, false);
     assert.equal(warp.defend_flags, warp.model_flags);
     assert.ok(fs.existsSync(path.join(warpDir, 'test-triggered.npz')) && !fs.existsSync(path.join(warpDir, 'trigger.png')), 'the warp\'s ASR comes from its .npz');
+    assert.match(warp.model_flags, /--model torchvision-resnet18-cifar --width 4/);
+    const tkWarp = evalJson(...flags(warp.model_flags), ...dataFlag, '--attack', 'none');
+    assert.ok(Math.abs(tkWarp.acc - warp.metrics.acc) < 1e-4, `torchvision-resnet18-cifar ACC: toolkit ${tkWarp.acc}, factory ${warp.metrics.acc}`);
 
     // deterministic per seed (and thread count): the same recipe twice gives the same judge
-    const again = train(path.join(root, 'warp-again'), data, { ...base, seed: 7, epochs: 1, train_subset: 300, attack: { target: 1, poison_ratio: 0.1, trigger: { kind: 'warp', k: 4, s: 1 } } });
+    const again = train(path.join(root, 'warp-again'), data, warpRecipe);
     assert.deepEqual(again.metrics, warp.metrics);
     assert.deepEqual(again.history.map((h) => h.loss), warp.history.map((h) => h.loss));
     fs.rmSync(root, { recursive: true });
