@@ -6,7 +6,7 @@ import { describeTrigger } from '../attacks/triggers';
 import { loadSafetensors } from '../torch';
 import { TrainConfig } from '../train/run';
 import { readRunRecord } from '../train/run-records';
-import { DefendOutcome } from '../pipeline/defend';
+import { DefendOutcome, DefendTarget } from '../pipeline/defend';
 import { DEFENSE_NAMES, defenseLabel, defenseMethod, resolveOptions } from '../defenses/registry';
 import { pct } from '../util/format';
 import { csvCell } from '../util/csv';
@@ -50,13 +50,22 @@ function configOf(o: DefendOutcome, dir: string): ModelOf {
   return JSON.parse(meta.config) as TrainConfig;
 }
 
+/**
+ * The attack column: the trigger, or for triggered images given as they are (--asr-images) where they
+ * came from and their content, so that rows of different judges never pool as seeds of one condition.
+ */
+function attackOf(cfg: ModelOf & { asrImages?: DefendTarget['asrImages'] }): string {
+  if (cfg.asrImages) return `triggered images ${cfg.asrImages.path ? `${path.basename(path.dirname(cfg.asrImages.path))}/${path.basename(cfg.asrImages.path)} ` : ''}${cfg.asrImages.sha256.slice(0, 8)}`;
+  return cfg.attack ? describeTrigger(cfg.attack.trigger) : 'none';
+}
+
 export function collectRows(dirs: string[]): SummaryRow[] {
   const rows: SummaryRow[] = [];
   for (const file of dirs.flatMap(findReports)) {
     const o = readRunRecord<DefendOutcome>(file);
     const cfg = configOf(o, path.dirname(file));
     rows.push({
-      dataset: cfg.dataset, model: `${cfg.model}${cfg.width ? ` w${cfg.width}` : ''}`, attack: cfg.attack ? describeTrigger(cfg.attack.trigger) : 'none',
+      dataset: cfg.dataset, model: `${cfg.model}${cfg.width ? ` w${cfg.width}` : ''}`, attack: attackOf(cfg),
       defense: defenseLabel(o.method, o.preset), settings: optionDiff(o.method, o.preset, o.report.options), accBefore: o.before.acc, accAfter: o.after.acc,
       asrBefore: o.before.asr, asrAfter: o.after.asr, raAfter: o.after.ra, floorAfter: o.after.cleanToTarget ?? null,
       seconds: o.report.seconds, costVsFt: null, dir: path.dirname(file),

@@ -20,6 +20,7 @@ import { DEFAULT_TRAIN, train, TrainConfig } from '../../src/train/run';
 import { Rng } from '../../src/util/rng';
 import { maxAbsDiff, repoRoot, tmpDir } from '../helpers';
 import { npy, storedZip } from '../hostile-files';
+import { collectRows } from '../../src/report/summary';
 
 const cli = path.join(repoRoot, 'dist', 'src', 'cli', 'main.js');
 const S = 28, N = 120;
@@ -267,6 +268,8 @@ test('--asr-images: ASR, RA and the floor on triggered images given as they are,
   assert.ok(rep.after.asr >= 0 && rep.after.asr <= 1 && rep.after.cleanToTarget !== null);
   assert.deepEqual([rep.source.target.attack, rep.source.target.asrImages.path, rep.source.target.asrImages.size], [null, withTrue, n]);
   assert.match(rep.source.target.asrImages.sha256, /^[0-9a-f]{64}$/);
+  // in the report's tables the attack is the images (a judge's rows never pool with another's)
+  assert.equal(collectRows([out])[0].attack, `triggered images ${path.basename(root)}/asr.npz ${rep.source.target.asrImages.sha256.slice(0, 8)}`);
   // the same images elsewhere: the same inputs, reused
   const moved = path.join(root, 'asr-moved.npz');
   fs.copyFileSync(withTrue, moved);
