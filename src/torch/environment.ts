@@ -1,7 +1,7 @@
 // What a number was computed with: libtorch's thread count and the CPU kernels it can pick. Float
 // results are reproducible only for the same threads AND kernels: oneDNN and OpenBLAS choose their
 // kernels by instruction set, and after a few hundred SGD steps the last bits make another model.
-import * as fs from 'fs';
+import { cpuFlags } from './cpu-flags';
 import * as os from 'os';
 import { buildInfo, getNumThreads } from './tensor';
 import { bf16Support, getPrecision, Precision } from './precision';
@@ -25,15 +25,6 @@ export interface ComputeEnvironment {
 
 const ISA_ORDER = ['avx512f', 'avx2', 'avx', 'sse4_2', 'sse4_1'];
 const LIMIT_VARS = ['ONEDNN_MAX_CPU_ISA', 'DNNL_MAX_CPU_ISA', 'ATEN_CPU_CAPABILITY', 'OPENBLAS_CORETYPE', 'MKL_ENABLE_INSTRUCTIONS'];
-
-function cpuFlags(): Set<string> {
-  try {
-    const line = fs.readFileSync('/proc/cpuinfo', 'utf8').split('\n').find((l) => /^(flags|Features)\s*:/.test(l));
-    return new Set(line ? line.split(':')[1].trim().split(/\s+/) : []);
-  } catch {
-    return new Set();
-  }
-}
 
 let cached: Omit<ComputeEnvironment, 'threads' | 'precision' | 'bf16Hardware'> | null = null;
 

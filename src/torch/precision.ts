@@ -4,7 +4,7 @@
 // given), so code written for float32 runs unchanged. Parameters, their gradients and the optimiser's
 // state stay float32 (the casts are differentiable). The backward pass runs with autocast off (the addon
 // turns it off around backward), as in PyTorch's recipe, where backward runs outside the autocast block.
-import * as fs from 'fs';
+import { cpuFlags } from './cpu-flags';
 import { native } from './native';
 import * as F from './functional';
 import { randn, scope } from './tensor';
@@ -27,15 +27,6 @@ export interface Bf16Support {
   hardware: 'amx_bf16' | 'avx512_bf16' | 'none';
   /** why bf16 is refused (when not ok) */
   reason?: string;
-}
-
-function cpuFlags(): Set<string> {
-  try {
-    const line = fs.readFileSync('/proc/cpuinfo', 'utf8').split('\n').find((l) => /^(flags|Features)\s*:/.test(l));
-    return new Set(line ? line.split(':')[1].trim().split(/\s+/) : []);
-  } catch {
-    return new Set();
-  }
 }
 
 let support: Bf16Support | null = null;
