@@ -310,6 +310,17 @@ export class Dropout extends Module {
   forward(x: Tensor): Tensor { return F.dropout(x, this.p, this.training); }
 }
 
+/** x through the layers in order, each intermediate freed once the next layer has its output. */
+function chain(layers: Module[], x: Tensor): Tensor {
+  let h = x;
+  for (const m of layers) {
+    const next = m.call(h);
+    if (h !== x && next !== h) h.dispose();
+    h = next;
+  }
+  return h;
+}
+
 /** Children named '0', '1', ... as torch.nn.Sequential. Intermediates are freed as it goes. */
 export class Sequential extends Module {
   readonly layers: Module[];
@@ -317,15 +328,7 @@ export class Sequential extends Module {
     super();
     this.layers = layers.map((m, i) => this.registerModule(String(i), m));
   }
-  forward(x: Tensor): Tensor {
-    let h = x;
-    for (const m of this.layers) {
-      const next = m.call(h);
-      if (h !== x && next !== h) h.dispose();
-      h = next;
-    }
-    return h;
-  }
+  forward(x: Tensor): Tensor { return chain(this.layers, x); }
 }
 
 // ---- modules of the torchvision architectures (appended) ----------------------------------------
@@ -413,13 +416,5 @@ export class NamedSequential extends Module {
     super();
     this.layers = layers.map(([n, m]) => this.registerModule(n, m));
   }
-  forward(x: Tensor): Tensor {
-    let h = x;
-    for (const m of this.layers) {
-      const next = m.call(h);
-      if (h !== x && next !== h) h.dispose();
-      h = next;
-    }
-    return h;
-  }
+  forward(x: Tensor): Tensor { return chain(this.layers, x); }
 }
