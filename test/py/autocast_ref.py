@@ -3,19 +3,11 @@
 # and the same step in float32 for scale. Usage: python3 autocast_ref.py <dir> (reads config.json).
 import json, sys
 import torch, torch.nn as nn, torch.nn.functional as F
-from torch_ref import ResNet18, save_st
+from torch_ref import save_st, seeded_resnet
 
 def main(d):
     cfg = json.load(open(f'{d}/config.json'))
-    torch.set_num_threads(cfg['threads']); torch.manual_seed(cfg['seed'])
-    m = ResNet18(cfg['in_ch'], 10, cfg['width'])
-    with torch.no_grad():  # non-trivial BN statistics and affine parameters
-        for mod in m.modules():
-            if isinstance(mod, nn.BatchNorm2d):
-                mod.running_mean.uniform_(-0.1, 0.1); mod.running_var.uniform_(0.5, 1.5)
-                mod.weight.uniform_(0.5, 1.5); mod.bias.uniform_(-0.1, 0.1)
-    torch.save(m.state_dict(), f'{d}/model.pt')
-    x = torch.randn(cfg['batch'], cfg['in_ch'], cfg['size'], cfg['size']); y = torch.randint(0, 10, (cfg['batch'],))
+    m, x, y = seeded_resnet(d, cfg)
     ref = {'x': x, 'y': y}
     if cfg['channels_last']:  # as ours: channels-last activations (the weights too unless weights_contiguous)
         if not cfg.get('weights_contiguous'): m = m.to(memory_format=torch.channels_last)

@@ -57,18 +57,25 @@ class ResNet18(nn.Module):
         out = self.layer4(self.layer3(self.layer2(self.layer1(out))))
         return self.linear(torch.flatten(F.adaptive_avg_pool2d(out, 1), 1))
 
-def resnet(d):
-    """Saves a model (torch.save state_dict), inputs, and reference logits, grads and SGD steps."""
-    cfg = json.load(open(f'{d}/config.json'))
+def seeded_resnet(d, cfg):
+    """The parity tests' ResNet-18 from config.json: seeded, with non-trivial BN statistics and affine
+    parameters, saved to <d>/model.pt; and a seeded batch x, y."""
     torch.set_num_threads(cfg.get('threads', 2)); torch.manual_seed(cfg['seed'])
     m = ResNet18(cfg['in_ch'], 10, cfg['width'])
-    with torch.no_grad():  # non-trivial BN statistics
+    with torch.no_grad():
         for mod in m.modules():
             if isinstance(mod, nn.BatchNorm2d):
                 mod.running_mean.uniform_(-0.1, 0.1); mod.running_var.uniform_(0.5, 1.5)
                 mod.weight.uniform_(0.5, 1.5); mod.bias.uniform_(-0.1, 0.1)
     torch.save(m.state_dict(), f'{d}/model.pt')
     x = torch.randn(cfg['batch'], cfg['in_ch'], cfg['size'], cfg['size']); y = torch.randint(0, 10, (cfg['batch'],))
+    return m, x, y
+
+
+def resnet(d):
+    """Saves a model (torch.save state_dict), inputs, and reference logits, grads and SGD steps."""
+    cfg = json.load(open(f'{d}/config.json'))
+    m, x, y = seeded_resnet(d, cfg)
     ref = {'x': x, 'y': y}
     if cfg.get('channels_last'):  # the reference in the layout being tested: the same conv algorithms
         m = m.to(memory_format=torch.channels_last); x = x.contiguous(memory_format=torch.channels_last)
