@@ -154,7 +154,7 @@ function planOf(r: DefendRequest): Plan {
   const attack = given ?? r.attack ?? null;
   const asrImages = r.asrImages ? { ...(r.asrImages.path === undefined ? {} : { path: path.resolve(r.asrImages.path) }), size: r.asrImages.set.targetLabels.numel, sha256: triggeredDigest(r.asrImages.set) } : undefined;
   // norm (and asrImages) only when given, so that the digests of reports written before they existed still match
-  const target: DefendTarget = { model: r.model.model, width: r.model.width, dataset: r.model.dataset, attack: given ? null : attack as AttackSpec | null,
+  const target: DefendTarget = { model: r.model.model, width: r.model.width, dataset: r.model.dataset, attack: r.attack ?? null,
     ...(r.model.norm ? { norm: r.model.norm } : {}), ...(asrImages ? { asrImages } : {}) };
   const holdOutSeed = r.holdOutSeed ?? 1;
   const clean = cleanRecordOf(r.clean);
