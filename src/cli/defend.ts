@@ -10,14 +10,17 @@ export type { DefendFlags } from '../pipeline/flag-requests';
 
 export function outcomeTable(rows: DefendOutcome[]): string {
   const ft = rows.find((r) => r.method === 'ft');
-  const head = '| defense | ACC before | ACC after | ASR before | ASR after | RA after | clean->target after | seconds | vs FT time |';
-  const lines = [head, '|---|---|---|---|---|---|---|---|---|'];
+  const head = '| defense | ACC before | ACC after | ASR before | ASR after | RA after | clean->target after | seconds | vs FT time | backdoor left? (verdict) |';
+  const lines = [head, '|---|---|---|---|---|---|---|---|---|---|'];
   for (const r of rows) {
     const ratio = ft ? (r.report.seconds / ft.report.seconds).toFixed(2) : '-';
-    lines.push(`| ${defenseLabel(r.method, r.preset)} | ${pct(r.before.acc)} | ${pct(r.after.acc)} | ${pct(r.before.asr)} | ${pct(r.after.asr)} | ${pct(r.after.ra)} | ${pct(r.after.cleanToTarget ?? null)} | ${r.report.seconds.toFixed(1)} | ${ratio} |`);
+    lines.push(`| ${defenseLabel(r.method, r.preset)} | ${pct(r.before.acc)} | ${pct(r.after.acc)} | ${pct(r.before.asr)} | ${pct(r.after.asr)} | ${pct(r.after.ra)} | ${pct(r.after.cleanToTarget ?? null)} | ${r.report.seconds.toFixed(1)} | ${ratio} | ${verdictCell(r)} |`);
   }
   return lines.join('\n');
 }
+
+const verdictCell = (r: DefendOutcome): string => (!r.verdict ? '-'
+  : r.verdict.backdoorLikely ? `likely, class ${r.verdict.suspect} (index ${r.verdict.anomalyIndex.toFixed(1)})` : `none found (index ${r.verdict.anomalyIndex.toFixed(1)})`);
 
 const CLEAN_FLAGS = { size: '--clean-size', seed: '--clean-seed', indices: '--run' };
 
@@ -30,6 +33,6 @@ export function runDefend(f: DefendFlags, given?: Given): void {
     if (e instanceof CleanDataError && e.field !== 'indices') throw new Error(`${CLEAN_FLAGS[e.field]}: ${e.message.replace(/^clean (size|seed) /, '')}`);
     throw e;
   }
-  if (f.json) console.log(JSON.stringify(rows.map((r) => ({ method: r.method, preset: r.preset, dir: r.dir, before: r.before, after: r.after, seconds: r.report.seconds }))));
+  if (f.json) console.log(JSON.stringify(rows.map((r) => ({ method: r.method, preset: r.preset, dir: r.dir, before: r.before, after: r.after, seconds: r.report.seconds, verdict: r.verdict ?? null }))));
   else console.log(outcomeTable(rows));
 }

@@ -148,7 +148,7 @@ export interface FineTuneHooks extends DefenseHooks {
   /** the loss itself, instead of cross-entropy (e.g. for stamped images) */
   batchLoss?: (x: Tensor, y: Tensor, logits: Tensor) => Tensor;
   /** turns a uint8 batch and its labels into model input and targets (default: normalise) */
-  prepare?: (images: Tensor, labels: Tensor) => [Tensor, Tensor];
+  prepare?: (images: Tensor, labels: Tensor, idx: Tensor) => [Tensor, Tensor];
   stage?: string;
   /**
    * saves the state after each epoch in `epochCheckpoint(stage)` and resumes after the last one saved:
@@ -191,7 +191,7 @@ export function fineTune(model: nn.Module, data: ImageSet, norm: Normalization, 
       const size = scope(() => {
         const idx = perm.slice(0, batch * o.batchSize, Math.min(n, (batch + 1) * o.batchSize));
         const images = data.images.indexSelect(0, idx);
-        const [x, y] = prepare(augment === 'none' ? images : augmentBatch(images, augment, augmentRng(o.seed, epoch, batch)), data.labels.indexSelect(0, idx));
+        const [x, y] = prepare(augment === 'none' ? images : augmentBatch(images, augment, augmentRng(o.seed, epoch, batch)), data.labels.indexSelect(0, idx), idx);
         if (h.gradients) {
           h.gradients(x, y, { ...s, idx });
           return idx.numel;

@@ -50,6 +50,10 @@ const varDefenseSchema = z.object({
   distill: z.number().min(0), distillTemperature: z.number().positive(),
   // optional as for the other fine-tuning defenses (absent = 'none'); the distillation teacher runs live on augmented batches
   augment: publishedFineTuneShape.augment,
+  // optional, no default: absent = the head kept, so existing presets resolve as before
+  featureShift: z.number().min(0).optional(),
+  adversarial: z.number().min(0).optional(), adversarialEps: z.number().gt(0).max(1).optional(), adversarialSteps: z.number().int().min(1).optional(), adversarialFraction: z.number().min(0).max(1).optional(),
+  unlearn: z.enum(['none', 'suspect', 'all']).optional(), stampFraction: z.number().min(0).max(1).optional(), searchSteps: z.number().int().min(1).optional(),
 }).strict();
 
 const finePruningSchema = z.object({

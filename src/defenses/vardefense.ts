@@ -2,12 +2,16 @@
 // data are the backdoor's; fine-tune on the clean split with cross-entropy plus lambda times a norm of
 // the selected neurons' parameters, under a per-layer threshold that rises step by step.
 // Only the defender's clean data is read.
-import { cat, keep, nn, noGrad, scope, Tensor, tensor } from '../torch/compute';
+import { cat, F, keep, nn, noGrad, scope, Tensor, tensor } from '../torch/compute';
 import { normalize } from '../train/loop';
 import { accuracyOn, DefenseData, DefenseHooks, disposeState, fineTune, FineTuneOptions, logitsOn, restore, snapshot, softTargetLoss, softTargets, zeroChannels } from './common';
 import { ChannelMetric, DATA_FREE_METRICS, makeMetric, MetricName, randomScores, weightScores } from './metrics';
 import { ConvUnit, convUnits, laterUnits, lowestChannels, lowestChannelsNetworkWise, thresholdAt } from './selection';
 import { withState } from './sau';
+import { findHead, fstPenalty, reinitHead, rescaleTo } from './fst';
+import { AdversarialSet, adversarialImages, flipHistogram, FlipHistogram } from './adversarial';
+import { FoundTrigger, searchTriggers, TRIGGER_SEARCH_DEFAULTS } from './trigger-search';
+import { applyMask } from './neural-cleanse';
 
 export interface VarDefenseOptions extends FineTuneOptions {
   /** the last L conv layers are purified (paper Figure 5) */
@@ -60,7 +64,46 @@ export interface VarDefenseOptions extends FineTuneOptions {
    */
   distill: number;
   distillTemperature: number;
+  /**
+   * FST's feature shift (Min et al. 2023, src/defenses/fst.ts) inside the purification: when > 0, the
+   * linear head is re-initialised and this weight times <W, W_orig> is added to the loss, with W
+   * rescaled to ||W_orig|| after every step, so the later features must move to fit a head turned
+   * away from the backdoored one. Absent or 0: the head is kept (the presets before issue 27).
+   */
+  featureShift?: number;
+  /**
+   * weight of a cross-entropy term on adversarial copies of the clean training images, found once on
+   * the ORIGINAL model by untargeted PGD (src/defenses/adversarial.ts), with their true labels: the
+   * backdoor's shortcut is where such perturbations go, and a blend lies inside their L_inf ball.
+   * Absent or 0: off (the presets before issue 27).
+   */
+  adversarial?: number;
+  /** their L_inf bound in pixel units of [0, 1], and the PGD steps */
+  adversarialEps?: number;
+  adversarialSteps?: number;
+  /**
+   * share of each batch replaced by the adversarial copies of its images (same copies as `adversarial`,
+   * labels and distillation targets those of the clean images): the unlearning at no extra forward
+   * pass. Absent or 0: off.
+   */
+  adversarialFraction?: number;
+  /**
+   * triggers searched on the ORIGINAL model (src/defenses/trigger-search.ts) and unlearned: a share
+   * `stampFraction` of each batch is stamped with them, labels kept. 'suspect': the class with the
+   * smallest mask only; 'all': every class's trigger in turn (a wrong suspect then costs nothing).
+   * Absent or 'none': no search (the presets before issue 27).
+   */
+  unlearn?: 'none' | 'suspect' | 'all';
+  stampFraction?: number;
+  /** the search's Adam steps (TRIGGER_SEARCH_DEFAULTS otherwise) */
+  searchSteps?: number;
 }
+
+/** the adversarial copies' default bound and PGD steps */
+export const ADVERSARIAL_EPS = 0.2;
+export const ADVERSARIAL_STEPS = 5;
+/** share of each batch stamped with the searched triggers */
+export const STAMP_FRACTION = 0.3;
 
 const FT = { epochs: 10, lr: 0.01, batchSize: 128, momentum: 0.9, weightDecay: 5e-4, schedule: 'cosine' as const, seed: 1 };
 const AUTO = { lambdaCandidates: [1e-4, 1e-3, 1e-2, 0.1, 1, 10], lambdaTolerance: 0.01, lambdaTrialEpochs: 2, distill: 0, distillTemperature: 2 };
@@ -109,6 +152,10 @@ export interface VarDefenseReport {
   thresholds: number[];
   perLayer: LayerReport[];
   zeroed: Record<string, number[]>;
+  /** the adversarial copies' bound, steps and where they went on the original model (when on) */
+  adversarial?: { eps: number; steps: number; flips: FlipHistogram };
+  /** the trigger search on the original model (when unlearn is on) */
+  search?: { suspect: number; flagged: boolean; triggers: { cls: number; maskL1: number; success: number; anomalyIndex: number }[] };
   valAccBefore: number;
   valAccAfter: number;
   seconds: number;
@@ -190,7 +237,7 @@ export function measuredOutput(u: ConvUnit, measureAt: VarDefenseOptions['measur
 type Teacher = { probs: Tensor } | { state: Map<string, Tensor> };
 
 /** One purification at a fixed lambda; returns the per-layer record. */
-function purify(model: nn.Module, data: DefenseData, o: VarDefenseOptions, lambda: number, teacher: Teacher | null, h: DefenseHooks, stage: string) {
+function purify(model: nn.Module, data: DefenseData, o: VarDefenseOptions, lambda: number, teacher: Teacher | null, h: DefenseHooks, stage: string, adv: AdversarialSet | null = null, stamps: FoundTrigger[] = []) {
   const { units, clamped } = laterUnits(model, o.layers);
   if (clamped) h.log?.(`vardefense: ${o.layers} layers asked, the model has ${units.length} conv layers: all of them`);
   const source = o.statsSource ?? 'training';
@@ -252,6 +299,10 @@ function purify(model: nn.Module, data: DefenseData, o: VarDefenseOptions, lambd
   };
   const liveTeacher = teacher && 'state' in teacher ? teacher.state : null;
   let teacherProbs: Tensor | null = null;
+  const shift = (o.featureShift ?? 0) > 0 ? featureShiftOf(model, o.seed) : null;
+  // the adversarial copies as batch rows (adversarialFraction) rather than as a second pass (adversarial)
+  const advRows = adv && (o.adversarialFraction ?? 0) > 0 ? adv.images : null;
+  const advLoss = adv && (o.adversarial ?? 0) > 0 ? adv.images : null;
   try {
     fineTune(model, data.train, data.norm, o, {
       ...h, stage,
@@ -265,8 +316,9 @@ function purify(model: nn.Module, data: DefenseData, o: VarDefenseOptions, lambd
         disposeIndex();
         selectionIndex = buildIndex();
       },
-      prepare: liveTeacher && o.distill > 0 ? (images, labels) => {
-        const x = normalize(images, data.norm);
+      prepare: (liveTeacher && o.distill > 0) || stamps.length || advRows ? (images, labels, idx) => {
+        const x = stamps.length || advRows ? stamped(images, stamps, o.stampFraction ?? STAMP_FRACTION, data.norm, advRows ? { set: advRows, idx, fraction: o.adversarialFraction! } : null) : normalize(images, data.norm);
+        if (!(liveTeacher && o.distill > 0)) return [x, labels];
         // the original model's outputs for this augmented batch, in eval mode, before the student's graph
         teacherProbs = softTargets(withState(model, liveTeacher, () => {
           teacherPass = true;
@@ -275,17 +327,24 @@ function purify(model: nn.Module, data: DefenseData, o: VarDefenseOptions, lambd
         }), o.distillTemperature);
         return [x, labels];
       } : undefined,
-      extraLoss: (_x, _y, logits, b) => {
-        let total: Tensor | null = null;
+      afterStep: shift ? () => rescaleTo(shift.head.weight, shift.norm) : undefined,
+      extraLoss: (_x, y, logits, b) => {
+        let total: Tensor | null = shift ? fstPenalty(shift.head.weight, shift.wOrig, o.featureShift!) : null;
+        if (advLoss) {
+          const a = F.crossEntropy(model.call(normalizeUnit(advLoss.indexSelect(0, b.idx), data.norm)), y).mul(o.adversarial!);
+          total = total ? total.add(a) : a;
+        }
+        let penalty: Tensor | null = null;
         if (lambda !== 0 && together) {
-          if (selectionIndex[0]) total = penalizedTogether(units, selectionIndex[0], o.penalty);
+          if (selectionIndex[0]) penalty = penalizedTogether(units, selectionIndex[0], o.penalty);
         } else if (lambda !== 0) {
           for (let i = 0; i < units.length; i++) {
             const p = penaltyOf(units[i], selection[i], o, selectionIndex[i] ?? undefined);
-            if (p) total = total ? total.add(p) : p;
+            if (p) penalty = penalty ? penalty.add(p) : p;
           }
         }
-        if (total && lambda !== 1) total = total.mul(lambda);
+        if (penalty && lambda !== 1) penalty = penalty.mul(lambda);
+        if (penalty) total = total ? total.add(penalty) : penalty;
         if (!teacher || o.distill === 0) return total;
         const target = 'probs' in teacher ? teacher.probs.indexSelect(0, b.idx) : teacherProbs!;
         teacherProbs = null;
@@ -296,6 +355,7 @@ function purify(model: nn.Module, data: DefenseData, o: VarDefenseOptions, lambd
   } finally {
     for (const hk of hooks) hk.remove();
     disposeIndex();
+    shift?.wOrig.dispose();
   }
 
   const zeroed: Record<string, number[]> = {};
@@ -314,6 +374,42 @@ function purify(model: nn.Module, data: DefenseData, o: VarDefenseOptions, lambd
   }));
   for (const m of metrics.values()) m.dispose();
   return { layers: units.map((u) => u.name), thresholds, perLayer, zeroed };
+}
+
+/**
+ * The batch with its first rows stamped with the triggers in turn, the next rows replaced by their
+ * adversarial copies (`adv`: the copies of every training image, `idx` the batch's), normalised.
+ */
+function stamped(images: Tensor, triggers: FoundTrigger[], fraction: number, norm: DefenseData['norm'], adv: { set: Tensor; idx: Tensor; fraction: number } | null): Tensor {
+  return scope(() => {
+    const x = images.to('float32').div(255);
+    const b = x.size(0), m = triggers.length ? Math.round(fraction * b) : 0;
+    const a = adv ? Math.min(b - m, Math.round(adv.fraction * b)) : 0;
+    const parts: Tensor[] = [];
+    triggers.forEach((t, j) => {
+      const from = Math.floor((j * m) / triggers.length), to = Math.floor(((j + 1) * m) / triggers.length);
+      if (to > from) parts.push(applyMask(x.narrow(0, from, to - from), t.mask, t.pattern));
+    });
+    if (a > 0) parts.push(adv!.set.indexSelect(0, adv!.idx.narrow(0, m, a)));
+    return normalizeUnit(cat([...parts, x.narrow(0, m + a, b - m - a)], 0), norm);
+  });
+}
+
+/** normalize() for float pixel images in [0, 1]. */
+function normalizeUnit(x: Tensor, norm: DefenseData['norm']): Tensor {
+  return scope(() => {
+    const c = norm.mean.length;
+    return x.sub(tensor(norm.mean, [1, c, 1, 1])).div(tensor(norm.std, [1, c, 1, 1]));
+  });
+}
+
+/** The head for the feature shift: its original weight and norm kept, then re-initialised (seeded). */
+function featureShiftOf(model: nn.Module, seed: number): { head: nn.Linear; wOrig: Tensor; norm: number } {
+  const [, head] = findHead(model, null);
+  const wOrig = noGrad(() => head.weight.detach().clone());
+  const norm = scope(() => wOrig.norm().item());
+  reinitHead(head, seed);
+  return { head, wOrig, norm };
 }
 
 /** softTargets of `logits`, which are freed. */
@@ -373,10 +469,31 @@ export function varDefense(model: nn.Module, data: DefenseData, o: VarDefenseOpt
     if (lambdaRule !== 'largest within tolerance') h.log?.(`lambda auto: no candidate kept the validation accuracy within ${o.lambdaTolerance}; using the smallest, ${lambda}`);
     disposeState(original);
   }
-  const r = purify(model, data, o, lambda, teacher, h, 'purify');
+  let adversarial: { eps: number; steps: number; flips: FlipHistogram } | null = null;
+  let adv: AdversarialSet | null = null;
+  if ((o.adversarial ?? 0) > 0 || (o.adversarialFraction ?? 0) > 0) {
+    const eps = o.adversarialEps ?? ADVERSARIAL_EPS, steps = o.adversarialSteps ?? ADVERSARIAL_STEPS;
+    adv = adversarialImages(model, data.train.images, data.train.labels, data.norm, { eps, steps, batchSize: o.batchSize }, (m, n) => h.progress?.('adversarial', m, n));
+    const flips = flipHistogram(adv, data.train.classes);
+    h.log?.(`vardefense: adversarial copies (eps ${eps}, ${steps} steps) flipped ${flips.flipped} of ${flips.images}; class ${flips.top} took ${(100 * flips.topShare).toFixed(1)}% of the flips (anomaly index ${flips.anomalyIndex.toFixed(2)})`);
+    adversarial = { eps, steps, flips };
+  }
+  let search: { suspect: number; flagged: boolean; triggers: { cls: number; maskL1: number; success: number; anomalyIndex: number }[] } | null = null;
+  let stamps: FoundTrigger[] = [];
+  if ((o.unlearn ?? 'none') !== 'none') {
+    const so = { ...TRIGGER_SEARCH_DEFAULTS, steps: o.searchSteps ?? TRIGGER_SEARCH_DEFAULTS.steps, seed: o.seed };
+    const found = searchTriggers(model, data.train.images, data.train.labels, data.norm, data.train.classes, so, 2, null, (m, n) => h.progress?.('trigger search', m, n));
+    search = { suspect: found.suspect, flagged: found.flagged, triggers: found.triggers.map(({ cls, maskL1, success, anomalyIndex }) => ({ cls, maskL1, success, anomalyIndex })) };
+    h.log?.(`vardefense: trigger search: class ${found.suspect} needs the smallest mask (${found.triggers[found.suspect].maskL1.toFixed(1)} px, anomaly index ${found.triggers[found.suspect].anomalyIndex.toFixed(2)}${found.flagged ? ', flagged' : ''}); masks ${found.triggers.map((t) => t.maskL1.toFixed(1)).join(' ')}`);
+    stamps = o.unlearn === 'all' ? found.triggers : [found.triggers[found.suspect]];
+    for (const t of found.triggers) if (!stamps.includes(t)) { t.mask.dispose(); t.pattern.dispose(); }
+  }
+  const r = purify(model, data, o, lambda, teacher, h, 'purify', adv, stamps);
+  adv?.images.dispose();
+  for (const t of stamps) { t.mask.dispose(); t.pattern.dispose(); }
   if (teacher) { if ('probs' in teacher) teacher.probs.dispose(); else disposeState(teacher.state); }
   return {
-    method: 'vardefense', options: o, lambda, lambdaRule, lambdaTrials, ...r,
+    method: 'vardefense', options: o, lambda, lambdaRule, lambdaTrials, ...r, ...(adversarial ? { adversarial } : {}), ...(search ? { search } : {}),
     valAccBefore, valAccAfter: accuracyOn(model, data.val, data.norm), seconds: (performance.now() - t0) / 1000,
   };
 }

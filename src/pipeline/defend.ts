@@ -1,6 +1,7 @@
 // Purify a backdoored model with one or more defenses, each on a fresh copy, using only clean data;
 // ACC (and with a trigger ASR, RA, floor) before and after, one DIR/<method>/report.json each, and
 // reuse of a report computed from the same inputs.
+import { residualVerdict, Verdict, VERDICT_DEFAULTS, verdictLine } from '../defenses/verdict';
 import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
@@ -47,6 +48,8 @@ export interface DefendOutcome {
   resumedAfterSeconds?: number;
   /** the arithmetic of the defense and of the evaluations before and after (absent in reports written before it was recorded: fp32) */
   precision?: Precision;
+  /** whether a backdoor likely remains, from the purified model and the clean images alone (absent with verdict: false, and in older reports) */
+  verdict?: Verdict;
 }
 
 /**
@@ -77,6 +80,8 @@ interface Common {
    * (bfloat16 autocast; refused where the CPU has no AVX512-BF16 or AMX, docs/engine.md)
    */
   precision?: Precision;
+  /** run the residual-backdoor verdict on each purified model (default true; src/defenses/verdict.ts) */
+  verdict?: boolean;
   hooks?: DefendHooks;
 }
 
@@ -230,12 +235,20 @@ export function defend(r: DefendRequest, onResult?: (o: DefendOutcome) => void):
     // a resumed run's time includes the killed runs' up to their last checkpoint
     if (checkpoints.priorSeconds > 0) report.seconds += checkpoints.priorSeconds;
     const after = withPrecision(precision, () => evaluateModel(model, test, d, plan.attack));
+    let verdict: Verdict | undefined;
+    if (r.verdict ?? true) {
+      const vh = stages();
+      verdict = withPrecision(precision, () => withoutTestSet(() => residualVerdict(model, data, VERDICT_DEFAULTS, (k, n) => vh.progress?.('verdict', k, n))));
+      vh.stop();
+      log(`${defenseLabel(m, preset)}: ${verdictLine(verdict)}`);
+    }
     fs.mkdirSync(dirs[i], { recursive: true });
     saveModel(path.join(dirs[i], 'model.safetensors'), model, { method: m, preset, source: path.resolve(plan.target.weights), config: plan.metadata,
       ...(precision === 'fp32' ? {} : { precision }) });
     const environment = withPrecision(precision, computeEnvironment);
     const outcome: DefendOutcome = { method: m, preset, dir: dirs[i], source: plan.source, before, after, report,
-      threads: environment.threads, environment, inputDigest: digests[i], ...(checkpoints.priorSeconds > 0 ? { resumedAfterSeconds: checkpoints.priorSeconds } : {}), precision };
+      threads: environment.threads, environment, inputDigest: digests[i], ...(checkpoints.priorSeconds > 0 ? { resumedAfterSeconds: checkpoints.priorSeconds } : {}), precision,
+      ...(verdict ? { verdict } : {}) };
     writeFileAtomic(path.join(dirs[i], 'report.json'), JSON.stringify(outcome, null, 1));
     checkpoints.remove();
     model.dispose();

@@ -30,6 +30,8 @@ export interface DefendFlags extends Partial<AttackFlags>, UserFileFlags, NormFl
   run?: string; weights?: string; model?: ModelName; width?: number; dataset?: DatasetName; cleanSize?: number; cleanSeed?: number;
   method: string; set: string[]; lambda?: string; out?: string; valFraction: number; seed?: number; dataDir?: string;
   force: boolean; json: boolean; precision?: Precision;
+  /** false with --no-verdict */
+  verdict?: boolean;
 }
 
 export interface EvalFlags extends AttackFlags, UserFileFlags, NormFlags {
@@ -133,6 +135,7 @@ const MODEL_FLAGS: (keyof DefendFlags)[] = [...WEIGHTS_FLAGS, 'test', 'triggerIm
  */
 export function defendRequest(f: DefendFlags, given: Given = typedOf(f)): DefendRequest {
   const common = { methods: f.method, overrides: overridesOf(f.set, { seed: f.seed, lambda: f.lambda }), valFraction: f.valFraction, dataDir: f.dataDir, force: f.force,
+    ...(f.verdict === false ? { verdict: false } : {}),
     ...(f.precision && f.precision !== 'fp32' ? { precision: f.precision } : {}) };
   if (f.run) {
     const clash = MODEL_FLAGS.find((k) => given(k));

@@ -1,0 +1,135 @@
+// A short trigger search over every class at once: for each class c, a mask m_c and pattern p_c
+// (Neural Cleanse's form, x' = (1 - m) x + m p, which covers a patch anywhere and a blend: a mask of
+// alpha over the image) that send the defender's clean images to c, with an L1 price on the mask that
+// rises while the class is reached and falls while it is not (NC's rule, per class). The classes share
+// every forward pass: a batch of B images becomes K x B stamped images, one block per class, so a
+// search costs `steps` passes of K x B images instead of K separate optimisations.
+// A backdoor's target needs a far smaller mask than the other classes (the low-side anomaly index of
+// the mask norms); the masks found are also what the purification unlearns. Reads only the images given.
+import { F, nn, noGrad, optim, scope, Tensor, tensor } from '../torch/compute';
+import { Normalization } from '../train/loop';
+import { Rng } from '../util/rng';
+import { anomalyIndices, applyMask } from './neural-cleanse';
+
+export interface TriggerSearchOptions {
+  /** Adam steps; each sees `batchSize` images stamped once per class */
+  steps: number;
+  batchSize: number;
+  lr: number;
+  /** the L1 price per mask pixel at the start, and its factor up (reached) or down (not reached) per step */
+  cost: number;
+  costFactor: number;
+  /** a class counts as reached when this share of its block goes to it */
+  success: number;
+  seed: number;
+}
+
+export const TRIGGER_SEARCH_DEFAULTS: TriggerSearchOptions = { steps: 80, batchSize: 32, lr: 0.1, cost: 1e-3, costFactor: 1.1, success: 0.9, seed: 1 };
+
+export interface FoundTrigger {
+  cls: number;
+  /** [1, 1, H, W] and [1, C, H, W], in [0, 1]; the caller disposes them */
+  mask: Tensor;
+  pattern: Tensor;
+  /** L1 norm of the mask (pixels' worth of trigger) */
+  maskL1: number;
+  /** share of the search images not of class c that the trigger sends to c */
+  success: number;
+  /** low-side anomaly index of maskL1 among the classes (MAD) */
+  anomalyIndex: number;
+}
+
+export interface SearchResult {
+  triggers: FoundTrigger[];
+  /** the class with the smallest mask, and whether its anomaly index passes `threshold` */
+  suspect: number;
+  flagged: boolean;
+}
+
+const squash = (w: Tensor): Tensor => w.tanh().add(1).mul(0.5);
+
+/**
+ * Searches a trigger per class on `images` (uint8 [N, C, H, W], labels int64 [N]) for a model in eval
+ * mode; the model's parameters get no gradient and are left as they were. `start` continues from
+ * triggers found before (e.g. on the original model), instead of a random start.
+ */
+export function searchTriggers(model: nn.Module, images: Tensor, labels: Tensor, norm: Normalization, classes: number, o: TriggerSearchOptions,
+  threshold = 2, start: FoundTrigger[] | null = null, progress?: (n: number, total: number) => void): SearchResult {
+  const [n, channels, height, width] = images.shape;
+  const rng = new Rng(o.seed * 7919 + 17);
+  const logit = (u: number): number => Math.atanh(Math.min(0.999, Math.max(-0.999, 2 * u - 1)));
+  const init = (count: number, at: (i: number) => number): Float32Array => Float32Array.from({ length: count }, (_, i) => at(i));
+  const plane = height * width;
+  const maskW = tensor(init(classes * plane, (i) => (start ? logit((start[Math.floor(i / plane)].mask.toArray() as Float32Array)[i % plane]) : logit(0.3 + 0.2 * rng.next()))), [classes, 1, height, width]).requiresGrad_(true);
+  const cp = channels * plane;
+  const patternW = tensor(init(classes * cp, (i) => (start ? logit((start[Math.floor(i / cp)].pattern.toArray() as Float32Array)[i % cp]) : logit(rng.next()))), [classes, channels, height, width]).requiresGrad_(true);
+  const opt = new optim.Adam([maskW, patternW], { lr: o.lr, betas: [0.5, 0.9] });
+  const cost = new Float64Array(classes).fill(o.cost);
+  const targets = tensor(Float64Array.from({ length: classes * o.batchSize }, (_, i) => Math.floor(i / o.batchSize)), [classes * o.batchSize]).long();
+  const params = model.parameters();
+  for (const p of params) p.requiresGrad_(false);
+  const wasTraining = model.training;
+  model.eval();
+  const labelArray = labels.toList();
+  try {
+    for (let k = 0; k < o.steps; k++) {
+      const idx = Float64Array.from({ length: o.batchSize }, () => rng.int(n));
+      const reached = scope(() => {
+        const x = images.indexSelect(0, tensor(idx, [o.batchSize]).long()).to('float32').div(255);
+        const m = squash(maskW), p = squash(patternW);
+        // [K, B, C, H, W] -> [K B, C, H, W]: block c is the batch stamped with class c's trigger
+        const stamped = x.unsqueeze(0).mul(m.neg().add(1).unsqueeze(1)).add(m.mul(p).unsqueeze(1)).view(classes * o.batchSize, channels, height, width);
+        const c = norm.mean.length;
+        const logits = model.call(stamped.sub(tensor(norm.mean, [1, c, 1, 1])).div(tensor(norm.std, [1, c, 1, 1])));
+        const ce = F.crossEntropy(logits, targets, { reduction: 'none' }).view(classes, o.batchSize).mean(1);
+        const l1 = m.abs().sum([1, 2, 3]);
+        ce.add(l1.mul(tensor(cost, [classes]).to('float32'))).sum().backward();
+        const hit = logits.argmax(1).eq(targets).view(classes, o.batchSize).toList();
+        return Array.from({ length: classes }, (_, c2) => {
+          let h = 0, t = 0;
+          for (let b = 0; b < o.batchSize; b++) if (labelArray[idx[b]] !== c2) { t++; h += hit[c2 * o.batchSize + b]; }
+          return t === 0 || h / t >= o.success;
+        });
+      });
+      opt.step();
+      opt.zeroGrad();
+      reached.forEach((r, c) => { cost[c] = r ? cost[c] * o.costFactor : cost[c] / o.costFactor ** 1.5; });
+      progress?.(o.batchSize * classes, o.steps * o.batchSize * classes);
+    }
+    const triggers: Omit<FoundTrigger, 'anomalyIndex'>[] = [];
+    for (let c = 0; c < classes; c++) {
+      const [mask, pattern] = noGrad(() => scope(() => [squash(maskW.narrow(0, c, 1)).detach().clone(), squash(patternW.narrow(0, c, 1)).detach().clone()]));
+      triggers.push({ cls: c, mask, pattern, maskL1: scope(() => mask.sum().item()), success: successOf(model, images, labelArray, norm, c, mask, pattern) });
+    }
+    // on a log scale (mask sizes differ by factors); a class the short search has not quite reached
+    // keeps the mask it got to (counting it as infinite would swell the MAD and hide the target)
+    const norms = triggers.map((t) => Math.log(Math.max(t.maskL1, 1e-3)));
+    const { index, flagged } = anomalyIndices(norms, threshold);
+    const suspect = norms.indexOf(Math.min(...norms));
+    return { triggers: triggers.map((t, c) => ({ ...t, anomalyIndex: index[c] })), suspect, flagged: flagged[suspect] };
+  } finally {
+    for (const p of params) p.requiresGrad_(true);
+    if (wasTraining) model.train();
+    opt.dispose();
+    maskW.dispose();
+    patternW.dispose();
+    targets.dispose();
+  }
+}
+
+function successOf(model: nn.Module, images: Tensor, labels: number[], norm: Normalization, c: number, mask: Tensor, pattern: Tensor): number {
+  const n = images.size(0);
+  let hits = 0, total = 0;
+  noGrad(() => {
+    for (let s = 0; s < n; s += 500) {
+      const m = Math.min(500, n - s);
+      const pred = scope(() => {
+        const x = applyMask(images.narrow(0, s, m).to('float32').div(255), mask, pattern);
+        const k = norm.mean.length;
+        return model.call(x.sub(tensor(norm.mean, [1, k, 1, 1])).div(tensor(norm.std, [1, k, 1, 1]))).argmax(1).toList();
+      });
+      pred.forEach((p, i) => { if (labels[s + i] !== c) { total++; if (p === c) hits++; } });
+    }
+  });
+  return total ? hits / total : 0;
+}
