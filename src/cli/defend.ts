@@ -20,7 +20,7 @@ export function outcomeTable(rows: DefendOutcome[]): string {
 }
 
 const verdictCell = (r: DefendOutcome): string => (!r.verdict ? '-'
-  : r.verdict.backdoorLikely ? `likely, class ${r.verdict.suspect} (index ${r.verdict.anomalyIndex.toFixed(1)})` : `none found (index ${r.verdict.anomalyIndex.toFixed(1)})`);
+  : r.verdict.backdoorLikely ? `likely, class ${r.verdict.after.suspect} (index ${r.verdict.after.anomalyIndex.toFixed(1)})` : `none found (index ${r.verdict.after.anomalyIndex.toFixed(1)})`);
 
 const CLEAN_FLAGS = { size: '--clean-size', seed: '--clean-seed', indices: '--run' };
 

@@ -1,7 +1,7 @@
 // Purify a backdoored model with one or more defenses, each on a fresh copy, using only clean data;
 // ACC (and with a trigger ASR, RA, floor) before and after, one DIR/<method>/report.json each, and
 // reuse of a report computed from the same inputs.
-import { residualVerdict, Verdict, VERDICT_DEFAULTS, verdictLine } from '../defenses/verdict';
+import { ClassSearch, classSearch, Verdict, VERDICT_DEFAULTS, verdictLine, verdictOf } from '../defenses/verdict';
 import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
@@ -201,6 +201,7 @@ export function defend(r: DefendRequest, onResult?: (o: DefendOutcome) => void):
   if (plan.clean.kind !== 'images') disposeSet(clean);
   const digests = methods.map(([m, preset], i) => digestOf({ ...shared, method: m, preset, options: options[i] }));
   let before: Metrics | null = null;
+  let reference: ClassSearch | null = null;
   const undefended = (): Metrics => {
     // the run's own evaluation counts only when it was made in this precision
     const known = (plan.source.config?.precision ?? 'fp32') === precision ? plan.knownBefore?.() : null;
@@ -237,9 +238,15 @@ export function defend(r: DefendRequest, onResult?: (o: DefendOutcome) => void):
     const after = withPrecision(precision, () => evaluateModel(model, test, d, plan.attack));
     let verdict: Verdict | undefined;
     if (r.verdict ?? true) {
-      const vh = stages();
-      verdict = withPrecision(precision, () => withoutTestSet(() => residualVerdict(model, data, VERDICT_DEFAULTS, (k, n) => vh.progress?.('verdict', k, n))));
-      vh.stop();
+      const search = (net: nn.Module, stage: string): ClassSearch => {
+        const vh = stages();
+        try {
+          return withPrecision(precision, () => withoutTestSet(() => classSearch(net, data, VERDICT_DEFAULTS, (k, n) => vh.progress?.(stage, k, n))));
+        } finally { vh.stop(); }
+      };
+      // the original model's search, once for every method of the request
+      reference ??= (() => { const original = loadModel(plan.target); try { return search(original, 'verdict: original'); } finally { original.dispose(); } })();
+      verdict = verdictOf(reference, search(model, 'verdict: purified'));
       log(`${defenseLabel(m, preset)}: ${verdictLine(verdict)}`);
     }
     fs.mkdirSync(dirs[i], { recursive: true });

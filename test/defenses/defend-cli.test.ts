@@ -28,6 +28,16 @@ test('defend: ft and the paper preset on a trained run, resumable, with reports'
   const vd = JSON.parse(fs.readFileSync(path.join(runDir, 'defenses', 'vardefense-paper', 'report.json'), 'utf8'));
   assert.equal(vd.report.perLayer.length, 4);
   assert.equal(vd.report.lambda, 1e-4);
+  // the residual-backdoor verdict: the original's class search, once for both methods, and the purified model's
+  const ftr = JSON.parse(fs.readFileSync(path.join(runDir, 'defenses', 'ft', 'report.json'), 'utf8'));
+  for (const r of [vd, ftr]) {
+    assert.equal(typeof r.verdict.backdoorLikely, 'boolean');
+    assert.equal(r.verdict.after.masks.length, 10);
+    assert.ok(r.verdict.after.seconds > 0);
+  }
+  assert.deepEqual(vd.verdict.before, ftr.verdict.before, 'one search of the original for the request');
+  assert.match(table, /\| backdoor left\? \(verdict\) \|/);
+  assert.match(table, /\| (likely, class \d|none found) \(index [\d.]+\) \|/);
 
   const again = run(...args);
   assert.equal(again, table, 'a rerun reuses the finished reports');

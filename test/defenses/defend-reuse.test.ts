@@ -21,7 +21,7 @@ test('defend reruns a method whose weights, data split or options changed, and r
   writeSyntheticIdx(path.join(data, 'mnist'), { train: 1200, test: 100 });
   const runDir = path.join(root, 'run'), out = path.join(root, 'defended');
   run('train', '--dataset', 'mnist', '--data-dir', data, '--model', 'small-cnn', '--epochs', '1', '--batch-size', '64', '--no-eval-each-epoch', '--out', runDir);
-  const defend = (...more: string[]): string => run('defend', '--run', runDir, '--data-dir', data, '--method', 'ft', '--set', 'epochs=1', '--out', out, ...more);
+  const defend = (...more: string[]): string => run('defend', '--run', runDir, '--data-dir', data, '--method', 'ft', '--set', 'epochs=1', '--out', out, '--no-verdict', ...more);
   const report = (): { inputDigest: string; source: { weights: string }; environment: { threads: number; cpu: string; isa: string } } =>
     JSON.parse(fs.readFileSync(path.join(out, 'ft', 'report.json'), 'utf8'));
 

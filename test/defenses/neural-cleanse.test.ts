@@ -3,7 +3,16 @@ import * as assert from 'assert/strict';
 import { manualSeed, rand } from '../../src/torch';
 import { withoutTestSet } from '../../src/data/datasets';
 import { anomalyIndices, applyMask, NC_PUBLISHED, neuralCleanse, neuralCleanseOptions } from '../../src/defenses/neural-cleanse';
-import { median, plantBackdoor } from '../fixtures/planted';
+import { median, plantBackdoor, Planted } from '../fixtures/planted';
+import { searchTriggers, TRIGGER_SEARCH_DEFAULTS } from '../../src/defenses/trigger-search';
+import { classSearch, VERDICT_DEFAULTS, verdictLine, verdictOf } from '../../src/defenses/verdict';
+
+// the 28x28 fixtures, trained once per seed in this file (Neural Cleanse and the class search read them only)
+const fixtures = new Map<number, Planted>();
+const planted28 = (seed: number): Planted => {
+  if (!fixtures.has(seed)) fixtures.set(seed, plantBackdoor({ seed, size: 28 }));
+  return fixtures.get(seed)!;
+};
 
 test('the anomaly index is |x - median| / (1.4826 MAD), flagged only on the low side above the threshold', () => {
   const norms = [10, 40, 42, 38, 45, 60, 39, 41, 44, 43];
@@ -45,7 +54,7 @@ test('on a 28x28 planted fixture the target needs the smallest mask, by a margin
   const o = neuralCleanseOptions('default', { epochs: 10, initCost: 0.01, patience: 1, earlyStop: false });
   const ratios: number[] = [], indices: number[] = [], onTrigger: number[] = [];
   for (const seed of [1, 2, 3]) {
-    const p = plantBackdoor({ seed, size: 28 });
+    const p = planted28(seed);
     const before = p.model.stateDict().get('linear.weight')!.toList();
     const r = withoutTestSet(() => neuralCleanse(p.model, p.data, o));
     assert.deepEqual(p.model.stateDict().get('linear.weight')!.toList(), before, 'the model is only read');
@@ -58,10 +67,42 @@ test('on a 28x28 planted fixture the target needs the smallest mask, by a margin
     let inside = 0;
     for (let i = 25; i < 28; i++) for (let j = 25; j < 28; j++) inside += t.mask[i * 28 + j];
     onTrigger.push(inside / t.maskL1);
-    p.model.dispose();
   }
   process.stderr.write(`neural cleanse: next smallest / target mask L1 ${ratios.map((x) => x.toFixed(2)).join(' ')}; target anomaly index ${indices.map((x) => x.toFixed(2)).join(' ')}; share of the target mask on the trigger ${onTrigger.map((x) => x.toFixed(2)).join(' ')}\n`);
   // observed: 4.05 3.34 1.59 (target 8.3 / 7.3 / 17.9 pixels); anomaly index 3.14 1.81 2.03
   assert.ok(Math.min(...ratios) > 1.2, `the target's mask is the smallest on every seed: ${ratios}`);
   assert.ok(median(ratios) > 2, `median ratio ${median(ratios)}`);
+});
+
+test('the class search finds the planted target by the smallest mask, and leaves the model as it was', () => {
+  // 28x28 as Neural Cleanse's test above (on the 16x16 fixture the synthetic classes are reachable with small masks too)
+  const p = planted28(2);
+  const before = p.model.stateDict().get('linear.weight')!.toList();
+  const r = withoutTestSet(() => searchTriggers(p.model, p.clean.images, p.clean.labels, p.data.norm, 10, { ...TRIGGER_SEARCH_DEFAULTS, steps: 60 }));
+  try {
+    assert.deepEqual(p.model.stateDict().get('linear.weight')!.toList(), before, 'the model is only read');
+    const [t, ...others] = r.triggers;
+    assert.equal(r.suspect, 0, `masks ${r.triggers.map((x) => x.maskL1.toFixed(1)).join(' ')}`);
+    assert.ok(t.success > 0.8, `the found trigger works (${t.success})`);
+    // the planted trigger is 3x3: its mask is a few pixels, the synthetic classes need several times more
+    assert.ok(Math.min(...others.map((k) => k.maskL1)) > 2 * t.maskL1, `masks ${r.triggers.map((x) => x.maskL1.toFixed(1)).join(' ')}`);
+    assert.ok(r.flagged, `anomaly index ${t.anomalyIndex}`);
+    // the verdict is this search, from the defender's data only: on the backdoored model it names the target
+    const o = { ...VERDICT_DEFAULTS, steps: 60 };
+    const found = withoutTestSet(() => classSearch(p.model, { ...p.data, train: p.clean }, o));
+    assert.equal(found.flagged, true);
+    assert.equal(found.suspect, 0);
+    const v = verdictOf(found, found);
+    assert.equal(v.backdoorLikely, true, verdictLine(v));
+    assert.match(verdictLine(v), /likely remains, towards class 0/);
+    // a class that stands out only after the purification is not the original's backdoor
+    const other = { ...found, suspect: 3 };
+    assert.equal(verdictOf(found, other).backdoorLikely, false);
+    assert.match(verdictLine(verdictOf(found, other)), /not the original's class 0/);
+    assert.equal(verdictOf(found, { ...found, flagged: false }).backdoorLikely, false);
+    // when the original shows no anomaly (the search missed its target), any anomaly after counts
+    assert.equal(verdictOf({ ...found, flagged: false }, other).backdoorLikely, true);
+  } finally {
+    for (const x of r.triggers) { x.mask.dispose(); x.pattern.dispose(); }
+  }
 });

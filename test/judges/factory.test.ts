@@ -69,7 +69,7 @@ test('a factory judge: trained by PyTorch with its own trigger, loaded and measu
 
     // a purified model as the toolkit writes it (safetensors): the factory's evaluate reads it to the toolkit's numbers
     const out = path.join(root, 'defend');
-    runCli('defend', ...flags(j.defend_flags), ...dataFlag, '--clean-size', '300', '--clean-seed', '1', '--method', 'ft', '--set', 'epochs=1', '--out', out, '--json');
+    runCli('defend', ...flags(j.defend_flags), ...dataFlag, '--clean-size', '300', '--clean-seed', '1', '--method', 'ft', '--set', 'epochs=1', '--out', out, '--json', '--no-verdict');
     const report = JSON.parse(fs.readFileSync(path.join(out, 'ft', 'report.json'), 'utf8')) as { before: Metrics; after: Metrics };
     assert.ok(Math.abs(report.before.asr - j.metrics.asr) < 1e-4, 'defend\'s before is the judge');
     const ev = JSON.parse(execFileSync(pythonBin, [factory, 'evaluate', '--judge', dir, '--weights', path.join(out, 'ft', 'model.safetensors'), '--data-dir', data],

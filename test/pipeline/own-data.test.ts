@@ -156,7 +156,7 @@ const reportOf = (dir: string): Report => JSON.parse(fs.readFileSync(path.join(d
 
 test('defend --clean <folder> --trigger-image --trigger-mask: before/after ACC and ASR, the ASR of the equivalent patch attack; reuse keyed on content', () => {
   const out = path.join(root, 'defended');
-  const args = ['defend', ...model, '--method', 'ft', '--set', 'epochs=1', '--set', 'batchSize=32', '--out', out, '--json'];
+  const args = ['defend', ...model, '--method', 'ft', '--set', 'epochs=1', '--set', 'batchSize=32', '--out', out, '--json', '--no-verdict'];
   const rows = JSON.parse(ok(...args, '--clean', folder, ...trigger).stdout) as { method: string; before: Report['before']; after: Report['after'] }[];
   assert.deepEqual(rows.map((r) => r.method), ['ft']);
   const rep = reportOf(out);
@@ -211,7 +211,7 @@ test('eval --clean: the metrics on the user\'s images', () => {
 
 test('defend --test: before/after on the user\'s labelled images, as eval --test measures them; recorded and digested', () => {
   const out = path.join(root, 'own-test');
-  const args = ['defend', ...model, '--method', 'ft', '--set', 'epochs=1', '--set', 'batchSize=32', '--clean-size', '200', '--out', out, ...trigger, '--json'];
+  const args = ['defend', ...model, '--method', 'ft', '--set', 'epochs=1', '--set', 'batchSize=32', '--clean-size', '200', '--out', out, ...trigger, '--json', '--no-verdict'];
   ok(...args, '--test', npz);
   const rep = reportOf(out) as Report & { source: { test: { kind: string; size: number; path: string; sha256: string } } };
   assert.equal(rep.before.testImages, N, 'measured on the npz, not the 200-image test split');
@@ -262,7 +262,7 @@ test('--asr-images: ASR, RA and the floor on triggered images given as they are,
   assert.ok(all.cleanToTarget !== null && all.cleanToTarget < 0.5 && all.asr < patched.asr, JSON.stringify(all));
   // defend: before and after on them, recorded by path and content
   const out = path.join(root, 'asr-defend');
-  ok('defend', ...model, '--method', 'ft', '--set', 'epochs=1', '--set', 'batchSize=32', '--clean', npz, '--asr-images', withTrue, '--out', out);
+  ok('defend', ...model, '--method', 'ft', '--set', 'epochs=1', '--set', 'batchSize=32', '--clean', npz, '--asr-images', withTrue, '--out', out, '--no-verdict');
   const rep = JSON.parse(fs.readFileSync(path.join(out, 'ft', 'report.json'), 'utf8')) as { before: M; after: M; source: { target: { attack: null; asrImages: { path: string; size: number; sha256: string } } } };
   assert.ok(Math.abs(rep.before.asr - patched.asr) <= 1 / n);
   assert.ok(rep.after.asr >= 0 && rep.after.asr <= 1 && rep.after.cleanToTarget !== null);
@@ -273,7 +273,7 @@ test('--asr-images: ASR, RA and the floor on triggered images given as they are,
   // the same images elsewhere: the same inputs, reused
   const moved = path.join(root, 'asr-moved.npz');
   fs.copyFileSync(withTrue, moved);
-  assert.match(ok('defend', ...model, '--method', 'ft', '--set', 'epochs=1', '--set', 'batchSize=32', '--clean', npz, '--asr-images', moved, '--out', out).stderr, /ft: done earlier/);
+  assert.match(ok('defend', ...model, '--method', 'ft', '--set', 'epochs=1', '--set', 'batchSize=32', '--clean', npz, '--asr-images', moved, '--out', out, '--no-verdict').stderr, /ft: done earlier/);
   // refused: with a trigger described by flags too, not a .npz, labels outside the classes; never inside a defense
   assert.match(fails('eval', ...model, '--asr-images', withTrue, '--trigger-image', triggerPng), /^error: --trigger-image: --asr-images gives the triggered images/);
   assert.match(fails('eval', ...model, '--asr-images', withTrue, '--attack', 'blend'), /^error: --attack: --asr-images gives the triggered images/);
@@ -301,7 +301,7 @@ test('--resize / --center-crop: image files of another size read as torchvision\
   assert.match(fails('eval', ...model, '--clean', npz, '--resize', '28'), /clean\.npz: --resize and --center-crop apply to a folder of image files/);
   assert.match(fails('eval', ...model, '--resize', '28'), /^error: --resize: transforms the image files of --test/);
   const out = path.join(root, 'resized');
-  ok('defend', ...model, '--method', 'ft', '--set', 'epochs=1', '--clean', big, '--resize', '28', '--center-crop', '28', '--out', out);
+  ok('defend', ...model, '--method', 'ft', '--set', 'epochs=1', '--clean', big, '--resize', '28', '--center-crop', '28', '--out', out, '--no-verdict');
   const rep = JSON.parse(fs.readFileSync(path.join(out, 'ft', 'report.json'), 'utf8')) as { source: { clean: { transform: object; size: number } } };
   assert.deepEqual([rep.source.clean.transform, rep.source.clean.size], [{ resize: 28, centerCrop: 28 }, 10]);
 });

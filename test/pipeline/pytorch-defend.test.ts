@@ -37,7 +37,7 @@ test('defend and eval a PyTorch-trained backdoored model from --weights, without
     assert.equal(clean.asr, null, 'no trigger, no ASR');
 
     const out = path.join(dir, 'defenses');
-    const args = ['defend', ...model, '--clean-size', '300', '--clean-seed', '2', '--method', 'ft', '--set', 'epochs=1', '--out', out, '--json'];
+    const args = ['defend', ...model, '--clean-size', '300', '--clean-seed', '2', '--method', 'ft', '--set', 'epochs=1', '--out', out, '--json', '--no-verdict'];
     const rows = JSON.parse(run(...args, ...trigger)) as { method: string; before: { acc: number; asr: number }; after: { acc: number; asr: number } }[];
     assert.deepEqual(rows.map((r) => r.method), ['ft']);
     const report = JSON.parse(fs.readFileSync(path.join(out, 'ft', 'report.json'), 'utf8'));

@@ -32,7 +32,7 @@ test('train, eval and defend with --precision bf16 record it; fp32 configs stay 
     assert.ok(ev.acc >= 0 && ev.acc <= 1);
     assert.equal((JSON.parse(runCli('eval', '--run', bf, '--data-dir', data, '--json')) as { precision: string }).precision, 'fp32');
 
-    const defendArgs = ['defend', '--run', bf, '--data-dir', data, '--method', 'ft,vardefense:paper', '--set', 'epochs=1', '--set', 'batchSize=50'];
+    const defendArgs = ['defend', '--run', bf, '--data-dir', data, '--method', 'ft,vardefense:paper', '--set', 'epochs=1', '--set', 'batchSize=50', '--no-verdict'];
     runCli(...defendArgs, '--precision', 'bf16', '--out', path.join(root, 'd'));
     const r16 = JSON.parse(fs.readFileSync(path.join(root, 'd', 'ft', 'report.json'), 'utf8'));
     assert.equal(r16.precision, 'bf16');

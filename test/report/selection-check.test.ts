@@ -145,7 +145,7 @@ test('coverage: network-wide top by |shift|, ties by layer then channel; chance 
 test('selection-check end to end: a trained run, two VarDefense reports, the table and the per-model rows', () => {
   const root = tmpDir('selection-check');
   const { data, runDir } = tinyTrainedRun(root, { train: 2000, test: 200 });
-  runCli('defend', '--run', runDir, '--data-dir', data, '--method', 'vardefense:bn-distill,vardefense:control-random,ft', '--set', 'epochs=1', '--set', 'batchSize=50');
+  runCli('defend', '--run', runDir, '--data-dir', data, '--method', 'vardefense:bn-distill,vardefense:control-random,ft', '--set', 'epochs=1', '--set', 'batchSize=50', '--no-verdict');
   const out = JSON.parse(runCli('selection-check', path.join(runDir, 'defenses'), '--data-dir', data, '--top', '0.1', '--json'));
   assert.equal(out.top, 0.1);
   assert.deepEqual(out.rows.map((r: { column: string }) => r.column).sort(), ['vardefense:bn-distill (epochs=1 batchSize=50)', 'vardefense:control-random (epochs=1 batchSize=50)'], 'ft has no selection');
@@ -175,7 +175,7 @@ test('selection-check end to end: a trained run, two VarDefense reports, the tab
   // a model defended with --weights and a seeded clean draw: its weights, target and draw stand in for the run
   const weightsOut = path.join(root, 'weights-defended');
   const weights = path.join(runDir, 'model.safetensors');
-  runCli('defend', '--weights', weights, '--model', 'resnet18', '--width', '4', '--dataset', 'mnist', '--data-dir', data, '--clean-size', '120', '--clean-seed', '3',
+  runCli('defend', '--weights', weights, '--model', 'resnet18', '--width', '4', '--dataset', 'mnist', '--data-dir', data, '--clean-size', '120', '--clean-seed', '3', '--no-verdict',
     '--attack', 'patch', '--trigger-size', '3', '--method', 'vardefense:bn-distill', '--set', 'epochs=1', '--set', 'batchSize=50', '--out', weightsOut);
   const byWeights = JSON.parse(runCli('selection-check', weightsOut, '--data-dir', data, '--top', '0.1', '--json'));
   const drawn = stratifiedDraw(labels as number[], 10, 120, 3);
