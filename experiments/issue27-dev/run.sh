@@ -1,7 +1,8 @@
 #!/bin/bash
-# Issue 27 development runs on the DEVELOPMENT judges only (docs/protocol.md section 10).
+# Issue 27 runs on the judges (docs/protocol.md section 10): the DEVELOPMENT judges by default;
+# the final ones with JUDGES_ROOT=/work/judges/final RECORDS=experiments/records/issue27-final.
 # usage: run.sh TAG "JUDGES" "CLEAN_SEEDS" METHODS [defend options...]
-# Each run's report.json is copied to experiments/records/issue27-dev/j<judge>/<tag>/s<seed>/<method>/.
+# Each run's report.json is copied to $RECORDS/j<judge>/<tag>/s<seed>/<method>/.
 # A run whose report exists is skipped (resumable).
 set -u
 cd "$(dirname "$0")/../.."
@@ -12,8 +13,8 @@ for j in $judges; do
   J=$root/$j
   flags=$(python3 -c "import json,sys;print(json.load(open('$J/judge.json'))['model_flags'])")
   for s in $seeds; do
-    rec=experiments/records/issue27-dev/j$j/$tag/s$s
-    first=${methods%%,*}; first=${first%%:*}
+    rec=${RECORDS:-experiments/records/issue27-dev}/j$j/$tag/s$s
+    first=${methods%%,*}; first=${first/:default/}; first=${first/:/-}
     [ -e "$rec/$first/report.json" ] && { echo "skip j$j $tag s$s"; continue; }
     out=$work/j$j/$tag/s$s; mkdir -p "$(dirname "$out")"
     echo "$(date +%T) j$j $tag s$s $methods $*"

@@ -113,6 +113,19 @@ Object.assign(VARDEFENSE_PRESETS, {
   'control-lambda0': { ...BN_DISTILL_PRESET, lambda: 0 },
 });
 
+// Issue 27 (docs/protocol.md section 10): bn-distill-eval that also searches a trigger for every class
+// on the original model (trigger-search.ts) and unlearns them, 15% of each batch stamped with them in
+// turn, labels and distillation targets of the clean images kept. Frozen with its ablations, each
+// one part removed at the same budget: the search and unlearning (= bn-distill-eval), the VarDefense
+// penalty (lambda 0), the distillation, and the variance selection (random channels instead).
+const ROBUST = { ...BN_DISTILL_PRESET, statsSource: 'original-eval', unlearn: 'all', stampFraction: 0.15 };
+Object.assign(VARDEFENSE_PRESETS, {
+  robust: ROBUST,
+  'robust-lambda0': { ...ROBUST, lambda: 0 },
+  'robust-no-distill': { ...ROBUST, distill: 0 },
+  'robust-random': { ...ROBUST, metric: 'random', statsMomentum: null, statsSource: undefined },
+});
+
 export const DEFENSES: Record<string, DefenseMethod> = {
   vardefense: {
     name: 'vardefense', summary: 'VarDefense: penalise low-variance neurons of the last layers while fine-tuning',
