@@ -40,6 +40,25 @@ export interface Standing {
   /** attack settings whose means meet the goal, of those that have one */
   goalsMet: number; goalsTotal: number;
   seconds: Stat;
+  /** the worst run: the largest excess ASR and the largest ACC drop */
+  worstExcess: number | null; worstAccDrop: number;
+  /**
+   * the verdict against the residual ASR (a backdoor left = ASR after above VERDICT_ASR): right
+   * answers, misses (ASR above, verdict none) and false alarms (ASR below, verdict likely), over the
+   * runs that have a verdict; null when none has
+   */
+  verdict: { runs: number; right: number; misses: number; falseAlarms: number } | null;
+}
+
+/** The residual ASR above which a backdoor counts as left, for the verdict's tally (issue 27). */
+export const VERDICT_ASR = 0.05;
+
+function verdictTally(rows: SummaryRow[]): Standing['verdict'] {
+  const judged = rows.filter((r) => r.verdictLikely !== undefined && r.asrAfter !== null);
+  if (!judged.length) return null;
+  const misses = judged.filter((r) => r.asrAfter! > VERDICT_ASR && !r.verdictLikely).length;
+  const falseAlarms = judged.filter((r) => r.asrAfter! <= VERDICT_ASR && r.verdictLikely).length;
+  return { runs: judged.length, right: judged.length - misses - falseAlarms, misses, falseAlarms };
 }
 
 /** One line per defense over all its models, best mean (ACC - ASR) first. */
@@ -65,6 +84,8 @@ export function standings(rows: SummaryRow[]): Standing[] {
       defense, models: mine.length, accDrop: stat(mine.map((r) => r.accBefore - r.accAfter))!, asrAfter: stat(values((r) => r.asrAfter)),
       excessAsr: stat(values(excessOf)), accMinusAsr: stat(values((r) => (r.asrAfter === null ? null : r.accAfter - r.asrAfter))),
       goalsMet, goalsTotal, seconds: stat(mine.map((r) => r.seconds))!,
+      worstExcess: values(excessOf).length ? Math.max(...values(excessOf)) : null, worstAccDrop: Math.max(...mine.map((r) => r.accBefore - r.accAfter)),
+      verdict: verdictTally(mine),
     };
   }).sort((a, b) => (b.accMinusAsr?.mean ?? -Infinity) - (a.accMinusAsr?.mean ?? -Infinity));
 }
@@ -103,9 +124,10 @@ export function standingsText(rows: SummaryRow[], format: 'markdown' | 'csv' | '
   if (format === 'json') return JSON.stringify(s, null, 1);
   if (format === 'csv') {
     const head = ['defense', 'models', 'accDropMean', 'accDropStd', 'asrAfterMean', 'asrAfterStd', 'excessAsrMean', 'excessAsrStd', 'accMinusAsrMean', 'accMinusAsrStd',
-      'goalsMet', 'goalsTotal', 'secondsMean'];
+      'goalsMet', 'goalsTotal', 'secondsMean', 'worstExcessAsr', 'worstAccDrop', 'verdictRuns', 'verdictRight', 'verdictMisses', 'verdictFalseAlarms'];
     return [head.join(','), ...s.map((x) => [x.defense, x.models, x.accDrop.mean, x.accDrop.std, x.asrAfter?.mean, x.asrAfter?.std, x.excessAsr?.mean, x.excessAsr?.std,
-      x.accMinusAsr?.mean, x.accMinusAsr?.std, x.goalsMet, x.goalsTotal, x.seconds.mean].map((v) => csvCell(v ?? null)).join(','))].join('\n');
+      x.accMinusAsr?.mean, x.accMinusAsr?.std, x.goalsMet, x.goalsTotal, x.seconds.mean, x.worstExcess, x.worstAccDrop,
+      x.verdict?.runs, x.verdict?.right, x.verdict?.misses, x.verdict?.falseAlarms].map((v) => csvCell(v ?? null)).join(','))].join('\n');
   }
   const { head, lines } = standingsTable(s);
   return mdTable(head, lines);
@@ -114,9 +136,11 @@ export function standingsText(rows: SummaryRow[], format: 'markdown' | 'csv' | '
 /** Header and cells of the standings (markdown and HTML share them). */
 export function standingsTable(s: Standing[]): { head: string[]; lines: string[][] } {
   return {
-    head: ['defense', 'models', 'ACC drop (pt)', 'ASR after (%)', 'excess ASR (%)', 'ACC - ASR (pt)', 'settings at goal', 'time (s)'],
+    head: ['defense', 'models', 'ACC drop (pt)', 'ASR after (%)', 'excess ASR (%)', 'ACC - ASR (pt)', 'settings at goal', 'time (s)',
+      'worst excess ASR (%)', 'worst ACC drop (pt)', 'verdict right / misses / false alarms'],
     lines: s.map((x) => [x.defense, String(x.models), pctStat(x.accDrop), pctStat(x.asrAfter), pctStat(x.excessAsr), pctStat(x.accMinusAsr),
-      x.goalsTotal ? `${x.goalsMet}/${x.goalsTotal}` : '-', secStat(x.seconds)]),
+      x.goalsTotal ? `${x.goalsMet}/${x.goalsTotal}` : '-', secStat(x.seconds), x.worstExcess === null ? '-' : (100 * x.worstExcess).toFixed(2),
+      (100 * x.worstAccDrop).toFixed(2), x.verdict ? `${x.verdict.right} / ${x.verdict.misses} / ${x.verdict.falseAlarms} of ${x.verdict.runs}` : '-']),
   };
 }
 

@@ -20,6 +20,8 @@ export interface SummaryRow {
   floorAfter: number | null; seconds: number; costVsFt: number | null; dir: string;
   /** the training seed, and the training config's hash without seeds (report/aggregate.ts pools on it) */
   seed?: number; condition?: string;
+  /** the residual-backdoor verdict's answer (absent when defend ran without it) */
+  verdictLikely?: boolean;
 }
 
 function findReports(dir: string): string[] {
@@ -71,6 +73,7 @@ export function collectRows(dirs: string[]): SummaryRow[] {
       seconds: o.report.seconds, costVsFt: null, dir: path.dirname(file),
       // a model given without a run has no training config: its seed and condition stay unknown
       seed: 'seed' in cfg ? (cfg as TrainConfig).seed : undefined, condition: 'seed' in cfg ? conditionOf(cfg as TrainConfig) : undefined,
+      ...(o.verdict ? { verdictLikely: o.verdict.backdoorLikely } : {}),
     });
   }
   for (const r of rows) {

@@ -80,6 +80,15 @@ test('standings: means per defense over its models, best ACC - ASR first, settin
   const csv = standingsText(rows, 'csv').split('\n');
   assert.equal(csv.length, 4);
   assert.match(standingsText(rows, 'markdown'), /\| vardefense:bn-distill \| 6 \| 0\.50 ± 0\.00 \|.*\| 1\/2 \|/);
+  // the worst run: the blend's excess 5 points, ft's largest drop (seed 4: 0.92 - 0.87)
+  assert.ok(Math.abs(s[0].worstExcess! - 0.05) < 1e-12);
+  assert.ok(Math.abs(s[2].worstAccDrop - 0.05) < 1e-12);
+  assert.equal(s[0].verdict, null, 'no verdict in these rows');
+  // the verdict's tally against ASR after above or below 5%: right, misses, false alarms
+  const v = standings([row({ asrAfter: 0.3, verdictLikely: true }), row({ seed: 2, asrAfter: 0.3, verdictLikely: false }),
+    row({ seed: 3, asrAfter: 0.01, verdictLikely: true }), row({ seed: 4, asrAfter: 0.01, verdictLikely: false }), row({ seed: 5, asrAfter: 0.01 })])[0].verdict;
+  assert.deepEqual(v, { runs: 4, right: 2, misses: 1, falseAlarms: 1 });
+  assert.match(standingsText(rows.concat(row({ seed: 9, verdictLikely: true, asrAfter: 0.01 })), 'markdown'), /\| 1 \/ 0 \/ 0 of 1 \||\| 0 \/ 0 \/ 1 of 1 \|/);
 });
 
 test('meetsGoal: the thresholds of docs/protocol.md, with margin on both sides', () => {
