@@ -99,9 +99,9 @@ export const VARDEFENSE_PRESETS: Record<string, Record<string, unknown>> = {
   'bn-distill': { ...BN_DISTILL_PRESET },
   'bn-distill-eval': { ...BN_DISTILL_PRESET, statsSource: 'original-eval' },
 };
-// The default since docs/protocol.md section 8b's second round of judges: bn-distill measured on the
-// original model in eval mode. bn-distill keeps its frozen meaning, so the final grid's labels and cell
-// ids stay what they were when it ran.
+// The default from docs/protocol.md section 8b's second round of judges until issue 27 (below):
+// bn-distill measured on the original model in eval mode. bn-distill keeps its frozen meaning, so the
+// final grid's labels and cell ids stay what they were when it ran.
 VARDEFENSE_PRESETS.default = VARDEFENSE_PRESETS['bn-distill-eval'];
 // Controls around bn-distill for the ablations (docs/protocol.md): everything as bn-distill (layers,
 // fractions, penalty, lambda, distillation, lr, epochs), only the selection differs. control-lambda0 is
@@ -125,6 +125,10 @@ Object.assign(VARDEFENSE_PRESETS, {
   'robust-no-distill': { ...ROBUST, distill: 0 },
   'robust-random': { ...ROBUST, metric: 'random', statsMomentum: null, statsSource: undefined },
 });
+// The default since issue 27 (docs/protocol.md section 10), by the rule written there before any final
+// judge was trained (experiments/issue27-dev/rule.js on the development records). bn-distill-eval
+// keeps its meaning (and the final grid's tables their labels).
+VARDEFENSE_PRESETS.default = VARDEFENSE_PRESETS.robust;
 
 export const DEFENSES: Record<string, DefenseMethod> = {
   vardefense: {
