@@ -134,9 +134,10 @@ test('vardefense takes augment: absent from its presets, and the fine-tune then 
   for (const preset of Object.keys(vd.presets)) assert.ok(!('augment' in resolveOptions(vd, preset)), `${preset}: resolved options unchanged`);
   assert.equal(resolveOptions(vd, 'default', { augment: 'crop-flip' }).augment, 'crop-flip');
   assert.throws(() => resolveOptions(vd, 'default', { augment: 'rotate' }), /vardefense: option 'augment' must be one of 'none', 'crop', 'crop-flip', got 'rotate'/);
-  // the model's train-mode inputs (the measurement pass and the live teacher run in eval mode)
+  // the model's train-mode inputs (the measurement pass and the live teacher run in eval mode); on
+  // bn-distill-eval, whose batches are the clean images (robust, the default, stamps 15% of each)
   const o = (augment: string, distill: number): VarDefenseOptions =>
-    resolveOptions(vd, 'default', { augment, distill, epochs: 2, batchSize: 64, seed: 5 }) as unknown as VarDefenseOptions;
+    resolveOptions(vd, 'bn-distill-eval', { augment, distill, epochs: 2, batchSize: 64, seed: 5 }) as unknown as VarDefenseOptions;
   const run = (opts: VarDefenseOptions): { inputs: number[][]; state: Map<string, Tensor> } => {
     const p = planted();
     const inputs: number[][] = [];
