@@ -115,7 +115,7 @@ test('--models shares one backdoored model between experiments; the demo prints 
   const data = path.join(root, 'data');
   writeSyntheticIdx(path.join(data, 'fashion-mnist'), { train: 1200, test: 100 });
   const grid = (name: string): string => GRID.replace('name: tiny', `name: ${name}`).replace('[mnist]', '[fashion-mnist]')
-    .replace(/  - \{ name: noise.*\n/, '').replace(/  - \{ method: vardefense.*\n/, '  - { method: vardefense, set: { epochs: 1 } }\n  - clp\n');
+    .replace(/  - \{ name: noise.*\n/, '').replace(/  - \{ method: vardefense.*\n/, '  - { method: vardefense, set: { epochs: 1, searchSteps: 2 } }\n  - clp\n');
   fs.writeFileSync(path.join(root, 'a.yaml'), grid('a'));
   fs.writeFileSync(path.join(root, 'b.yaml'), grid('b'));
   const cli = path.join(repoRoot, 'dist', 'src', 'cli', 'main.js');
