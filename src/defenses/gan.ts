@@ -11,7 +11,7 @@
 // Only the defender's clean data is read.
 import { cat, F, inferenceMode, manualSeed, nn, noGrad, optim, pipe, randn, scope, Tensor, tensor, zeros } from '../torch/compute';
 import { ImageSet } from '../data/image-set';
-import { Normalization } from '../train/loop';
+import { Normalization, normalizeUnit } from '../train/loop';
 import { Rng } from '../util/rng';
 import { accuracyOn, DefenseData, DefenseHooks, fineTune, FineTuneOptions } from './common';
 
@@ -174,11 +174,6 @@ export function applyGenerated(x: Tensor, triggers: Tensor, positions: [number, 
 }
 
 const toUnit = (images: Tensor): Tensor => scope(() => images.to('float32').div(255));
-const normalizeUnit = (x: Tensor, norm: Normalization): Tensor => scope(() => {
-  const c = norm.mean.length;
-  return x.sub(tensor(norm.mean, [1, c, 1, 1])).div(tensor(norm.std, [1, c, 1, 1]));
-});
-
 function otherClasses(set: ImageSet, c: number): Tensor {
   const keepIdx = set.labels.toList().flatMap((l, i) => (l !== c ? [i] : []));
   return tensor(Float64Array.from(keepIdx), [keepIdx.length]).long();

@@ -7,7 +7,7 @@
 // |L1_c - median| / (1.4826 MAD) over the classes' mask norms, and a class is flagged when its index
 // exceeds 2 on the low side. A detector, not a purifier: it reads only the defender's clean data.
 import { cat, F, inferenceMode, manualSeed, nn, optim, scope, Tensor, tensor, zeros } from '../torch/compute';
-import { Normalization } from '../train/loop';
+import { Normalization, normalizeUnit } from '../train/loop';
 import { z } from 'zod';
 import { Rng } from '../util/rng';
 import { DefenseData, DefenseHooks } from './common';
@@ -108,11 +108,6 @@ export function applyMask(x: Tensor, mask: Tensor, pattern: Tensor): Tensor {
 
 /** The published parametrisation: tanh(w) / (2 - eps) + 0.5, in (0, 1) with no clipping. */
 const squash = (w: Tensor): Tensor => w.tanh().div(2 - TANH_EPS).add(0.5);
-
-const normalizeUnit = (x: Tensor, norm: Normalization): Tensor => scope(() => {
-  const c = norm.mean.length;
-  return x.sub(tensor(norm.mean, [1, c, 1, 1])).div(tensor(norm.std, [1, c, 1, 1]));
-});
 
 /** Reverse-engineers the smallest trigger for class c on unit images (the model frozen, eval mode). */
 export function reverseEngineer(model: nn.Module, images: Tensor, norm: Normalization, c: number, o: NeuralCleanseOptions, h: DefenseHooks = {}): Omit<ClassTrigger, 'anomalyIndex' | 'flagged'> {

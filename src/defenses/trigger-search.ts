@@ -7,7 +7,7 @@
 // A backdoor's target needs a far smaller mask than the other classes (the low-side anomaly index of
 // the mask norms); the masks found are also what the purification unlearns. Reads only the images given.
 import { F, nn, noGrad, optim, scope, Tensor, tensor } from '../torch/compute';
-import { Normalization } from '../train/loop';
+import { Normalization, normalizeUnit } from '../train/loop';
 import { Rng } from '../util/rng';
 import { anomalyIndices, applyMask } from './neural-cleanse';
 
@@ -79,8 +79,7 @@ export function searchTriggers(model: nn.Module, images: Tensor, labels: Tensor,
         const m = squash(maskW), p = squash(patternW);
         // [K, B, C, H, W] -> [K B, C, H, W]: block c is the batch stamped with class c's trigger
         const stamped = x.unsqueeze(0).mul(m.neg().add(1).unsqueeze(1)).add(m.mul(p).unsqueeze(1)).view(classes * o.batchSize, channels, height, width);
-        const c = norm.mean.length;
-        const logits = model.call(stamped.sub(tensor(norm.mean, [1, c, 1, 1])).div(tensor(norm.std, [1, c, 1, 1])));
+        const logits = model.call(normalizeUnit(stamped, norm));
         const ce = F.crossEntropy(logits, targets, { reduction: 'none' }).view(classes, o.batchSize).mean(1);
         const l1 = m.abs().sum([1, 2, 3]);
         ce.add(l1.mul(tensor(cost, [classes]).to('float32'))).sum().backward();
@@ -125,8 +124,7 @@ function successOf(model: nn.Module, images: Tensor, labels: number[], norm: Nor
       const m = Math.min(500, n - s);
       const pred = scope(() => {
         const x = applyMask(images.narrow(0, s, m).to('float32').div(255), mask, pattern);
-        const k = norm.mean.length;
-        return model.call(x.sub(tensor(norm.mean, [1, k, 1, 1])).div(tensor(norm.std, [1, k, 1, 1]))).argmax(1).toList();
+        return model.call(normalizeUnit(x, norm)).argmax(1).toList();
       });
       pred.forEach((p, i) => { if (labels[s + i] !== c) { total++; if (p === c) hits++; } });
     }

@@ -3,7 +3,7 @@
 // the selected neurons' parameters, under a per-layer threshold that rises step by step.
 // Only the defender's clean data is read.
 import { cat, F, keep, nn, noGrad, scope, Tensor, tensor } from '../torch/compute';
-import { normalize } from '../train/loop';
+import { normalize, normalizeUnit } from '../train/loop';
 import { accuracyOn, DefenseData, DefenseHooks, disposeState, fineTune, FineTuneOptions, logitsOn, restore, snapshot, softTargetLoss, softTargets, zeroChannels } from './common';
 import { ChannelMetric, DATA_FREE_METRICS, makeMetric, MetricName, randomScores, weightScores } from './metrics';
 import { ConvUnit, convUnits, laterUnits, lowestChannels, lowestChannelsNetworkWise, thresholdAt } from './selection';
@@ -392,14 +392,6 @@ function stamped(images: Tensor, triggers: FoundTrigger[], fraction: number, nor
     });
     if (a > 0) parts.push(adv!.set.indexSelect(0, adv!.idx.narrow(0, m, a)));
     return normalizeUnit(cat([...parts, x.narrow(0, m + a, b - m - a)], 0), norm);
-  });
-}
-
-/** normalize() for float pixel images in [0, 1]. */
-function normalizeUnit(x: Tensor, norm: DefenseData['norm']): Tensor {
-  return scope(() => {
-    const c = norm.mean.length;
-    return x.sub(tensor(norm.mean, [1, c, 1, 1])).div(tensor(norm.std, [1, c, 1, 1]));
   });
 }
 

@@ -5,9 +5,13 @@ export interface Normalization { mean: number[]; std: number[] }
 
 /** uint8 [B, C, H, W] -> float32 normalised per channel. */
 export function normalize(images: Tensor, norm: Normalization): Tensor {
+  return scope(() => normalizeUnit(images.to('float32').div(255), norm));
+}
+
+/** normalize() for float pixel images already in [0, 1]. */
+export function normalizeUnit(x: Tensor, norm: Normalization): Tensor {
   return scope(() => {
     const c = norm.mean.length;
-    const x = images.to('float32').div(255);
     return x.sub(tensor(norm.mean, [1, c, 1, 1])).div(tensor(norm.std, [1, c, 1, 1]));
   });
 }
