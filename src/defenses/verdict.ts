@@ -39,6 +39,8 @@ export interface Verdict {
   after: ClassSearch;
   before: ClassSearch;
   threshold: number;
+  /** the search's steps, when not the default's */
+  steps?: number;
 }
 
 /** The search on `model` (left unchanged) from the defender's clean training images. */

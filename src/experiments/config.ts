@@ -61,6 +61,8 @@ export const experimentSchema = z.object({
   defenses: z.array(defenseSchema).min(1),
   seeds: z.array(z.number().int().min(0)).min(1).default([1]),
   valFraction: z.number().gt(0).lt(1).default(0.1),
+  /** the residual-backdoor verdict after each cell's defense: on (default), off, or with other search steps */
+  verdict: z.union([z.boolean(), z.object({ steps: z.number().int().min(1) }).strict()]).default(true),
 }).strict().superRefine((e, ctx) => {
   // each attack against each dataset's image size and classes, so a bad grid fails here and not mid-training
   e.attacks.forEach((a, i) => {

@@ -92,7 +92,9 @@ export function ensureModel(out: string, cell: Cell, dataDir?: string, log?: (l:
 /** Runs one cell (training its model first if needed); returns its result. */
 export function runCell(e: Experiment, out: string, cell: Cell, dataDir?: string, log?: (l: string) => void, models?: string): CellResult {
   const run = ensureModel(out, cell, dataDir, log, models);
-  const [o] = defend({ run, methods: [[cell.method, cell.preset]], overrides: { ...cell.set }, out: cellDir(out, cell), valFraction: e.valFraction, dataDir });
+  // the original model's verdict search is kept by the model, for every cell that shares it
+  const [o] = defend({ run, methods: [[cell.method, cell.preset]], overrides: { ...cell.set }, out: cellDir(out, cell), valFraction: e.valFraction, dataDir,
+    verdict: e.verdict, verdictCache: path.join(run, 'verdict-original.json') });
   return toResult(cell, o);
 }
 

@@ -80,8 +80,17 @@ interface Common {
    * (bfloat16 autocast; refused where the CPU has no AVX512-BF16 or AMX, docs/engine.md)
    */
   precision?: Precision;
-  /** run the residual-backdoor verdict on each purified model (default true; src/defenses/verdict.ts) */
-  verdict?: boolean;
+  /**
+   * run the residual-backdoor verdict on each purified model (default true; src/defenses/verdict.ts);
+   * `{ steps }` runs it with fewer or more search steps than the default's
+   */
+  verdict?: boolean | { steps: number };
+  /**
+   * where the original model's class search is kept for the requests that follow (default
+   * <out>/verdict-original.json); it is reused only when the weights, clean images, hold-out and
+   * search options match. Experiments put it by the shared model, so that cells search it once.
+   */
+  verdictCache?: string;
   hooks?: DefendHooks;
 }
 
@@ -175,6 +184,18 @@ function methodsOf(m: DefendRequest['methods']): [string, string][] {
   return m;
 }
 
+/** The search `key` names, from `file` when it holds that key's, else computed and written there (atomically). */
+function cachedSearch(file: string, key: string, compute: () => ClassSearch): ClassSearch {
+  try {
+    const kept = JSON.parse(fs.readFileSync(file, 'utf8')) as { key?: string; search?: ClassSearch };
+    if (kept.key === key && kept.search) return kept.search;
+  } catch { /* absent or torn: search again */ }
+  const search = compute();
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  writeFileAtomic(file, JSON.stringify({ key, search }));
+  return search;
+}
+
 /** Runs the request's methods in order (a method with a matching report is reused unless `force`); `onResult` sees each. */
 export function defend(r: DefendRequest, onResult?: (o: DefendOutcome) => void): DefendOutcome[] {
   const precision = r.precision ?? 'fp32';
@@ -202,6 +223,9 @@ export function defend(r: DefendRequest, onResult?: (o: DefendOutcome) => void):
   const digests = methods.map(([m, preset], i) => digestOf({ ...shared, method: m, preset, options: options[i] }));
   let before: Metrics | null = null;
   let reference: ClassSearch | null = null;
+  const verdictOptions = r.verdict === false ? null : { ...VERDICT_DEFAULTS, ...(typeof r.verdict === 'object' ? { steps: r.verdict.steps } : {}) };
+  if (verdictOptions && !(Number.isInteger(verdictOptions.steps) && verdictOptions.steps >= 1)) throw new Error(`defend: verdict.steps must be an integer >= 1, got ${verdictOptions.steps}`);
+  const verdictCache = r.verdictCache ?? path.join(plan.out, 'verdict-original.json');
   const undefended = (): Metrics => {
     // the run's own evaluation counts only when it was made in this precision
     const known = (plan.source.config?.precision ?? 'fp32') === precision ? plan.knownBefore?.() : null;
@@ -237,16 +261,20 @@ export function defend(r: DefendRequest, onResult?: (o: DefendOutcome) => void):
     if (checkpoints.priorSeconds > 0) report.seconds += checkpoints.priorSeconds;
     const after = withPrecision(precision, () => evaluateModel(model, test, d, plan.attack));
     let verdict: Verdict | undefined;
-    if (r.verdict ?? true) {
+    if (verdictOptions) {
       const search = (net: nn.Module, stage: string): ClassSearch => {
         const vh = stages();
         try {
-          return withPrecision(precision, () => withoutTestSet(() => classSearch(net, data, VERDICT_DEFAULTS, (k, n) => vh.progress?.(stage, k, n))));
+          return withPrecision(precision, () => withoutTestSet(() => classSearch(net, data, verdictOptions, (k, n) => vh.progress?.(stage, k, n))));
         } finally { vh.stop(); }
       };
-      // the original model's search, once for every method of the request
-      reference ??= (() => { const original = loadModel(plan.target); try { return search(original, 'verdict: original'); } finally { original.dispose(); } })();
-      verdict = verdictOf(reference, search(model, 'verdict: purified'));
+      // the original model's search, once for every method of the request and kept for later requests
+      reference ??= cachedSearch(verdictCache, digestOf({ ...shared, verdict: verdictOptions }), () => {
+        const original = loadModel(plan.target);
+        try { return search(original, 'verdict: original'); } finally { original.dispose(); }
+      });
+      verdict = verdictOf(reference, search(model, 'verdict: purified'), verdictOptions.threshold);
+      if (verdictOptions.steps !== VERDICT_DEFAULTS.steps) verdict.steps = verdictOptions.steps;
       log(`${defenseLabel(m, preset)}: ${verdictLine(verdict)}`);
     }
     fs.mkdirSync(dirs[i], { recursive: true });

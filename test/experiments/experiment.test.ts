@@ -6,6 +6,7 @@ import { writeSyntheticIdx } from '../../src/data/synthetic';
 import { expandCells, parseExperiment } from '../../src/experiments/config';
 import { readResults, runExperiment } from '../../src/experiments/runner';
 import { DEFENSES } from '../../src/defenses/registry';
+import type { DefendOutcome } from '../../src/pipeline/defend';
 import { tmpDir } from '../helpers';
 
 const GRID = `
@@ -13,6 +14,7 @@ name: tiny
 datasets: [mnist]
 model: { name: resnet18, width: 4 }
 train: { epochs: 1, batchSize: 64 }
+verdict: false
 attacks:
   - { name: patch3, attack: patch, triggerSize: 3 }
   - { name: noise, attack: blend }
@@ -26,6 +28,7 @@ test('configs are validated with errors that name the key and the allowed values
     /x\.yaml: 'datasets\.0' must be one of 'mnist', 'fashion-mnist', 'cifar10', 'cifar100', got 'svhn'/);
   assert.throws(() => parseExperiment(GRID.replace('name: tiny', 'name: tiny\nepochs: 3'), 'x.yaml'), /'\(root\)': unknown key\(s\) 'epochs'/);
   assert.throws(() => parseExperiment('{"name": 1', 'x.json'), /x\.json: not valid JSON/);
+  assert.throws(() => parseExperiment(GRID.replace('verdict: false', 'verdict: { steps: 0 }'), 'x.yaml'), /'verdict/);
   const bad = parseExperiment(GRID.replace('lambda: [0, 1]', 'lamda: [0, 1]'), 'x.yaml');
   assert.throws(() => expandCells(bad), /defense 'vardefense:paper': vardefense: unknown option\(s\) 'lamda'/);
 });
@@ -59,9 +62,14 @@ test('an experiment trains each model once, skips finished cells on rerun, and s
   const root = tmpDir('experiment');
   const data = path.join(root, 'data');
   writeSyntheticIdx(path.join(data, 'mnist'), { train: 1200, test: 100 });
-  const e = parseExperiment(GRID.replace(/  - \{ name: noise.*\n/, ''), 'x.yaml');
+  // the verdict with 2 search steps: the original model's search is made once, by the model, for the three cells
+  const e = parseExperiment(GRID.replace(/  - \{ name: noise.*\n/, '').replace('verdict: false', 'verdict: { steps: 2 }'), 'x.yaml');
   const out = path.join(root, 'out');
   const first = runExperiment(e, out, { dataDir: data });
+  const verdicts = first.map((r) => (JSON.parse(fs.readFileSync(path.join(r.dir, 'report.json'), 'utf8')) as DefendOutcome).verdict!);
+  assert.deepEqual(verdicts.map((v) => v.steps), [2, 2, 2]);
+  for (const v of verdicts.slice(1)) assert.deepEqual(v.before, verdicts[0].before, 'one search of the original, shared');
+  assert.ok(fs.existsSync(path.join(out, 'models', fs.readdirSync(path.join(out, 'models'))[0], 'verdict-original.json')));
   assert.equal(first.length, 3);
   assert.equal(fs.readdirSync(path.join(out, 'models')).length, 1, 'one backdoored model shared by the three cells');
   assert.equal(readResults(out).length, 3);

@@ -13,6 +13,7 @@ name: queued
 datasets: [mnist]
 model: { name: resnet18, width: 4 }
 train: { epochs: 1, batchSize: 64 }
+verdict: false
 attacks:
   - { name: patch3, attack: patch, triggerSize: 3 }
 defenses:
