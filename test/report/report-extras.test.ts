@@ -26,6 +26,7 @@ datasets: [mnist]
 model: { name: small-cnn }
 train: { epochs: 1, batchSize: 64 }
 seeds: [1, 2]
+verdict: false
 attacks:
   - { name: patch3, attack: patch, triggerSize: 3, pattern: checkerboard, target: 0 }
 defenses:
