@@ -7,8 +7,9 @@ import { CellResult, runExperiment } from '../experiments/runner';
 import { runExperimentQueued, startWorker } from '../experiments/queue';
 import { defenseLabel } from '../defenses/registry';
 import { gridPace } from '../pipeline/progress';
+import type { Precision } from '../torch';
 
-export interface ExperimentFlags { out?: string; dataDir?: string; models?: string; json: boolean; queue?: string; datasets?: string; attacks?: string; defenses?: string }
+export interface ExperimentFlags { out?: string; dataDir?: string; models?: string; json: boolean; queue?: string; datasets?: string; attacks?: string; defenses?: string; precision?: Precision }
 
 /** --datasets a,b: the part of the grid on those datasets (cell ids unchanged, so the parts add up). */
 function onlyDatasets(e: Experiment, list?: string): Experiment {
@@ -46,7 +47,8 @@ const cellLine = (r: CellResult, done: number, n: number, suffix: string): strin
   `ACC ${pct(r.accAfter)} ASR ${pct(r.asrAfter)}${suffix}\n`;
 
 export async function runExperimentCommand(configFile: string, f: ExperimentFlags): Promise<void> {
-  const e = onlyDefenses(onlyAttacks(onlyDatasets(loadExperiment(configFile), f.datasets), f.attacks), f.defenses);
+  const config = onlyDefenses(onlyAttacks(onlyDatasets(loadExperiment(configFile), f.datasets), f.attacks), f.defenses);
+  const e = f.precision ? { ...config, precision: f.precision } : config;
   const out = f.out ?? path.join('runs', e.name);
   const pace = gridPace();
   const results = f.queue ? await runExperimentQueued(e, out, f.queue, {

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // vardefense command line.
 import { Command, Option } from 'commander';
-import { buildInfo, getNumThreads } from '../torch';
+import { buildInfo, getNumThreads, PRECISIONS } from '../torch';
 import { DEMO_CONFIG, runDemo } from './demo';
 import { runEngineDemo } from './engine-demo';
 import { errorText } from './errors';
@@ -148,6 +148,7 @@ program.command('experiment')
   .option('--attacks <list>', "run only the grid's part with these attack names (comma-separated; processes can split a grid)")
   .option('--defenses <list>', "run only the grid's entries with these defense labels, e.g. ft,vardefense:bn-distill (comma-separated; cheap ones first)")
   .option('--json', 'print every cell result as JSON', false)
+  .addOption(new Option('--precision <p>', "arithmetic of the cells' training and defenses: fp32 or bf16 (default: the config's, fp32 if it has none; bf16 cells are other cells)").choices([...PRECISIONS]))
   .option('--queue <url>', 'run the cells on BullMQ workers through this Redis (redis://host:port) and gather their results here')
   .action((config: string, o) => runExperimentCommand(config, o));
 

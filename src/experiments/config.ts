@@ -9,6 +9,7 @@ import { attackIssues } from '../attacks/poison';
 import { DATASET_NAMES } from '../data/datasets';
 import { defenseLabel, defenseMethod, resolveOptions } from '../defenses/registry';
 import { MODEL_NAMES } from '../models';
+import { PRECISIONS } from '../torch/precision';
 import { DEFAULT_TRAIN, TrainConfig } from '../train/run';
 import { readFileNamed } from '../util/files';
 import { parseWith } from '../util/validation';
@@ -61,6 +62,8 @@ export const experimentSchema = z.object({
   defenses: z.array(defenseSchema).min(1),
   seeds: z.array(z.number().int().min(0)).min(1).default([1]),
   valFraction: z.number().gt(0).lt(1).default(0.1),
+  /** the arithmetic of training and defending (bf16: bfloat16 autocast, refused where the CPU has no AVX512-BF16 or AMX); bf16 cells and models are other cells and models than fp32's */
+  precision: z.enum(PRECISIONS).default('fp32'),
   /** the residual-backdoor verdict after each cell's defense: on (default), off, or with other search steps */
   verdict: z.union([z.boolean(), z.object({ steps: z.number().int().min(1) }).strict()]).default(true),
 }).strict().superRefine((e, ctx) => {
@@ -120,6 +123,8 @@ export function expandCells(e: Experiment): Cell[] {
     const train: TrainConfig = {
       ...DEFAULT_TRAIN, ...e.train, dataset: dataset as TrainConfig['dataset'], model: e.model.name as TrainConfig['model'],
       width: e.model.name === 'small-cnn' ? undefined : e.model.width, attack: attackFromFlags(flagsFor(a, seed)), seed, evalEachEpoch: false,
+      // fp32 adds no key, so that the models (and cells) of configs written before precision keep their keys
+      ...(e.precision === 'fp32' ? {} : { precision: e.precision }),
     };
     const modelKey = hash(train);
     for (const d of e.defenses) {

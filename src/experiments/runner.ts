@@ -4,6 +4,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { defenseDirName } from '../defenses/registry';
+import { assertPrecision } from '../torch';
 import { defend, DefendOutcome } from '../pipeline/defend';
 import { trainProgressHooks } from '../pipeline/train';
 import { runFiles, train } from '../train/run';
@@ -94,11 +95,12 @@ export function runCell(e: Experiment, out: string, cell: Cell, dataDir?: string
   const run = ensureModel(out, cell, dataDir, log, models);
   // the original model's verdict search is kept by the model, for every cell that shares it
   const [o] = defend({ run, methods: [[cell.method, cell.preset]], overrides: { ...cell.set }, out: cellDir(out, cell), valFraction: e.valFraction, dataDir,
-    verdict: e.verdict, verdictCache: path.join(run, 'verdict-original.json') });
+    precision: e.precision, verdict: e.verdict, verdictCache: path.join(run, 'verdict-original.json') });
   return toResult(cell, o);
 }
 
 export function runExperiment(e: Experiment, out: string, o: { dataDir?: string; models?: string; hooks?: RunHooks } = {}): CellResult[] {
+  assertPrecision(e.precision);
   const cells = expandCells(e);
   fs.mkdirSync(out, { recursive: true });
   writeFileAtomic(path.join(out, 'experiment.json'), JSON.stringify(e, null, 1));

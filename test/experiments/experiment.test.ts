@@ -40,6 +40,12 @@ test('the grid expands to datasets x attacks x seeds x defenses x sweep points, 
   assert.equal(new Set(cells.map((c) => c.modelKey)).size, 2);
   assert.deepEqual(cells.filter((c) => c.method === 'vardefense').map((c) => c.set.lambda), [0, 1, 0, 1]);
   assert.deepEqual(expandCells(parseExperiment(GRID, 'y.yaml')).map((c) => c.id), cells.map((c) => c.id), 'ids are stable');
+  // precision: fp32 said or not is the same grid; bf16 is another grid of other models
+  assert.deepEqual(expandCells(parseExperiment(`${GRID}precision: fp32\n`, 'x.yaml')).map((c) => c.id), cells.map((c) => c.id));
+  const bf16 = expandCells(parseExperiment(`${GRID}precision: bf16\n`, 'x.yaml'));
+  assert.ok(bf16.every((c, i) => c.id !== cells[i].id && c.modelKey !== cells[i].modelKey && c.train.precision === 'bf16'));
+  assert.ok(cells.every((c) => !('precision' in c.train)), 'an fp32 model config has no precision key');
+  assert.throws(() => parseExperiment(`${GRID}precision: fp16\n`, 'x.yaml'), /'precision' must be one of 'fp32', 'bf16', got 'fp16'/);
 });
 
 test('a cell whose preset changed is a new cell, never taken as done', () => {

@@ -47,3 +47,23 @@ test('train, eval and defend with --precision bf16 record it; fp32 configs stay 
     assert.notEqual(r32.inputDigest, r16.inputDigest);
     fs.rmSync(root, { recursive: true });
   });
+
+test('experiment --precision bf16: the cells train and defend in bf16 and record it, apart from the fp32 cells',
+  { skip: support.ok ? false : `bf16 refused here: ${support.reason}` }, () => {
+    const root = tmpDir('bf16-experiment');
+    const data = path.join(root, 'data');
+    writeSyntheticIdx(path.join(data, 'mnist'), { train: 1200, test: 100 });
+    const config = path.join(root, 'grid.yaml');
+    fs.writeFileSync(config, 'name: g\ndatasets: [mnist]\nmodel: { name: resnet18, width: 4 }\ntrain: { epochs: 1, batchSize: 64 }\nverdict: false\n' +
+      'attacks:\n  - { name: patch3, attack: patch, triggerSize: 3 }\ndefenses:\n  - { method: ft, set: { epochs: 1 } }\n');
+    const out = path.join(root, 'out');
+    const [r] = JSON.parse(runCli('experiment', config, '--out', out, '--data-dir', data, '--precision', 'bf16', '--json')) as { cell: string; dir: string; kernels: string }[];
+    assert.match(r.kernels, /bf16 autocast/);
+    assert.equal(JSON.parse(fs.readFileSync(path.join(r.dir, 'report.json'), 'utf8')).precision, 'bf16');
+    const [model] = fs.readdirSync(path.join(out, 'models'));
+    assert.equal(JSON.parse(fs.readFileSync(path.join(out, 'models', model, 'config.json'), 'utf8')).precision, 'bf16');
+    const [f] = JSON.parse(runCli('experiment', config, '--out', out, '--data-dir', data, '--json')) as { cell: string }[];
+    assert.notEqual(f.cell, r.cell, 'the fp32 cell is another cell');
+    assert.equal(fs.readdirSync(path.join(out, 'models')).length, 2, 'and another model');
+    fs.rmSync(root, { recursive: true });
+  });
