@@ -20,7 +20,7 @@ export { DEFAULT_TRAIN, train, trainConfigIssues, trainProgressHooks } from './p
 export type { TrainConfig, TrainHooks, TrainResult } from './pipeline/train';
 
 export { DATASET_NAMES, DATASETS, datasetInfo, loadImageSet } from './data/datasets';
-export type { DatasetInfo, DatasetName, ImageSet } from './data/datasets';
+export type { DatasetInfo, DatasetName, DatasetSpec, ImageSet, ImagesShape } from './data/datasets';
 export { createModel, MODEL_NAMES } from './models';
 export type { ModelName } from './models';
 export { attackIssues } from './attacks/poison';

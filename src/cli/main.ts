@@ -45,7 +45,7 @@ trainCmd
 const evalCmd = program.command('eval').description('ACC, ASR, RA and per-class accuracy of a model');
 evalCmd.option('--run <dir>', 'a training run directory (dataset, model and attack from its config)')
   .option('--weights <file>', 'model weights: safetensors or a torch.save state dict');
-addDataOptions(evalCmd);
+addDataOptions(evalCmd, true);
 addModelOptions(evalCmd);
 addAttackOptions(evalCmd);
 addNormOptions(evalCmd);

@@ -1,7 +1,7 @@
 // Command-line options shared by train, eval and defend, with checked parsing.
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { AttackSpec } from '../attacks/poison';
-import { DATASET_NAMES } from '../data/datasets';
+import { DATASET_NAMES, datasetInfo, IMAGES_SHAPE_FORM } from '../data/datasets';
 import { MODEL_NAMES } from '../models';
 import { ATTACK_KINDS, AttackFlags, attackFlagIssues, attackFromFlags, SIG_DEFAULTS, WANET_DEFAULTS } from '../pipeline/attack-spec';
 
@@ -39,9 +39,23 @@ export function addPrecisionOption(c: Command): Command {
     .choices(['fp32', 'bf16']).default('fp32'));
 }
 
-export function addDataOptions(c: Command): Command {
+/** --dataset for a model the user brings: a built-in dataset's name, or the shape of the user's own images. */
+function datasetSpec(v: string): string {
+  if ((DATASET_NAMES as readonly string[]).includes(v)) return v;
+  try {
+    datasetInfo(v);
+  } catch (e) {
+    throw new InvalidArgumentError((e as Error).message.replace(/^dataset '[^']*': /, '').replace(/^unknown dataset '[^']*' \(known: (.*)\)$/, 'known: $1'));
+  }
+  return v;
+}
+const OWN_IMAGES = `, or ${IMAGES_SHAPE_FORM} for your own images (with --clean and --test; --norm-mean/--norm-std default 0 and 1)`;
+
+/** --dataset and --data-dir; with `ownImages`, --dataset also takes the shape of the user's own images. */
+export function addDataOptions(c: Command, ownImages = false): Command {
   return c
-    .addOption(new Option('--dataset <name>', 'dataset').choices([...DATASET_NAMES]).default('fashion-mnist'))
+    .addOption(ownImages ? new Option('--dataset <name>', `dataset: ${DATASET_NAMES.join(', ')}${OWN_IMAGES}`).argParser(datasetSpec).default('fashion-mnist')
+      : new Option('--dataset <name>', 'dataset').choices([...DATASET_NAMES]).default('fashion-mnist'))
     .option('--data-dir <dir>', 'dataset root (default: $VARDEFENSE_DATA, ./data, system copies)');
 }
 
@@ -57,7 +71,7 @@ export function addWeightsOptions(c: Command, verb: string): Command {
     .option('--weights <file>', `the weights to ${verb} (safetensors or torch.save state dict); with --run: other weights with the run's config and clean split`)
     .addOption(new Option('--model <name>', 'architecture of --weights (without --run)').choices([...MODEL_NAMES]))
     .option('--width <n>', 'ResNet base width of --weights (without --run; 64 = the paper\'s ResNet-18)', int('--width', 1), 64)
-    .addOption(new Option('--dataset <name>', 'the dataset --weights classifies (without --run)').choices([...DATASET_NAMES]))
+    .addOption(new Option('--dataset <name>', `the dataset --weights classifies (without --run): ${DATASET_NAMES.join(', ')}${OWN_IMAGES}`).argParser(datasetSpec))
     .option('--clean-size <n>', 'clean images drawn from the dataset\'s training split, stratified by class (without --run)', int('--clean-size', 1))
     .option('--clean-seed <n>', 'seed of that draw and of the train/validation hold-out (without --run)', int('--clean-seed'), 1);
 }

@@ -14,6 +14,23 @@ export const DATASET_NAMES = ['mnist', 'fashion-mnist', 'cifar10', 'cifar100'] a
 export type DatasetName = (typeof DATASET_NAMES)[number];
 export type Split = 'train' | 'test';
 
+/**
+ * The defender's own images, of a shape no built-in dataset has: `images:<channels>x<size>:<classes>`
+ * (e.g. images:3x224:43 for GTSRB at 224x224). They have no built-in splits (clean and test images are
+ * given as files) and no usual normalisation (the model's is given; default mean 0 and std 1, as
+ * torchvision's ToTensor() alone).
+ */
+export type ImagesShape = `images:${number}x${number}:${number}`;
+/** What a model classifies: a built-in dataset, or the shape of the defender's own images. */
+export type DatasetSpec = DatasetName | ImagesShape;
+
+const IMAGES_SHAPE = /^images:(\d+)x(\d+):(\d+)$/;
+/** the largest image side and class count an images: shape may name */
+export const IMAGES_MAX_SIZE = 1024, IMAGES_MAX_CLASSES = 100_000;
+export const IMAGES_SHAPE_FORM = 'images:<channels>x<size>:<classes> (channels 1 or 3, e.g. images:3x224:43)';
+
+export const isImagesShape = (name: string): name is ImagesShape => name.startsWith('images:');
+
 export interface DatasetInfo { channels: number; size: number; classes: number; mean: number[]; std: number[]; augment: boolean }
 
 export const DATASETS: Record<DatasetName, DatasetInfo> = {
@@ -25,8 +42,15 @@ export const DATASETS: Record<DatasetName, DatasetInfo> = {
 
 export function datasetInfo(name: string): DatasetInfo {
   const info = DATASETS[name as DatasetName];
-  if (!info) throw new Error(`unknown dataset '${name}' (known: ${DATASET_NAMES.join(', ')})`);
-  return info;
+  if (info) return info;
+  if (!isImagesShape(name)) throw new Error(`unknown dataset '${name}' (known: ${DATASET_NAMES.join(', ')}, or ${IMAGES_SHAPE_FORM} for your own images)`);
+  const m = IMAGES_SHAPE.exec(name);
+  const [channels, size, classes] = m ? [Number(m[1]), Number(m[2]), Number(m[3])] : [NaN, NaN, NaN];
+  const bad = !m ? 'not of the form' : channels !== 1 && channels !== 3 ? 'channels must be 1 or 3'
+    : !(size >= 1 && size <= IMAGES_MAX_SIZE) ? `the size must be in 1..${IMAGES_MAX_SIZE}`
+      : !(classes >= 2 && classes <= IMAGES_MAX_CLASSES) ? `the classes must be in 2..${IMAGES_MAX_CLASSES}` : null;
+  if (bad) throw new Error(`dataset '${name}': ${m ? `${bad}; the form is` : bad} ${IMAGES_SHAPE_FORM}`);
+  return { channels, size, classes, mean: new Array<number>(channels).fill(0), std: new Array<number>(channels).fill(1), augment: false };
 }
 
 const FILES: Record<DatasetName, Record<Split, string[]>> = {
@@ -57,8 +81,12 @@ function findFiles(dirs: string[], bases: string[]): string[] | undefined {
   return undefined;
 }
 
-export function loadImageSet(name: DatasetName, split: Split, dataDir?: string): ImageSet {
+export function loadImageSet(name: DatasetSpec, split: Split, dataDir?: string): ImageSet {
   if (split === 'test') assertTestSetAllowed(`${name} test split`);
+  if (isImagesShape(name)) {
+    datasetInfo(name);
+    throw new Error(`${name}: your own images have no built-in ${split} split; give them as files (${split === 'test' ? '--test' : '--clean'} <ImageFolder or .npz>)`);
+  }
   const info = datasetInfo(name);
   const dirs = searchDirs(name, dataDir);
   const files = findFiles(dirs, FILES[name][split]);

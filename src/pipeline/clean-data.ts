@@ -1,7 +1,7 @@
 // The defender's clean images: a run's clean split, a seeded class-stratified draw from a dataset's
 // training split, or images the caller already holds.
 import { tensor } from '../torch';
-import { DatasetName, ImageSet, loadImageSet } from '../data/datasets';
+import { DatasetName, DatasetSpec, ImageSet, loadImageSet } from '../data/datasets';
 import { Rng } from '../util/rng';
 import type { ImageTransform } from '../data/transforms';
 
@@ -9,7 +9,7 @@ export type CleanSource =
   /** the clean split recorded in a training run (attack.json's cleanIndices into the training split) */
   | { kind: 'run'; dataset: DatasetName; indices: number[] }
   /** `size` images of the dataset's training split, drawn seeded and stratified by class */
-  | { kind: 'split'; dataset: DatasetName; size: number; seed: number }
+  | { kind: 'split'; dataset: DatasetSpec; size: number; seed: number }
   /** images the caller loaded (uint8 [N, C, H, W], int64 labels); `path`: where from, for the report */
   | { kind: 'images'; set: ImageSet; path?: string; /** how the files were resized and cropped as read */ transform?: ImageTransform };
 

@@ -1,14 +1,14 @@
 // ACC on a dataset's test split, and with a trigger ASR, RA and the clean->target floor.
 import { assertPrecision, nn, Precision, withPrecision } from '../torch';
 import { AttackSpec } from '../attacks/poison';
-import { datasetInfo, DatasetInfo, DatasetName, ImageSet, loadImageSet } from '../data/datasets';
+import { datasetInfo, DatasetInfo, DatasetSpec, ImageSet, loadImageSet } from '../data/datasets';
 import { evaluateModel, GivenTriggered, Metrics } from '../train/metrics';
 import { inputInfo, loadModel, ModelSource } from './model';
 
 export type { Metrics };
 
 /** The model's test metrics (inputs normalised as `info` says); without an attack only ACC and per-class accuracy (asr, ra, cleanToTarget null). */
-export function evaluate(model: nn.Module, dataset: DatasetName, attack: AttackSpec | GivenTriggered | null = null, dataDir?: string, info: DatasetInfo = datasetInfo(dataset)): Metrics {
+export function evaluate(model: nn.Module, dataset: DatasetSpec, attack: AttackSpec | GivenTriggered | null = null, dataDir?: string, info: DatasetInfo = datasetInfo(dataset)): Metrics {
   const test = loadImageSet(dataset, 'test', dataDir);
   try {
     return evaluateModel(model, test, info, attack);

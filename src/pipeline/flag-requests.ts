@@ -4,7 +4,7 @@
 import * as path from 'path';
 import { AttackSpec } from '../attacks/poison';
 import type { Precision } from '../torch/precision';
-import { DatasetName } from '../data/datasets';
+import { DatasetSpec } from '../data/datasets';
 import { ModelName } from '../models';
 import { assertFile } from '../util/paths';
 import { AttackFlags, attackFlagIssues, attackFromFlags, flagOf } from './attack-spec';
@@ -27,7 +27,7 @@ export interface TransformFlags { resize?: number; centerCrop?: number }
 const transformOf = (f: TransformFlags): ImageTransform => ({ ...(f.resize === undefined ? {} : { resize: f.resize }), ...(f.centerCrop === undefined ? {} : { centerCrop: f.centerCrop }) });
 
 export interface DefendFlags extends Partial<AttackFlags>, UserFileFlags, NormFlags {
-  run?: string; weights?: string; model?: ModelName; width?: number; dataset?: DatasetName; cleanSize?: number; cleanSeed?: number;
+  run?: string; weights?: string; model?: ModelName; width?: number; dataset?: DatasetSpec; cleanSize?: number; cleanSeed?: number;
   method: string; set: string[]; lambda?: string; out?: string; valFraction: number; seed?: number; dataDir?: string;
   force: boolean; json: boolean; precision?: Precision;
   /** false with --no-verdict */
@@ -35,14 +35,14 @@ export interface DefendFlags extends Partial<AttackFlags>, UserFileFlags, NormFl
 }
 
 export interface EvalFlags extends AttackFlags, UserFileFlags, NormFlags {
-  run?: string; weights?: string; dataset: DatasetName; dataDir?: string; model: ModelName; width: number; json: boolean; precision?: Precision;
+  run?: string; weights?: string; dataset: DatasetSpec; dataDir?: string; model: ModelName; width: number; json: boolean; precision?: Precision;
 }
 
 /** The normalisation the weights were trained with, as comma-separated lists (without a run). */
 export interface NormFlags { normMean?: string; normStd?: string }
 
 /** --norm-mean and --norm-std as the model's input normalisation (both or neither), checked against the dataset. */
-export function normOfFlags(f: NormFlags, dataset: DatasetName): InputNorm | undefined {
+export function normOfFlags(f: NormFlags, dataset: DatasetSpec): InputNorm | undefined {
   if (f.normMean === undefined && f.normStd === undefined) return undefined;
   if (f.normMean === undefined || f.normStd === undefined) throw new Error(`${f.normMean === undefined ? '--norm-std' : '--norm-mean'}: give --norm-mean and --norm-std together`);
   const list = (v: string, flag: string): number[] => v.split(',').map((x) => {
@@ -70,7 +70,7 @@ const BUILT_IN_TRIGGER: (keyof AttackFlags)[] = ['triggerSize', 'pattern', 'posi
   'wanetGridRescale', 'wanetCrossRatio', 'poisonRatio', 'attackSeed'];
 
 /** The trigger ASR is measured with: --trigger-image [--trigger-mask] [--alpha], the built-in --attack flags, or none. */
-export function attackOfFlags(f: Partial<AttackFlags> & UserFileFlags, dataset: DatasetName, given: Given = typedOf(f)): AttackSpec | null {
+export function attackOfFlags(f: Partial<AttackFlags> & UserFileFlags, dataset: DatasetSpec, given: Given = typedOf(f)): AttackSpec | null {
   if (f.asrImages !== undefined) {
     const clash = f.triggerImage !== undefined ? 'triggerImage' : f.triggerMask !== undefined ? 'triggerMask' : f.attack && f.attack !== 'none' && given('attack') ? 'attack'
       : [...BUILT_IN_TRIGGER, 'alpha', 'target', 'allToAll'].find((k) => given(k));
@@ -103,7 +103,7 @@ export function attackOfFlags(f: Partial<AttackFlags> & UserFileFlags, dataset: 
 }
 
 /** The triggered images of --asr-images; reader errors get the flag's name. */
-function asrImagesOf(file: string | undefined, dataset: DatasetName): { set: TriggeredImageSet; path: string } | undefined {
+function asrImagesOf(file: string | undefined, dataset: DatasetSpec): { set: TriggeredImageSet; path: string } | undefined {
   if (file === undefined) return undefined;
   try {
     return userTriggeredImages(file, dataset);
@@ -113,7 +113,7 @@ function asrImagesOf(file: string | undefined, dataset: DatasetName): { set: Tri
 }
 
 /** The user's images at `file` for a model of `dataset`; reader errors get the flag's name. */
-function userImages(file: string, dataset: DatasetName, flag: string, transform: ImageTransform = {}): Extract<CleanSource, { kind: 'images' }> {
+function userImages(file: string, dataset: DatasetSpec, flag: string, transform: ImageTransform = {}): Extract<CleanSource, { kind: 'images' }> {
   try {
     return userCleanSource(file, dataset, undefined, transform);
   } catch (e) {
@@ -149,7 +149,7 @@ export function defendRequest(f: DefendFlags, given: Given = typedOf(f)): Defend
 }
 
 /** What gives a model and its clean data without a run. */
-interface ModelFlags extends NormFlags, TransformFlags { weights?: string; model?: ModelName; width?: number; dataset?: DatasetName; cleanSize?: number; cleanSeed?: number; clean?: string; out?: string }
+interface ModelFlags extends NormFlags, TransformFlags { weights?: string; model?: ModelName; width?: number; dataset?: DatasetSpec; cleanSize?: number; cleanSeed?: number; clean?: string; out?: string }
 
 /**
  * Without --run: the weights and architecture, and the clean data (--clean, read here, or a --clean-size

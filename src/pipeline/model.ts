@@ -1,12 +1,12 @@
 // A model of a supported architecture with its weights, from a safetensors or torch.save file.
 import * as fs from 'fs';
 import { loadSafetensors, loadTorchStateDict, manualSeed, nn, Tensor } from '../torch';
-import { datasetInfo, DatasetInfo, DatasetName } from '../data/datasets';
+import { datasetInfo, DatasetInfo, DatasetSpec } from '../data/datasets';
 import { createModel, MODEL_NAMES, ModelName, usesWidth } from '../models';
 import { assertFile } from '../util/paths';
 
 /** The architecture and the data it classifies: enough to build the model a weights file fits. */
-export interface ModelSpec { model: ModelName; /** base width of the ResNets (64 = the paper's ResNet-18) */ width?: number; dataset: DatasetName }
+export interface ModelSpec { model: ModelName; /** base width of the ResNets (64 = the paper's ResNet-18) */ width?: number; dataset: DatasetSpec }
 
 /** The per-channel normalisation a model expects of pixels scaled to [0, 1]: x' = (x - mean) / std. */
 export interface InputNorm { mean: number[]; std: number[] }
@@ -18,7 +18,7 @@ export interface InputNorm { mean: number[]; std: number[] }
 export interface ModelSource extends ModelSpec { weights: string; norm?: InputNorm }
 
 /** The dataset's shape and classes with the normalisation the model expects. */
-export function inputInfo(t: { dataset: DatasetName; norm?: InputNorm }): DatasetInfo {
+export function inputInfo(t: { dataset: DatasetSpec; norm?: InputNorm }): DatasetInfo {
   const info = datasetInfo(t.dataset);
   if (!t.norm) return info;
   const { mean, std } = t.norm;

@@ -4,14 +4,14 @@
 import * as path from 'path';
 import { AttackSpec, attackIssues, DEFAULT_ATTACK } from '../attacks/poison';
 import { imageTriggerFromFiles } from '../attacks/image-trigger';
-import { datasetInfo, DatasetName } from '../data/datasets';
+import { datasetInfo, DatasetSpec } from '../data/datasets';
 import { readTriggeredNpz, readUserImages, TriggeredImageSet, UserImageLimits } from '../data/user-images';
 import { formatIssues } from '../util/validation';
 import { CleanSource } from './clean-data';
 import type { ImageTransform } from '../data/transforms';
 
 /** The images at `file` (folder or .npz) as a clean source for a model of `dataset`; the caller disposes source.set. */
-export function userCleanSource(file: string, dataset: DatasetName, limits?: UserImageLimits, transform?: ImageTransform): Extract<CleanSource, { kind: 'images' }> {
+export function userCleanSource(file: string, dataset: DatasetSpec, limits?: UserImageLimits, transform?: ImageTransform): Extract<CleanSource, { kind: 'images' }> {
   const { channels, size, classes } = datasetInfo(dataset);
   const set = readUserImages(file, { channels, size, classes }, limits, transform);
   const given = transform && (transform.resize !== undefined || transform.centerCrop !== undefined);
@@ -19,7 +19,7 @@ export function userCleanSource(file: string, dataset: DatasetName, limits?: Use
 }
 
 /** Triggered images at `file` (.npz: x, y the target of each image, optionally y_true) for a model of `dataset`. */
-export function userTriggeredImages(file: string, dataset: DatasetName, limits?: UserImageLimits): { set: TriggeredImageSet; path: string } {
+export function userTriggeredImages(file: string, dataset: DatasetSpec, limits?: UserImageLimits): { set: TriggeredImageSet; path: string } {
   if (!file.toLowerCase().endsWith('.npz')) throw new Error(`${file}: triggered images are read from a .npz with x (uint8 N,H,W[,C]), y (each image's target class) and optionally y_true`);
   const { channels, size, classes } = datasetInfo(dataset);
   return { set: readTriggeredNpz(file, { channels, size, classes }, limits), path: path.resolve(file) };
@@ -42,7 +42,7 @@ export interface TriggerFiles {
  * poison ratio and seed at their defaults (they play no part in measuring ASR); `name` turns an
  * attack field ('target', 'trigger') into what the caller calls it in errors.
  */
-export function imageTriggerAttack(f: TriggerFiles, dataset: DatasetName, name = (field: string): string => `'${field}'`): AttackSpec {
+export function imageTriggerAttack(f: TriggerFiles, dataset: DatasetSpec, name = (field: string): string => `'${field}'`): AttackSpec {
   const { channels, size } = datasetInfo(dataset);
   const trigger = imageTriggerFromFiles(path.resolve(f.image), f.mask === undefined ? undefined : path.resolve(f.mask), f.alpha, { channels, size });
   const attack: AttackSpec = { ...DEFAULT_ATTACK, trigger, target: f.target ?? 0, mode: f.allToAll ? 'all-to-all' : 'all-to-one' };

@@ -26,15 +26,15 @@ def first_conv_for(m, in_ch):
             return
 
 
-def make(name, in_ch, size):
-    """torchvision.models.<name>(num_classes=10), or BackdoorBench's ViT: Sequential(Resize((224, 224)), vit)."""
+def make(name, in_ch, size, classes=10):
+    """torchvision.models.<name>(num_classes=classes), or BackdoorBench's ViT: Sequential(Resize((224, 224)), vit)."""
     if name.startswith('backdoorbench-'):
         from torchvision.transforms import Resize
-        vit = getattr(torchvision.models, name[len('backdoorbench-'):])(num_classes=10)
+        vit = getattr(torchvision.models, name[len('backdoorbench-'):])(num_classes=classes)
         first_conv_for(vit, in_ch)
         return nn.Sequential(Resize((224, 224)), vit)
     kw = {'image_size': size} if name.startswith('vit') else {}
-    m = getattr(torchvision.models, name)(num_classes=10, **kw)
+    m = getattr(torchvision.models, name)(num_classes=classes, **kw)
     first_conv_for(m, in_ch)
     return m
 
@@ -52,8 +52,8 @@ def structure(name, in_ch, size):
             setattr(nn.init, f, fn)
 
 
-def build(name, in_ch, size):
-    m = make(name, in_ch, size)
+def build(name, in_ch, size, classes=10):
+    m = make(name, in_ch, size, classes)
     with torch.no_grad():
         for mod in m.modules():
             if isinstance(mod, nn.BatchNorm2d):
