@@ -72,7 +72,7 @@ export function addWeightsOptions(c: Command, verb: string): Command {
     .addOption(new Option('--model <name>', 'architecture of --weights (without --run)').choices([...MODEL_NAMES]))
     .option('--width <n>', 'ResNet base width of --weights (without --run; 64 = the paper\'s ResNet-18)', int('--width', 1), 64)
     .addOption(new Option('--dataset <name>', `the dataset --weights classifies (without --run): ${DATASET_NAMES.join(', ')}${OWN_IMAGES}`).argParser(datasetSpec))
-    .option('--clean-size <n>', 'clean images drawn from the dataset\'s training split, stratified by class (without --run)', int('--clean-size', 1))
+    .option('--clean-size <n>', 'clean images drawn, stratified by class, from the dataset\'s training split, or with --clean from those images (only the drawn files are read; without --run)', int('--clean-size', 1))
     .option('--clean-seed <n>', 'seed of that draw and of the train/validation hold-out (without --run)', int('--clean-seed'), 1);
 }
 

@@ -9,10 +9,14 @@ import type { ImageSet } from './image-set';
 import { assertTestSetAllowed } from './test-set-lock';
 import { decodeImage, toChannels } from './image-decode';
 import { ImageTransform, transformImage } from './transforms';
+import { stratifiedDraw } from './split';
 import { NPY_MAX_HEADER_BYTES, NPY_PREAMBLE, NpyHeader, npyHeaderLength, npyIntegers, parseNpy, parseNpyHeader } from './npy';
 
 /** What the model takes: channels 1 (read as PIL's 'L') or 3 ('RGB'), square images of `size`, `classes` labels. */
 export interface ImageExpect { channels: number; size: number; classes: number }
+
+/** A seeded class-stratified draw of `size` of the images (split.ts's stratifiedDraw): only those are decoded. */
+export interface ImageDraw { size: number; seed: number }
 
 export interface UserImageLimits {
   /** most bytes of decoded images (N * C * H * W) */
@@ -24,6 +28,8 @@ export interface UserImageLimits {
 /** 256 MiB of uint8 pixels: 85k CIFAR-sized images, more than a defender's clean split needs. */
 export const USER_IMAGES_MAX_BYTES = 256 << 20;
 const MAX_FILE_BYTES = 64 << 20;
+/** Most image files a folder may list when a draw picks from it (their names only are held). */
+export const MAX_LISTED_FILES = 2_000_000;
 const MAX_DEPTH = 8;
 
 /** torchvision.datasets.folder.IMG_EXTENSIONS; compared lower-cased, as its has_file_allowed_extension. */
@@ -36,18 +42,25 @@ export function codePointCompare(a: string, b: string): number {
   return x.length - y.length;
 }
 
-/** A folder (ImageFolder layout) or a .npz file, by what `p` is. */
-export function readUserImages(p: string, expect: ImageExpect, limits: UserImageLimits = {}, transform: ImageTransform = {}): ImageSet {
+/** A folder (ImageFolder layout) or a .npz file, by what `p` is; with `draw`, a draw of its images. */
+export function readUserImages(p: string, expect: ImageExpect, limits: UserImageLimits = {}, transform: ImageTransform = {}, draw?: ImageDraw): ImageSet {
   let st: fs.Stats;
   try {
     st = fs.statSync(p);
   } catch (e) {
     throw new Error(`cannot read clean images at ${p}: ${(e as Error).message}`);
   }
-  if (st.isDirectory()) return readImageFolder(p, expect, limits, transform);
+  if (st.isDirectory()) return readImageFolder(p, expect, limits, transform, draw);
   if (p.toLowerCase().endsWith('.npz')) {
     if (transform.resize !== undefined || transform.centerCrop !== undefined) throw new Error(`${p}: --resize and --center-crop apply to a folder of image files; a .npz's arrays are read as they are (resize them beforehand)`);
-    return readNpzImages(p, expect, limits);
+    const all = readNpzImages(p, expect, limits);
+    if (!draw) return all;
+    const labels = all.labels.toList() as number[];
+    const idx = drawn(labels, expect.classes, draw, p);
+    const t = tensor(idx, [idx.length]).long();
+    const set = { images: all.images.indexSelect(0, t), labels: all.labels.indexSelect(0, t), classes: all.classes };
+    for (const x of [t, all.images, all.labels]) x.dispose();
+    return set;
   }
   throw new Error(`${p}: clean images must be a folder of class subfolders (torchvision ImageFolder layout) or a .npz file with x and y`);
 }
@@ -88,27 +101,41 @@ function classFiles(root: string, maxFiles: number): string[] {
   return files;
 }
 
+/** The indices of `draw` among images of these labels, checked against their number. */
+function drawn(labels: number[], classes: number, draw: ImageDraw, source: string): Int32Array {
+  if (!Number.isInteger(draw.size) || draw.size < 1) throw new Error(`${source}: the draw's size must be an integer >= 1, got ${draw.size}`);
+  if (draw.size > labels.length) throw new Error(`${source}: a draw of ${draw.size} images, more than its ${labels.length}`);
+  return stratifiedDraw(labels, classes, draw.size, draw.seed);
+}
+
 /**
  * An ImageFolder: `dir/<class>/**\/<file>` with torchvision's extensions (other files are skipped, as
  * torchvision does), label = index of the class folder in code-point order. Every image must be a PNG
  * or JPEG of expect.size x expect.size; it is converted to expect.channels as PIL's convert('L'/'RGB').
- * The number of class folders must equal expect.classes.
+ * The number of class folders must equal expect.classes. With `draw`, only the drawn files are read:
+ * memory follows the draw's size, not the folder's.
  */
-export function readImageFolder(dir: string, expect: ImageExpect, limits: UserImageLimits = {}, transform: ImageTransform = {}): ImageSet {
+export function readImageFolder(dir: string, expect: ImageExpect, limits: UserImageLimits = {}, transform: ImageTransform = {}, draw?: ImageDraw): ImageSet {
   checkExpect(expect, dir);
   const classes = imageFolderClasses(dir);
   if (classes.length !== expect.classes)
     throw new Error(`${dir}: ${classes.length} class folders (${brief(classes)}), the model has ${expect.classes} classes`);
   const per = expect.channels * expect.size * expect.size;
   const maxImages = Math.floor((limits.maxBytes ?? USER_IMAGES_MAX_BYTES) / per);
-  const files: string[] = [], labels: number[] = [];
+  let files: string[] = [], labels: number[] = [];
   const empty: string[] = [];
   classes.forEach((c, label) => {
-    const found = classFiles(path.join(dir, c), maxImages - files.length);
+    const found = classFiles(path.join(dir, c), (draw ? MAX_LISTED_FILES : maxImages) - files.length);
     if (found.length === 0) empty.push(c);
     for (const f of found) { files.push(f); labels.push(label); }
   });
   if (empty.length) throw new Error(`${dir}: no image files (${IMG_EXTENSIONS.join(' ')}) for the classes ${empty.join(', ')}`);
+  if (draw) {
+    const idx = drawn(labels, expect.classes, draw, dir);
+    if (idx.length > maxImages) throw new Error(`${dir}: a draw of ${idx.length} images of ${expect.size}x${expect.size}x${expect.channels} is more than the limit on clean images (${maxImages} of them)`);
+    files = Array.from(idx, (i) => files[i]);
+    labels = Array.from(idx, (i) => labels[i]);
+  }
   const data = new Uint8Array(files.length * per);
   const maxFileBytes = limits.maxFileBytes ?? MAX_FILE_BYTES;
   files.forEach((f, i) => {

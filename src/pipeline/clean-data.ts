@@ -2,8 +2,11 @@
 // training split, or images the caller already holds.
 import { tensor } from '../torch';
 import { DatasetName, DatasetSpec, ImageSet, loadImageSet } from '../data/datasets';
-import { Rng } from '../util/rng';
+import { stratifiedDraw } from '../data/split';
 import type { ImageTransform } from '../data/transforms';
+import type { ImageDraw } from '../data/user-images';
+
+export { stratifiedDraw } from '../data/split';
 
 export type CleanSource =
   /** the clean split recorded in a training run (attack.json's cleanIndices into the training split) */
@@ -11,7 +14,8 @@ export type CleanSource =
   /** `size` images of the dataset's training split, drawn seeded and stratified by class */
   | { kind: 'split'; dataset: DatasetSpec; size: number; seed: number }
   /** images the caller loaded (uint8 [N, C, H, W], int64 labels); `path`: where from, for the report */
-  | { kind: 'images'; set: ImageSet; path?: string; /** how the files were resized and cropped as read */ transform?: ImageTransform };
+  | { kind: 'images'; set: ImageSet; path?: string; /** how the files were resized and cropped as read */ transform?: ImageTransform;
+    /** the draw of the files' images that `set` is */ draw?: ImageDraw };
 
 /** A clean-data problem, with the field of the source it concerns (the CLI names its flag). */
 export class CleanDataError extends Error {
@@ -38,27 +42,4 @@ export function loadCleanData(source: CleanSource, dataDir?: string): ImageSet {
   const clean = { images: train.images.indexSelect(0, idx), labels: train.labels.indexSelect(0, idx), classes: train.classes };
   for (const t of [idx, train.images, train.labels]) t.dispose();
   return clean;
-}
-
-/**
- * `size` indices into `labels`, sorted: each class gets its share of `size` in proportion to its count
- * (largest remainders get the leftover), its members chosen by a seeded permutation.
- */
-export function stratifiedDraw(labels: number[], classes: number, size: number, seed: number): Int32Array {
-  const members: number[][] = Array.from({ length: classes }, () => []);
-  labels.forEach((y, i) => members[y].push(i));
-  const exact = members.map((m) => (m.length * size) / labels.length);
-  const counts = exact.map(Math.floor);
-  const order = exact.map((e, c) => [e - Math.floor(e), c]).sort((a, b) => b[0] - a[0] || a[1] - b[1]).map(([, c]) => c);
-  for (let left = size - counts.reduce((a, b) => a + b, 0), i = 0; left > 0; i++) {
-    const c = order[i % classes];
-    if (counts[c] < members[c].length) { counts[c]++; left--; }
-  }
-  const rng = new Rng(seed ^ 0xc1ea);
-  const out: number[] = [];
-  members.forEach((m, c) => {
-    const perm = rng.permutation(m.length);
-    for (let k = 0; k < counts[c]; k++) out.push(m[perm[k]]);
-  });
-  return Int32Array.from(out).sort();
 }

@@ -56,7 +56,7 @@ export interface DefendOutcome {
  * The clean data of a model request: a draw's size and seed, or images of the caller's (`path` where
  * they came from, `sha256` of their pixels and labels as the input digest takes them).
  */
-export interface CleanRecord { kind: string; size: number; seed?: number; path?: string; transform?: ImageTransform; sha256?: string }
+export interface CleanRecord { kind: string; size: number; seed?: number; path?: string; transform?: ImageTransform; draw?: { size: number; seed: number }; sha256?: string }
 
 /** How the defenses report their stages and the pipeline its decisions (default: progress bars / lines on stderr). */
 export interface DefendHooks {
@@ -132,7 +132,8 @@ interface Plan {
 }
 
 const imagesRecord = (c: Extract<CleanSource, { kind: 'images' }>): CleanRecord =>
-  ({ kind: c.kind, size: c.set.labels.numel, ...(c.path === undefined ? {} : { path: path.resolve(c.path) }), ...(c.transform ? { transform: c.transform } : {}), sha256: setDigest(c.set) });
+  ({ kind: c.kind, size: c.set.labels.numel, ...(c.path === undefined ? {} : { path: path.resolve(c.path) }), ...(c.transform ? { transform: c.transform } : {}),
+    ...(c.draw ? { draw: c.draw } : {}), sha256: setDigest(c.set) });
 
 /** What a report records of a clean source: a draw's size and seed, a run split's size, or the caller's images (path, sha256). */
 export const cleanRecordOf = (c: CleanSource): CleanRecord => (c.kind === 'split' ? { kind: c.kind, size: c.size, seed: c.seed }

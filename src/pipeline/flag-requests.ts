@@ -15,7 +15,7 @@ import { parseOverrides } from '../defenses/registry';
 import { InputNorm, inputInfo, ModelSource } from './model';
 import { runTarget } from './run-dir';
 import { imageTriggerAttack, userCleanSource, userTriggeredImages } from './user-inputs';
-import { TriggeredImageSet } from '../data/user-images';
+import { ImageDraw, TriggeredImageSet } from '../data/user-images';
 import type { ImageTransform } from '../data/transforms';
 
 /** The defender's own files: clean images and test images (ImageFolder folder or .npz), a trigger image and its mask. */
@@ -113,11 +113,12 @@ function asrImagesOf(file: string | undefined, dataset: DatasetSpec): { set: Tri
 }
 
 /** The user's images at `file` for a model of `dataset`; reader errors get the flag's name. */
-function userImages(file: string, dataset: DatasetSpec, flag: string, transform: ImageTransform = {}): Extract<CleanSource, { kind: 'images' }> {
+function userImages(file: string, dataset: DatasetSpec, flag: string, transform: ImageTransform = {}, draw?: ImageDraw): Extract<CleanSource, { kind: 'images' }> {
   try {
-    return userCleanSource(file, dataset, undefined, transform);
+    return userCleanSource(file, dataset, undefined, transform, draw);
   } catch (e) {
-    throw new Error(`${flag}: ${(e as Error).message}`);
+    const msg = (e as Error).message;
+    throw new Error(`${draw && /: a draw of \d+ images/.test(msg) ? `--clean-size ${draw.size}` : flag}: ${msg}`);
   }
 }
 
@@ -157,8 +158,6 @@ interface ModelFlags extends NormFlags, TransformFlags { weights?: string; model
  * and before any image is read (its result comes back as `checked`).
  */
 function modelAndClean<T>(f: ModelFlags, outFlag: string, check: () => T): { model: ModelSource; clean: CleanSource; seed: number; checked: T } {
-  if (f.clean !== undefined && f.cleanSize !== undefined)
-    throw new Error('--clean and --clean-size both give the clean data: --clean <path> for your own images or --clean-size <n> for a draw from the dataset, not both');
   const missing = ([['weights', '--weights <file.pt|file.safetensors>'], ['model', '--model <arch>'], ['dataset', '--dataset <name>'],
     [f.clean === undefined ? 'cleanSize' : 'clean', '--clean <path> or --clean-size <n>'], ['out', outFlag]] as [keyof ModelFlags, string][])
     .filter(([k]) => f[k] === undefined).map(([, flag]) => flag);
@@ -169,7 +168,9 @@ function modelAndClean<T>(f: ModelFlags, outFlag: string, check: () => T): { mod
   const seed = f.cleanSeed ?? 1;
   if ((f.resize !== undefined || f.centerCrop !== undefined) && f.clean === undefined && (f as UserFileFlags).test === undefined)
     throw new Error(`${f.resize !== undefined ? '--resize' : '--center-crop'}: transforms the image files of --clean or --test; give one of them`);
-  const clean: CleanSource = f.clean !== undefined ? userImages(f.clean, dataset, '--clean', transformOf(f)) : { kind: 'split', dataset, size: f.cleanSize!, seed };
+  // --clean with --clean-size: a seeded stratified draw of the folder's (or .npz's) images, only those decoded
+  const draw = f.cleanSize === undefined ? undefined : { size: f.cleanSize, seed };
+  const clean: CleanSource = f.clean !== undefined ? userImages(f.clean, dataset, '--clean', transformOf(f), draw) : { kind: 'split', dataset, size: f.cleanSize!, seed };
   return { model: { model: f.model!, width: f.model === 'small-cnn' ? undefined : f.width, dataset, weights: f.weights!, ...(norm ? { norm } : {}) }, clean, seed, checked };
 }
 

@@ -5,17 +5,20 @@ import * as path from 'path';
 import { AttackSpec, attackIssues, DEFAULT_ATTACK } from '../attacks/poison';
 import { imageTriggerFromFiles } from '../attacks/image-trigger';
 import { datasetInfo, DatasetSpec } from '../data/datasets';
-import { readTriggeredNpz, readUserImages, TriggeredImageSet, UserImageLimits } from '../data/user-images';
+import { ImageDraw, readTriggeredNpz, readUserImages, TriggeredImageSet, UserImageLimits } from '../data/user-images';
 import { formatIssues } from '../util/validation';
 import { CleanSource } from './clean-data';
 import type { ImageTransform } from '../data/transforms';
 
-/** The images at `file` (folder or .npz) as a clean source for a model of `dataset`; the caller disposes source.set. */
-export function userCleanSource(file: string, dataset: DatasetSpec, limits?: UserImageLimits, transform?: ImageTransform): Extract<CleanSource, { kind: 'images' }> {
+/**
+ * The images at `file` (folder or .npz) as a clean source for a model of `dataset`, or `draw` of them
+ * (a folder's other files are never decoded); the caller disposes source.set.
+ */
+export function userCleanSource(file: string, dataset: DatasetSpec, limits?: UserImageLimits, transform?: ImageTransform, draw?: ImageDraw): Extract<CleanSource, { kind: 'images' }> {
   const { channels, size, classes } = datasetInfo(dataset);
-  const set = readUserImages(file, { channels, size, classes }, limits, transform);
+  const set = readUserImages(file, { channels, size, classes }, limits, transform, draw);
   const given = transform && (transform.resize !== undefined || transform.centerCrop !== undefined);
-  return { kind: 'images', set, path: path.resolve(file), ...(given ? { transform } : {}) };
+  return { kind: 'images', set, path: path.resolve(file), ...(given ? { transform } : {}), ...(draw ? { draw } : {}) };
 }
 
 /** Triggered images at `file` (.npz: x, y the target of each image, optionally y_true) for a model of `dataset`. */

@@ -14,6 +14,7 @@ import { syntheticImages, writeSyntheticIdx } from '../../src/data/synthetic';
 import { AttackFlags } from '../../src/pipeline/attack-spec';
 import { defendRequest, DefendFlags, evalTarget, EvalFlags } from '../../src/pipeline/flag-requests';
 import { imageTriggerAttack, userCleanSource, userTriggeredImages } from '../../src/pipeline/user-inputs';
+import { stratifiedDraw } from '../../src/data/split';
 import { withoutTestSet } from '../../src/data/test-set-lock';
 import { tensor } from '../../src/torch';
 import { DEFAULT_TRAIN, train, TrainConfig } from '../../src/train/run';
@@ -104,6 +105,27 @@ test('the ImageFolder and the .npz read as the same images and labels, those wri
   assert.deepEqual(b.set.labels.toList(), a.set.labels.toList());
 });
 
+test('--clean with --clean-size: a seeded class-stratified draw of the folder or the .npz, only the drawn files decoded', () => {
+  const all = userCleanSource(folder, 'mnist');
+  const labels = all.set.labels.toList() as number[];
+  const idx = stratifiedDraw(labels, 10, 30, 2);
+  const a = userCleanSource(folder, 'mnist', undefined, undefined, { size: 30, seed: 2 }), b = userCleanSource(npz, 'mnist', undefined, undefined, { size: 30, seed: 2 });
+  assert.deepEqual(a.draw, { size: 30, seed: 2 });
+  assert.deepEqual(a.set.labels.toList(), Array.from(idx, (i) => labels[i]));
+  const t = tensor(idx, [idx.length]).long();
+  assert.equal(maxAbsDiff(a.set.images, all.set.images.indexSelect(0, t)), 0, 'the drawn images, as a full read has them');
+  assert.equal(maxAbsDiff(b.set.images, a.set.images), 0, 'the .npz draws the same images');
+  assert.ok(maxAbsDiff(userCleanSource(folder, 'mnist', undefined, undefined, { size: 30, seed: 3 }).set.images, a.set.images) > 0, 'another seed, other images');
+  // a broken file outside the draw is never read: what a draw costs follows its size, not the folder's
+  const broken = path.join(root, 'clean-broken');
+  fs.cpSync(folder, broken, { recursive: true });
+  const undrawn = labels.findIndex((_, i) => !idx.includes(i));
+  const files = fs.readdirSync(broken).sort().flatMap((c) => fs.readdirSync(path.join(broken, c)).sort().map((f) => path.join(broken, c, f)));
+  fs.writeFileSync(files[undrawn], 'not a png');
+  assert.deepEqual(userCleanSource(broken, 'mnist', undefined, undefined, { size: 30, seed: 2 }).set.labels.toList(), a.set.labels.toList());
+  assert.throws(() => userCleanSource(broken, 'mnist'), new RegExp(files[undrawn].replace(/[.*+?^${}()|[\]\\]/g, '\\$&')));
+});
+
 test('the trigger image with its mask stamps exactly the pixels of the built-in white 3x3 patch', () => {
   const attack = imageTriggerAttack({ image: triggerPng, mask: maskPng, target: 0 }, 'mnist');
   assert.equal(attack.trigger.kind, 'image');
@@ -131,7 +153,8 @@ test('defend flags: --clean is the user\'s images with the --clean-seed hold-out
   assert.equal(r.attack?.trigger.kind === 'image' && r.attack.trigger.alpha, 1, '--alpha not typed: the image replaces the pixels');
   const half = defendRequest({ ...base, clean: npz, triggerImage: triggerPng, alpha: 0.5 }, typed('clean', 'triggerImage', 'alpha'));
   assert.equal('model' in half && half.attack?.trigger.kind === 'image' && half.attack.trigger.alpha, 0.5);
-  assert.throws(() => defendRequest({ ...base, clean: folder, cleanSize: 10 }, typed('clean', 'cleanSize')), /--clean and --clean-size both give the clean data/);
+  const drawn = defendRequest({ ...base, clean: folder, cleanSize: 20, cleanSeed: 3 }, typed('clean', 'cleanSize', 'cleanSeed'));
+  assert.ok('model' in drawn && drawn.clean.kind === 'images' && drawn.clean.set.labels.numel === 20 && drawn.clean.draw?.seed === 3, '--clean-size draws from --clean, seeded by --clean-seed');
   assert.throws(() => defendRequest({ ...base, cleanSize: 10, attack: 'patch', triggerImage: triggerPng }, typed('attack', 'triggerImage')), /--attack patch and --trigger-image both describe the trigger/);
   assert.throws(() => defendRequest({ ...base, cleanSize: 10, triggerImage: triggerPng }, typed('triggerImage', 'triggerSize')), /^Error: --trigger-size: describes a built-in trigger/);
   assert.throws(() => defendRequest({ ...base, cleanSize: 10, triggerMask: maskPng }, typed('triggerMask')), /--trigger-mask: give the trigger itself with --trigger-image/);
@@ -306,7 +329,7 @@ test('--resize / --center-crop: image files of another size read as torchvision\
   assert.deepEqual([rep.source.clean.transform, rep.source.clean.size], [{ resize: 28, centerCrop: 28 }, 10]);
 });
 
-test('the CLI refuses wrong images and --clean with --clean-size: one line naming the flag and the file, nothing written', () => {
+test('the CLI refuses wrong images and a draw larger than --clean: one line naming the flag and the file, nothing written', () => {
   const out = path.join(root, 'never');
   const defend = (...more: string[]): string => fails('defend', ...model, '--method', 'ft', '--out', out, ...more);
   // 16x16 images for a 28x28 model
@@ -325,7 +348,7 @@ test('the CLI refuses wrong images and --clean with --clean-size: one line namin
   fs.cpSync(folder, eleven, { recursive: true });
   fs.cpSync(path.join(folder, '9'), path.join(eleven, 'extra'), { recursive: true });
   assert.match(defend('--clean', eleven), /^error: --clean: .*eleven: 11 class folders \(0, 1, .*extra\), the model has 10 classes/);
-  assert.match(defend('--clean', folder, '--clean-size', '10'), /^error: --clean and --clean-size both give the clean data/);
+  assert.match(defend('--clean', folder, '--clean-size', '500'), new RegExp(`^error: --clean-size 500: ${folder}: a draw of 500 images, more than its ${N}`));
   assert.match(defend('--clean-size', '10', '--test', rgb), new RegExp(`^error: --test: ${rgb}: x has 3 channels`));
   assert.ok(!fs.existsSync(out), 'nothing written');
 });
