@@ -116,14 +116,17 @@ export interface TriggeredTestSet {
   trueLabels: Tensor;
 }
 
-/** Triggered test images for ASR/RA; all-to-one drops images of the target class. */
-export function triggeredTestSet(images: Tensor, labels: Tensor, a: AttackSpec, classes: number, seed = a.seed + 1): TriggeredTestSet {
+/**
+ * Triggered test images for ASR/RA; all-to-one drops images of the target class. `seed` or, for a test
+ * set stamped a chunk at a time, one generator carried from chunk to chunk (the same images as one call).
+ */
+export function triggeredTestSet(images: Tensor, labels: Tensor, a: AttackSpec, classes: number, seed: number | Rng = a.seed + 1): TriggeredTestSet {
   assertTestSetAllowed('triggered test set');
   const y = labels.toList();
   const keep = Int32Array.from(y.map((v, i) => (a.mode === 'all-to-all' || v !== a.target ? i : -1)).filter((i) => i >= 0));
   return scope(() => {
     const idx = tensor(keep, [keep.length]).long();
-    const stamped = applyTrigger(images.indexSelect(0, idx), a.trigger, new Rng(seed));
+    const stamped = applyTrigger(images.indexSelect(0, idx), a.trigger, typeof seed === 'number' ? new Rng(seed) : seed);
     const trueY = Array.from(keep, (i) => y[i]);
     return {
       images: stamped,

@@ -5,7 +5,7 @@ import * as path from 'path';
 import { readZip } from '../torch/serialization/zip';
 import { Tensor, tensor } from '../torch';
 import { readFileNamed } from '../util/files';
-import type { ImageSet } from './image-set';
+import type { ImageChunks, ImageSet } from './image-set';
 import { assertTestSetAllowed } from './test-set-lock';
 import { decodeImage, toChannels } from './image-decode';
 import { ImageTransform, transformImage } from './transforms';
@@ -116,26 +116,65 @@ function drawn(labels: number[], classes: number, draw: ImageDraw, source: strin
  * memory follows the draw's size, not the folder's.
  */
 export function readImageFolder(dir: string, expect: ImageExpect, limits: UserImageLimits = {}, transform: ImageTransform = {}, draw?: ImageDraw): ImageSet {
-  checkExpect(expect, dir);
-  const classes = imageFolderClasses(dir);
-  if (classes.length !== expect.classes)
-    throw new Error(`${dir}: ${classes.length} class folders (${brief(classes)}), the model has ${expect.classes} classes`);
   const per = expect.channels * expect.size * expect.size;
   const maxImages = Math.floor((limits.maxBytes ?? USER_IMAGES_MAX_BYTES) / per);
-  let files: string[] = [], labels: number[] = [];
-  const empty: string[] = [];
-  classes.forEach((c, label) => {
-    const found = classFiles(path.join(dir, c), (draw ? MAX_LISTED_FILES : maxImages) - files.length);
-    if (found.length === 0) empty.push(c);
-    for (const f of found) { files.push(f); labels.push(label); }
-  });
-  if (empty.length) throw new Error(`${dir}: no image files (${IMG_EXTENSIONS.join(' ')}) for the classes ${empty.join(', ')}`);
+  let { files, labels } = folderListing(dir, expect, draw ? MAX_LISTED_FILES : maxImages);
   if (draw) {
     const idx = drawn(labels, expect.classes, draw, dir);
     if (idx.length > maxImages) throw new Error(`${dir}: a draw of ${idx.length} images of ${expect.size}x${expect.size}x${expect.channels} is more than the limit on clean images (${maxImages} of them)`);
     files = Array.from(idx, (i) => files[i]);
     labels = Array.from(idx, (i) => labels[i]);
   }
+  const data = readFiles(files, expect, limits, transform);
+  return {
+    images: tensor(data, [files.length, expect.channels, expect.size, expect.size]),
+    labels: tensor(BigInt64Array.from(labels, BigInt), [files.length]),
+    classes: expect.classes,
+  };
+}
+
+/**
+ * An ImageFolder as readImageFolder reads it, decoded a chunk at a time when the chunks are iterated:
+ * for evaluating on a test folder of any size in the memory of one chunk.
+ */
+export function imageFolderChunks(dir: string, expect: ImageExpect, limits: UserImageLimits = {}, transform: ImageTransform = {}): ImageChunks {
+  const { files, labels } = folderListing(dir, expect, MAX_LISTED_FILES);
+  const { channels, size } = expect;
+  return {
+    kind: 'chunks', shape: [files.length, channels, size, size], labels: Int32Array.from(labels), classes: expect.classes,
+    *chunks(n: number) {
+      for (let s = 0; s < files.length; s += n) {
+        const part = files.slice(s, s + n);
+        yield {
+          images: tensor(readFiles(part, expect, limits, transform), [part.length, channels, size, size]),
+          labels: tensor(BigInt64Array.from(labels.slice(s, s + n), BigInt), [part.length]),
+          classes: expect.classes,
+        };
+      }
+    },
+  };
+}
+
+/** The folder's image files and labels, in torchvision's order, checked against the model's classes. */
+function folderListing(dir: string, expect: ImageExpect, maxFiles: number): { files: string[]; labels: number[] } {
+  checkExpect(expect, dir);
+  const classes = imageFolderClasses(dir);
+  if (classes.length !== expect.classes)
+    throw new Error(`${dir}: ${classes.length} class folders (${brief(classes)}), the model has ${expect.classes} classes`);
+  const files: string[] = [], labels: number[] = [];
+  const empty: string[] = [];
+  classes.forEach((c, label) => {
+    const found = classFiles(path.join(dir, c), maxFiles - files.length);
+    if (found.length === 0) empty.push(c);
+    for (const f of found) { files.push(f); labels.push(label); }
+  });
+  if (empty.length) throw new Error(`${dir}: no image files (${IMG_EXTENSIONS.join(' ')}) for the classes ${empty.join(', ')}`);
+  return { files, labels };
+}
+
+/** The pixels of these files, one after another ([N, C, S, S] uint8). */
+function readFiles(files: string[], expect: ImageExpect, limits: UserImageLimits, transform: ImageTransform): Uint8Array {
+  const per = expect.channels * expect.size * expect.size;
   const data = new Uint8Array(files.length * per);
   const maxFileBytes = limits.maxFileBytes ?? MAX_FILE_BYTES;
   files.forEach((f, i) => {
@@ -143,11 +182,7 @@ export function readImageFolder(dir: string, expect: ImageExpect, limits: UserIm
     if (size > maxFileBytes) throw new Error(`${f}: ${size} bytes, more than the ${maxFileBytes}-byte limit for one image`);
     data.set(imageOf(f, expect, transform), i * per);
   });
-  return {
-    images: tensor(data, [files.length, expect.channels, expect.size, expect.size]),
-    labels: tensor(BigInt64Array.from(labels, BigInt), [files.length]),
-    classes: expect.classes,
-  };
+  return data;
 }
 
 /** Most pixels of one image decoded before --resize/--center-crop (a 12-megapixel photo is 12e6). */

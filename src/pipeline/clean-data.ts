@@ -2,6 +2,7 @@
 // training split, or images the caller already holds.
 import { tensor } from '../torch';
 import { DatasetName, DatasetSpec, ImageSet, loadImageSet } from '../data/datasets';
+import type { Images } from '../data/image-set';
 import { stratifiedDraw } from '../data/split';
 import type { ImageTransform } from '../data/transforms';
 import type { ImageDraw } from '../data/user-images';
@@ -16,6 +17,9 @@ export type CleanSource =
   /** images the caller loaded (uint8 [N, C, H, W], int64 labels); `path`: where from, for the report */
   | { kind: 'images'; set: ImageSet; path?: string; /** how the files were resized and cropped as read */ transform?: ImageTransform;
     /** the draw of the files' images that `set` is */ draw?: ImageDraw };
+
+/** The user's labelled images: held in memory, or (a test folder) read in chunks; `path`: where from, for the report. */
+export interface UserImages { kind: 'images'; set: Images; path?: string; transform?: ImageTransform; draw?: ImageDraw }
 
 /** A clean-data problem, with the field of the source it concerns (the CLI names its flag). */
 export class CleanDataError extends Error {

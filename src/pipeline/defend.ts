@@ -11,7 +11,8 @@ import { AttackSpec } from '../attacks/poison';
 import { datasetInfo, ImageSet, loadImageSet, withoutTestSet } from '../data/datasets';
 import { DefenseData, DefenseHooks, disposeSet, holdOut } from '../defenses/common';
 import { defenseDirName, defenseLabel, defenseMethod, DefenseReport, parseOverrides, resolveOptions } from '../defenses/registry';
-import { evaluateModel, GivenTriggered, Metrics } from '../train/metrics';
+import { CHUNK, evaluateModel, GivenTriggered, Metrics } from '../train/metrics';
+import { Images, isChunks } from '../data/image-set';
 import { TriggeredImageSet } from '../data/user-images';
 import type { ImageTransform } from '../data/transforms';
 import { runFiles, saveModel, TrainConfig } from '../train/run';
@@ -19,7 +20,7 @@ import { readRunRecord } from '../train/run-records';
 import { writeFileAtomic } from '../util/atomic';
 import { readFileNamed } from '../util/files';
 import { DefenseCheckpoints } from './checkpoints';
-import { CleanSource, loadCleanData } from './clean-data';
+import { CleanSource, loadCleanData, UserImages } from './clean-data';
 import { InputNorm, inputInfo, loadModel, ModelSource } from './model';
 import { stageProgress } from './progress';
 import { readRun } from './run-dir';
@@ -102,8 +103,11 @@ export interface ModelDefendRequest extends Common {
   model: ModelSource; clean: CleanSource; attack?: AttackSpec | null; out: string;
   /** seed of the train/validation hold-out of the clean data (a run uses its training seed; default 1) */
   holdOutSeed?: number;
-  /** labelled images ACC/ASR before and after are measured on (default: the dataset's test split); the caller disposes test.set */
-  test?: Extract<CleanSource, { kind: 'images' }>;
+  /**
+   * labelled images ACC/ASR before and after are measured on (default: the dataset's test split), held
+   * or read in chunks (a folder of any size); the caller disposes a held test.set
+   */
+  test?: UserImages;
   /** triggered images ASR is measured on instead of `attack`'s (the caller disposes them) */
   asrImages?: { set: TriggeredImageSet; path?: string };
 }
@@ -123,7 +127,7 @@ export function parseMethods(spec: string): [string, string][] {
 interface Plan {
   target: ModelSource; attack: AttackSpec | GivenTriggered | null; clean: CleanSource; holdOutSeed: number; out: string;
   /** the caller's evaluation images, when not the test split */
-  test?: ImageSet;
+  test?: Images;
   /** digest keys of what the model and the evaluation are (the run's config, or the target) */
   identity: Record<string, unknown>;
   source: DefendOutcome['source']; metadata: string;
@@ -131,8 +135,8 @@ interface Plan {
   knownBefore?: () => Metrics | null;
 }
 
-const imagesRecord = (c: Extract<CleanSource, { kind: 'images' }>): CleanRecord =>
-  ({ kind: c.kind, size: c.set.labels.numel, ...(c.path === undefined ? {} : { path: path.resolve(c.path) }), ...(c.transform ? { transform: c.transform } : {}),
+const imagesRecord = (c: UserImages): CleanRecord =>
+  ({ kind: c.kind, size: isChunks(c.set) ? c.set.labels.length : c.set.labels.numel, ...(c.path === undefined ? {} : { path: path.resolve(c.path) }), ...(c.transform ? { transform: c.transform } : {}),
     ...(c.draw ? { draw: c.draw } : {}), sha256: setDigest(c.set) });
 
 /** What a report records of a clean source: a draw's size and seed, a run split's size, or the caller's images (path, sha256). */
@@ -291,7 +295,7 @@ export function defend(r: DefendRequest, onResult?: (o: DefendOutcome) => void):
     onResult?.(outcome);
     return outcome;
   });
-  for (const s of [data.train, data.val, ...(plan.test ? [] : [test])]) disposeSet(s);
+  for (const s of [data.train, data.val, ...(plan.test || isChunks(test) ? [] : [test])]) disposeSet(s);
   return outcomes;
 }
 
@@ -331,8 +335,17 @@ function fileDigest(file: string): string {
   return crypto.createHash('sha256').update(readFileNamed(file)).digest('hex');
 }
 
-function setDigest(s: ImageSet): string {
-  return tensorsDigest([s.images, s.labels]);
+/** sha256 of the images and labels; of a set read in chunks, the same as of the whole set in memory. */
+export function setDigest(s: Images, chunk = CHUNK): string {
+  if (!isChunks(s)) return tensorsDigest([s.images, s.labels]);
+  const h = crypto.createHash('sha256').update(s.shape.join('x'));
+  for (const c of s.chunks(chunk)) {
+    const a = c.images.toArray() as Uint8Array;
+    h.update(Buffer.from(a.buffer, a.byteOffset, a.byteLength));
+    c.images.dispose(); c.labels.dispose();
+  }
+  const labels = BigInt64Array.from(s.labels, BigInt);
+  return h.update(String(s.labels.length)).update(Buffer.from(labels.buffer)).digest('hex');
 }
 
 function triggeredDigest(s: TriggeredImageSet): string {

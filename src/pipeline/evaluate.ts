@@ -1,8 +1,9 @@
 // ACC on a dataset's test split, and with a trigger ASR, RA and the clean->target floor.
 import { assertPrecision, nn, Precision, withPrecision } from '../torch';
 import { AttackSpec } from '../attacks/poison';
-import { datasetInfo, DatasetInfo, DatasetSpec, ImageSet, loadImageSet } from '../data/datasets';
+import { datasetInfo, DatasetInfo, DatasetSpec, loadImageSet } from '../data/datasets';
 import { evaluateModel, GivenTriggered, Metrics } from '../train/metrics';
+import type { Images } from '../data/image-set';
 import { inputInfo, loadModel, ModelSource } from './model';
 
 export type { Metrics };
@@ -22,7 +23,7 @@ export function evaluate(model: nn.Module, dataset: DatasetSpec, attack: AttackS
  * Loads the weights and evaluates them on the dataset's test split, or on `test` (images of the dataset's
  * shape; the caller keeps them), in `precision` (default fp32; bf16 is refused where it cannot run well).
  */
-export function evaluateTarget(t: ModelSource & { attack?: AttackSpec | GivenTriggered | null; test?: ImageSet; precision?: Precision }, dataDir?: string): Metrics {
+export function evaluateTarget(t: ModelSource & { attack?: AttackSpec | GivenTriggered | null; test?: Images; precision?: Precision }, dataDir?: string): Metrics {
   assertPrecision(t.precision ?? 'fp32');
   const model = loadModel(t);
   try {

@@ -8,13 +8,13 @@ import { DatasetSpec } from '../data/datasets';
 import { ModelName } from '../models';
 import { assertFile } from '../util/paths';
 import { AttackFlags, attackFlagIssues, attackFromFlags, flagOf } from './attack-spec';
-import { CleanSource } from './clean-data';
+import { CleanSource, UserImages } from './clean-data';
 import { DefendRequest, overridesOf } from './defend';
 import { DetectRequest } from './detect';
 import { parseOverrides } from '../defenses/registry';
 import { InputNorm, inputInfo, ModelSource } from './model';
 import { runTarget } from './run-dir';
-import { imageTriggerAttack, userCleanSource, userTriggeredImages } from './user-inputs';
+import { imageTriggerAttack, userCleanSource, userTestImages, userTriggeredImages } from './user-inputs';
 import { ImageDraw, TriggeredImageSet } from '../data/user-images';
 import type { ImageTransform } from '../data/transforms';
 
@@ -112,6 +112,15 @@ function asrImagesOf(file: string | undefined, dataset: DatasetSpec): { set: Tri
   }
 }
 
+/** The user's images at `file` to evaluate on (a folder read in chunks); reader errors get the flag's name. */
+function testImages(file: string, dataset: DatasetSpec, transform: ImageTransform = {}): UserImages {
+  try {
+    return userTestImages(file, dataset, transform);
+  } catch (e) {
+    throw new Error(`--test: ${(e as Error).message}`);
+  }
+}
+
 /** The user's images at `file` for a model of `dataset`; reader errors get the flag's name. */
 function userImages(file: string, dataset: DatasetSpec, flag: string, transform: ImageTransform = {}, draw?: ImageDraw): Extract<CleanSource, { kind: 'images' }> {
   try {
@@ -146,7 +155,7 @@ export function defendRequest(f: DefendFlags, given: Given = typedOf(f)): Defend
   const { model, clean, seed, checked: attack } = modelAndClean(f, '--out <dir>', () => attackOfFlags(f, f.dataset!, given));
   const asrImages = asrImagesOf(f.asrImages, model.dataset);
   return { ...common, model, clean, attack, out: f.out!, holdOutSeed: seed, ...(asrImages ? { asrImages } : {}),
-    ...(f.test === undefined ? {} : { test: userImages(f.test, model.dataset, '--test', transformOf(f)) }) };
+    ...(f.test === undefined ? {} : { test: testImages(f.test, model.dataset, transformOf(f)) }) };
 }
 
 /** What gives a model and its clean data without a run. */
@@ -191,7 +200,7 @@ export function detectRequest(f: DetectFlags, given: Given = typedOf(f)): Detect
 }
 
 /** A model to evaluate: on the dataset's test split, or with --test (or --clean, the same) on the user's images (the caller disposes images.set). */
-export type EvalTarget = ModelSource & { attack: AttackSpec | null; images?: Extract<CleanSource, { kind: 'images' }>; asrImages?: { set: TriggeredImageSet; path: string } };
+export type EvalTarget = ModelSource & { attack: AttackSpec | null; images?: UserImages; asrImages?: { set: TriggeredImageSet; path: string } };
 
 export function evalTarget(f: EvalFlags, given: Given = typedOf(f)): EvalTarget {
   if (f.run) {
@@ -209,7 +218,7 @@ export function evalTarget(f: EvalFlags, given: Given = typedOf(f)): EvalTarget 
   if (asrImages) target.asrImages = asrImages;
   if ((f.resize !== undefined || f.centerCrop !== undefined) && f.clean === undefined && f.test === undefined)
     throw new Error(`${f.resize !== undefined ? '--resize' : '--center-crop'}: transforms the image files of --test; give it`);
-  if (f.test !== undefined) target.images = userImages(f.test, f.dataset, '--test', transformOf(f));
+  if (f.test !== undefined) target.images = testImages(f.test, f.dataset, transformOf(f));
   else if (f.clean !== undefined) target.images = userImages(f.clean, f.dataset, '--clean', transformOf(f));
   return target;
 }

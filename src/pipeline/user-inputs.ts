@@ -5,9 +5,10 @@ import * as path from 'path';
 import { AttackSpec, attackIssues, DEFAULT_ATTACK } from '../attacks/poison';
 import { imageTriggerFromFiles } from '../attacks/image-trigger';
 import { datasetInfo, DatasetSpec } from '../data/datasets';
-import { ImageDraw, readTriggeredNpz, readUserImages, TriggeredImageSet, UserImageLimits } from '../data/user-images';
+import * as fs from 'fs';
+import { ImageDraw, imageFolderChunks, readTriggeredNpz, readUserImages, TriggeredImageSet, UserImageLimits } from '../data/user-images';
 import { formatIssues } from '../util/validation';
-import { CleanSource } from './clean-data';
+import { CleanSource, UserImages } from './clean-data';
 import type { ImageTransform } from '../data/transforms';
 
 /**
@@ -19,6 +20,19 @@ export function userCleanSource(file: string, dataset: DatasetSpec, limits?: Use
   const set = readUserImages(file, { channels, size, classes }, limits, transform, draw);
   const given = transform && (transform.resize !== undefined || transform.centerCrop !== undefined);
   return { kind: 'images', set, path: path.resolve(file), ...(given ? { transform } : {}), ...(draw ? { draw } : {}) };
+}
+
+/**
+ * The labelled images at `file` to evaluate on: a folder is listed and checked now and decoded a chunk
+ * at a time as it is evaluated on (any number of images in the memory of a chunk); a .npz is read.
+ */
+export function userTestImages(file: string, dataset: DatasetSpec, transform?: ImageTransform): UserImages {
+  let folder = false;
+  try { folder = fs.statSync(file).isDirectory(); } catch { /* the reader names what is wrong */ }
+  if (!folder) return userCleanSource(file, dataset, undefined, transform);
+  const { channels, size, classes } = datasetInfo(dataset);
+  const given = transform && (transform.resize !== undefined || transform.centerCrop !== undefined);
+  return { kind: 'images', set: imageFolderChunks(file, { channels, size, classes }, {}, transform), path: path.resolve(file), ...(given ? { transform } : {}) };
 }
 
 /** Triggered images at `file` (.npz: x, y the target of each image, optionally y_true) for a model of `dataset`. */

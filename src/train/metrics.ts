@@ -1,7 +1,8 @@
 // ACC, ASR, RA and per-class accuracy, from predictions.
 import { nn, Tensor } from '../torch';
 import { AttackSpec, triggeredTestSet } from '../attacks/poison';
-import { ImageSet } from '../data/image-set';
+import { ImageSet, Images, isChunks } from '../data/image-set';
+import { Rng } from '../util/rng';
 import { assertTestSetAllowed } from '../data/test-set-lock';
 import { Normalization, normalize, predict } from './loop';
 import { accuracyOf, perClassAccuracy } from './accuracy';
@@ -50,17 +51,36 @@ function targetsOf(g: GivenTriggered, classes: number): (number | null)[] | null
  * images). The floor (cleanToTarget): clean test images not of their class's target that go to it, for a
  * trigger with one target per class (all-to-one, or given images whose true classes each have one).
  */
-export function evaluateModel(model: nn.Module, test: ImageSet, norm: Normalization, attack: AttackSpec | GivenTriggered | null, batchSize = 500): Metrics {
+export function evaluateModel(model: nn.Module, test: Images, norm: Normalization, attack: AttackSpec | GivenTriggered | null,
+  batchSize = evalBatchSize(isChunks(test) ? test.shape[2] : test.images.size(2)), chunk = CHUNK): Metrics {
   const prepare = (x: Tensor): Tensor => normalize(x, norm);
-  const y = test.labels.toList();
-  const preds = predict(model, test.images, { batchSize, prepare });
+  // a set in memory is one chunk; a folder is read CHUNK images at a time, its triggered copies stamped
+  // with one generator carried across the chunks (random placements as for the whole set at once)
+  const chunks: Iterable<ImageSet> = isChunks(test) ? test.chunks(chunk) : [test];
+  const y: number[] = [], preds: number[] = [], tp: number[] = [], tTarget: number[] = [], tTrue: number[] = [];
+  const rng = attack && !isGiven(attack) ? new Rng(attack.seed + 1) : null;
+  for (const c of chunks) {
+    try {
+      y.push(...(c.labels.toList() as number[]));
+      preds.push(...predict(model, c.images, { batchSize, prepare }));
+      if (attack && !isGiven(attack)) {
+        const trig = triggeredTestSet(c.images, c.labels, attack, test.classes, rng!);
+        tp.push(...predict(model, trig.images, { batchSize, prepare }));
+        tTarget.push(...(trig.targetLabels.toList() as number[]));
+        tTrue.push(...(trig.trueLabels.toList() as number[]));
+        for (const t of Object.values(trig)) t.dispose();
+      }
+    } finally {
+      if (c !== test) { c.images.dispose(); c.labels.dispose(); }
+    }
+  }
   const out: Metrics = { acc: accuracyOf(preds, y), asr: null, ra: null, cleanToTarget: null, perClassAcc: perClassAccuracy(preds, y, test.classes), testImages: y.length };
   if (!attack) return out;
   if (isGiven(attack)) {
     assertTestSetAllowed('given triggered images');
-    const tp = predict(model, attack.images, { batchSize, prepare });
-    out.asr = accuracyOf(tp, attack.targetLabels.toList());
-    if (attack.trueLabels) out.ra = accuracyOf(tp, attack.trueLabels.toList());
+    const gp = predict(model, attack.images, { batchSize, prepare });
+    out.asr = accuracyOf(gp, attack.targetLabels.toList());
+    if (attack.trueLabels) out.ra = accuracyOf(gp, attack.trueLabels.toList());
     const targets = targetsOf(attack, test.classes);
     if (targets) {
       const others = y.flatMap((v, i) => (targets[v] !== null && targets[v] !== v ? [i] : []));
@@ -68,14 +88,20 @@ export function evaluateModel(model: nn.Module, test: ImageSet, norm: Normalizat
     }
     return out;
   }
-  const trig = triggeredTestSet(test.images, test.labels, attack, test.classes);
-  const tp = predict(model, trig.images, { batchSize, prepare });
-  out.asr = accuracyOf(tp, trig.targetLabels.toList());
-  out.ra = accuracyOf(tp, trig.trueLabels.toList());
-  for (const t of Object.values(trig)) t.dispose();
+  out.asr = accuracyOf(tp, tTarget);
+  out.ra = accuracyOf(tp, tTrue);
   if (attack.mode === 'all-to-one') {
     const others = y.flatMap((v, i) => (v !== attack.target ? [i] : []));
     out.cleanToTarget = others.filter((i) => preds[i] === attack.target).length / others.length;
   }
   return out;
 }
+
+/**
+ * Images a forward pass takes when evaluating: 500 up to 32x32 (the datasets' sizes), fewer for larger
+ * images so that a batch's activations stay near a 32x32 batch's (224x224: 16 images).
+ */
+export const evalBatchSize = (side: number): number => (side <= 32 ? 500 : Math.max(16, Math.floor((500 * 32 * 32) / (side * side))));
+
+/** Images of a folder decoded at a time when evaluating on it (at 224x224 RGB, 75 MB). */
+export const CHUNK = 500;

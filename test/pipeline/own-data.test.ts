@@ -15,6 +15,13 @@ import { AttackFlags } from '../../src/pipeline/attack-spec';
 import { defendRequest, DefendFlags, evalTarget, EvalFlags } from '../../src/pipeline/flag-requests';
 import { imageTriggerAttack, userCleanSource, userTriggeredImages } from '../../src/pipeline/user-inputs';
 import { stratifiedDraw } from '../../src/data/split';
+import { isChunks } from '../../src/data/image-set';
+import { imageFolderChunks } from '../../src/data/user-images';
+import { datasetInfo } from '../../src/data/datasets';
+import { evaluateModel } from '../../src/train/metrics';
+import { loadModel } from '../../src/pipeline/model';
+import { setDigest } from '../../src/pipeline/defend';
+import type { AttackSpec } from '../../src/attacks/poison';
 import { withoutTestSet } from '../../src/data/test-set-lock';
 import { tensor } from '../../src/torch';
 import { DEFAULT_TRAIN, train, TrainConfig } from '../../src/train/run';
@@ -105,6 +112,22 @@ test('the ImageFolder and the .npz read as the same images and labels, those wri
   assert.deepEqual(b.set.labels.toList(), a.set.labels.toList());
 });
 
+test('a test folder read in chunks evaluates and digests as the folder read whole, random patch placements included', () => {
+  const whole = userCleanSource(folder, 'mnist').set, chunks = imageFolderChunks(folder, { channels: 1, size: S, classes: 10 });
+  assert.deepEqual(chunks.shape, [N, 1, S, S]);
+  assert.deepEqual(Array.from(chunks.labels), whole.labels.toList());
+  const m = loadModel({ model: 'small-cnn', dataset: 'mnist', weights });
+  const random: AttackSpec = { ...cfg.attack!, trigger: { ...patch, position: 'random' } };
+  for (const attack of [random, cfg.attack!]) {
+    const a = evaluateModel(m, whole, datasetInfo('mnist'), attack);
+    const b = evaluateModel(m, chunks, datasetInfo('mnist'), attack, 500, 7);
+    assert.deepEqual(b, a, `${attack.trigger.kind === 'patch' && attack.trigger.position}: the same metrics from 18 chunks of 7`);
+    assert.ok(a.asr! > 0 && a.acc > 0, 'a model that answers');
+  }
+  assert.equal(setDigest(chunks, 7), setDigest(whole), 'the digest of the images, however they are read');
+  m.dispose();
+});
+
 test('--clean with --clean-size: a seeded class-stratified draw of the folder or the .npz, only the drawn files decoded', () => {
   const all = userCleanSource(folder, 'mnist');
   const labels = all.set.labels.toList() as number[];
@@ -166,7 +189,7 @@ test('defend flags: --clean is the user\'s images with the --clean-seed hold-out
   assert.throws(() => defendRequest({ ...base, cleanSize: 10, triggerImage: triggerPng, alpha: 0 }, typed('triggerImage', 'alpha')), /^Error: --alpha: the trigger image's opacity must be in \(0, 1\], got 0/);
   const e: EvalFlags = { ...(flags as AttackFlags), attack: 'patch', weights, model: 'small-cnn', dataset: 'mnist', width: 64, json: false, clean: npz, triggerImage: triggerPng };
   const t = evalTarget(e, typed('clean', 'triggerImage'));
-  assert.equal(t.images?.set.labels.numel, N);
+  assert.equal(t.images && !isChunks(t.images.set) && t.images.set.labels.numel, N, 'a .npz is read whole');
   assert.equal(t.attack?.trigger.kind, 'image', 'eval\'s default --attack patch gives way to a typed --trigger-image');
   assert.throws(() => evalTarget({ ...e, run: 'r' }, typed('clean')), /^Error: --clean: --run r evaluates the run's model/);
 });
