@@ -8,34 +8,37 @@
 // sign of the gradient), so one step from a random start reaches up to 2 eps. Differs: the
 // threshold is chosen on the validation part of the clean split (chooseThreshold), never by ASR.
 // Only the defender's clean data is read.
+import { z } from 'zod';
 import { F, manualSeed, nn, noGrad, ones, optim, scope, Tensor, tensor, zeros } from '../torch/compute';
+import { defineDefense } from './method';
 import { ImageSet } from '../data/image-set';
 import { normalize, Normalization } from '../train/loop';
 import { Rng } from '../util/rng';
 import { accuracyOn, DefenseData, DefenseHooks, disposeState, restore, snapshot, zeroChannels } from './common';
 
-export interface AnpOptions {
+export const ANP_SCHEMA = z.object({
   /** mask-optimisation steps (the authors: 2000) */
-  iterations: number;
+  iterations: z.number().int().min(1),
   /** if set, run this many passes over the clean training data instead of `iterations` */
-  epochs: number | null;
-  batchSize: number;
+  epochs: z.number().int().min(1).nullable(),
+  batchSize: z.number().int().min(1),
   /** perturbation budget: the random start of each BN weight's and bias's relative perturbation is uniform in [-eps, eps] */
-  eps: number;
+  eps: z.number().min(0),
   /** signed-gradient ascent steps per batch on the perturbation (step size eps / steps) */
-  steps: number;
+  steps: z.number().int().min(1),
   /** weight of the unperturbed loss: alpha L_nat + (1 - alpha) L_rob */
-  alpha: number;
+  alpha: z.number().min(0).max(1),
   /** mask SGD */
-  lr: number;
-  momentum: number;
+  lr: z.number().positive(),
+  momentum: z.number().min(0).max(1),
   /** a fixed pruning threshold on the mask, or 'auto': the sweep below on the validation data */
-  threshold: number | 'auto';
+  threshold: z.union([z.number().min(0).max(1), z.literal('auto')], { errorMap: () => ({ message: "expected a number in [0, 1] or 'auto'" }) }),
   /** auto: thresholds tried in increasing order; the largest kept before validation accuracy drops by more than `tolerance` */
-  thresholds: number[];
-  tolerance: number;
-  seed: number;
-}
+  thresholds: z.array(z.number().min(0).max(1)).min(1),
+  tolerance: z.number().min(0).max(1),
+  seed: z.number().int().min(0),
+}).strict();
+export type AnpOptions = z.infer<typeof ANP_SCHEMA>;
 
 export const ANP_DEFAULTS: AnpOptions = {
   iterations: 2000, epochs: null, batchSize: 128, eps: 0.4, steps: 1, alpha: 0.2, lr: 0.2, momentum: 0.9,
@@ -233,3 +236,8 @@ export function anp(model: nn.Module, data: DefenseData, o: AnpOptions, h: Defen
     valAccBefore: chosen.valAccBefore, valAccAfter: accuracyOn(model, data.val, data.norm), seconds: (performance.now() - t0) / 1000,
   };
 }
+
+export const ANP = defineDefense({
+  name: 'anp', summary: 'ANP: learn BN-neuron masks under adversarial neuron perturbation, prune the low ones',
+  schema: ANP_SCHEMA, presets: { default: { ...ANP_DEFAULTS }, 'threshold-0.2': { ...ANP_DEFAULTS, threshold: 0.2 } }, run: anp,
+});

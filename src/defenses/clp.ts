@@ -1,14 +1,17 @@
 // CLP, Channel Lipschitzness-based Pruning (Zheng et al. 2022), data-free: a channel whose conv+BN map
 // has an outlying upper bound on its Lipschitz constant is sensitive to a small trigger; zero it.
 // The method reads only the weights; data.val is used for the reported accuracies alone.
+import { z } from 'zod';
 import { nn, noGrad, op, scope } from '../torch/compute';
+import { defineDefense } from './method';
 import { accuracyOn, DefenseData, DefenseHooks, zeroChannels } from './common';
 import { convUnits } from './selection';
 
-export interface ClpOptions {
+export const CLP_SCHEMA = z.object({
   /** a channel is pruned when its score exceeds mean + u * std of its layer's scores */
-  u: number;
-}
+  u: z.number().min(0),
+}).strict();
+export type ClpOptions = z.infer<typeof CLP_SCHEMA>;
 
 export const CLP_DEFAULTS: ClpOptions = { u: 3 };
 
@@ -66,3 +69,8 @@ export function clp(model: nn.Module, data: DefenseData, o: ClpOptions, h: Defen
   h.log?.(`clp: ${totalPruned} channels zeroed in ${perLayer.filter((l) => l.pruned.length).length} layers`);
   return { method: 'clp', options: o, perLayer, totalPruned, valAccBefore, valAccAfter: accuracyOn(model, data.val, data.norm), seconds: (performance.now() - t0) / 1000 };
 }
+
+export const CLP = defineDefense({
+  name: 'clp', summary: 'CLP (data-free): zero the channels with outlying conv+BN Lipschitz bounds',
+  schema: CLP_SCHEMA, presets: { default: { ...CLP_DEFAULTS } }, run: clp,
+});

@@ -1,5 +1,6 @@
 // What every defense shares: the defender's data (the clean split, with a validation part held out),
 // a fine-tuning loop with hooks for extra loss terms, and clean accuracy/loss on the validation part.
+import { z } from 'zod';
 import { cat, F, inferenceMode, noGrad, manualSeed, nn, optim, scope, stack, Tensor, tensor } from '../torch/compute';
 import { ImageSet } from '../data/image-set';
 import { Normalization, normalize, predict } from '../train/loop';
@@ -79,28 +80,40 @@ export function lossOn(model: nn.Module, set: ImageSet, norm: Normalization): nu
   return sum / n;
 }
 
-export interface FineTuneOptions {
-  epochs: number;
-  lr: number;
-  batchSize: number;
-  momentum: number;
-  weightDecay: number;
-  /** cosine decay over the epochs, a constant rate, or x0.1 at each of `milestones` (epochs, as PyTorch's MultiStepLR) */
-  schedule: 'cosine' | 'constant' | 'step';
-  seed: number;
+/**
+ * The fine-tuning options of the defenses that fine-tune (their schemas spread these shapes; the
+ * fine-tune loop takes their type). `fineTuneShape` is every such defense's; the published-strength
+ * part is optional, so that the presets written before it resolve (and are reported) exactly as before.
+ */
+export const fineTuneShape = {
+  epochs: z.number().int().min(1), lr: z.number().positive(), batchSize: z.number().int().min(1), momentum: z.number().min(0).max(1),
+  weightDecay: z.number().min(0),
+  /** cosine decay over the epochs, a constant rate, or (published shape) x0.1 at each of `milestones` (epochs, as PyTorch's MultiStepLR) */
+  schedule: z.enum(['cosine', 'constant']),
+  seed: z.number().int().min(0),
+};
+
+export const AUGMENTS = ['none', 'crop', 'crop-flip'] as const;
+export type Augment = (typeof AUGMENTS)[number];
+
+/** Only for defenses whose per-image targets stay right under augmentation. */
+export const publishedFineTuneShape = {
+  schedule: z.enum(['cosine', 'constant', 'step']),
   /** for schedule 'step': the epochs at which the rate is multiplied by 0.1 */
-  milestones?: number[];
+  milestones: z.array(z.number().int().min(1)).optional(),
   /** Nesterov momentum (default false) */
-  nesterov?: boolean;
+  nesterov: z.boolean().optional(),
   /**
    * augmentation of each training batch before normalisation (default 'none': the batch as stored):
    * a random crop of the zero-padded image (padding 4), and for 'crop-flip' a horizontal flip with
    * probability 1/2 (for CIFAR-like data), seeded by (seed, epoch, batch): see augmentBatch.
    */
-  augment?: Augment;
-}
+  augment: z.enum(AUGMENTS).optional(),
+};
 
-export type Augment = 'none' | 'crop' | 'crop-flip';
+const fineTuneOptions = z.object({ ...fineTuneShape, ...publishedFineTuneShape });
+export type FineTuneOptions = z.infer<typeof fineTuneOptions>;
+
 export const AUGMENT_PADDING = 4;
 
 /** The generator of the augmentation of batch `batch` of epoch `epoch` under `seed`. */

@@ -5,22 +5,26 @@
 import { nn, noGrad, scope, Tensor } from '../torch/compute';
 import { normalize } from '../train/loop';
 import { ChannelStats } from './channel-stats';
-import { accuracyOn, DefenseData, DefenseHooks, fineTune, FINE_TUNE_DEFAULTS, FineTuneOptions, Slice, zeroChannels } from './common';
+import { z } from 'zod';
+import { accuracyOn, DefenseData, DefenseHooks, fineTune, FINE_TUNE_DEFAULTS, fineTuneShape, publishedFineTuneShape, Slice, zeroChannels } from './common';
+import { defineDefense } from './method';
 import { lastUnits } from './selection';
 
-export interface FinePruningOptions extends FineTuneOptions {
+export const FINE_PRUNING_SCHEMA = z.object({
+  ...fineTuneShape, ...publishedFineTuneShape,
   /**
    * 'features': the input channels of the final linear layer; for the ResNets that is the last
    * block's output after the residual add and ReLU (globally pooled), the layer BackdoorBench hooks.
    * Pruning it is exactly zeroing the linear layer's weight columns. 'last-conv': the batch-norm
    * output of the last conv layer (the residual shortcut still carries past it in a ResNet).
    */
-  layer: 'features' | 'last-conv';
+  layer: z.enum(['features', 'last-conv']),
   /** share of the channels pruned per step (BackdoorBench: 1%) */
-  stepFraction: number;
+  stepFraction: z.number().gt(0).max(1),
   /** stop before validation accuracy falls more than this below the unpruned model's */
-  tolerance: number;
-}
+  tolerance: z.number().min(0).max(1),
+}).strict();
+export type FinePruningOptions = z.infer<typeof FINE_PRUNING_SCHEMA>;
 
 // tolerance 0.05: on a validation part of a few hundred images accuracy has a sampling noise of 2-3
 // points, so a tighter bound stops on noise; a looser one trades clean accuracy the method means to keep.
@@ -118,3 +122,9 @@ export function finePruning(model: nn.Module, data: DefenseData, o: FinePruningO
     seconds: (performance.now() - t0) / 1000,
   };
 }
+
+export const FINE_PRUNING = defineDefense({
+  name: 'fine-pruning', summary: 'Fine-Pruning: prune the channels least active on clean data while accuracy holds, then fine-tune',
+  // 'published': fine-tuning on randomly cropped batches, as BackdoorBench's fp.py (CIFAR-10: augment=crop-flip)
+  schema: FINE_PRUNING_SCHEMA, presets: { default: { ...FINE_PRUNING_DEFAULTS }, published: { ...FINE_PRUNING_DEFAULTS, augment: 'crop' } }, run: finePruning,
+});

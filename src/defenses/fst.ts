@@ -4,14 +4,18 @@
 // backdoored one, so the features have to shift to fit it, which detaches them from the trigger.
 // As the official code (AISafety-HKUST/stable_backdoor_purification, fine_tune/ft.py, ft_mode 'fst').
 import { manualSeed, nn, noGrad, scope, Tensor } from '../torch/compute';
-import { accuracyOn, DefenseData, DefenseHooks, fineTune, FINE_TUNE_DEFAULTS, FineTuneOptions, numbers } from './common';
+import { z } from 'zod';
+import { accuracyOn, DefenseData, DefenseHooks, fineTune, FINE_TUNE_DEFAULTS, fineTuneShape, numbers, publishedFineTuneShape } from './common';
+import { defineDefense } from './method';
 
-export interface FstOptions extends FineTuneOptions {
+export const FST_SCHEMA = z.object({
+  ...fineTuneShape, ...publishedFineTuneShape,
   /** weight of the inner product with the original head */
-  alpha: number;
+  alpha: z.number().min(0),
   /** the head by dotted module name; null = the model's last linear layer */
-  head: string | null;
-}
+  head: z.string().min(1).nullable(),
+}).strict();
+export type FstOptions = z.infer<typeof FST_SCHEMA>;
 
 // the official defaults: SGD lr 0.01, momentum 0.9, no weight decay, cosine over 10 epochs, batch 128, alpha 0.2
 export const FST_DEFAULTS: FstOptions = { ...FINE_TUNE_DEFAULTS, weightDecay: 0, epochs: 10, lr: 0.01, alpha: 0.2, head: null };
@@ -97,3 +101,8 @@ export function fst(model: nn.Module, data: DefenseData, o: FstOptions, h: Defen
     valAccBefore, valAccAfter: accuracyOn(model, data.val, data.norm), seconds: (performance.now() - t0) / 1000,
   };
 }
+
+export const FST = defineDefense({
+  name: 'fst', summary: 'FST: re-initialise the head, fine-tune with a penalty on its overlap with the backdoored head, head norm kept',
+  schema: FST_SCHEMA, presets: { default: { ...FST_DEFAULTS } }, run: fst,
+});

@@ -5,16 +5,20 @@
 // them. As BackdoorBench (defense/ft-sam.py, utils/defense_utils/sam): label-smoothed cross-entropy,
 // the second pass leaves BN's running statistics as they were.
 import { F, nn, noGrad, scope, Tensor, zeros } from '../torch/compute';
-import { accuracyOn, DefenseData, DefenseHooks, fineTune, FINE_TUNE_DEFAULTS, FineTuneOptions, numbers } from './common';
+import { z } from 'zod';
+import { accuracyOn, DefenseData, DefenseHooks, fineTune, FINE_TUNE_DEFAULTS, fineTuneShape, numbers, publishedFineTuneShape } from './common';
+import { defineDefense } from './method';
 
-export interface FtSamOptions extends FineTuneOptions {
+export const FT_SAM_SCHEMA = z.object({
+  ...fineTuneShape, ...publishedFineTuneShape,
   /** radius of the weight perturbation */
-  rho: number;
+  rho: z.number().min(0),
   /** ASAM's scale-invariant perturbation (BackdoorBench's default) or plain SAM */
-  adaptive: boolean;
+  adaptive: z.boolean(),
   /** off-target mass of the smoothed labels (spread over the other classes) */
-  labelSmoothing: number;
-}
+  labelSmoothing: z.number().min(0).lt(1),
+}).strict();
+export type FtSamOptions = z.infer<typeof FT_SAM_SCHEMA>;
 
 // BackdoorBench's config/defense/ft-sam: 100 epochs, batch 256, SGD lr 0.01 momentum 0.9 wd 5e-4,
 // cosine, rho 2 (rho_max = rho_min), adaptive (its --adaptive is store_false), label smoothing 0.1
@@ -112,3 +116,9 @@ export function ftSam(model: nn.Module, data: DefenseData, o: FtSamOptions, h: D
   h.log?.(`ft-sam: loss ${lossByEpoch[0]?.toFixed(4)} -> ${lossByEpoch[lossByEpoch.length - 1]?.toFixed(4)}, at w + e ${perturbedLossByEpoch[perturbedLossByEpoch.length - 1]?.toFixed(4)}`);
   return { method: 'ft-sam', options: o, lossByEpoch, perturbedLossByEpoch, valAccBefore, valAccAfter: accuracyOn(model, data.val, data.norm), seconds: (performance.now() - t0) / 1000 };
 }
+
+export const FT_SAM = defineDefense({
+  name: 'ft-sam', summary: 'FT-SAM: fine-tuning with (adaptive) sharpness-aware minimisation and label smoothing',
+  // 'cpu-short': NOT the published setting, 10 of its 100 epochs for CPU runs
+  schema: FT_SAM_SCHEMA, presets: { default: { ...FT_SAM_DEFAULTS }, 'cpu-short': { ...FT_SAM_DEFAULTS, epochs: 10 } }, run: ftSam,
+});

@@ -13,40 +13,46 @@ import { cat, F, inferenceMode, manualSeed, nn, noGrad, optim, pipe, randn, scop
 import { ImageSet } from '../data/image-set';
 import { Normalization, normalizeUnit } from '../train/loop';
 import { Rng } from '../util/rng';
-import { accuracyOn, DefenseData, DefenseHooks, fineTune, FineTuneOptions } from './common';
+import { z } from 'zod';
+import { accuracyOn, DefenseData, DefenseHooks, fineTune, fineTuneShape } from './common';
+import { defineDefense } from './method';
 
 /** a square patch of this side, or 'blend': a full-image pattern mixed in at blendAlpha */
 export type TriggerSize = number | 'blend';
 
-export interface GanOptions extends FineTuneOptions {
+// patchSize/beta (one size, one beta: older presets, resolved as before) or triggerSizes/betas (the
+// search and MESA's ensemble); exactly one of each pair, checked when the defense starts
+export const GAN_SCHEMA = z.object({
+  ...fineTuneShape,
   /** side of the generated square patch, in pixels (one size, no search); exclusive with triggerSizes */
-  patchSize?: number;
+  patchSize: z.number().int().min(1).optional(),
   /** the trigger sizes searched per class; exclusive with patchSize */
-  triggerSizes?: TriggerSize[];
+  triggerSizes: z.array(z.union([z.number().int().min(1), z.literal('blend')], { errorMap: () => ({ message: "expected a patch side >= 1 or 'blend'" }) })).min(1).optional(),
   /** weight of the generated pattern in a 'blend' trigger: x' = (1 - a) x + a p (default 0.2) */
-  blendAlpha?: number;
-  zDim: number;
-  hidden: number;
+  blendAlpha: z.number().gt(0).max(1).optional(),
+  zDim: z.number().int().min(1),
+  hidden: z.number().int().min(1),
   /** generator training per class: passes over the clean non-c training images, Adam learning rate */
-  generatorEpochs: number;
-  generatorLr: number;
+  generatorEpochs: z.number().int().min(1),
+  generatorLr: z.number().positive(),
   /** the target probability is capped at beta in the generator's loss (the published variant: 0.5); exclusive with betas */
-  beta?: number;
+  beta: z.number().gt(0).max(1).optional(),
   /**
    * MESA's ensemble: the first beta drives the search over classes and sizes, then the target class
    * gets one generator per beta at its best size, and the fine-tuning draws from all of them
    */
-  betas?: number[];
+  betas: z.array(z.number().gt(0).max(1)).min(1).optional(),
   /** weight of the diversity term */
-  diversity: number;
+  diversity: z.number().min(0),
   /** share of each fine-tuning batch stamped with generated patches (true labels kept) */
-  stampFraction: number;
+  stampFraction: z.number().min(0).max(1),
   /**
    * where patches go: 'random' (uniform, the published variant) or 'adaptive': half uniform, half
    * drawn towards the positions where the class's patches have worked best so far (see Placement)
    */
-  placement: 'random' | 'adaptive';
-}
+  placement: z.enum(['random', 'adaptive']),
+}).strict();
+export type GanOptions = z.infer<typeof GAN_SCHEMA>;
 
 /** The sizes a run searches: triggerSizes, or the single patchSize of older presets. */
 export function triggerSizesOf(o: GanOptions): TriggerSize[] {
@@ -398,3 +404,11 @@ export function ganDefense(model: nn.Module, data: DefenseData, o: GanOptions, h
   for (const g of ensemble) free(g);
   return { method: 'gan', options: o, target, targetSize, scores, valAccBefore, valAccAfter: accuracyOn(model, data.val, data.norm), seconds: (performance.now() - t0) / 1000 };
 }
+
+export const GAN = defineDefense({
+  name: 'gan', summary: 'GAN-based (MESA-style): generate triggers per class, fine-tune on clean images stamped with the target\'s',
+  // default: the trigger-size search [3, 5, 7, blend] and the beta ensemble; 'published': the simple
+  // public form (one 3x3 generator, one beta); 'fixed-3x3': the default before the search (resolves as
+  // it did, for the existing results); 'cpu-short': NOT published, 5 of the 10 generator epochs
+  schema: GAN_SCHEMA, presets: { default: { ...GAN_DEFAULTS }, published: { ...GAN_PUBLISHED }, 'fixed-3x3': { ...GAN_FIXED_3X3 }, 'cpu-short': { ...GAN_CPU_SHORT } }, run: ganDefense,
+});

@@ -6,7 +6,7 @@ import { Rng } from '../util/rng';
 import { ChannelStats, channelReduceDims, StatsDtype, valuesPerChannel } from './channel-stats';
 
 export type MetricName = 'variance' | 'entropy' | 'mean' | 'weight' | 'random';
-export const METRIC_NAMES: MetricName[] = ['variance', 'entropy', 'mean', 'weight', 'random'];
+export const METRIC_NAMES = ['variance', 'entropy', 'mean', 'weight', 'random'] as const satisfies readonly MetricName[];
 /** metrics that read no data: no measurement pass, no running statistics */
 export const DATA_FREE_METRICS: MetricName[] = ['weight', 'random'];
 

@@ -3,20 +3,24 @@
 // distance between its attention maps and the teacher's at a few intermediate layers.
 import { cat, dispose, F, keep, nn, noGrad, scope, Tensor } from '../torch/compute';
 import { normalize } from '../train/loop';
-import { accuracyOn, DefenseData, DefenseHooks, disposeState, fineTune, FINE_TUNE_DEFAULTS, FineTuneOptions, restore, snapshot } from './common';
+import { z } from 'zod';
+import { accuracyOn, DefenseData, DefenseHooks, disposeState, fineTune, FINE_TUNE_DEFAULTS, fineTuneShape, publishedFineTuneShape, restore, snapshot } from './common';
+import { defineDefense } from './method';
 import { withState } from './sau';
 import { stages } from './stages';
 
-export interface NadOptions extends FineTuneOptions {
+export const NAD_SCHEMA = z.object({
+  ...fineTuneShape, ...publishedFineTuneShape,
   /** epochs of clean fine-tuning that make the teacher (same lr, batch and schedule as the student) */
-  teacherEpochs: number;
+  teacherEpochs: z.number().int().min(1),
   /** modules whose outputs are distilled, by dotted name */
-  layers: string[];
+  layers: z.array(z.string().min(1)).min(1),
   /** the weight of each layer's attention loss */
-  betas: number[];
+  betas: z.array(z.number().min(0)).min(1),
   /** attention map exponent */
-  p: number;
-}
+  p: z.number().positive(),
+}).strict();
+export type NadOptions = z.infer<typeof NAD_SCHEMA>;
 
 // layer2-4 with betas 500/1000/1000 as BackdoorBench; 5 teacher + 10 student epochs, lr 0.01 as its NAD
 // (one attention-distilled epoch costs about one plain epoch: the teacher's maps are computed once).
@@ -151,3 +155,8 @@ function nadLayers(model: nn.Module, data: DefenseData, o: NadOptions, h: Defens
   h.log?.(`nad: no ${o.layers.join('/')} in this model: the last ${last.length} stages instead, ${last.map((s) => `${s.name} (${s.channels}x${s.height}x${s.width})`).join(', ')}`);
   return { names: last.map((s) => s.name), layers: last.map((s) => s.module) };
 }
+
+export const NAD = defineDefense({
+  name: 'nad', summary: 'NAD: distil the attention maps of a clean-fine-tuned teacher into the model',
+  schema: NAD_SCHEMA, presets: { default: { ...NAD_DEFAULTS }, published: { ...NAD_PUBLISHED } }, run: nad,
+});

@@ -6,30 +6,33 @@
 // The reference model is the backdoored weights swapped into the same module (a defense cannot build a
 // second model without knowing the architecture), so a PGD step backpropagates through each model in
 // turn, joined by the chain rule at the logits.
+import { z } from 'zod';
 import { cat, F, nn, noGrad, optim, scope, Tensor, tensor } from '../torch/compute';
+import { defineDefense } from './method';
 import { accuracyOn, DefenseData, DefenseHooks, disposeState, fineTune, numbers, restore, snapshot } from './common';
 
-export interface SauOptions {
+export const SAU_SCHEMA = z.object({
   /** unlearning rounds over the clean training data (BackdoorBench's n_rounds) */
-  epochs: number;
-  batchSize: number;
+  epochs: z.number().int().min(1),
+  batchSize: z.number().int().min(1),
   /** Adam, constant rate (BackdoorBench builds a cosine scheduler for SAU but never steps it) */
-  lr: number;
+  lr: z.number().positive(),
   /** L_inf bound of the perturbation, in pixel units of [0, 1] */
-  eps: number;
-  pgdSteps: number;
-  pgdStepSize: number;
+  eps: z.number().min(0),
+  pgdSteps: z.number().int().min(1),
+  pgdStepSize: z.number().min(0),
   /** PGD objective: beta1 * L_adv + beta2 * L_share */
-  beta1: number;
-  beta2: number;
+  beta1: z.number().min(0),
+  beta2: z.number().min(0),
   /** unlearning loss: lambdaClean * CE(x) + lambdaAdv * CE(x + delta) + lambdaShared * L_shared */
-  lambdaClean: number;
-  lambdaAdv: number;
-  lambdaShared: number;
+  lambdaClean: z.number().min(0),
+  lambdaAdv: z.number().min(0),
+  lambdaShared: z.number().min(0),
   /** BN in train mode while unlearning (BackdoorBench's default: eval mode, statistics frozen) */
-  trainMode: boolean;
-  seed: number;
-}
+  trainMode: z.boolean(),
+  seed: z.number().int().min(0),
+}).strict();
+export type SauOptions = z.infer<typeof SAU_SCHEMA>;
 
 // BackdoorBench config/defense/sau/config.yaml
 export const SAU_DEFAULTS: SauOptions = {
@@ -211,3 +214,9 @@ export function sau(model: nn.Module, data: DefenseData, o: SauOptions, h: Defen
   }
   return { method: 'sau', options: o, rounds, valAccBefore, valAccAfter: accuracyOn(model, data.val, data.norm), seconds: (performance.now() - t0) / 1000 };
 }
+
+export const SAU = defineDefense({
+  name: 'sau', summary: 'SAU: unlearn shared adversarial examples of the backdoored and the purified model, with clean cross-entropy',
+  // 'cpu-short': NOT the published setting, 10 of its 100 rounds for CPU runs
+  schema: SAU_SCHEMA, presets: { default: { ...SAU_DEFAULTS }, 'cpu-short': { ...SAU_DEFAULTS, epochs: 10 } }, run: sau,
+});

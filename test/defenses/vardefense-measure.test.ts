@@ -202,7 +202,7 @@ test("metric 'random': seeded scores, the same count per layer as any metric, no
 });
 
 test('the controls are bn-distill with only the selection changed, and what cannot apply is refused', () => {
-  const base = VARDEFENSE_PRESETS['bn-distill'];
+  const base: Record<string, unknown> = VARDEFENSE_PRESETS['bn-distill'];
   const diff = (name: string): Record<string, unknown> => Object.fromEntries(Object.entries(VARDEFENSE_PRESETS[name]).filter(([k, v]) => base[k] !== v));
   assert.deepEqual(diff('control-random'), { metric: 'random', statsMomentum: null });
   assert.deepEqual(diff('control-gamma'), { metric: 'weight', statsMomentum: null });
