@@ -1,5 +1,6 @@
 // `npm run bench [-- --json] [--rounds N] [--models a,b]`: our training and inference throughput
-// side by side with PyTorch (same model, batch, threads) in one run, as medians, with ratios.
+// side by side with PyTorch (same model, batch, threads) in one run, as medians, with ratios; and
+// (purification-fmnist) the default defense's cost against FT's in fp32 and bf16.
 // resnet18-fmnist (the grids' model: width 16, 1x28x28, 10 classes) runs in fp32 and in bf16 (autocast,
 // where the CPU has AVX512-BF16 or AMX), each against PyTorch fp32 and PyTorch bf16 autocast, in
 // channels-last (ours: activations; PyTorch: model.to(channels_last)) and contiguous.
@@ -111,14 +112,18 @@ function main(): void {
   const json = args.includes('--json');
   const opt = (flag: string, dflt: string): string => { const i = args.indexOf(flag); return i >= 0 ? args[i + 1] : dflt; };
   const rounds = Number(opt('--rounds', '3'));
-  const models = opt('--models', Object.keys(MODELS).join(',')).split(',');
-  for (const m of models) if (!MODELS[m]) throw new Error(`--models: unknown model '${m}' (known: ${Object.keys(MODELS).join(', ')})`);
+  const models = opt('--models', [...Object.keys(MODELS), PURIFICATION].join(',')).split(',');
+  for (const m of models) if (!MODELS[m] && m !== PURIFICATION) throw new Error(`--models: unknown model '${m}' (known: ${[...Object.keys(MODELS), PURIFICATION].join(', ')})`);
   const env = computeEnvironment(), bf16 = bf16Support();
   const isa = { cpu: env.cpu, isa: env.isa, aten_capability: env.atenCapability, bf16_hardware: bf16.hardware, bf16: bf16.ok ? 'yes' : `refused: ${bf16.reason}`, limits: env.limits };
   if (json) console.log(JSON.stringify({ environment: isa }));
   else console.log(`CPU: ${env.cpu}; widest ISA ${env.isa}, ATen ${env.atenCapability}, bf16 instructions: ${bf16.hardware}${bf16.ok ? '' : ` (bf16 rows skipped: ${bf16.reason})`}` +
     `${Object.keys(env.limits).length ? `; limits ${Object.entries(env.limits).map(([k, v]) => `${k}=${v}`).join(' ')}` : ''}; ${getNumThreads()} threads, batch ${BATCH}`);
   for (const m of models) {
+    if (m === PURIFICATION) {
+      purificationRows(rounds, json, bf16.ok);
+      continue;
+    }
     if (MODELS[m].variants) {
       variantsRow(m, rounds, json, bf16.ok);
       continue;
@@ -146,6 +151,30 @@ function main(): void {
     if (json) console.log(JSON.stringify(row));
     else console.log(`${m.padEnd(15)} train ${row.train_img_s.toFixed(1)} vs torch ${row.torch_train_img_s.toFixed(1)} img/s (ratio ${row.train_ratio.toFixed(2)}) | infer ${row.infer_img_s.toFixed(1)} vs torch ${row.torch_infer_img_s.toFixed(1)} img/s (ratio ${row.infer_ratio.toFixed(2)})`);
   }
+}
+
+/** The grids' workload as a defense runs it: bench/defense-cost.ts on the planted fixture at the grids' shape. */
+const PURIFICATION = 'purification-fmnist';
+
+/**
+ * The default defense (VarDefense, robust: the class search, then the purification) against FT (10
+ * epochs) on the planted fixture's width-16 ResNet-18 at 28x28 (the grids' model and image size), in
+ * fp32 and bf16: per image of the main stage's steps and whole, as ratios to FT's in the same
+ * precision and bf16's speed-up over fp32 (bench/defense-cost.ts, alternating the runs in each round).
+ */
+function purificationRows(rounds: number, json: boolean, bf16: boolean): void {
+  const script = path.join(__dirname, 'defense-cost.js');
+  const out = execFileSync(process.execPath, [script, '--planted', '--width', '16', '--size', '28', '--train', '30000', '--rounds', String(rounds),
+    '--methods', 'vardefense,ft', '--precisions', bf16 ? 'fp32,bf16' : 'fp32', '--json'], { encoding: 'utf8', stdio: ['ignore', 'pipe', json ? 'ignore' : 'inherit'] });
+  const rows = JSON.parse(out.trim().split('\n').pop()!) as Record<string, number | string>[];
+  if (json) { for (const r of rows) console.log(JSON.stringify({ model: PURIFICATION, threads: getNumThreads(), rounds, ...r })); return; }
+  const lines = [`${PURIFICATION} (planted fixture: ResNet-18 width 16, 1x28x28, 1,500 clean training images), medians of ${rounds} round(s):`,
+    '| defense | precision | whole (s) | / FT | per image of the main stage (us) | / FT | bf16 speed-up |', '|---|---|---|---|---|---|---|'];
+  for (const r of rows) {
+    const n = (k: string): string => (typeof r[k] === 'number' ? (r[k] as number).toFixed(2) : '-');
+    lines.push(`| ${r.method} | ${r.precision} | ${n('total_s')} | ${n('total_s_paired_ratio')} | ${(r.epoch_image_us as number).toFixed(0)} | ${n('epoch_image_us_paired_ratio')} | ${n('epoch_image_us_fp32_over_this')} |`);
+  }
+  console.log(lines.join('\n'));
 }
 
 /**
