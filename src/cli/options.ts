@@ -3,7 +3,8 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { AttackSpec } from '../attacks/poison';
 import { DATASET_NAMES, datasetInfo, IMAGES_SHAPE_FORM } from '../data/datasets';
 import { MODEL_NAMES } from '../models';
-import { ATTACK_KINDS, AttackFlags, attackFlagIssues, attackFromFlags, SIG_DEFAULTS, WANET_DEFAULTS } from '../pipeline/attack-spec';
+import { z } from 'zod';
+import { ATTACK_OPTIONS, AttackFlags, attackFlagIssues, attackFromFlags } from '../pipeline/attack-spec';
 
 export { ATTACK_KINDS, attackFromFlags, attackKey, flagOf, SIG_DEFAULTS, WANET_DEFAULTS } from '../pipeline/attack-spec';
 export type { AttackFlags } from '../pipeline/attack-spec';
@@ -83,24 +84,36 @@ export function addNormOptions(c: Command): Command {
     .option('--norm-std <list>', 'the per-channel std the weights were trained with (comma-separated; with --norm-mean)');
 }
 
+/** The metavariable of each attack flag in the help. */
+const ATTACK_META: Record<string, string> = {
+  attack: 'kind', triggerSize: 'k', pattern: 'p', position: 'p', offset: 'dx,dy', alpha: 'a', sigDelta: 'd', sigFreq: 'f', wanetK: 'k', wanetS: 's',
+  wanetGridRescale: 'r', wanetCrossRatio: 'r', poisonRatio: 'r', target: 'c', attackSeed: 'n',
+};
+
+/** A flag's parser from its zod number schema, saying the range as the flag's errors always have. */
+function numberFlag(name: string, s: z.ZodNumber) {
+  const checks = s._def.checks;
+  const min = checks.find((c) => c.kind === 'min') as { value: number; inclusive: boolean } | undefined;
+  const max = checks.find((c) => c.kind === 'max') as { value: number; inclusive: boolean } | undefined;
+  if (checks.some((c) => c.kind === 'int')) return int(name, min?.value ?? 0);
+  if (min && !min.inclusive && min.value === 0 && !max) return positive(name);
+  if (min && !min.inclusive && min.value === 0 && max?.inclusive) return positive(name, max.value);
+  if (min && !min.inclusive && min.value === 0 && max && !max.inclusive && max.value === 1) return fraction(name);
+  return num(name, min?.value ?? -Infinity, max?.value ?? Infinity);
+}
+
+/** The attack flags: one per key of the attack options' schema (src/attacks/attack-options.ts), with its help, default and range. */
 export function addAttackOptions(c: Command, defaultAttack: AttackFlags['attack'] = 'patch'): Command {
-  return c
-    .addOption(new Option('--attack <kind>', 'trigger kind (sig: clean-label sinusoid, Barni et al.; wanet: warping, Nguyen and Tran)').choices([...ATTACK_KINDS]).default(defaultAttack))
-    .option('--trigger-size <k>', 'patch side in pixels', int('--trigger-size', 1), 3)
-    .addOption(new Option('--pattern <p>', 'patch pattern').choices(['white', 'checkerboard', 'random']).default('white'))
-    .addOption(new Option('--position <p>', 'patch position').choices(['fixed', 'random']).default('fixed'))
-    .option('--offset <dx,dy>', 'fixed patch offset from the bottom-right corner', '0,0')
-    .option('--alpha <a>', 'blend ratio of the noise trigger (with --trigger-image: its opacity, default 1)', num('--alpha', 0, 1), 0.2)
-    .option('--sig-delta <d>', 'SIG amplitude in pixel levels (0..255)', positive('--sig-delta', 255), SIG_DEFAULTS.delta)
-    .option('--sig-freq <f>', 'SIG periods across the image width', positive('--sig-freq'), SIG_DEFAULTS.freq)
-    .option('--wanet-k <k>', 'WaNet control grid side', int('--wanet-k', 2), WANET_DEFAULTS.k)
-    .option('--wanet-s <s>', 'WaNet warping strength', positive('--wanet-s'), WANET_DEFAULTS.s)
-    .option('--wanet-grid-rescale <r>', 'WaNet grid rescale, in (0, 1]', positive('--wanet-grid-rescale', 1), WANET_DEFAULTS.gridRescale)
-    .option('--wanet-cross-ratio <r>', 'WaNet noise-mode samples per poisoned sample (true labels kept)', num('--wanet-cross-ratio', 0), WANET_DEFAULTS.crossRatio)
-    .option('--poison-ratio <r>', 'fraction of training samples poisoned (sig: of target-class samples)', fraction('--poison-ratio'), 0.05)
-    .option('--target <c>', 'all-to-one target class', int('--target'), 0)
-    .option('--all-to-all', 'relabel y -> y+1 mod C instead of all-to-one', false)
-    .option('--attack-seed <n>', 'seed of the trigger pattern or WaNet field, poisoned indices, positions and WaNet noise', int('--attack-seed'), 1);
+  for (const [key, schema] of Object.entries(ATTACK_OPTIONS.shape)) {
+    const flag = `--${key.replace(/[A-Z]/g, (ch) => `-${ch.toLowerCase()}`)}`;
+    const d = schema as z.ZodDefault<z.ZodTypeAny>;
+    const inner = d._def.innerType, help = d.description ?? '', dflt = key === 'attack' ? defaultAttack : d._def.defaultValue();
+    if (inner instanceof z.ZodBoolean) c.option(flag, help, dflt);
+    else if (inner instanceof z.ZodEnum) c.addOption(new Option(`${flag} <${ATTACK_META[key]}>`, help).choices([...(inner.options as string[])]).default(dflt));
+    else if (inner instanceof z.ZodNumber) c.option(`${flag} <${ATTACK_META[key]}>`, help, numberFlag(flag, inner), dflt);
+    else c.option(`${flag} <${ATTACK_META[key]}>`, help, dflt);
+  }
+  return c;
 }
 
 /** The defender's own files: clean images (`cleanHelp` says what they are for) and a trigger image. */

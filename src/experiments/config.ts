@@ -4,7 +4,7 @@ import * as crypto from 'crypto';
 import * as path from 'path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { ATTACK_KINDS, attackFromFlags, attackKey, SIG_DEFAULTS, WANET_DEFAULTS } from '../pipeline/attack-spec';
+import { ATTACK_OPTIONS, attackFromFlags, attackKey } from '../pipeline/attack-spec';
 import { attackIssues } from '../attacks/poison';
 import { DATASET_NAMES } from '../data/datasets';
 import { defenseLabel, defenseMethod, resolveOptions } from '../defenses/registry';
@@ -17,24 +17,8 @@ import { parseWith } from '../util/validation';
 // names become folder names (runs/<name>, a worker's <out>/<name>): one plain path segment, never '.' or '..'
 const safeName = z.string().regex(/^[\w-][\w.-]*$/, "must be a plain folder name (letters, digits, _ . -, not starting with '.')");
 
-const attackSchema = z.object({
+const attackSchema = ATTACK_OPTIONS.extend({
   name: safeName,
-  attack: z.enum(ATTACK_KINDS).default('patch'),
-  triggerSize: z.number().int().min(1).default(3),
-  pattern: z.enum(['white', 'checkerboard', 'random']).default('white'),
-  position: z.enum(['fixed', 'random']).default('fixed'),
-  offset: z.string().regex(/^\d+,\d+$/, "'dx,dy'").default('0,0'),
-  // their ranges, and the trigger's fit in the images, are checked against each dataset below
-  alpha: z.number().default(0.2),
-  sigDelta: z.number().gt(0).max(255).default(SIG_DEFAULTS.delta),
-  sigFreq: z.number().gt(0).default(SIG_DEFAULTS.freq),
-  wanetK: z.number().int().min(2).default(WANET_DEFAULTS.k),
-  wanetS: z.number().gt(0).default(WANET_DEFAULTS.s),
-  wanetGridRescale: z.number().gt(0).max(1).default(WANET_DEFAULTS.gridRescale),
-  wanetCrossRatio: z.number().min(0).default(WANET_DEFAULTS.crossRatio),
-  poisonRatio: z.number().default(0.05),
-  target: z.number().int().default(0),
-  allToAll: z.boolean().default(false),
   // 'seed': the cell's seed, so that a grid over seeds draws a fresh attack (trigger, poisoned indices,
   // positions) for each seed as it draws a fresh training run and clean split (docs/protocol.md)
   attackSeed: z.union([z.number().int().min(0), z.literal('seed')], { errorMap: () => ({ message: "expected an integer >= 0 or 'seed'" }) }).default(1),
@@ -69,8 +53,10 @@ export const experimentSchema = z.object({
 }).strict().superRefine((e, ctx) => {
   // each attack against each dataset's image size and classes, so a bad grid fails here and not mid-training
   e.attacks.forEach((a, i) => {
-    // a malformed offset and sig with allToAll have their own issues above
-    const spec = /^\d+,\d+$/.test(a.offset) && !(a.attack === 'sig' && a.allToAll) ? attackFromFlags(flagsFor(a, e.seeds[0])) : null;
+    // an entry that fails the attack options' own checks (a range, a malformed offset) or sig with
+    // allToAll has its issues above already
+    const own = ATTACK_OPTIONS.safeParse({ ...a, attackSeed: 1 }).success;
+    const spec = own && !(a.attack === 'sig' && a.allToAll) ? attackFromFlags(flagsFor(a, e.seeds[0])) : null;
     const seen = new Set<string>();
     for (const d of spec ? e.datasets : []) for (const issue of attackIssues(spec!, d)) {
       const key = `${issue.path}: ${issue.message}`; // ratios are wrong on every dataset alike: said once

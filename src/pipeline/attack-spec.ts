@@ -3,18 +3,10 @@
 import { AttackSpec, attackIssues } from '../attacks/poison';
 import { TriggerSpec } from '../attacks/triggers';
 import { formatIssues } from '../util/validation';
+import { AttackFlags, SIG_DEFAULTS, WANET_DEFAULTS } from '../attacks/attack-options';
 
-export const ATTACK_KINDS = ['patch', 'blend', 'sig', 'wanet', 'none'] as const;
-
-/** BackdoorBench's defaults (config/attack/sig/default.yaml, config/attack/wanet/default.yaml) */
-export const SIG_DEFAULTS = { delta: 40, freq: 6 };
-export const WANET_DEFAULTS = { k: 4, s: 0.5, gridRescale: 1, crossRatio: 2 };
-
-export interface AttackFlags {
-  attack: (typeof ATTACK_KINDS)[number]; triggerSize: number; pattern: 'white' | 'checkerboard' | 'random'; position: 'fixed' | 'random';
-  offset: string; alpha: number; poisonRatio: number; target: number; allToAll: boolean; attackSeed: number;
-  sigDelta?: number; sigFreq?: number; wanetK?: number; wanetS?: number; wanetGridRescale?: number; wanetCrossRatio?: number;
-}
+export { ATTACK_KINDS, ATTACK_OPTIONS, SIG_DEFAULTS, WANET_DEFAULTS } from '../attacks/attack-options';
+export type { AttackFlags } from '../attacks/attack-options';
 
 function triggerFromFlags(f: AttackFlags, offset: [number, number]): TriggerSpec {
   switch (f.attack) {
