@@ -54,7 +54,6 @@ export interface AnpNeurons extends BnLayer { mask: Tensor; noiseW: Tensor; nois
 export class AnpState {
   perturbed = false;
   readonly layers: AnpNeurons[];
-  private readonly hooks: nn.HookHandle[] = [];
   constructor(readonly model: nn.Module) {
     const bns = model.namedModules().filter(([, m]) => m instanceof nn.BatchNorm2d) as [string, nn.BatchNorm2d][];
     if (bns.length === 0) throw new Error('anp: the model has no batch-norm layer to mask');
@@ -67,8 +66,7 @@ export class AnpState {
         const b = this.perturbed ? bn.bias.mul(l.noiseB.add(1)) : bn.bias;
         return F.batchNorm(x, bn.runningMean, bn.runningVar, w, b, { training: bn.training, momentum: bn.momentum ?? 0.1, eps: bn.eps });
       };
-      // a (no-op) hook marks the BN intercepted, so that eval-mode inference never folds it into the conv
-      this.hooks.push(bn.registerForwardHook(() => undefined));
+      // (a forward replaced on the instance marks the BN intercepted: eval-mode inference never folds it into the conv)
       return l;
     });
   }
@@ -77,7 +75,6 @@ export class AnpState {
   get noises(): Tensor[] { return this.layers.flatMap((l) => [l.noiseW, l.noiseB]); }
 
   remove(): void {
-    for (const hk of this.hooks) hk.remove();
     for (const l of this.layers) {
       Reflect.deleteProperty(l.bn, 'forward');
       for (const t of [l.mask, l.noiseW, l.noiseB]) t.dispose();

@@ -31,13 +31,12 @@ export class BasicBlock extends nn.Module {
     this.bn2 = this.registerModule('bn2', new nn.BatchNorm2d(planes));
     const proj = stride !== 1 || inPlanes !== planes;
     this.shortcut = this.registerModule('shortcut', proj
-      ? new nn.Sequential(new nn.Conv2d(inPlanes, planes, 1, { stride, bias: false }), new nn.BatchNorm2d(planes))
+      ? nn.Sequential.folding(new nn.Conv2d(inPlanes, planes, 1, { stride, bias: false }), new nn.BatchNorm2d(planes))
       : new nn.Sequential());
   }
   forward(x: Tensor): Tensor {
     const residual = pipe(x, (t) => nn.convBn(this.conv1, this.bn1, t), (t) => t.relu_(), (t) => nn.convBn(this.conv2, this.bn2, t));
-    const [sc, sb] = this.shortcut.layers as [nn.Conv2d?, nn.BatchNorm2d?];
-    const s = sc && sb && !this.shortcut.intercepted ? nn.convBn(sc, sb, x) : this.shortcut.call(x);
+    const s = this.shortcut.call(x);
     const out = pipe(residual, (t) => t.add(s), (t) => t.relu_());
     residual.dispose();
     if (s !== x) s.dispose();

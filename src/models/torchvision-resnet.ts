@@ -49,13 +49,11 @@ const conv3x3 = (inP: number, outP: number, stride: number): nn.Conv2d => kaimin
 
 /** The shortcut: identity, or downsample.0 (1x1 conv with the stride) and downsample.1 (bn). */
 function shortcut(downsample: nn.Sequential | null, x: Tensor): Tensor {
-  if (!downsample) return x;
-  const [dc, db] = downsample.layers as [nn.Conv2d, nn.BatchNorm2d];
-  return downsample.intercepted ? downsample.call(x) : nn.convBn(dc, db, x);
+  return downsample ? downsample.call(x) : x;
 }
 
 const downsampleFor = (inPlanes: number, outPlanes: number, stride: number): nn.Sequential | null => (stride !== 1 || inPlanes !== outPlanes
-  ? new nn.Sequential(kaimingFanOut(new nn.Conv2d(inPlanes, outPlanes, 1, { stride, bias: false })), new nn.BatchNorm2d(outPlanes))
+  ? nn.Sequential.folding(kaimingFanOut(new nn.Conv2d(inPlanes, outPlanes, 1, { stride, bias: false })), new nn.BatchNorm2d(outPlanes))
   : null);
 
 export class TorchvisionBasicBlock extends nn.Module {

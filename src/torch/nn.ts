@@ -41,8 +41,12 @@ export abstract class Module {
     return y;
   }
 
-  /** True when call() does more than forward(): a channel mask or forward hooks are set. */
-  get intercepted(): boolean { return this.channelMask !== null || this.hooks.length > 0; }
+  /**
+   * True when call() does more than the class's forward: a channel mask or forward hooks are set, or
+   * forward is replaced on this instance (as ANP's masked batch norm). Fusion (convBn) never folds an
+   * intercepted module away.
+   */
+  get intercepted(): boolean { return this.channelMask !== null || this.hooks.length > 0 || Object.hasOwn(this, 'forward'); }
 
   registerForwardHook(hook: ForwardHook): HookHandle {
     this.hooks.push(hook);
@@ -311,24 +315,39 @@ export class Dropout extends Module {
 }
 
 /** x through the layers in order, each intermediate freed once the next layer has its output. */
-function chain(layers: Module[], x: Tensor): Tensor {
+function chain(layers: Module[], x: Tensor, fold = false): Tensor {
   let h = x;
-  for (const m of layers) {
-    const next = m.call(h);
+  for (let i = 0; i < layers.length; i++) {
+    const m = layers[i], after = layers[i + 1];
+    // folding: a conv and the batch norm after it as one fused conv where convBn may (inference, nothing intercepted)
+    const next = fold && m instanceof Conv2d && after instanceof BatchNorm2d ? convBn(m, layers[++i] as BatchNorm2d, h) : m.call(h);
     if (h !== x && next !== h) h.dispose();
     h = next;
   }
   return h;
 }
 
-/** Children named '0', '1', ... as torch.nn.Sequential. Intermediates are freed as it goes. */
+/**
+ * Children named '0', '1', ... as torch.nn.Sequential. Intermediates are freed as it goes. A
+ * Sequential made by `folding` runs each conv followed by a batch norm as one folded conv where
+ * convBn may (inference, nothing intercepted): the ResNets' shortcuts. Others run every module as
+ * PyTorch does, so that deep models keep PyTorch's arithmetic (folding reorders the rounding, which a
+ * deep randomly initialised EfficientNet amplifies past 1e-4 of its logits).
+ */
 export class Sequential extends Module {
   readonly layers: Module[];
+  private fold = false;
   constructor(...layers: Module[]) {
     super();
     this.layers = layers.map((m, i) => this.registerModule(String(i), m));
   }
-  forward(x: Tensor): Tensor { return chain(this.layers, x); }
+  /** A Sequential whose conv + batch norm pairs fold at inference. */
+  static folding(...layers: Module[]): Sequential {
+    const s = new Sequential(...layers);
+    s.fold = true;
+    return s;
+  }
+  forward(x: Tensor): Tensor { return chain(this.layers, x, this.fold); }
 }
 
 // ---- modules of the torchvision architectures (appended) ----------------------------------------

@@ -83,3 +83,30 @@ test('PreAct-ResNet-18 has the names of the BackdoorBench model and runs on 1 an
   const g = new PreActResNet18({ width: 4, inChannels: 1 });
   assert.deepEqual(T.noGrad(() => g.eval().call(T.randn([2, 1, 28, 28]))).shape, [2, 10]);
 });
+
+test('the engine folds a folding Sequential\'s conv and batch norm in inference only where nothing intercepts them', () => {
+  T.manualSeed(3);
+  const conv = new nn.Conv2d(3, 8, 3, { padding: 1 }), bn = new nn.BatchNorm2d(8), seq = nn.Sequential.folding(conv, bn);
+  const x = T.randn([4, 3, 10, 10]);
+  seq.train();
+  for (let i = 0; i < 3; i++) T.noGrad(() => seq.call(T.randn([4, 3, 10, 10]).mul(2).add(1))).dispose(); // running statistics away from 0 and 1
+  seq.eval();
+  const unfused = T.noGrad(() => { const c = conv.forward(x); const y = bn.forward(c); c.dispose(); return y; });
+  const fused = T.noGrad(() => seq.call(x));
+  const diff = fused.sub(unfused).abs().amax().item(), scale = unfused.abs().amax().item();
+  assert.ok(diff <= 1e-5 * scale, `fused within float rounding of conv then bn: ${diff} of ${scale}`);
+  // what intercepts a module keeps it out of the fusion: a hook sees the conv's output, a replaced forward runs
+  let seen: number[] | null = null;
+  const h = conv.registerForwardHook((_m, _i, out) => { seen = out.shape; });
+  T.noGrad(() => seq.call(x)).dispose();
+  assert.deepEqual(seen, [4, 8, 10, 10]);
+  h.remove();
+  assert.equal(bn.intercepted, false);
+  bn.forward = (t: T.Tensor): T.Tensor => T.zeros(t.shape);
+  assert.equal(bn.intercepted, true, 'a forward replaced on the instance intercepts');
+  assert.equal(T.noGrad(() => seq.call(x)).abs().amax().item(), 0, 'the replaced forward ran');
+  Reflect.deleteProperty(bn, 'forward');
+  assert.equal(bn.intercepted, false);
+  for (const t of [x, unfused, fused]) t.dispose();
+  seq.dispose();
+});
