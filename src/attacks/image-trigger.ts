@@ -1,24 +1,26 @@
 // A trigger the defender describes with an image file: a pattern t (uint8 [C, H, W], the images'
 // size), a per-pixel weight m in 0..255 and an opacity alpha; x' = round(x + (alpha m / 255) (t - x)),
 // rounded half to even, per channel. The spec carries the decoded pixels (base64), so it stays JSON.
+import { z } from 'zod';
 import { noGrad, scope, Tensor, tensor } from '../torch';
 import { decodeImage, DecodedImage, toChannels } from '../data/image-decode';
 import { readFileNamed } from '../util/files';
 
-export interface ImageTriggerSpec {
-  kind: 'image';
-  channels: number;
-  height: number;
-  width: number;
+export const IMAGE_TRIGGER_SCHEMA = z.object({
+  kind: z.literal('image'),
+  channels: z.number().int(),
+  height: z.number().int(),
+  width: z.number().int(),
   /** uint8 [channels, height, width], base64 */
-  pattern: string;
+  pattern: z.string(),
   /** uint8 [height, width] weights (255 = the trigger's pixel replaces the image's), base64; absent = 255 everywhere */
-  mask?: string;
+  mask: z.string().optional(),
   /** opacity in (0, 1]; 1 stamps (where the mask is 255) */
-  alpha: number;
+  alpha: z.number(),
   /** where the pattern (and mask) came from, for descriptions */
-  source?: string;
-}
+  source: z.string().optional(),
+});
+export type ImageTriggerSpec = z.infer<typeof IMAGE_TRIGGER_SCHEMA>;
 
 function bytes(b64: string, n: number, what: string): Uint8Array {
   const b = Buffer.from(b64, 'base64');

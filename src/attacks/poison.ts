@@ -2,24 +2,27 @@
 import { scope, Tensor, tensor } from '../torch';
 import { Rng } from '../util/rng';
 import { SpecIssue } from '../util/validation';
-import { applyTrigger, TriggerSpec } from './triggers';
+import { z } from 'zod';
+import { applyTrigger, TRIGGER_SCHEMA } from './triggers';
 import { validateSig } from './sig';
 import { applyWanet, validateWanet } from './wanet';
 import { validateImageTrigger } from './image-trigger';
 import { assertTestSetAllowed } from '../data/test-set-lock';
 import { datasetInfo } from '../data/datasets';
 
-export type TargetMode = 'all-to-one' | 'all-to-all';
-
-export interface AttackSpec {
-  trigger: TriggerSpec;
+/** An attack as a training run records it (config.json's attack): its trigger, and how the training set was poisoned. */
+export const ATTACK_SPEC_SCHEMA = z.object({
+  trigger: TRIGGER_SCHEMA,
   /** fraction of the attacker's training samples that are poisoned */
-  poisonRatio: number;
+  poisonRatio: z.number(),
   /** all-to-one target class */
-  target: number;
-  mode: TargetMode;
-  seed: number;
-}
+  target: z.number().int(),
+  mode: z.enum(['all-to-one', 'all-to-all']),
+  seed: z.number().int().min(0),
+});
+export type AttackSpec = z.infer<typeof ATTACK_SPEC_SCHEMA>;
+export type TargetMode = AttackSpec['mode'];
+
 
 export const DEFAULT_ATTACK: Omit<AttackSpec, 'trigger'> = { poisonRatio: 0.05, target: 0, mode: 'all-to-one', seed: 1 };
 

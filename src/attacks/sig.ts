@@ -1,14 +1,16 @@
 // SIG (Barni et al. 2019): a horizontal sinusoid added to whole images, x' = clip(x + delta sin(2 pi j f / W)).
+import { z } from 'zod';
 import { noGrad, scope, Tensor, tensor } from '../torch';
 import { assertTestSetAllowed } from '../data/test-set-lock';
 
-export interface SigSpec {
-  kind: 'sig';
+export const SIG_SCHEMA = z.object({
+  kind: z.literal('sig'),
   /** amplitude in pixel units (0..255) */
-  delta: number;
+  delta: z.number(),
   /** periods across the image width */
-  freq: number;
-}
+  freq: z.number(),
+});
+export type SigSpec = z.infer<typeof SIG_SCHEMA>;
 
 /** The signal's value at each column j of a W-wide image. */
 export function sigSignal(width: number, delta: number, freq: number): Float64Array {

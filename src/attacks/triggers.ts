@@ -3,38 +3,47 @@
 import { noGrad, scope, Tensor, tensor } from '../torch';
 import { Rng } from '../util/rng';
 import { assertTestSetAllowed } from '../data/test-set-lock';
-import { applySig, SigSpec, validateSig } from './sig';
-import { applyWanet, validateWanet, WanetSpec } from './wanet';
-import { applyImageTrigger, describeImageTrigger, ImageTriggerSpec, validateImageTrigger } from './image-trigger';
+import { z } from 'zod';
+import { applySig, SIG_SCHEMA, validateSig } from './sig';
+import { applyWanet, validateWanet, WANET_SCHEMA } from './wanet';
+import { applyImageTrigger, describeImageTrigger, IMAGE_TRIGGER_SCHEMA, validateImageTrigger } from './image-trigger';
 
 export type { SigSpec } from './sig';
 export type { WanetSpec } from './wanet';
 export type { ImageTriggerSpec } from './image-trigger';
 
-export type PatchPattern = 'white' | 'checkerboard' | 'random';
+export const PATCH_PATTERNS = ['white', 'checkerboard', 'random'] as const;
+export type PatchPattern = (typeof PATCH_PATTERNS)[number];
 
-export interface PatchSpec {
-  kind: 'patch';
+export const PATCH_SCHEMA = z.object({
+  kind: z.literal('patch'),
   /** side of the square patch, in pixels */
-  size: number;
-  pattern: PatchPattern;
+  size: z.number().int(),
+  pattern: z.enum(PATCH_PATTERNS),
   /** 'fixed': at the bottom-right corner shifted by offset; 'random': a new position per image */
-  position: 'fixed' | 'random';
+  position: z.enum(['fixed', 'random']),
   /** [dx, dy] from the bottom-right corner (fixed position only) */
-  offset?: [number, number];
+  offset: z.tuple([z.number().int(), z.number().int()]).optional(),
   /** seed of the random-valued pattern */
-  seed?: number;
-}
+  seed: z.number().int().optional(),
+});
+export type PatchSpec = z.infer<typeof PATCH_SCHEMA>;
 
-export interface BlendSpec {
-  kind: 'blend';
+export const BLEND_SCHEMA = z.object({
+  kind: z.literal('blend'),
   /** x' = (1 - alpha) x + alpha t */
-  alpha: number;
+  alpha: z.number(),
   /** seed of the full-image noise pattern t */
-  seed?: number;
-}
+  seed: z.number().int().optional(),
+});
+export type BlendSpec = z.infer<typeof BLEND_SCHEMA>;
 
-export type TriggerSpec = PatchSpec | BlendSpec | SigSpec | WanetSpec | ImageTriggerSpec;
+/**
+ * Each trigger kind's one schema (here and in sig.ts, wanet.ts, image-trigger.ts): the shape a training
+ * run's config.json and every report record; the ranges that depend on the dataset are attackIssues'.
+ */
+export const TRIGGER_SCHEMA = z.discriminatedUnion('kind', [PATCH_SCHEMA, BLEND_SCHEMA, SIG_SCHEMA, WANET_SCHEMA, IMAGE_TRIGGER_SCHEMA]);
+export type TriggerSpec = z.infer<typeof TRIGGER_SCHEMA>;
 
 export function describeTrigger(t: TriggerSpec): string {
   if (t.kind === 'blend') return `blended noise, alpha ${t.alpha}`;

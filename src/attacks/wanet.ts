@@ -2,22 +2,24 @@
 // builds it: k x k offsets in [-1, 1] divided by their mean |.|, upsampled bicubically to H x W, scaled
 // by s / H and added to the identity grid (times grid_rescale, clamped to [-1, 1]). The noise mode adds
 // uniform [-1, 1] / H noise per image and pixel on top of the warp.
+import { z } from 'zod';
 import { callOp, cat, noGrad, scope, Tensor, tensor } from '../torch';
 import { Rng } from '../util/rng';
 import { assertTestSetAllowed } from '../data/test-set-lock';
 
-export interface WanetSpec {
-  kind: 'wanet';
+export const WANET_SCHEMA = z.object({
+  kind: z.literal('wanet'),
   /** side of the control grid */
-  k: number;
+  k: z.number().int(),
   /** warping strength */
-  s: number;
-  gridRescale: number;
+  s: z.number(),
+  gridRescale: z.number(),
   /** noise-mode images per poisoned image (kept at their true labels) */
-  crossRatio: number;
+  crossRatio: z.number(),
   /** seed of the control grid */
-  seed?: number;
-}
+  seed: z.number().int().optional(),
+});
+export type WanetSpec = z.infer<typeof WANET_SCHEMA>;
 
 /** The control grid [2, k, k] (x offsets, then y offsets), drawn from the seed and normalised by mean |.|. */
 export function wanetControlGrid(k: number, seed: number): Float64Array {

@@ -4,7 +4,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { assertPrecision, manualSeed, nn, optim, Precision, PRECISIONS, saveSafetensors, Tensor, withPrecision } from '../torch';
 import { z } from 'zod';
-import { AttackSpec, attackIssues, poisonTrainingSet } from '../attacks/poison';
+import { ATTACK_SPEC_SCHEMA, AttackSpec, attackIssues, poisonTrainingSet } from '../attacks/poison';
 import { describeTrigger } from '../attacks/triggers';
 import { DATASET_NAMES, datasetInfo, DatasetName, ImageSet, loadImageSet } from '../data/datasets';
 import { randomCropFlip } from '../data/augment';
@@ -50,24 +50,10 @@ export const DEFAULT_TRAIN: Omit<TrainConfig, 'dataset' | 'model' | 'attack'> = 
 };
 
 const int0 = z.number().int().min(0);
-const triggerSchema = z.discriminatedUnion('kind', [
-  z.object({
-    kind: z.literal('patch'), size: z.number().int(), pattern: z.enum(['white', 'checkerboard', 'random']), position: z.enum(['fixed', 'random']),
-    offset: z.tuple([z.number().int(), z.number().int()]).optional(), seed: z.number().int().optional(),
-  }),
-  z.object({ kind: z.literal('blend'), alpha: z.number(), seed: z.number().int().optional() }),
-  z.object({ kind: z.literal('sig'), delta: z.number(), freq: z.number() }),
-  z.object({ kind: z.literal('wanet'), k: z.number().int(), s: z.number(), gridRescale: z.number(), crossRatio: z.number(), seed: z.number().int().optional() }),
-  z.object({
-    kind: z.literal('image'), channels: z.number().int(), height: z.number().int(), width: z.number().int(), pattern: z.string(),
-    mask: z.string().optional(), alpha: z.number(), source: z.string().optional(),
-  }),
-]);
-
 /** A TrainConfig's shape; the ranges that depend on the dataset are attackIssues'. */
 const trainConfigSchema = z.object({
   dataset: z.enum(DATASET_NAMES), model: z.enum(MODEL_NAMES), width: z.number().int().min(1).optional(),
-  attack: z.object({ trigger: triggerSchema, poisonRatio: z.number(), target: z.number().int(), mode: z.enum(['all-to-one', 'all-to-all']), seed: int0 }).nullable(),
+  attack: ATTACK_SPEC_SCHEMA.nullable(),
   cleanFraction: z.number().gt(0).lt(1), epochs: z.number().int().min(1), batchSize: z.number().int().min(1), lr: z.number().min(0),
   momentum: z.number().min(0).max(1), weightDecay: z.number().min(0), schedule: z.enum(['cosine', 'step', 'multistep', 'constant']), seed: int0,
   evalEachEpoch: z.boolean(), precision: z.enum(PRECISIONS).optional(),
