@@ -115,7 +115,7 @@ function defendOnce(method: string, overrides: Record<string, unknown>, out: str
     },
     stop: () => undefined,
   });
-  const [outcome] = defend({ run: runDir, methods: method, overrides, out, dataDir, hooks: { log: (l) => logs.push(l), stages } });
+  const [outcome] = defend({ run: runDir, methods: method, overrides, out, dataDir, verdict: false, hooks: { log: (l) => logs.push(l), stages } });
   return { outcome, logs };
 }
 
