@@ -119,8 +119,9 @@ test('a test folder read in chunks evaluates and digests as the folder read whol
   const m = loadModel({ model: 'small-cnn', dataset: 'mnist', weights });
   const random: AttackSpec = { ...cfg.attack!, trigger: { ...patch, position: 'random' } };
   for (const attack of [random, cfg.attack!]) {
-    const a = evaluateModel(m, whole, datasetInfo('mnist'), attack);
-    const b = evaluateModel(m, chunks, datasetInfo('mnist'), attack, 500, 7);
+    // one image a forward on both sides, so that both run the same kernels on every image
+    const a = evaluateModel(m, whole, datasetInfo('mnist'), attack, 1);
+    const b = evaluateModel(m, chunks, datasetInfo('mnist'), attack, 1, 7);
     assert.deepEqual(b, a, `${attack.trigger.kind === 'patch' && attack.trigger.position}: the same metrics from 18 chunks of 7`);
     assert.ok(a.asr! > 0 && a.acc > 0, 'a model that answers');
   }
