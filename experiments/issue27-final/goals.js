@@ -71,7 +71,7 @@ function goalTables(records, judgesFile, tag = 'grid') {
   return { perJudge: perJudge.join('\n'), byDefense: byDefense.join('\n'), runs: rows.length };
 }
 
-module.exports = { goalTables };
+module.exports = { goalTables, goal };
 
 if (require.main === module) {
   const root = path.join(__dirname, '..', '..');

@@ -22,3 +22,26 @@ test('the issue 27 records give the tables of docs/results.md', () => {
     assert.equal(docs.slice(a, b).split('\n').slice(1).join('\n').trim(), body.trim(), `${name}: the table is the records'`);
   }
 });
+
+// eslint-disable-next-line @typescript-eslint/no-var-requires
+const { goal } = require(path.join(repoRoot, 'experiments', 'issue27-final', 'goals.js')) as { goal: (family: string, s: Record<string, { mean: number; worst: number }>) => boolean | null };
+
+test('the goal of each family, as issue 27 states it, on a judge\'s mean and worst run', () => {
+  const s = (excess: [number, number], drop: [number, number], asr: [number, number]) => ({
+    excess: { mean: excess[0], worst: excess[1] }, drop: { mean: drop[0], worst: drop[1] }, asr: { mean: asr[0], worst: asr[1] } });
+  // patch: mean excess <= 0.5 point, worst run <= 2 points, mean ACC drop <= 1 point
+  assert.equal(goal('patch', s([0.004, 0.015], [0.009, 0.012], [0.02, 0.03])), true);
+  assert.equal(goal('patch', s([0.006, 0.015], [0.009, 0.012], [0.02, 0.03])), false, 'mean excess');
+  assert.equal(goal('patch', s([0.004, 0.025], [0.009, 0.012], [0.02, 0.03])), false, 'worst run');
+  assert.equal(goal('patch', s([0.004, 0.015], [0.011, 0.012], [0.02, 0.03])), false, 'ACC drop');
+  // blends: ASR <= 5% at <= 1.5 points of ACC
+  assert.equal(goal('blend', s([0.3, 0.3], [0.014, 0.02], [0.049, 0.2])), true);
+  assert.equal(goal('blend', s([0, 0], [0.016, 0.02], [0.01, 0.01])), false);
+  assert.equal(goal('blend', s([0, 0], [0.01, 0.01], [0.051, 0.06])), false);
+  // SIG and WaNet: excess <= 2 points, at any ACC
+  for (const f of ['sig', 'warp']) {
+    assert.equal(goal(f, s([0.019, 0.05], [0.05, 0.05], [0.5, 0.5])), true);
+    assert.equal(goal(f, s([0.021, 0.021], [0, 0], [0.03, 0.03])), false);
+  }
+  assert.equal(goal('image', s([0, 0], [0, 0], [0, 0])), null, 'no goal for other kinds');
+});
