@@ -68,15 +68,16 @@ export async function runExperimentQueued(e: Experiment, out: string, url: strin
     while (pending.length > 0) {
       const still: Cell[] = [];
       for (const c of pending) {
-        const job = await Job.fromId<CellJob, CellJobResult>(queue, jobId(e, c));
-        const state = job ? await job.getState() : 'missing';
-        if (state === 'completed') {
+        // the state first, then the job: a job read before a last attempt fails would say too few attempts
+        const state = await queue.getJobState(jobId(e, c));
+        const job = state === 'unknown' ? undefined : await Job.fromId<CellJob, CellJobResult>(queue, jobId(e, c));
+        if (state === 'completed' && job) {
           const { result, report, worker } = job!.returnvalue;
           writeFileAtomic(reportOf(out, c), report);
           append(out, result);
           recorded.set(c.id, result);
           hooks.onCell?.(result, recorded.size, cells.length, worker);
-        } else if (state === 'failed') {
+        } else if (state === 'failed' && job) {
           failed.push(c);
           hooks.log?.(`cell ${c.id} (${c.attack}, ${c.method}) failed after ${job!.attemptsMade} attempts: ${job!.failedReason}`);
         } else {
