@@ -72,14 +72,14 @@ export async function runExperimentQueued(e: Experiment, out: string, url: strin
         const state = await queue.getJobState(jobId(e, c));
         const job = state === 'unknown' ? undefined : await Job.fromId<CellJob, CellJobResult>(queue, jobId(e, c));
         if (state === 'completed' && job) {
-          const { result, report, worker } = job!.returnvalue;
+          const { result, report, worker } = job.returnvalue;
           writeFileAtomic(reportOf(out, c), report);
           append(out, result);
           recorded.set(c.id, result);
           hooks.onCell?.(result, recorded.size, cells.length, worker);
         } else if (state === 'failed' && job) {
           failed.push(c);
-          hooks.log?.(`cell ${c.id} (${c.attack}, ${c.method}) failed after ${job!.attemptsMade} attempts: ${job!.failedReason}`);
+          hooks.log?.(`cell ${c.id} (${c.attack}, ${c.method}) failed after ${job.attemptsMade} attempts: ${job.failedReason}`);
         } else {
           if (!job) await queue.add(c.id, jobOf(c).data, jobOf(c).opts); // removed from Redis meanwhile: queue it again
           still.push(c);

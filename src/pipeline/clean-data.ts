@@ -14,12 +14,19 @@ export type CleanSource =
   | { kind: 'run'; dataset: DatasetName; indices: number[] }
   /** `size` images of the dataset's training split, drawn seeded and stratified by class */
   | { kind: 'split'; dataset: DatasetSpec; size: number; seed: number }
-  /** images the caller loaded (uint8 [N, C, H, W], int64 labels); `path`: where from, for the report */
-  | { kind: 'images'; set: ImageSet; path?: string; /** how the files were resized and cropped as read */ transform?: ImageTransform;
-    /** the draw of the files' images that `set` is */ draw?: ImageDraw };
+  /** images the caller loaded (uint8 [N, C, H, W], int64 labels) */
+  | UserImages & { set: ImageSet };
 
-/** The user's labelled images: held in memory, or (a test folder) read in chunks; `path`: where from, for the report. */
-export interface UserImages { kind: 'images'; set: Images; path?: string; transform?: ImageTransform; draw?: ImageDraw }
+/** The user's labelled images: held in memory, or (a test folder) read in chunks. */
+export interface UserImages {
+  kind: 'images'; set: Images;
+  /** where from, for the report */
+  path?: string;
+  /** how the files were resized and cropped as read */
+  transform?: ImageTransform;
+  /** the draw of the files' images that `set` is */
+  draw?: ImageDraw;
+}
 
 /** A clean-data problem, with the field of the source it concerns (the CLI names its flag). */
 export class CleanDataError extends Error {

@@ -10,6 +10,7 @@ import { ImageDraw, imageFolderChunks, readTriggeredNpz, readUserImages, Trigger
 import { formatIssues } from '../util/validation';
 import { CleanSource, UserImages } from './clean-data';
 import type { ImageTransform } from '../data/transforms';
+import type { ImageChunks, ImageSet } from '../data/image-set';
 
 /**
  * The images at `file` (folder or .npz) as a clean source for a model of `dataset`, or `draw` of them
@@ -17,9 +18,13 @@ import type { ImageTransform } from '../data/transforms';
  */
 export function userCleanSource(file: string, dataset: DatasetSpec, limits?: UserImageLimits, transform?: ImageTransform, draw?: ImageDraw): Extract<CleanSource, { kind: 'images' }> {
   const { channels, size, classes } = datasetInfo(dataset);
-  const set = readUserImages(file, { channels, size, classes }, limits, transform, draw);
+  return { ...imagesSource(file, readUserImages(file, { channels, size, classes }, limits, transform, draw), transform), ...(draw ? { draw } : {}) };
+}
+
+/** The user's images as a source: where they are, and the transform when one was given. */
+function imagesSource<S extends ImageSet | ImageChunks>(file: string, set: S, transform?: ImageTransform): { kind: 'images'; set: S; path: string; transform?: ImageTransform } {
   const given = transform && (transform.resize !== undefined || transform.centerCrop !== undefined);
-  return { kind: 'images', set, path: path.resolve(file), ...(given ? { transform } : {}), ...(draw ? { draw } : {}) };
+  return { kind: 'images', set, path: path.resolve(file), ...(given ? { transform } : {}) };
 }
 
 /**
@@ -31,8 +36,7 @@ export function userTestImages(file: string, dataset: DatasetSpec, transform?: I
   try { folder = fs.statSync(file).isDirectory(); } catch { /* the reader names what is wrong */ }
   if (!folder) return userCleanSource(file, dataset, undefined, transform);
   const { channels, size, classes } = datasetInfo(dataset);
-  const given = transform && (transform.resize !== undefined || transform.centerCrop !== undefined);
-  return { kind: 'images', set: imageFolderChunks(file, { channels, size, classes }, {}, transform), path: path.resolve(file), ...(given ? { transform } : {}) };
+  return imagesSource(file, imageFolderChunks(file, { channels, size, classes }, {}, transform), transform);
 }
 
 /** Triggered images at `file` (.npz: x, y the target of each image, optionally y_true) for a model of `dataset`. */
