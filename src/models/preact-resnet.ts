@@ -2,6 +2,7 @@
 // names bn1, conv1, bn2, conv2, shortcut.0 (1x1 conv), then adaptive average pooling and `linear`.
 import { nn, pipe, Tensor } from '../torch';
 import { inLayout, ResNetOptions } from './resnet';
+import { addResidual } from './torchvision-ops';
 
 export class PreActBlock extends nn.Module {
   readonly bn1: nn.BatchNorm2d;
@@ -20,12 +21,10 @@ export class PreActBlock extends nn.Module {
       : null;
   }
   forward(x: Tensor): Tensor {
-    const pre = pipe(x, (t) => this.bn1.call(t), (t) => t.relu_());
-    const s = this.shortcut ? this.shortcut.call(pre) : x;
-    const out = pipe(pre, (t) => this.conv1.call(t), (t) => this.bn2.call(t), (t) => t.relu_(), (t) => this.conv2.call(t), (t) => t.add_(s));
-    pre.dispose();
-    if (s !== x) s.dispose();
-    return out;
+    return pipe(x, (t) => this.bn1.call(t), (t) => t.relu_(), (pre) => {
+      const s = this.shortcut ? this.shortcut.call(pre) : x;
+      return addResidual(pipe(pre, (t) => this.conv1.call(t), (t) => this.bn2.call(t), (t) => t.relu_(), (t) => this.conv2.call(t)), x, s);
+    });
   }
 }
 

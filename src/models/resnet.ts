@@ -2,6 +2,7 @@
 // PyTorch CIFAR ResNet code (kuangliu/pytorch-cifar): conv1, bn1, layer1.0.conv1, ...,
 // layer2.0.shortcut.0 (conv), layer2.0.shortcut.1 (bn), linear.
 import { MemoryFormat, nn, pipe, Tensor } from '../torch';
+import { addResidual } from './torchvision-ops';
 
 export interface ResNetOptions {
   inChannels?: number;
@@ -36,11 +37,7 @@ export class BasicBlock extends nn.Module {
   }
   forward(x: Tensor): Tensor {
     const residual = pipe(x, (t) => nn.convBn(this.conv1, this.bn1, t), (t) => t.relu_(), (t) => nn.convBn(this.conv2, this.bn2, t));
-    const s = this.shortcut.call(x);
-    const out = pipe(residual, (t) => t.add(s), (t) => t.relu_());
-    residual.dispose();
-    if (s !== x) s.dispose();
-    return out;
+    return addResidual(residual, x, this.shortcut.call(x)).relu_();
   }
 }
 

@@ -3,13 +3,14 @@
 import { F, nn, noGrad, pipe, scope, Tensor } from '../torch';
 
 /**
- * branch + x, freeing the branch. Blocks free their intermediates this way rather than in a scope():
- * a forward hook inside the branch may keep tensors it made (NAD's attention maps), and a scope around
- * the branch would free them.
+ * branch + shortcut (by default the block's input x), freeing the branch and the shortcut unless they
+ * are x. Blocks free their intermediates this way rather than in a scope(): a forward hook inside the
+ * branch may keep tensors it made (NAD's attention maps), and a scope around the branch would free them.
  */
-export function addResidual(branch: Tensor, x: Tensor): Tensor {
-  const out = branch.add(x);
+export function addResidual(branch: Tensor, x: Tensor, shortcut: Tensor = x): Tensor {
+  const out = branch.add(shortcut);
   if (branch !== x) branch.dispose();
+  if (shortcut !== x && shortcut !== branch) shortcut.dispose();
   return out;
 }
 
@@ -60,10 +61,7 @@ export class SqueezeExcitation extends nn.Module {
     this.scaleActivation = this.registerModule('scale_activation', scaleActivation());
   }
   forward(x: Tensor): Tensor {
-    const scale = pipe(x, ...[this.avgpool, this.fc1, this.activation, this.fc2, this.scaleActivation].map((m) => (t: Tensor) => m.call(t)));
-    const out = scale.mul(x);
-    scale.dispose();
-    return out;
+    return pipe(x, ...[this.avgpool, this.fc1, this.activation, this.fc2, this.scaleActivation].map((m) => (t: Tensor) => m.call(t)), (scale) => scale.mul(x));
   }
 }
 

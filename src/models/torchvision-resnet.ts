@@ -6,6 +6,7 @@
 // adaptation for small images (conv1 a 3x3 stride-1 conv, maxpool nn.Identity), which has the same
 // parameter names (conv1.weight becomes [64, C, 3, 3]).
 import { MemoryFormat, nn, noGrad, pipe, Tensor } from '../torch';
+import { addResidual } from './torchvision-ops';
 
 export type ResNetStem = 'imagenet' | 'cifar';
 
@@ -74,11 +75,7 @@ export class TorchvisionBasicBlock extends nn.Module {
   }
   forward(x: Tensor): Tensor {
     const residual = pipe(x, (t) => nn.convBn(this.conv1, this.bn1, t), (t) => t.relu_(), (t) => nn.convBn(this.conv2, this.bn2, t));
-    const s = shortcut(this.downsample, x);
-    const out = pipe(residual, (t) => t.add(s), (t) => t.relu_());
-    residual.dispose();
-    if (s !== x) s.dispose();
-    return out;
+    return addResidual(residual, x, shortcut(this.downsample, x)).relu_();
   }
 }
 
@@ -110,11 +107,7 @@ export class TorchvisionBottleneck extends nn.Module {
       (t) => nn.convBn(this.conv1, this.bn1, t), (t) => t.relu_(),
       (t) => nn.convBn(this.conv2, this.bn2, t), (t) => t.relu_(),
       (t) => nn.convBn(this.conv3, this.bn3, t));
-    const s = shortcut(this.downsample, x);
-    const out = pipe(residual, (t) => t.add(s), (t) => t.relu_());
-    residual.dispose();
-    if (s !== x) s.dispose();
-    return out;
+    return addResidual(residual, x, shortcut(this.downsample, x)).relu_();
   }
 }
 

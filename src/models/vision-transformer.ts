@@ -2,7 +2,7 @@
 // conv_proj (patch embedding), class_token, encoder.pos_embedding, encoder.layers.encoder_layer_<i> (ln_1,
 // self_attention, ln_2, mlp.0/.3), encoder.ln, heads.head. The position embedding fixes the input size:
 // image_size (224 in torchvision's weights) must be the size the model was built for, divisible by the patch.
-import { cat, nn, noGrad, pipe, Tensor, zeros } from '../torch';
+import { cat, nn, noGrad, pipe, scope, Tensor, zeros } from '../torch';
 import { addResidual, Resize } from './torchvision-ops';
 
 /** patch, layers, heads, hidden width, MLP width */
@@ -44,10 +44,9 @@ export class EncoderBlock extends nn.Module {
     this.mlp = this.registerModule('mlp', new MLPBlock(dim, mlpDim, p));
   }
   forward(input: Tensor): Tensor {
-    const x = addResidual(pipe(input, (t) => this.ln1.call(t), (t) => this.selfAttention.call(t), (t) => this.dropout.call(t)), input);
-    const out = addResidual(pipe(x, (t) => this.ln2.call(t), (t) => this.mlp.call(t)), x);
-    x.dispose();
-    return out;
+    return pipe(input,
+      (x) => addResidual(pipe(x, (t) => this.ln1.call(t), (t) => this.selfAttention.call(t), (t) => this.dropout.call(t)), x),
+      (x) => addResidual(pipe(x, (t) => this.ln2.call(t), (t) => this.mlp.call(t)), x));
   }
 }
 
@@ -95,15 +94,9 @@ export class VisionTransformer extends nn.Module {
   forward(x: Tensor): Tensor {
     const [n, , h, w] = x.shape;
     if (h !== this.imageSize || w !== this.imageSize) throw new Error(`${this.arch}: expected ${this.imageSize}x${this.imageSize} images, got ${h}x${w}`);
-    const patches = pipe(x, (t) => this.convProj.call(t), (t) => t.flatten(2), (t) => t.permute(0, 2, 1)); // [N, (H/p)(W/p), D]
-    const classToken = this.classToken.expand(n, -1, -1);
-    const tokens = cat([classToken, patches], 1);
-    patches.dispose();
-    classToken.dispose();
-    // the class token's output
-    const out = pipe(tokens, (t) => this.encoder.call(t), (t) => t.select(1, 0), (t) => this.heads.call(t));
-    tokens.dispose();
-    return out;
+    return pipe(x, (t) => this.convProj.call(t), (t) => t.flatten(2), (t) => t.permute(0, 2, 1), // [N, (H/p)(W/p), D]
+      (patches) => scope(() => cat([this.classToken.expand(n, -1, -1), patches], 1)),
+      (t) => this.encoder.call(t), (t) => t.select(1, 0), (t) => this.heads.call(t)); // the class token's output
   }
 }
 
