@@ -1,5 +1,6 @@
 // `npm run bench [-- --json] [--rounds N] [--models a,b]`: our training and inference throughput
-// side by side with PyTorch (same model, batch, threads) in one run, as medians, with ratios; and
+// side by side with PyTorch (same model, batch, threads) in one run, as medians, with ratios (zoo-*:
+// torchvision's vgg16_bn, mobilenet_v2, resnet50 and convnext_tiny at 1x32x32, issue 28); and
 // (purification-fmnist) the default defense's cost against FT's in fp32 and bf16.
 // resnet18-fmnist (the grids' model: width 16, 1x28x28, 10 classes) runs in fp32 and in bf16 (autocast,
 // where the CPU has AVX512-BF16 or AMX), each against PyTorch fp32 and PyTorch bf16 autocast, in
@@ -10,6 +11,7 @@ import { bf16Support, F, getNumThreads, inferenceMode, manualSeed, nn, optim, Pr
 import { computeEnvironment } from '../src/torch/environment';
 import { ResNet18 } from '../src/models/resnet';
 import { SmallCNN } from '../src/models/small-cnn';
+import { createModel } from '../src/models';
 import { randomCropFlip } from '../src/data/augment';
 import { DATASETS } from '../src/data/datasets';
 import { normalize } from '../src/train/loop';
@@ -33,13 +35,25 @@ const median = (v: number[]): number => {
 type Layout = 'channels-last' | 'contiguous';
 interface Variant { precision: Precision; layout: Layout }
 
-const MODELS: Record<string, { make: (v: Variant) => nn.Module; shape: number[]; trainSteps: number; inferSteps: number; width: number; variants?: boolean }> = {
+interface BenchModel { make: (v: Variant) => nn.Module; shape: number[]; trainSteps: number; inferSteps: number; width: number; variants?: boolean; batch?: number }
+
+/**
+ * torchvision's classifiers as issue 28's zoo trains them (scripts/judges/zoo.py: one input channel,
+ * 32x32, 10 classes), batch 32, in the layout each model's code takes (PyTorch: its default, contiguous).
+ */
+const ZOO = ['vgg16_bn', 'mobilenet_v2', 'resnet50', 'convnext_tiny'] as const;
+const zooModel = (name: (typeof ZOO)[number]): BenchModel => ({
+  make: () => createModel({ name, inChannels: 1, numClasses: 10, imageSize: 32 }), shape: [1, 32, 32], trainSteps: 4, inferSteps: 4, width: 64, batch: 32,
+});
+
+const MODELS: Record<string, BenchModel> = {
   'mnist-cnn': { make: () => new SmallCNN(1, 10, 28), shape: [1, 28, 28], trainSteps: 20, inferSteps: 10, width: 64 },
   'resnet18-cifar': { make: () => new ResNet18({ width: 64, inChannels: 3 }), shape: [3, 32, 32], trainSteps: 6, inferSteps: 5, width: 64 },
   'resnet18-fmnist': {
     make: (v) => new ResNet18({ width: 16, inChannels: 1, numClasses: 10, channelsLast: v.layout === 'channels-last' }),
     shape: [1, 28, 28], trainSteps: 20, inferSteps: 10, width: 16, variants: true,
   },
+  ...Object.fromEntries(ZOO.map((name) => [`zoo-${name}`, zooModel(name)])),
 };
 const BATCH = 128;
 
@@ -58,8 +72,8 @@ function ours(name: string, v: Variant = DEFAULT_VARIANT): Result {
 function oursIn(name: string, v: Variant): Result {
   const spec = MODELS[name];
   manualSeed(0);
-  const model = spec.make(v);
-  const x = randn([BATCH, ...spec.shape]), y = randint(0, 10, [BATCH]);
+  const model = spec.make(v), batch = spec.batch ?? BATCH;
+  const x = randn([batch, ...spec.shape]), y = randint(0, 10, [batch]);
   const opt = new optim.SGD(model.parameters(), { lr: 0.01, momentum: 0.9, weightDecay: 5e-4 });
   model.train();
   const train: number[] = [], trainCpu: number[] = [];
@@ -79,8 +93,8 @@ function oursIn(name: string, v: Variant): Result {
   }
   model.dispose();
   opt.dispose();
-  return { model: name, train_img_s: (1000 * BATCH) / median(train), infer_img_s: (1000 * BATCH) / median(infer),
-    train_img_cpu_s: (1000 * BATCH) / median(trainCpu), infer_img_cpu_s: (1000 * BATCH) / median(inferCpu) };
+  return { model: name, train_img_s: (1000 * batch) / median(train), infer_img_s: (1000 * batch) / median(infer),
+    train_img_cpu_s: (1000 * batch) / median(trainCpu), infer_img_cpu_s: (1000 * batch) / median(inferCpu) };
 }
 
 /** PyTorch: the older rows as they were measured (contiguous fp32); the variants' rows in the variant given. */
@@ -88,7 +102,8 @@ function torch(name: string, v?: Variant): Result {
   const spec = MODELS[name];
   const script = path.resolve(__dirname, '..', '..', 'bench', 'torch_bench.py');
   const out = execFileSync(process.env.VARDEFENSE_PYTHON ?? '/usr/bin/python3',
-    [script, name, String(getNumThreads()), String(spec.trainSteps), String(spec.inferSteps), String(spec.width), ...(v ? [v.precision, v.layout] : [])], { encoding: 'utf8' });
+    [script, name, String(getNumThreads()), String(spec.trainSteps), String(spec.inferSteps), String(spec.width), ...(v ? [v.precision, v.layout] : ['fp32', 'contiguous']),
+      String(spec.batch ?? BATCH)], { encoding: 'utf8' });
   return JSON.parse(out.trim().split('\n').pop()!) as Result;
 }
 
@@ -118,7 +133,7 @@ function main(): void {
   const isa = { cpu: env.cpu, isa: env.isa, aten_capability: env.atenCapability, bf16_hardware: bf16.hardware, bf16: bf16.ok ? 'yes' : `refused: ${bf16.reason}`, limits: env.limits };
   if (json) console.log(JSON.stringify({ environment: isa }));
   else console.log(`CPU: ${env.cpu}; widest ISA ${env.isa}, ATen ${env.atenCapability}, bf16 instructions: ${bf16.hardware}${bf16.ok ? '' : ` (bf16 rows skipped: ${bf16.reason})`}` +
-    `${Object.keys(env.limits).length ? `; limits ${Object.entries(env.limits).map(([k, v]) => `${k}=${v}`).join(' ')}` : ''}; ${getNumThreads()} threads, batch ${BATCH}`);
+    `${Object.keys(env.limits).length ? `; limits ${Object.entries(env.limits).map(([k, v]) => `${k}=${v}`).join(' ')}` : ''}; ${getNumThreads()} threads, batch ${BATCH} (zoo-*: 32)`);
   for (const m of models) {
     if (m === PURIFICATION) {
       purificationRows(rounds, json, bf16.ok);
@@ -136,7 +151,7 @@ function main(): void {
       if (!json) process.stderr.write(`${m} round ${r + 1}/${rounds}: ours train ${a[r].train_img_s.toFixed(1)} infer ${a[r].infer_img_s.toFixed(1)} | torch train ${b[r].train_img_s.toFixed(1)} infer ${b[r].infer_img_s.toFixed(1)} img/s\n`);
     }
     const row = {
-      model: m, batch: BATCH, threads: getNumThreads(), rounds,
+      model: m, batch: MODELS[m].batch ?? BATCH, threads: getNumThreads(), rounds,
       train_img_s: median(a.map((r) => r.train_img_s)), torch_train_img_s: median(b.map((r) => r.train_img_s)),
       infer_img_s: median(a.map((r) => r.infer_img_s)), torch_infer_img_s: median(b.map((r) => r.infer_img_s)),
       train_ratio: 0, infer_ratio: 0,

@@ -1,6 +1,7 @@
 # PyTorch side of `npm run bench`: the same models, batch sizes and thread count as ours.
 # Prints one JSON line per model: {"model", "train_img_s", "infer_img_s", "train_step_ms": [...]}.
-# Usage: torch_bench.py <model> <threads> <train steps> <infer steps> <width> [fp32|bf16] [contiguous|channels-last]
+# Usage: torch_bench.py <model> <threads> <train steps> <infer steps> <width> [fp32|bf16] [contiguous|channels-last] [batch]
+# zoo-<arch>: torchvision's model as scripts/judges/zoo.py trains it (one input channel, 32x32, 10 classes).
 # bf16 is PyTorch's recipe: forward and loss under torch.autocast('cpu', dtype=torch.bfloat16), backward
 # and the optimiser step outside it; channels-last is model.to(memory_format=torch.channels_last) with a
 # channels-last input.
@@ -47,6 +48,11 @@ if __name__ == '__main__':
     which, threads, train_steps, infer_steps, width = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
     torch.set_num_threads(threads)
     precision = sys.argv[6] if len(sys.argv) > 6 else 'fp32'; layout = sys.argv[7] if len(sys.argv) > 7 else 'contiguous'
-    if which == 'mnist-cnn': run(which, SmallCNN(), (1, 28, 28), 128, train_steps, infer_steps, precision, layout)
+    batch = int(sys.argv[8]) if len(sys.argv) > 8 else 128
+    if which.startswith('zoo-'):
+        sys.path.insert(0, __file__.rsplit('/', 2)[0] + '/scripts/judges')
+        import zoo  # noqa: E402
+        run(which, zoo.build(which[4:]), (1, zoo.SIZE, zoo.SIZE), batch, train_steps, infer_steps, precision, layout)
+    elif which == 'mnist-cnn': run(which, SmallCNN(), (1, 28, 28), 128, train_steps, infer_steps, precision, layout)
     elif which == 'resnet18-fmnist': run(which, ResNet18(1, 10, width), (1, 28, 28), 128, train_steps, infer_steps, precision, layout)
     else: run(which, ResNet18(3, 10, width), (3, 32, 32), 128, train_steps, infer_steps, precision, layout)
