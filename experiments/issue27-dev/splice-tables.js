@@ -1,6 +1,6 @@
 // Writes the tables of the issue 27 records into docs/results.md (between the markers), as
-// test/experiments/issue27-records.test.ts checks: the development runs, and the final grid once its
-// records exist. usage (after `npx tsc -p .`): node experiments/issue27-dev/splice-tables.js
+// test/experiments/issue27-records.test.ts checks: the development runs, the final grid once its
+// records exist, and issue 28's torchvision zoo (the same goal tables). usage (after `npx tsc -p .`): node experiments/issue27-dev/splice-tables.js
 const fs = require('fs');
 const path = require('path');
 const { aggregateText } = require('../../dist/src/report/aggregate');
@@ -24,6 +24,11 @@ function sections() {
     out['issue27-final-goals'] = `${f.byDefense}\n\n${f.perJudge}`;
     const a = goalTables(records('issue27-final'), judges('final'), 'ablations');
     out['issue27-final-ablations'] = `${a.byDefense}\n\n${a.perJudge}`;
+  }
+  // issue 28's torchvision zoo (scripts/judges/zoo.py), defended by the default and FT
+  if (fs.existsSync(records('issue28-zoo'))) {
+    const z = goalTables(records('issue28-zoo'), judges('zoo'), 'zoo', 'ft');
+    out['issue28-zoo'] = `${z.byDefense}\n\n${z.perJudge}`;
   }
   return out;
 }

@@ -1,7 +1,7 @@
 // Issue 27's goal, judge by judge and family by family, from the records of a judges' grid (docs/protocol.md
 // section 10): each judge's runs over clean seeds 1-3, per defense, as mean and worst case, against the goal
 // of its family, and each defense over every judge (mean and worst ACC - ASR, worst excess, the verdict).
-//   node experiments/issue27-final/goals.js [records] [judges.json] [tag]   (after `npx tsc -p .`)
+//   node experiments/issue27-final/goals.js [records] [judges.json] [tag] [FT's name]   (after `npx tsc -p .`)
 // default: experiments/records/issue27-final, experiments/judges/final.json, tag grid.
 // Goal (issue 27): patch triggers mean excess ASR <= 0.5 point, worst run <= 2, mean ACC drop <= 1;
 // blends ASR <= 5% (mean) at <= 1.5 points of ACC (mean); SIG and WaNet mean excess <= 2 points.
@@ -32,15 +32,19 @@ function stat(runs, f) {
   return v.some((x) => x === null || x === undefined) ? { mean: null, worst: null } : { mean: mean(v), worst: max(v) };
 }
 
-/** Markdown tables of the goal, per judge and defense, and per defense over all judges. */
-function goalTables(records, judgesFile, tag = 'grid') {
+/**
+ * Markdown tables of the goal, per judge and defense, and per defense over all judges. `judgesFile`: a
+ * judges' list (experiments/judges/*.json: `judges`, or the zoo's `models`); `ft`: the defense whose
+ * time is the unit of the time column.
+ */
+function goalTables(records, judgesFile, tag = 'grid', ft = 'ft:published') {
   const list = JSON.parse(fs.readFileSync(judgesFile, 'utf8'));
-  const judges = Array.isArray(list) ? list : list.judges;
+  const judges = Array.isArray(list) ? list : list.judges ?? list.models;
   const rows = collectRows([records]).filter((r) => path.basename(path.dirname(path.dirname(r.dir))) === tag);
   const judgeOf = (r) => path.basename(path.dirname(path.dirname(path.dirname(r.dir)))).replace(/^j/, '');
   const defenses = [...new Set(rows.map((r) => r.defense + (r.settings ? ` ${r.settings}` : '')))];
   const label = (r) => r.defense + (r.settings ? ` ${r.settings}` : '');
-  const ftSeconds = (r) => rows.find((x) => x.defense === 'ft:published' && judgeOf(x) === judgeOf(r) && path.basename(path.dirname(x.dir)) === path.basename(path.dirname(r.dir)))?.seconds;
+  const ftSeconds = (r) => rows.find((x) => x.defense === ft && judgeOf(x) === judgeOf(r) && path.basename(path.dirname(x.dir)) === path.basename(path.dirname(r.dir)))?.seconds;
   const perJudge = ['| judge | family | defense | runs | ACC before | ACC drop mean / worst | ASR after mean / worst | excess ASR mean / worst | goal | time / FT |', '|---|---|---|---|---|---|---|---|---|---|'];
   const overall = new Map(defenses.map((d) => [d, { runs: [], met: 0, goals: 0 }]));
   for (const j of judges) {
@@ -75,7 +79,7 @@ module.exports = { goalTables, goal };
 
 if (require.main === module) {
   const root = path.join(__dirname, '..', '..');
-  const [records = path.join(root, 'experiments', 'records', 'issue27-final'), judges = path.join(root, 'experiments', 'judges', 'final.json'), tag = 'grid'] = process.argv.slice(2);
-  const t = goalTables(records, judges, tag);
+  const [records = path.join(root, 'experiments', 'records', 'issue27-final'), judges = path.join(root, 'experiments', 'judges', 'final.json'), tag = 'grid', ft = 'ft:published'] = process.argv.slice(2);
+  const t = goalTables(records, judges, tag, ft);
   console.log(`${t.runs} runs\n\n${t.byDefense}\n\n${t.perJudge}`);
 }

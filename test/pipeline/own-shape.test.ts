@@ -1,7 +1,7 @@
 // A model of a shape no built-in dataset has (issue 28): a torchvision MobileNetV3-Small for 64x64 RGB
 // images and 7 classes, saved by PyTorch, with its images as an ImageFolder of PNGs. `--dataset
 // images:3x64:7` names the shape: eval gives PyTorch's accuracy to the image, defend purifies it with
-// a trigger image of that size, and what has no meaning for such a model (a built-in split, a wrong
+// a trigger image of that size, detect reverses a trigger per class at that size, and what has no meaning for such a model (a built-in split, a wrong
 // shape) is refused naming the flag.
 import { test } from 'node:test';
 import * as assert from 'assert/strict';
@@ -23,7 +23,7 @@ test('images:<channels>x<size>:<classes>: the shape, its refusals, and no usual 
   assert.throws(() => datasetInfo('svhn'), /unknown dataset 'svhn' \(known: mnist, fashion-mnist, cifar10, cifar100, or images:/);
 });
 
-test('a torchvision model for 64x64 RGB images of 7 classes: eval gives PyTorch\'s accuracy to the image; defend purifies it with a 64x64 trigger image', () => {
+test('a torchvision model for 64x64 RGB images of 7 classes: eval gives PyTorch\'s accuracy to the image; defend purifies it with a 64x64 trigger image; detect reverses a 64x64 mask per class', () => {
   const dir = tmpDir('own-shape');
   try {
     const ref = JSON.parse(python('own_shape_ref.py', dir, 'mobilenet_v3_small', '64', '7', '70')) as { acc: number; n: number };
@@ -49,6 +49,19 @@ test('a torchvision model for 64x64 RGB images of 7 classes: eval gives PyTorch\
     assert.equal(r.source.target.dataset, 'images:3x64:7');
     assert.ok(Math.abs(r.before.acc - ref.acc) < 1e-6, 'defend\'s before is eval\'s');
     assert.ok(r.after.acc >= 0 && r.after.acc <= 1 && r.after.asr >= 0 && r.after.asr <= 1);
+
+    // detect (Neural Cleanse) on the same model and images: a mask per class of the 64x64 shape
+    const det = path.join(dir, 'detect.json');
+    runCli('detect', ...model, '--clean', images, '--preset', 'cpu-short', '--set', 'epochs=3', '--out', det);
+    const d = JSON.parse(fs.readFileSync(det, 'utf8')) as { classes: { cls: number; maskL1: number | null; mask: number[] }[] };
+    assert.deepEqual(d.classes.map((c) => c.cls), [0, 1, 2, 3, 4, 5, 6], 'one reversed trigger per class');
+    // a class whose trigger was not found in 3 epochs has no mask; those found are 64x64 masks in [0, 1]
+    const found = d.classes.filter((c) => c.mask.length > 0);
+    assert.ok(found.length > 0, 'a trigger found for some class');
+    for (const c of found) {
+      assert.equal(c.mask.length, 64 * 64, `class ${c.cls}: a 64x64 mask`);
+      assert.ok(c.maskL1 !== null && c.maskL1 > 0 && c.maskL1 <= 64 * 64 && c.mask.every((v) => v >= 0 && v <= 1), `class ${c.cls}: mask L1 ${c.maskL1}`);
+    }
     assert.throws(() => runCli('defend', ...model, '--clean-size', '50', '--trigger-image', trigger, '--method', 'ft', '--out', path.join(dir, 'x'), '--no-verdict'),
       /images:3x64:7: your own images have no built-in (train|test) split/);
   } finally {
