@@ -52,12 +52,14 @@ test('a torchvision model for 64x64 RGB images of 7 classes: eval gives PyTorch\
 
     // detect (Neural Cleanse) on the same model and images: a mask per class of the 64x64 shape
     const det = path.join(dir, 'detect.json');
-    runCli('detect', ...model, '--clean', images, '--preset', 'cpu-short', '--set', 'epochs=3', '--out', det);
+    // 10 epochs (2 steps each), and a trigger counts as found once it flips 1% of the images: the shapes
+    // are what is checked here, not the search; a class with no trigger found has no mask
+    runCli('detect', ...model, '--clean', images, '--preset', 'cpu-short', '--set', 'epochs=10', '--set', 'successThreshold=0.01', '--out', det);
     const d = JSON.parse(fs.readFileSync(det, 'utf8')) as { classes: { cls: number; maskL1: number | null; mask: number[] }[] };
     assert.deepEqual(d.classes.map((c) => c.cls), [0, 1, 2, 3, 4, 5, 6], 'one reversed trigger per class');
-    // a class whose trigger was not found in 3 epochs has no mask; those found are 64x64 masks in [0, 1]
     const found = d.classes.filter((c) => c.mask.length > 0);
-    assert.ok(found.length > 0, 'a trigger found for some class');
+    assert.ok(found.length >= 1, 'a trigger found for some class (4 of 7 when written)');
+    for (const c of d.classes.filter((k) => k.mask.length === 0)) assert.equal(c.maskL1, null, `class ${c.cls}: no mask, no L1`);
     for (const c of found) {
       assert.equal(c.mask.length, 64 * 64, `class ${c.cls}: a 64x64 mask`);
       assert.ok(c.maskL1 !== null && c.maskL1 > 0 && c.maskL1 <= 64 * 64 && c.mask.every((v) => v >= 0 && v <= 1), `class ${c.cls}: mask L1 ${c.maskL1}`);
