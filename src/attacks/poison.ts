@@ -1,9 +1,9 @@
 // Poisoning a training set and building the triggered test set for ASR / RA.
 import { scope, Tensor, tensor } from '../torch';
 import { Rng } from '../util/rng';
-import { SpecIssue } from '../util/validation';
+import { inRange, numberThat, SpecIssue, specIssues } from '../util/validation';
 import { z } from 'zod';
-import { applyTrigger, TRIGGER_SCHEMA } from './triggers';
+import { applyTrigger, BLEND_SCHEMA, TRIGGER_SCHEMA } from './triggers';
 import { validateSig } from './sig';
 import { applyWanet, validateWanet } from './wanet';
 import { validateImageTrigger } from './image-trigger';
@@ -14,9 +14,9 @@ import { datasetInfo } from '../data/datasets';
 export const ATTACK_SPEC_SCHEMA = z.object({
   trigger: TRIGGER_SCHEMA,
   /** fraction of the attacker's training samples that are poisoned */
-  poisonRatio: z.number(),
-  /** all-to-one target class */
-  target: z.number().int(),
+  poisonRatio: inRange('(0, 1)').gt(0).lt(1),
+  /** all-to-one target class (one of the dataset's: attackIssues) */
+  target: numberThat('an integer >= 0').int().min(0),
   mode: z.enum(['all-to-one', 'all-to-all']),
   seed: z.number().int().min(0),
 });
@@ -35,7 +35,7 @@ export function attackIssues(a: AttackSpec, dataset: string): SpecIssue[] {
     try { validate(); } catch (e) { issues.push({ path, message: (e as Error).message.replace(/^trigger: /, '') }); }
   };
   if (t.kind === 'blend') {
-    if (!(t.alpha > 0 && t.alpha <= 1)) issues.push({ path: 'trigger.alpha', message: `must be in (0, 1], got ${t.alpha}` });
+    issues.push(...specIssues(BLEND_SCHEMA, t, 'trigger'));
   } else if (t.kind === 'sig') {
     check('trigger', () => validateSig(t));
     if (a.mode === 'all-to-all') issues.push({ path: 'mode', message: 'SIG is clean-label (target-class images keep their labels): it cannot be all-to-all' });
@@ -51,7 +51,7 @@ export function attackIssues(a: AttackSpec, dataset: string): SpecIssue[] {
     if (!(dx >= 0 && dy >= 0 && dx <= max && dy <= max))
       issues.push({ path: 'trigger.offset', message: `${dx},${dy} puts the ${t.size}x${t.size} patch outside the ${size}x${size} ${dataset} images (each must be in 0..${max})` });
   }
-  if (!(a.poisonRatio > 0 && a.poisonRatio < 1)) issues.push({ path: 'poisonRatio', message: `must be in (0, 1), got ${a.poisonRatio}` });
+  issues.push(...specIssues(ATTACK_SPEC_SCHEMA.shape.poisonRatio, a.poisonRatio, 'poisonRatio'));
   if (!(Number.isInteger(a.target) && a.target >= 0 && a.target < classes))
     issues.push({ path: 'target', message: `must be a class of ${dataset}, 0..${classes - 1}, got ${a.target}` });
   return issues;

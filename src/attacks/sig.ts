@@ -1,14 +1,15 @@
 // SIG (Barni et al. 2019): a horizontal sinusoid added to whole images, x' = clip(x + delta sin(2 pi j f / W)).
 import { z } from 'zod';
+import { inRange, numberThat, specIssues } from '../util/validation';
 import { noGrad, scope, Tensor, tensor } from '../torch';
 import { assertTestSetAllowed } from '../data/test-set-lock';
 
 export const SIG_SCHEMA = z.object({
   kind: z.literal('sig'),
   /** amplitude in pixel units (0..255) */
-  delta: z.number(),
+  delta: inRange('(0, 255]').gt(0).max(255),
   /** periods across the image width */
-  freq: z.number(),
+  freq: numberThat('a positive number').gt(0).finite(),
 });
 export type SigSpec = z.infer<typeof SIG_SCHEMA>;
 
@@ -17,9 +18,10 @@ export function sigSignal(width: number, delta: number, freq: number): Float64Ar
   return Float64Array.from({ length: width }, (_, j) => delta * Math.sin((2 * Math.PI * j * freq) / width));
 }
 
+/** The schema's ranges, for specs built in code (a parsed config has them already). */
 export function validateSig(t: SigSpec): void {
-  if (!(t.delta > 0 && t.delta <= 255)) throw new Error(`trigger: sig delta must be in (0, 255], got ${t.delta}`);
-  if (!(t.freq > 0 && Number.isFinite(t.freq))) throw new Error(`trigger: sig freq must be a positive number, got ${t.freq}`);
+  const [bad] = specIssues(SIG_SCHEMA, t);
+  if (bad) throw new Error(`trigger: sig ${bad.path} ${bad.message}`);
 }
 
 /** uint8 [N, C, H, W] -> uint8, rounded to the nearest level (float64, so the rounding matches the formula exactly). */

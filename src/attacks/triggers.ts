@@ -2,6 +2,7 @@
 // the SIG sinusoid, the WaNet warp, and a trigger given as an image file.
 import { noGrad, scope, Tensor, tensor } from '../torch';
 import { Rng } from '../util/rng';
+import { inRange, numberThat, specIssues } from '../util/validation';
 import { assertTestSetAllowed } from '../data/test-set-lock';
 import { z } from 'zod';
 import { applySig, SIG_SCHEMA, validateSig } from './sig';
@@ -17,8 +18,8 @@ export type PatchPattern = (typeof PATCH_PATTERNS)[number];
 
 export const PATCH_SCHEMA = z.object({
   kind: z.literal('patch'),
-  /** side of the square patch, in pixels */
-  size: z.number().int(),
+  /** side of the square patch, in pixels (at most the image side: attackIssues) */
+  size: numberThat('an integer >= 1').int().min(1),
   pattern: z.enum(PATCH_PATTERNS),
   /** 'fixed': at the bottom-right corner shifted by offset; 'random': a new position per image */
   position: z.enum(['fixed', 'random']),
@@ -32,7 +33,7 @@ export type PatchSpec = z.infer<typeof PATCH_SCHEMA>;
 export const BLEND_SCHEMA = z.object({
   kind: z.literal('blend'),
   /** x' = (1 - alpha) x + alpha t */
-  alpha: z.number(),
+  alpha: inRange('(0, 1]').gt(0).max(1),
   /** seed of the full-image noise pattern t */
   seed: z.number().int().optional(),
 });
@@ -71,7 +72,8 @@ export function validateTrigger(t: TriggerSpec, height: number, width: number): 
   if (t.kind === 'wanet') return validateWanet(t, height, width);
   if (t.kind === 'image') return validateImageTrigger(t, height, width);
   if (t.kind === 'blend') {
-    if (!(t.alpha > 0 && t.alpha <= 1)) throw new Error(`trigger: alpha must be in (0, 1], got ${t.alpha}`);
+    const [bad] = specIssues(BLEND_SCHEMA, t);
+    if (bad) throw new Error(`trigger: ${bad.path} ${bad.message}`);
     return;
   }
   if (!Number.isInteger(t.size) || t.size < 1 || t.size > Math.min(height, width))

@@ -5,17 +5,18 @@
 import { z } from 'zod';
 import { callOp, cat, noGrad, scope, Tensor, tensor } from '../torch';
 import { Rng } from '../util/rng';
+import { inRange, numberThat, specIssues } from '../util/validation';
 import { assertTestSetAllowed } from '../data/test-set-lock';
 
 export const WANET_SCHEMA = z.object({
   kind: z.literal('wanet'),
-  /** side of the control grid */
-  k: z.number().int(),
+  /** side of the control grid (at most the image side: validateWanet) */
+  k: numberThat('an integer >= 2').int().min(2),
   /** warping strength */
-  s: z.number(),
-  gridRescale: z.number(),
+  s: numberThat('a positive number').gt(0).finite(),
+  gridRescale: inRange('(0, 1]').gt(0).max(1),
   /** noise-mode images per poisoned image (kept at their true labels) */
-  crossRatio: z.number(),
+  crossRatio: numberThat('a number >= 0').min(0).finite(),
   /** seed of the control grid */
   seed: z.number().int().optional(),
 });
@@ -31,9 +32,8 @@ export function wanetControlGrid(k: number, seed: number): Float64Array {
 
 export function validateWanet(t: WanetSpec, height: number, width: number): void {
   if (!Number.isInteger(t.k) || t.k < 2 || t.k > Math.min(height, width)) throw new Error(`trigger: wanet k must be an integer in 2..${Math.min(height, width)}, got ${t.k}`);
-  if (!(t.s > 0 && Number.isFinite(t.s))) throw new Error(`trigger: wanet s must be a positive number, got ${t.s}`);
-  if (!(t.gridRescale > 0 && t.gridRescale <= 1)) throw new Error(`trigger: wanet gridRescale must be in (0, 1], got ${t.gridRescale}`);
-  if (!(t.crossRatio >= 0 && Number.isFinite(t.crossRatio))) throw new Error(`trigger: wanet crossRatio must be a number >= 0, got ${t.crossRatio}`);
+  const [bad] = specIssues(WANET_SCHEMA, t);
+  if (bad) throw new Error(`trigger: wanet ${bad.path} ${bad.message}`);
 }
 
 /** The upsampled offsets [1, H, W, 2] (float64), before the s / H scaling. */

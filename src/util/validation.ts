@@ -28,3 +28,17 @@ export function parseWith<T extends z.ZodTypeAny>(schema: T, value: unknown, sou
   if (!r.success) throw new Error(`${source}: ${r.error.issues.map(describeIssue).join('; ')}`);
   return r.data;
 }
+
+/** A number whose range errors read 'must be <what>, got <value>' (a schema's range, said with the value). */
+export const numberThat = (what: string): z.ZodNumber => z.number({
+  errorMap: (issue, ctx) => (['too_small', 'too_big', 'not_finite'].includes(issue.code) ? { message: `must be ${what}, got ${String(ctx.data)}` } : { message: ctx.defaultError }),
+});
+
+/** A number in a range written as in mathematics: inRange('(0, 1]').gt(0).max(1). */
+export const inRange = (range: string): z.ZodNumber => numberThat(`in ${range}`);
+
+/** What in `spec` its schema rules out, as issues with dotted paths under `prefix` (empty when it parses). */
+export function specIssues(schema: z.ZodTypeAny, spec: unknown, prefix = ''): SpecIssue[] {
+  const r = schema.safeParse(spec);
+  return r.success ? [] : r.error.issues.map((i) => ({ path: [prefix, ...i.path].filter((p) => p !== '').join('.'), message: issueMessage(i) }));
+}

@@ -60,12 +60,15 @@ test('experiment configs take sig and wanet attacks, and name the field of a bad
   assert.deepEqual(sig[0].train.attack?.trigger, { kind: 'sig', delta: 20, freq: 6 });
   assert.notEqual(sig[0].modelKey, cells[0].modelKey);
   const bad: [string, RegExp][] = [
-    ['{ name: w, attack: wanet, wanetK: 1 }', /x\.yaml: 'attacks\.0\.wanetK': Number must be greater than or equal to 2/],
-    ['{ name: w, attack: wanet, wanetGridRescale: 2 }', /'attacks\.0\.wanetGridRescale': Number must be less than or equal to 1/],
-    ['{ name: w, attack: wanet, wanetS: 0 }', /'attacks\.0\.wanetS': Number must be greater than 0/],
-    ['{ name: w, attack: wanet, wanetCrossRatio: -1 }', /'attacks\.0\.wanetCrossRatio'/],
-    ['{ name: s, attack: sig, sigDelta: 300 }', /'attacks\.0\.sigDelta': Number must be less than or equal to 255/],
-    ['{ name: s, attack: sig, sigFreq: 0 }', /'attacks\.0\.sigFreq': Number must be greater than 0/],
+    // the ranges and their wording are the trigger kinds' own schemas' (wanet.ts, sig.ts), value included
+    ['{ name: w, attack: wanet, wanetK: 1 }', /x\.yaml: 'attacks\.0\.wanetK': must be an integer >= 2, got 1/],
+    ['{ name: w, attack: wanet, wanetGridRescale: 2 }', /'attacks\.0\.wanetGridRescale': must be in \(0, 1\], got 2/],
+    ['{ name: w, attack: wanet, wanetS: 0 }', /'attacks\.0\.wanetS': must be a positive number, got 0/],
+    ['{ name: w, attack: wanet, wanetCrossRatio: -1 }', /'attacks\.0\.wanetCrossRatio': must be a number >= 0, got -1/],
+    ['{ name: s, attack: sig, sigDelta: 300 }', /'attacks\.0\.sigDelta': must be in \(0, 255\], got 300/],
+    ['{ name: s, attack: sig, sigFreq: 0 }', /'attacks\.0\.sigFreq': must be a positive number, got 0/],
+    ['{ name: b, attack: blend, alpha: 0 }', /'attacks\.0\.alpha': must be in \(0, 1\], got 0/],
+    ['{ name: p, poisonRatio: 1 }', /'attacks\.0\.poisonRatio': must be in \(0, 1\), got 1/],
     ['{ name: s, attack: sig, allToAll: true }', /'attacks\.0\.allToAll': attack sig is clean-label/],
     ['{ name: s, attack: sigg }', /'attacks\.0\.attack' must be one of 'patch', 'blend', 'sig', 'wanet', 'none', got 'sigg'/],
   ];
