@@ -30,7 +30,30 @@ function sections() {
     const z = goalTables(records('issue28-zoo'), judges('zoo'), 'zoo', 'ft');
     out['issue28-zoo'] = `${z.byDefense}\n\n${z.perJudge}`;
   }
+  // issue 29: the default defense of a PyTorch-trained judge in fp32 and bf16 on the same clean draws
+  if (fs.existsSync(records('issue29-bf16'))) out['issue29-bf16-parity'] = precisionTable(collectRows([records('issue29-bf16')]));
   return out;
+}
+
+/** fp32 against bf16 per judge and clean seed (records <judge>/<precision>/s<seed>/<method>), with the seeds' spread in fp32. */
+function precisionTable(rows) {
+  const pts = (x) => (100 * x).toFixed(2);
+  const part = (r, up) => path.basename(path.dirname(up === 1 ? r.dir : path.dirname(r.dir)));
+  const key = (r) => `${path.basename(path.dirname(path.dirname(path.dirname(r.dir))))} ${r.defense} ${part(r, 1)}`;
+  const lines = ['| judge | defense | clean seed | ACC before | fp32 ACC / ASR after | bf16 ACC / ASR after | bf16 - fp32 ACC / ASR (points) | fp32 / bf16 seconds |', '|---|---|---|---|---|---|---|---|'];
+  const fp = rows.filter((r) => part(r, 2) === 'fp32');
+  const diffs = [];
+  for (const a of fp) {
+    const b = rows.find((r) => part(r, 2) === 'bf16' && key(r) === key(a));
+    if (!b) continue;
+    diffs.push([b.accAfter - a.accAfter, b.asrAfter - a.asrAfter]);
+    lines.push(`| ${key(a).split(' ')[0]} | ${a.defense} | ${part(a, 1).slice(1)} | ${pts(a.accBefore)} | ${pts(a.accAfter)} / ${pts(a.asrAfter)} | ${pts(b.accAfter)} / ${pts(b.asrAfter)} | ` +
+      `${pts(b.accAfter - a.accAfter)} / ${pts(b.asrAfter - a.asrAfter)} | ${a.seconds.toFixed(0)} / ${b.seconds.toFixed(0)} |`);
+  }
+  const spread = (f) => { const v = fp.map(f); return pts(Math.max(...v) - Math.min(...v)); };
+  lines.push('', `fp32's spread over the clean seeds (max - min): ACC ${spread((r) => r.accAfter)}, ASR ${spread((r) => r.asrAfter)} points; ` +
+    `largest |bf16 - fp32|: ACC ${pts(Math.max(...diffs.map((d) => Math.abs(d[0]))))}, ASR ${pts(Math.max(...diffs.map((d) => Math.abs(d[1]))))} points.`);
+  return lines.join('\n');
 }
 
 const put = (text, name, body) => {
