@@ -1,8 +1,9 @@
 // The attack as flat options: the command line's flags and an experiment config's attack entries are
 // both this one schema (the CLI makes a flag of each key, with its help, default and range; the
-// experiment config extends it with a name), made of the trigger kinds' own fields. pipeline/attack-spec.ts turns the options into the
-// AttackSpec that poisons and measures; the checks that depend on the dataset (the patch inside its
-// images, the target one of its classes) are attackIssues' (poison.ts).
+// experiment config extends it with a name), made of the trigger kinds' own fields.
+// pipeline/attack-spec.ts turns the options into the AttackSpec that poisons and measures; the checks
+// that depend on the dataset (the patch inside its images, the target one of its classes) are
+// attackIssues' (poison.ts).
 import { z } from 'zod';
 import { ATTACK_SPEC_SCHEMA } from './poison';
 import { SIG_SCHEMA } from './sig';
