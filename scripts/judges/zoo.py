@@ -6,6 +6,7 @@
 # training subset and few epochs where CPU time demands (the recipe says which).
 #
 #   zoo.py train-list --list experiments/judges/zoo.json --root /work/zoo [--only NAME,...] [--threads N]
+#   zoo.py layout --arch vgg16_bn          (the state dict's names and shapes, JSON: what the toolkit must load)
 #
 # A model's folder holds model.pt (torch.save state dict, torchvision's names), clean.npz (padded
 # training images, unpoisoned, for the defender's --clean draw), test.npz (the padded test split),
@@ -113,7 +114,12 @@ def main():
     t.add_argument('--root', required=True)
     t.add_argument('--only')
     t.add_argument('--threads', type=int, default=2)
+    lay = sub.add_parser('layout')
+    lay.add_argument('--arch', required=True, choices=sorted(FIRST_CONV))
     a = p.parse_args()
+    if a.cmd == 'layout':
+        print(json.dumps([[k, list(v.shape)] for k, v in build(a.arch).state_dict().items()]))
+        return
     only = set(a.only.split(',')) if a.only else None
     for r in json.load(open(a.list))['models']:
         if only is not None and r['name'] not in only: continue
