@@ -5,10 +5,9 @@
 import { F, randn, scope } from '../src/torch';
 import { computeEnvironment } from '../src/torch/environment';
 import { ResNet18 } from '../src/models/resnet';
+import { cpuMs, median } from './timing';
 
 const arg = (name: string, dflt: string): string => { const i = process.argv.indexOf(`--${name}`); return i > 0 ? process.argv[i + 1] : dflt; };
-const cpuMs = (): number => { const c = process.cpuUsage(); return (c.user + c.system) / 1000; };
-const median = (v: number[]): number => { const s = [...v].sort((a, b) => a - b), h = s.length >> 1; return s.length % 2 ? s[h] : (s[h - 1] + s[h]) / 2; };
 
 const model = new ResNet18({ width: 16, inChannels: 1, numClasses: 10 });
 model.eval();

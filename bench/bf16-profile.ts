@@ -10,11 +10,10 @@
 import { bf16Support, F, MemoryFormat, manualSeed, nn, optim, Precision, randint, randn, scope, Tensor, withPrecision } from '../src/torch';
 import { computeEnvironment } from '../src/torch/environment';
 import { ResNet18 } from '../src/models/resnet';
+import { cpuMs, median } from './timing';
 
 const BATCH = 128;
 const arg = (name: string, dflt: number): number => { const i = process.argv.indexOf(`--${name}`); return i > 0 ? Number(process.argv[i + 1]) : dflt; };
-const cpuMs = (): number => { const c = process.cpuUsage(); return (c.user + c.system) / 1000; };
-const median = (v: number[]): number => { const s = [...v].sort((a, b) => a - b), h = s.length >> 1; return s.length % 2 ? s[h] : (s[h - 1] + s[h]) / 2; };
 
 /** Median CPU milliseconds of fn over `steps` calls, after one warm-up call. */
 function time(steps: number, fn: () => void): number {

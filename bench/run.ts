@@ -12,6 +12,7 @@ import { computeEnvironment } from '../src/torch/environment';
 import { ResNet18 } from '../src/models/resnet';
 import { SmallCNN } from '../src/models/small-cnn';
 import { createModel } from '../src/models';
+import { cpuMs, median } from './timing';
 import { randomCropFlip } from '../src/data/augment';
 import { DATASETS } from '../src/data/datasets';
 import { normalize } from '../src/train/loop';
@@ -24,13 +25,6 @@ import { randperm, tensor } from '../src/torch';
  * sides, src/torch/native.ts).
  */
 interface Result { model: string; train_img_s: number; infer_img_s: number; train_img_cpu_s?: number; infer_img_cpu_s?: number }
-
-const cpuMs = (): number => { const c = process.cpuUsage(); return (c.user + c.system) / 1000; };
-
-const median = (v: number[]): number => {
-  const s = [...v].sort((a, b) => a - b), h = Math.floor(s.length / 2);
-  return s.length % 2 ? s[h] : (s[h - 1] + s[h]) / 2;
-};
 
 type Layout = 'channels-last' | 'contiguous';
 interface Variant { precision: Precision; layout: Layout }

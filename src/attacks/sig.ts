@@ -1,6 +1,6 @@
 // SIG (Barni et al. 2019): a horizontal sinusoid added to whole images, x' = clip(x + delta sin(2 pi j f / W)).
 import { z } from 'zod';
-import { inRange, numberThat, specIssues } from '../util/validation';
+import { assertSpec, inRange, numberThat } from '../util/validation';
 import { noGrad, scope, Tensor, tensor } from '../torch';
 import { assertTestSetAllowed } from '../data/test-set-lock';
 
@@ -20,8 +20,7 @@ export function sigSignal(width: number, delta: number, freq: number): Float64Ar
 
 /** The schema's ranges, for specs built in code (a parsed config has them already). */
 export function validateSig(t: SigSpec): void {
-  const [bad] = specIssues(SIG_SCHEMA, t);
-  if (bad) throw new Error(`trigger: sig ${bad.path} ${bad.message}`);
+  assertSpec(SIG_SCHEMA, t, 'trigger: sig');
 }
 
 /** uint8 [N, C, H, W] -> uint8, rounded to the nearest level (float64, so the rounding matches the formula exactly). */

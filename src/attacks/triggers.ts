@@ -2,7 +2,7 @@
 // the SIG sinusoid, the WaNet warp, and a trigger given as an image file.
 import { noGrad, scope, Tensor, tensor } from '../torch';
 import { Rng } from '../util/rng';
-import { inRange, numberThat, specIssues } from '../util/validation';
+import { assertSpec, inRange, numberThat } from '../util/validation';
 import { assertTestSetAllowed } from '../data/test-set-lock';
 import { z } from 'zod';
 import { applySig, SIG_SCHEMA, validateSig } from './sig';
@@ -72,8 +72,7 @@ export function validateTrigger(t: TriggerSpec, height: number, width: number): 
   if (t.kind === 'wanet') return validateWanet(t, height, width);
   if (t.kind === 'image') return validateImageTrigger(t, height, width);
   if (t.kind === 'blend') {
-    const [bad] = specIssues(BLEND_SCHEMA, t);
-    if (bad) throw new Error(`trigger: ${bad.path} ${bad.message}`);
+    assertSpec(BLEND_SCHEMA, t, 'trigger:');
     return;
   }
   if (!Number.isInteger(t.size) || t.size < 1 || t.size > Math.min(height, width))

@@ -5,7 +5,7 @@
 import { z } from 'zod';
 import { callOp, cat, noGrad, scope, Tensor, tensor } from '../torch';
 import { Rng } from '../util/rng';
-import { inRange, numberThat, specIssues } from '../util/validation';
+import { assertSpec, inRange, numberThat } from '../util/validation';
 import { assertTestSetAllowed } from '../data/test-set-lock';
 
 export const WANET_SCHEMA = z.object({
@@ -32,8 +32,7 @@ export function wanetControlGrid(k: number, seed: number): Float64Array {
 
 export function validateWanet(t: WanetSpec, height: number, width: number): void {
   if (!Number.isInteger(t.k) || t.k < 2 || t.k > Math.min(height, width)) throw new Error(`trigger: wanet k must be an integer in 2..${Math.min(height, width)}, got ${t.k}`);
-  const [bad] = specIssues(WANET_SCHEMA, t);
-  if (bad) throw new Error(`trigger: wanet ${bad.path} ${bad.message}`);
+  assertSpec(WANET_SCHEMA, t, 'trigger: wanet');
 }
 
 /** The upsampled offsets [1, H, W, 2] (float64), before the s / H scaling. */

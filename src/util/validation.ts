@@ -37,6 +37,12 @@ export const numberThat = (what: string): z.ZodNumber => z.number({
 /** A number in a range written as in mathematics: inRange('(0, 1]').gt(0).max(1). */
 export const inRange = (range: string): z.ZodNumber => numberThat(`in ${range}`);
 
+/** Throws the first thing `schema` rules out in `spec`, as '<what> <path> <message>' (specs built in code). */
+export function assertSpec(schema: z.ZodTypeAny, spec: unknown, what: string): void {
+  const [bad] = specIssues(schema, spec);
+  if (bad) throw new Error(`${what} ${bad.path} ${bad.message}`);
+}
+
 /** What in `spec` its schema rules out, as issues with dotted paths under `prefix` (empty when it parses). */
 export function specIssues(schema: z.ZodTypeAny, spec: unknown, prefix = ''): SpecIssue[] {
   const r = schema.safeParse(spec);
