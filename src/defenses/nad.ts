@@ -6,7 +6,6 @@ import { normalize } from '../train/loop';
 import { z } from 'zod';
 import { accuracyOn, DefenseData, DefenseHooks, disposeState, fineTune, FINE_TUNE_DEFAULTS, fineTuneShape, publishedFineTuneShape, restore, snapshot } from './common';
 import { defineDefense } from './method';
-import { withState } from './sau';
 import { stages } from './stages';
 
 export const NAD_SCHEMA = z.object({
@@ -62,8 +61,8 @@ export function attentionLoss(as: Tensor, at: Tensor): Tensor {
 /**
  * The teacher's attention maps for every training image, in order. The fine-tuning loop feeds the
  * training images without augmentation and NAD's teacher runs in eval mode, so its maps for an image
- * never change: computing them once replaces a second live model (which no defense can construct
- * without knowing the architecture). Augmented batches need a live teacher: see nad().
+ * never change: computing them once saves the teacher's forward pass in every epoch. Augmented batches
+ * need a live teacher (a clone): see nad().
  */
 function teacherMaps(model: nn.Module, data: DefenseData, layers: nn.Module[], p: number, batchSize: number): Tensor[] {
   const parts: Tensor[][] = layers.map(() => []);
@@ -89,41 +88,32 @@ export function nad(model: nn.Module, data: DefenseData, o: NadOptions, h: Defen
   fineTune(model, data.train, data.norm, { ...o, epochs: o.teacherEpochs }, { ...h, stage: 'nad teacher', resumable: true });
   const teacherValAcc = accuracyOn(model, data.val, data.norm);
   // Without augmentation the teacher's maps are computed once per image. With it each batch is new, so
-  // the teacher runs live on the augmented batch: its weights are swapped into the model (as SAU does)
-  // for an eval-mode forward before the student's, in the loop's `prepare` (before any autograd graph).
+  // the teacher (a clone) runs live on the augmented batch, in eval mode, in the loop's `prepare`.
   const live = (o.augment ?? 'none') !== 'none';
-  const teacherState = live ? snapshot(model) : null;
+  const teacher = live ? model.clone().eval() : null;
   const targets = live ? [] : teacherMaps(model, data, layers, o.p, o.batchSize);
   restore(model, original);
   disposeState(original);
   h.log?.(`nad: teacher validation accuracy ${(100 * teacherValAcc).toFixed(2)}%`);
 
   // the maps of the current batch, taken as the forward pass goes (freed with the batch): the
-  // student's, and with a live teacher the teacher's
-  let teacherPass = false;
+  // student's, and with a live teacher the teacher's (its own modules at the same paths)
   const current: (Tensor | null)[] = layers.map(() => null);
   const teacherCurrent: (Tensor | null)[] = layers.map(() => null);
-  const hooks = layers.map((m, l) => m.registerForwardHook((_m, _in, out) => {
-    if (teacherPass) teacherCurrent[l] = attentionMap(out, o.p); else current[l] = attentionMap(out, o.p);
-  }));
+  const hooks = layers.map((m, l) => m.registerForwardHook((_m, _in, out) => { current[l] = attentionMap(out, o.p); }));
+  if (teacher) names.forEach((n, l) => hooks.push(teacher.getModule(n).registerForwardHook((_m, _in, out) => { teacherCurrent[l] = attentionMap(out, o.p); })));
   try {
     fineTune(model, data.train, data.norm, o, {
       ...h, stage: 'nad student', resumable: true,
       prepare: (images, labels) => {
         const x = normalize(images, data.norm);
-        if (teacherState) {
-          withState(model, teacherState, () => {
-            teacherPass = true;
-            model.eval();
-            try { noGrad(() => { model.call(x); }); } finally { teacherPass = false; model.train(); }
-          });
-        }
+        if (teacher) noGrad(() => { teacher.call(x).dispose(); });
         return [x, labels];
       },
       extraLoss: (_x, _y, _logits, b) => {
         let total: Tensor | null = null;
         for (let l = 0; l < layers.length; l++) {
-          const target = teacherState ? teacherCurrent[l]! : targets[l].indexSelect(0, b.idx);
+          const target = teacher ? teacherCurrent[l]! : targets[l].indexSelect(0, b.idx);
           const term = attentionLoss(current[l]!, target).mul(o.betas[l]);
           total = total ? total.add(term) : term;
           current[l] = null;
@@ -135,7 +125,7 @@ export function nad(model: nn.Module, data: DefenseData, o: NadOptions, h: Defen
   } finally {
     for (const hk of hooks) hk.remove();
     dispose(targets);
-    if (teacherState) disposeState(teacherState);
+    teacher?.dispose();
   }
   return { method: 'nad', options: o, layers: names, teacherValAcc, valAccBefore, valAccAfter: accuracyOn(model, data.val, data.norm), seconds: (performance.now() - t0) / 1000 };
 }

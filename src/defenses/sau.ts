@@ -3,13 +3,12 @@
 // the same wrong class (shared adversarial examples, a proxy for the trigger); the model is then
 // trained on clean cross-entropy plus a loss that stops it predicting the reference's adversarial class
 // on them. As BackdoorBench's defense/sau.py (Shared_PGD and the mitigation loop, config/defense/sau).
-// The reference model is the backdoored weights swapped into the same module (a defense cannot build a
-// second model without knowing the architecture), so a PGD step backpropagates through each model in
-// turn, joined by the chain rule at the logits.
+// The reference model is a clone of the backdoored model (Module.clone), frozen, so a PGD step is one
+// forward of each model and one backward through both.
 import { z } from 'zod';
 import { cat, F, nn, noGrad, optim, scope, Tensor, tensor } from '../torch/compute';
 import { defineDefense } from './method';
-import { accuracyOn, DefenseData, DefenseHooks, disposeState, fineTune, numbers, restore, snapshot } from './common';
+import { accuracyOn, DefenseData, DefenseHooks, fineTune, numbers } from './common';
 
 export const SAU_SCHEMA = z.object({
   /** unlearning rounds over the clean training data (BackdoorBench's n_rounds) */
@@ -60,18 +59,6 @@ export interface SauReport {
   seconds: number;
 }
 
-/** Runs `fn` with `state` loaded into the model, then puts the model's own weights and buffers back. */
-export function withState<T>(model: nn.Module, state: Map<string, Tensor>, fn: () => T): T {
-  const own = snapshot(model);
-  restore(model, state);
-  try {
-    return fn();
-  } finally {
-    restore(model, own);
-    disposeState(own);
-  }
-}
-
 const argmax = (logits: Tensor): Tensor => logits.argmax(1);
 
 const ROUND_KEYS: (keyof SauRound)[] = ['pgdLoss', 'sharedLoss', 'cleanLoss', 'sharedFraction'];
@@ -110,33 +97,28 @@ export function pgdObjective(zm: Tensor, zr: Tensor, y: Tensor, oriM: Tensor, or
 /**
  * The shared adversarial perturbation for a normalised batch x (labels y): starts at +eps everywhere,
  * then signed-gradient descent on pgdObjective, projected to [-eps, eps], stopping early once every
- * sample is shared adversarial. The model's parameters get no gradient. Returns delta in pixel units.
+ * sample is shared adversarial. `ref` is the frozen backdoored model (a clone). Neither model's
+ * parameters get a gradient. Returns delta in pixel units.
  */
-export function sharedPgd(model: nn.Module, ref: Map<string, Tensor>, x: Tensor, y: Tensor, std: Tensor, o: SauOptions): { delta: Tensor; loss: number } {
+export function sharedPgd(model: nn.Module, ref: nn.Module, x: Tensor, y: Tensor, std: Tensor, o: SauOptions): { delta: Tensor; loss: number } {
   const params = model.parameters();
   for (const p of params) p.requiresGrad_(false);
   try {
     const oriM = noGrad(() => argmax(model.call(x)));
-    const oriR = withState(model, ref, () => noGrad(() => argmax(model.call(x))));
+    const oriR = noGrad(() => argmax(ref.call(x)));
     const delta = noGrad(() => x.mul(0).add(o.eps)).requiresGrad_(true);
     let loss = 0;
     for (let k = 0; k < o.pgdSteps; k++) {
       const allShared = scope(() => {
         const input = (): Tensor => x.add(delta.div(std));
-        // the purified model's logits enter the reference's pass as a leaf; its own pass follows with their gradient
-        const zmLeaf = noGrad(() => model.call(input())).requiresGrad_(true);
-        const { value, shared } = withState(model, ref, () => {
-          const r = pgdObjective(zmLeaf, model.call(input()), y, oriM, oriR, o.beta1, o.beta2);
-          r.loss.backward();
-          return { value: r.loss.item(), shared: r.shared };
-        });
-        model.call(input()).backward(zmLeaf.grad!);
-        loss = value;
+        const r = pgdObjective(model.call(input()), ref.call(input()), y, oriM, oriR, o.beta1, o.beta2);
+        r.loss.backward();
+        loss = r.loss.item();
         noGrad(() => { delta.sub_(delta.grad!.sign().mul(o.pgdStepSize)).clamp_(-o.eps, o.eps); });
         const g = delta.grad!;
         delta.grad = null;
         g.dispose();
-        return shared.all().item() === 1;
+        return r.shared.all().item() === 1;
       });
       if (allShared) break;
     }
@@ -172,7 +154,8 @@ export function unlearnLoss(logits: Tensor, perLogits: Tensor, perRefLabel: Tens
 export function sau(model: nn.Module, data: DefenseData, o: SauOptions, h: DefenseHooks = {}): SauReport {
   const t0 = performance.now();
   const valAccBefore = accuracyOn(model, data.val, data.norm);
-  const ref = snapshot(model);
+  const ref = model.clone().eval();
+  for (const p of ref.parameters()) p.requiresGrad_(false);
   const c = data.norm.std.length;
   const std = tensor(data.norm.std, [1, c, 1, 1]);
   const rounds: SauRound[] = [];
@@ -186,7 +169,7 @@ export function sau(model: nn.Module, data: DefenseData, o: SauOptions, h: Defen
         model.eval();
         const { delta, loss: pgdLoss } = sharedPgd(model, ref, x, y, std, o);
         const perX = scope(() => x.add(delta.div(std)));
-        const [oriR, perR] = withState(model, ref, () => noGrad(() => [argmax(model.call(x)), argmax(model.call(perX))]));
+        const [oriR, perR] = noGrad(() => [argmax(ref.call(x)), argmax(ref.call(perX))]);
         if (o.trainMode) model.train();
         const z = model.call(cat([x, perX], 0));
         model.eval();
@@ -209,7 +192,7 @@ export function sau(model: nn.Module, data: DefenseData, o: SauOptions, h: Defen
       },
     });
   } finally {
-    disposeState(ref);
+    ref.dispose();
     std.dispose();
   }
   return { method: 'sau', options: o, rounds, valAccBefore, valAccAfter: accuracyOn(model, data.val, data.norm), seconds: (performance.now() - t0) / 1000 };

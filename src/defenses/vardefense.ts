@@ -9,7 +9,6 @@ import { accuracyOn, DefenseData, DefenseHooks, disposeState, fineTune, fineTune
 import { ChannelMetric, DATA_FREE_METRICS, makeMetric, METRIC_NAMES, MetricName, randomScores, weightScores } from './metrics';
 import { defineDefense } from './method';
 import { ConvUnit, convUnits, laterUnits, lowestChannels, lowestChannelsNetworkWise, thresholdAt } from './selection';
-import { withState } from './sau';
 import { findHead, fstPenalty, reinitHead, rescaleTo } from './fst';
 import { AdversarialSet, adversarialImages, flipHistogram, FlipHistogram } from './adversarial';
 import { FoundTrigger, searchTriggers, TRIGGER_SEARCH_DEFAULTS } from './trigger-search';
@@ -241,7 +240,7 @@ export function measuredOutput(u: ConvUnit, measureAt: VarDefenseOptions['measur
  * training image (batches as stored), or, when batches are augmented, the original weights, run live
  * on each augmented batch.
  */
-type Teacher = { probs: Tensor } | { state: Map<string, Tensor> };
+type Teacher = { probs: Tensor } | { model: nn.Module };
 
 /** One purification at a fixed lambda; returns the per-layer record. */
 function purify(model: nn.Module, data: DefenseData, o: VarDefenseOptions, lambda: number, teacher: Teacher | null, h: DefenseHooks, stage: string, adv: AdversarialSet | null = null, stamps: FoundTrigger[] = []) {
@@ -250,15 +249,12 @@ function purify(model: nn.Module, data: DefenseData, o: VarDefenseOptions, lambd
   const source = o.statsSource ?? 'training';
   const dataFree = DATA_FREE_METRICS.includes(o.metric);
   const metrics = new Map<ConvUnit, ChannelMetric>();
-  // the live teacher's forward pass is not the model's: the statistics skip it
-  let teacherPass = false;
   // float32 statistics that stay beside the activations: read once per threshold update
   let hooks = dataFree ? [] : units.map((u) => {
     const m = makeMetric(o.metric as Exclude<MetricName, 'weight' | 'random'>, o.statsMomentum, 'float32');
     metrics.set(u, m);
     const at = measuredOutput(u, o.measureAt);
     return at.module.registerForwardHook((_mod, _in, out) => {
-      if (teacherPass) return;
       if (at.relu) noGrad(() => scope(() => m.update(out.relu()))); else m.update(out);
     });
   });
@@ -304,7 +300,7 @@ function purify(model: nn.Module, data: DefenseData, o: VarDefenseOptions, lambd
     if (together) { const t = scope(() => togetherIndex(units, selection)); return [t && keep(t)]; }
     return units.map((u, i) => (selection[i].length ? keep(scope(() => channelIndex(selection[i], u.conv.weight))) : null));
   };
-  const liveTeacher = teacher && 'state' in teacher ? teacher.state : null;
+  const liveTeacher = teacher && 'model' in teacher ? teacher.model : null;
   let teacherProbs: Tensor | null = null;
   const shift = (o.featureShift ?? 0) > 0 ? featureShiftOf(model, o.seed) : null;
   // the adversarial copies as batch rows (adversarialFraction) rather than as a second pass (adversarial)
@@ -327,11 +323,7 @@ function purify(model: nn.Module, data: DefenseData, o: VarDefenseOptions, lambd
         const x = stamps.length || advRows ? stamped(images, stamps, o.stampFraction ?? STAMP_FRACTION, data.norm, advRows ? { set: advRows, idx, fraction: o.adversarialFraction! } : null) : normalize(images, data.norm);
         if (!(liveTeacher && o.distill > 0)) return [x, labels];
         // the original model's outputs for this augmented batch, in eval mode, before the student's graph
-        teacherProbs = softTargets(withState(model, liveTeacher, () => {
-          teacherPass = true;
-          model.eval();
-          try { return noGrad(() => model.call(x)); } finally { teacherPass = false; model.train(); }
-        }), o.distillTemperature);
+        teacherProbs = softTargets(noGrad(() => liveTeacher.call(x)), o.distillTemperature);
         return [x, labels];
       } : undefined,
       afterStep: shift ? () => rescaleTo(shift.head.weight, shift.norm) : undefined,
@@ -445,7 +437,7 @@ export function varDefense(model: nn.Module, data: DefenseData, o: VarDefenseOpt
   let lambdaRule: VarDefenseReport['lambdaRule'] = o.lambda === 'auto' ? 'none within tolerance: the smallest candidate' : 'given';
   // augmented batches are new images each time: the original model then runs live on each one
   const teacher: Teacher | null = o.distill === 0 ? null
-    : (o.augment ?? 'none') === 'none' ? { probs: softTargetsOf(logitsOn(model, data.train, data.norm), o.distillTemperature) } : { state: snapshot(model) };
+    : (o.augment ?? 'none') === 'none' ? { probs: softTargetsOf(logitsOn(model, data.train, data.norm), o.distillTemperature) } : { model: model.clone().eval() };
   const lambdaTrials: { lambda: number; valAcc: number }[] = [];
   if (o.lambda === 'auto') {
     // the reference is the same short fine-tune without the penalty: fine-tuning on a small clean set
@@ -490,7 +482,7 @@ export function varDefense(model: nn.Module, data: DefenseData, o: VarDefenseOpt
   const r = purify(model, data, o, lambda, teacher, h, 'purify', adv, stamps);
   adv?.images.dispose();
   for (const t of stamps) { t.mask.dispose(); t.pattern.dispose(); }
-  if (teacher) { if ('probs' in teacher) teacher.probs.dispose(); else disposeState(teacher.state); }
+  if (teacher) { if ('probs' in teacher) teacher.probs.dispose(); else teacher.model.dispose(); }
   return {
     method: 'vardefense', options: o, lambda, lambdaRule, lambdaTrials, ...r, ...(adversarial ? { adversarial } : {}), ...(search ? { search } : {}),
     valAccBefore, valAccAfter: accuracyOn(model, data.val, data.norm), seconds: (performance.now() - t0) / 1000,

@@ -160,6 +160,56 @@ export abstract class Module {
     dispose([...this.stateDict().values()]);
     for (const [, m] of this.namedModules()) if (m.channelMask) m.channelMask.dispose();
   }
+
+  /**
+   * A second live model, as PyTorch's copy.deepcopy(model): the same classes, structure and training
+   * flags, with its own copies of every parameter, buffer and channel mask (a parameter that requires
+   * grad still does) and no forward hooks. For a reference model beside the one being trained (SAU's
+   * backdoored model, a live teacher), without swapping weights in and out. Refuses a module whose
+   * forward is replaced on the instance: that closure would still run the original.
+   */
+  clone(): this {
+    const copies = new Map<object, unknown>();
+    const copy = (v: unknown): unknown => {
+      if (v === null || typeof v !== 'object') return v; // numbers, strings, functions of the class's options
+      if (copies.has(v)) return copies.get(v);
+      let c: unknown;
+      if (v instanceof Tensor) {
+        const t = noGrad(() => v.detach().clone());
+        c = v.requiresGrad ? t.requiresGrad_(true) : t;
+      } else if (v instanceof Module) {
+        if (Object.hasOwn(v, 'forward')) {
+          const path = this.namedModules().find(([, m]) => m === v)?.[0];
+          throw new Error(`clone: module '${path || v.constructor.name}' has its forward replaced on the instance (a patch such as ANP's); remove it first`);
+        }
+        const m = Object.create(Object.getPrototypeOf(v)) as Module;
+        copies.set(v, m);
+        for (const k of Object.keys(v)) (m as unknown as Record<string, unknown>)[k] = copy((v as unknown as Record<string, unknown>)[k]);
+        m.hooks = [];
+        return m;
+      } else if (Array.isArray(v)) {
+        const a: unknown[] = [];
+        copies.set(v, a);
+        for (const x of v) a.push(copy(x));
+        return a;
+      } else if (v instanceof Map) {
+        const mp = new Map();
+        copies.set(v, mp);
+        for (const [k, x] of v) mp.set(k, copy(x));
+        return mp;
+      } else if (Object.getPrototypeOf(v) === Object.prototype) {
+        const o: Record<string, unknown> = {};
+        copies.set(v, o);
+        for (const [k, x] of Object.entries(v)) o[k] = copy(x);
+        return o;
+      } else {
+        c = v; // instances of other classes: shared
+      }
+      copies.set(v, c);
+      return c;
+    };
+    return copy(this) as this;
+  }
 }
 
 /** Up to 10 keys, then how many more: a wrong file can differ in thousands. */

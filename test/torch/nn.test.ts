@@ -3,6 +3,7 @@ import * as assert from 'assert/strict';
 import * as T from '../../src/torch';
 import { nn } from '../../src/torch';
 import { ResNet18 } from '../../src/models/resnet';
+import { createModel } from '../../src/models';
 
 test('ResNet-18 parameter and buffer names follow the PyTorch CIFAR ResNet', () => {
   const m = new ResNet18({ width: 8, inChannels: 1 });
@@ -109,4 +110,43 @@ test('the engine folds a folding Sequential\'s conv and batch norm in inference 
   assert.equal(bn.intercepted, false);
   for (const t of [x, unfused, fused]) t.dispose();
   seq.dispose();
+});
+
+test('clone gives an independent model: the same outputs, its own tensors, no hooks; a replaced forward is refused', () => {
+  T.manualSeed(5);
+  for (const name of ['resnet18', 'mobilenet_v3_small', 'convnext_tiny', 'densenet121'] as const) {
+    const model = createModel({ name, width: 8, inChannels: 1, numClasses: 10, imageSize: 32 });
+    const x = T.randn([2, 1, 32, 32]);
+    model.train();
+    T.noGrad(() => model.call(x)).dispose(); // running statistics away from their start
+    model.eval();
+    let hooked = 0;
+    const first = model.namedModules().find(([, m]) => m instanceof nn.Conv2d)![0];
+    model.getModule(first).registerForwardHook(() => { hooked++; });
+    const c = model.clone();
+    assert.equal(c.constructor, model.constructor, name);
+    assert.deepEqual([...c.stateDict().keys()], [...model.stateDict().keys()], `${name}: the same state-dict names`);
+    assert.ok(c.namedModules().every(([, m]) => !m.training), `${name}: training flags copied`);
+    const want = T.noGrad(() => model.call(x)), got = T.noGrad(() => c.call(x));
+    assert.equal(hooked, 1, `${name}: the clone runs without the original's hooks`);
+    const diff = got.sub(want).abs().amax().item();
+    assert.ok(diff <= 1e-5 * want.abs().amax().item(), `${name}: the clone's outputs are the original's (${diff})`);
+    const own = new Set(model.stateDict().values());
+    assert.ok([...c.stateDict().values()].every((t) => !own.has(t)), `${name}: every tensor is the clone's own`);
+    assert.ok(c.parameters().every((p) => p.requiresGrad), `${name}: parameters still require grad`);
+    // training the clone leaves the original as it was
+    c.train();
+    T.F.crossEntropy(c.call(x), T.tensor([1, 2], [2]).long()).backward();
+    T.noGrad(() => { for (const p of c.parameters()) if (p.grad) p.sub_(p.grad.sign().mul(0.01)); });
+    c.eval();
+    const again = T.noGrad(() => model.call(x)), moved = T.noGrad(() => c.call(x));
+    assert.equal(again.sub(want).abs().amax().item(), 0, `${name}: the original is untouched`);
+    assert.ok(moved.sub(want).abs().amax().item() > 1e-3, `${name}: the clone moved`);
+    for (const t of [x, want, got, again, moved]) t.dispose();
+    model.dispose(); c.dispose();
+  }
+  const m = new ResNet18({ width: 4, inChannels: 1 });
+  m.getModule('layer1.0.bn1').forward = (t: T.Tensor): T.Tensor => t;
+  assert.throws(() => m.clone(), /clone: module 'layer1\.0\.bn1' has its forward replaced/);
+  m.dispose();
 });
