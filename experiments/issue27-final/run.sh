@@ -6,6 +6,14 @@ set -eu
 cd "$(dirname "$0")/../.."
 export JUDGES_ROOT=${JUDGES_ROOT:-/work/judges/final} RECORDS=experiments/records/issue27-final WORK=${WORK:-/work/final27}
 THREADS=${THREADS:-2}
+# the toolkit as it was when the grid began (docs/protocol.md section 10): later commits change the float
+# rounding of fp32 1-channel ResNets (channels-last kernels), so every judge is defended by this one build
+PIN=195866b TOOLKIT=${TOOLKIT:-/work/grid27}
+if [ ! -e "$TOOLKIT/dist/src/cli/main.js" ]; then
+  git worktree add --detach "$TOOLKIT" $PIN && (cd "$TOOLKIT" && npm ci && npx tsc -p .)
+fi
+[ "$(git -C "$TOOLKIT" rev-parse --short=7 HEAD)" = $PIN ] || { echo "$TOOLKIT is not at $PIN"; exit 1; }
+export CLI=$TOOLKIT/dist/src/cli/main.js
 J="1001 1002 1003 1004 1005 1006 1007 1008 1009 1010 1011 1012 1013 1014 1015 1016"
 R=experiments/issue27-dev/run.sh
 trained() { for j in $J; do [ -e "$JUDGES_ROOT/$j/judge.json" ] && echo -n "$j "; done; }
