@@ -6,8 +6,8 @@ set -eu
 cd "$(dirname "$0")/../.."
 export JUDGES_ROOT=${JUDGES_ROOT:-/work/judges/final} RECORDS=experiments/records/issue27-final WORK=${WORK:-/work/final27}
 THREADS=${THREADS:-2}
-# the toolkit as it was when the grid began (docs/protocol.md section 10): later commits change the float
-# rounding of fp32 1-channel ResNets (channels-last kernels), so every judge is defended by this one build
+# the toolkit as it was when the grid began (docs/protocol.md section 10): a later commit may change float
+# rounding (another kernel or order of operations), so every judge is defended by this one build
 PIN=195866b TOOLKIT=${TOOLKIT:-/work/grid27}
 if [ ! -e "$TOOLKIT/dist/src/cli/main.js" ]; then
   git worktree add --detach "$TOOLKIT" $PIN && (cd "$TOOLKIT" && npm ci && npx tsc -p .)

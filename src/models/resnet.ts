@@ -1,7 +1,7 @@
 // ResNet-18 for CIFAR-sized inputs (3x3 stem, no max-pool), with the parameter names of the common
 // PyTorch CIFAR ResNet code (kuangliu/pytorch-cifar): conv1, bn1, layer1.0.conv1, ...,
 // layer2.0.shortcut.0 (conv), layer2.0.shortcut.1 (bn), linear.
-import { nn, pipe, Tensor } from '../torch';
+import { MemoryFormat, nn, pipe, Tensor } from '../torch';
 import { addResidual } from './torchvision-ops';
 
 export interface ResNetOptions {
@@ -15,7 +15,7 @@ export interface ResNetOptions {
 
 /** The input in the activation layout the options ask for (channels-last unless turned off). */
 export function inLayout(x: Tensor, o: ResNetOptions): Tensor {
-  return o.channelsLast === false ? x : x.channelsLast();
+  return o.channelsLast === false ? x : x.contiguous(MemoryFormat.channelsLast);
 }
 
 export class BasicBlock extends nn.Module {
