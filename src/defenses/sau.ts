@@ -97,8 +97,8 @@ export function pgdObjective(zm: Tensor, zr: Tensor, y: Tensor, oriM: Tensor, or
 /**
  * The shared adversarial perturbation for a normalised batch x (labels y): starts at +eps everywhere,
  * then signed-gradient descent on pgdObjective, projected to [-eps, eps], stopping early once every
- * sample is shared adversarial. `ref` is the frozen backdoored model (a clone). Neither model's
- * parameters get a gradient. Returns delta in pixel units.
+ * sample is shared adversarial. `ref` is the frozen backdoored model (a clone whose parameters do not
+ * require grad, as sau() makes it); the model's parameters get no gradient. Returns delta in pixel units.
  */
 export function sharedPgd(model: nn.Module, ref: nn.Module, x: Tensor, y: Tensor, std: Tensor, o: SauOptions): { delta: Tensor; loss: number } {
   const params = model.parameters();
