@@ -5,7 +5,7 @@
 // One build, as a child: node dist/bench/builds.js --one <root> --steps 15 (prints one JSON line).
 import { execFileSync } from 'child_process';
 import * as path from 'path';
-import { median } from './timing';
+import { median, stepTimes } from './timing';
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -21,22 +21,7 @@ function one(root: string, steps: number): { train: number; infer: number } {
   T.manualSeed(0);
   const model = new ResNet18({ width: 16, inChannels: 1, numClasses: 10 });
   const x = T.randn([128, 1, 28, 28]), y = T.randint(0, 10, [128]);
-  const opt = new T.optim.SGD(model.parameters(), { lr: 0.01, momentum: 0.9, weightDecay: 5e-4 });
-  const train: number[] = [], infer: number[] = [];
-  model.train();
-  for (let i = 0; i <= steps; i++) {
-    const t = performance.now();
-    opt.zeroGrad();
-    T.scope(() => T.F.crossEntropy(model.call(x), y).backward());
-    opt.step();
-    if (i) train.push(performance.now() - t);
-  }
-  model.eval();
-  for (let i = 0; i <= steps; i++) {
-    const t = performance.now();
-    T.inferenceMode(() => T.scope(() => { model.call(x); }));
-    if (i) infer.push(performance.now() - t);
-  }
+  const { train, infer } = stepTimes(T, model, x, y, steps, steps);
   return { train: 128000 / median(train), infer: 128000 / median(infer) };
 }
 

@@ -7,12 +7,13 @@
 // channels-last (ours: activations; PyTorch: model.to(channels_last)) and contiguous.
 import { execFileSync } from 'child_process';
 import * as path from 'path';
-import { bf16Support, F, getNumThreads, inferenceMode, manualSeed, nn, optim, Precision, randint, randn, scope, withPrecision } from '../src/torch';
+import { bf16Support, getNumThreads, manualSeed, nn, Precision, randint, randn, scope, withPrecision } from '../src/torch';
 import { computeEnvironment } from '../src/torch/environment';
 import { ResNet18 } from '../src/models/resnet';
 import { SmallCNN } from '../src/models/small-cnn';
 import { createModel } from '../src/models';
-import { cpuMs, median } from './timing';
+import { median, stepTimes } from './timing';
+import * as T from '../src/torch';
 import { randomCropFlip } from '../src/data/augment';
 import { DATASETS } from '../src/data/datasets';
 import { normalize } from '../src/train/loop';
@@ -68,25 +69,8 @@ function oursIn(name: string, v: Variant): Result {
   manualSeed(0);
   const model = spec.make(v), batch = spec.batch ?? BATCH;
   const x = randn([batch, ...spec.shape]), y = randint(0, 10, [batch]);
-  const opt = new optim.SGD(model.parameters(), { lr: 0.01, momentum: 0.9, weightDecay: 5e-4 });
-  model.train();
-  const train: number[] = [], trainCpu: number[] = [];
-  for (let i = 0; i <= spec.trainSteps; i++) {
-    const t0 = performance.now(), c0 = cpuMs();
-    opt.zeroGrad();
-    scope(() => F.crossEntropy(model.call(x), y).backward());
-    opt.step();
-    if (i > 0) { train.push(performance.now() - t0); trainCpu.push(cpuMs() - c0); }
-  }
-  model.eval();
-  const infer: number[] = [], inferCpu: number[] = [];
-  for (let i = 0; i <= spec.inferSteps; i++) {
-    const t0 = performance.now(), c0 = cpuMs();
-    inferenceMode(() => scope(() => { model.call(x); }));
-    if (i > 0) { infer.push(performance.now() - t0); inferCpu.push(cpuMs() - c0); }
-  }
+  const { train, trainCpu, infer, inferCpu } = stepTimes(T, model, x, y, spec.trainSteps, spec.inferSteps);
   model.dispose();
-  opt.dispose();
   return { model: name, train_img_s: (1000 * batch) / median(train), infer_img_s: (1000 * batch) / median(infer),
     train_img_cpu_s: (1000 * batch) / median(trainCpu), infer_img_cpu_s: (1000 * batch) / median(inferCpu) };
 }
