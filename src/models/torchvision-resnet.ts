@@ -5,8 +5,9 @@
 // Stems: 'imagenet' = torchvision's 7x7 stride-2 conv and 3x3 stride-2 max-pool; 'cifar' = the usual
 // adaptation for small images (conv1 a 3x3 stride-1 conv, maxpool nn.Identity), which has the same
 // parameter names (conv1.weight becomes [64, C, 3, 3]).
-import { MemoryFormat, nn, noGrad, pipe, Tensor } from '../torch';
+import { nn, noGrad, pipe, Tensor } from '../torch';
 import { addResidual } from './torchvision-ops';
+import { inLayout } from './resnet';
 
 export type ResNetStem = 'imagenet' | 'cifar';
 
@@ -147,9 +148,8 @@ export class TorchvisionResNet extends nn.Module {
     this.fc = this.registerModule('fc', new nn.Linear(8 * w * expansion, options.numClasses ?? 1000));
   }
   forward(x: Tensor): Tensor {
-    const input = this.options.channelsLast === false ? x : x.contiguous(MemoryFormat.channelsLast);
     // every named module is called (as torchvision's forward), so a hook on any of them sees its output
-    return pipe(input, (t) => nn.convBn(this.conv1, this.bn1, t), (t) => this.relu.call(t), (t) => this.maxpool.call(t),
+    return pipe(x, (t) => inLayout(t, this.options), (t) => nn.convBn(this.conv1, this.bn1, t), (t) => this.relu.call(t), (t) => this.maxpool.call(t),
       ...this.layers.map((stage) => (t: Tensor) => stage.call(t)),
       (t) => this.avgpool.call(t), (t) => t.flatten(1), (t) => this.fc.call(t));
   }

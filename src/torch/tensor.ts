@@ -135,6 +135,20 @@ export class Tensor {
   repeat(...times: number[] | [Shape]): Tensor { return OP.repeat(this, flat(times)); }
   flip(dims: number[]): Tensor { return OP.flip(this, dims); }
   contiguous(memoryFormat: number = MemoryFormat.contiguous): Tensor { return OP.contiguous(this, memoryFormat); }
+  /**
+   * This batch in channels-last layout (stored N, H, W, C), which oneDNN's convolutions take without
+   * reorders, as PyTorch's x.contiguous(memory_format=torch.channels_last) for a model turned
+   * channels-last. A 1-channel batch is contiguous in both layouts, so contiguous(channelsLast) keeps its
+   * NCHW strides and libtorch goes on in NCHW; it gets channels-last strides instead (a view of the same
+   * memory), so the layers after it run channels-last.
+   */
+  channelsLast(): Tensor {
+    if (this.ndim === 4 && this.shape[1] === 1 && this.isContiguous()) {
+      const [n, , h, w] = this.shape;
+      return callOp('aten::as_strided', '', this, [n, 1, h, w], [h * w, 1, w, 1], null);
+    }
+    return this.contiguous(MemoryFormat.channelsLast);
+  }
   /** Whether the data is contiguous in that layout (MemoryFormat.contiguous or MemoryFormat.channelsLast). */
   isContiguous(memoryFormat: number = MemoryFormat.contiguous): boolean { return native.isContiguous(this.handle, memoryFormat); }
   /** The layout libtorch's kernels take this tensor to be in, by its strides (Tensor::suggest_memory_format). */

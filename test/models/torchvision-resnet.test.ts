@@ -13,6 +13,7 @@ import { assertClose, maxAbsDiff, python, tmpDir } from '../helpers';
 
 test('torchvision resnet18 state dicts load by name and give torchvision\'s logits (eval and train mode)', () => {
   const dir = tmpDir('tvresnet');
+  process.env.ZOO_THREADS = String(T.getNumThreads()); // PyTorch on as many threads as the toolkit
   python('torchvision_ref.py', dir);
   const ref = T.loadSafetensors(path.join(dir, 'ref.safetensors')).tensors;
   const r = (k: string): T.Tensor => { const t = ref.get(k); assert.ok(t, `reference lacks ${k}`); return t; };
@@ -28,8 +29,9 @@ test('torchvision resnet18 state dicts load by name and give torchvision\'s logi
       assert.ok(maxAbsDiff(eval_.select(0, 0), eval_.select(0, 1)) > 1e-2, `${name}: both images give the same logits`);
       model.train();
       // batch statistics of 2 images over layer4's 1x1 maps (the 7x7 stem on 32x32 inputs) amplify float
-      // reassociation: channels-last gave 2.9e-3 on imagenet3 (contiguous: 0), so it is exact only in PyTorch's layout
-      assertClose(T.noGrad(() => model.call(x)), r(`${name}.logits_train`), channelsLast ? 1e-2 : 1e-4, `${name} train logits`);
+      // reassociation (channels-last against PyTorch's contiguous model: 2.9e-3 on imagenet3, 1.3e-2 on
+      // imagenet1), so train mode is compared with PyTorch's model in the same layout
+      assertClose(T.noGrad(() => model.call(x)), r(`${name}.logits_train${channelsLast ? '_cl' : ''}`), 1e-4, `${name} train logits`);
       assertClose(model.bn1.runningMean, r(`${name}.running_mean_after_train`), 1e-5, `${name} bn1 running mean after one train-mode forward`);
       model.dispose();
     }

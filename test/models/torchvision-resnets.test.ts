@@ -6,7 +6,7 @@ import { checkZooParity } from './zoo-parity';
 test('torchvision resnet34/50, wide_resnet50_2: torch.save state dicts load by name, eval logits, train-mode logits and gradients as torchvision', () => {
   checkZooParity([
     { name: 'resnet50', inChannels: 3, size: 64, batch: 2, float64: true },
-    { name: 'resnet34', inChannels: 1, size: 64, batch: 2 },
+    { name: 'resnet34', inChannels: 1, size: 64, batch: 2, float64: true },
     { name: 'wide_resnet50_2', inChannels: 3, size: 32, batch: 0 },
     { name: 'resnet101', inChannels: 3, size: 64, batch: 0 },
     { name: 'resnet152', inChannels: 3, size: 64, batch: 0 },

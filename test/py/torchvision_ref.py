@@ -1,7 +1,7 @@
 # torchvision side of the torchvision-ResNet parity test (Debian's python3-torchvision 0.14 on
 # python3-torch 1.13). Usage: python3 torchvision_ref.py <dir>: writes <variant>.pt (torch.save of the
 # state dict) and ref.safetensors (inputs and logits) for the variants below.
-import sys
+import copy, os, sys
 import torch, torch.nn as nn, torchvision
 from torch_ref import save_st
 
@@ -20,7 +20,9 @@ def variant(stem, in_ch):
     return m
 
 def main(d):
-    torch.manual_seed(0); torch.set_num_threads(1)
+    # the toolkit's thread count (as torchvision_zoo_ref.py): reductions split across threads round
+    # differently, and batch statistics of 2 images amplify that in channels-last
+    torch.manual_seed(0); torch.set_num_threads(int(os.environ.get('ZOO_THREADS', '1')))
     out = {}
     for name, stem, in_ch, size in [('imagenet3', 'imagenet', 3, 32), ('cifar3', 'cifar', 3, 32), ('imagenet1', 'imagenet', 1, 28), ('cifar1', 'cifar', 1, 28)]:
         m = variant(stem, in_ch)
@@ -29,9 +31,13 @@ def main(d):
         m.eval()
         with torch.no_grad():
             out[f'{name}.logits_eval'] = m(x)
-        m.train()
+        cl = copy.deepcopy(m).to(memory_format=torch.channels_last)
+        m.train(); cl.train()
         with torch.no_grad():
             out[f'{name}.logits_train'] = m(x)
+            # channels-last, as torch users turn a model (batch statistics of 2 images amplify the rounding
+            # of another kernel, so train mode is compared layout to layout)
+            out[f'{name}.logits_train_cl'] = cl(x.contiguous(memory_format=torch.channels_last))
         out[f'{name}.x'] = x
         out[f'{name}.running_mean_after_train'] = m.bn1.running_mean.clone()
     save_st(f'{d}/ref.safetensors', out)

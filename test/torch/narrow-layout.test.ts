@@ -59,3 +59,17 @@ for (const isa of ['AVX2', undefined]) {
     assert.ok(out.resnet.err < 1e-4, `width-4 ResNet-18: channels-last and NCHW logits differ by ${out.resnet.err} relative`);
   });
 }
+
+test('a 1-channel batch runs channels-last from a stem of 8 channels up, NCHW below (where it trains faster)', async () => {
+  const T = await import('../../src/torch');
+  const { ResNet18 } = await import('../../src/models/resnet');
+  for (const [width, layout] of [[4, T.MemoryFormat.contiguous], [8, T.MemoryFormat.channelsLast], [16, T.MemoryFormat.channelsLast]]) {
+    const m = new ResNet18({ width, inChannels: 1 });
+    const seen: number[] = [];
+    m.getModule('conv1').registerForwardHook((_m, _in, out) => { seen.push(out.memoryFormat); });
+    m.getModule('layer4.1.conv2').registerForwardHook((_m, _in, out) => { seen.push(out.memoryFormat); });
+    T.noGrad(() => m.call(T.randn([2, 1, 28, 28])));
+    assert.deepEqual(seen, [layout, layout], `width ${width}: first and last convolutions' layout`);
+    m.dispose();
+  }
+});

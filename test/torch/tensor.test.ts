@@ -159,3 +159,19 @@ test('the caching allocator reuses freed blocks of the same size', () => {
   T.emptyCache();
   assert.equal(T.allocatorStats().cachedBytes, 0);
 });
+
+test('channelsLast gives channels-last strides, a 1-channel batch included, with the same values', () => {
+  for (const c of [1, 3]) {
+    const x = T.randn([2, c, 5, 4]);
+    assert.equal(x.memoryFormat, T.MemoryFormat.contiguous);
+    const y = x.channelsLast();
+    assert.equal(y.memoryFormat, T.MemoryFormat.channelsLast, `${c} channel(s): libtorch takes it as channels-last`);
+    assert.ok(y.isContiguous(T.MemoryFormat.channelsLast));
+    assert.deepEqual(y.shape, x.shape);
+    assert.deepEqual(y.toList(), x.toList());
+    // a convolution keeps the layout: what follows the first layer runs channels-last too
+    const out = T.F.conv2d(y, T.randn([8, c, 3, 3]), null, { padding: 1 });
+    assert.equal(out.memoryFormat, T.MemoryFormat.channelsLast, `${c} channel(s): the convolution's output is channels-last`);
+    for (const t of [x, y, out]) t.dispose();
+  }
+});
