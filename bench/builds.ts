@@ -5,7 +5,7 @@
 // One build, as a child: node dist/bench/builds.js --one <root> --steps 15 (prints one JSON line).
 import { execFileSync } from 'child_process';
 import * as path from 'path';
-import { median, stepTimes } from './timing';
+import { median, stepTimes, torchBench } from './timing';
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -31,7 +31,6 @@ function main(): void {
   const builds = arg('builds', '').split(',').filter(Boolean);
   if (!builds.length) throw new Error('--builds: give the checkouts to compare, comma-separated (each with a built dist/)');
   const rounds = Number(arg('rounds', '3'));
-  const torchScript = path.join(__dirname, '..', '..', 'bench', 'torch_bench.py');
   const rows: Record<string, { train: number[]; infer: number[] }> = {};
   const put = (name: string, r: { train: number; infer: number }): void => {
     rows[name] ??= { train: [], infer: [] };
@@ -41,10 +40,9 @@ function main(): void {
   };
   for (let round = 0; round < rounds; round++) {
     for (const b of builds) put(b, JSON.parse(execFileSync(process.execPath, [__filename, '--one', b, '--steps', String(steps)], { encoding: 'utf8' })));
-    const threads = process.env.VARDEFENSE_THREADS ?? '2';
-    const t = JSON.parse(execFileSync('/usr/bin/python3', [torchScript, 'resnet18-fmnist', threads, String(steps), String(steps), '16', 'fp32', 'channels-last'],
-      { encoding: 'utf8', env: { ...process.env, GOMP_SPINCOUNT: '10000' } }).trim().split('\n').pop()!);
-    put('PyTorch channels-last', { train: t.train_img_s, infer: t.infer_img_s });
+    const t = torchBench('resnet18-fmnist', { threads: Number(process.env.VARDEFENSE_THREADS ?? '2'), trainSteps: steps, inferSteps: steps, width: 16,
+      precision: 'fp32', layout: 'channels-last', batch: 128 });
+    put('PyTorch channels-last', { train: Number(t.train_img_s), infer: Number(t.infer_img_s) });
   }
   console.log(`width-16 ResNet-18, fp32, batch 128, img/s, medians of ${rounds} rounds (each round: every build, then PyTorch)`);
   console.log('| build | train | infer | train / PyTorch |');

@@ -12,7 +12,7 @@ import { computeEnvironment } from '../src/torch/environment';
 import { ResNet18 } from '../src/models/resnet';
 import { SmallCNN } from '../src/models/small-cnn';
 import { createModel } from '../src/models';
-import { median, stepTimes } from './timing';
+import { median, stepTimes, torchBench } from './timing';
 import * as T from '../src/torch';
 import { randomCropFlip } from '../src/data/augment';
 import { DATASETS } from '../src/data/datasets';
@@ -78,11 +78,8 @@ function oursIn(name: string, v: Variant): Result {
 /** PyTorch: the older rows as they were measured (contiguous fp32); the variants' rows in the variant given. */
 function torch(name: string, v?: Variant): Result {
   const spec = MODELS[name];
-  const script = path.resolve(__dirname, '..', '..', 'bench', 'torch_bench.py');
-  const out = execFileSync(process.env.VARDEFENSE_PYTHON ?? '/usr/bin/python3',
-    [script, name, String(getNumThreads()), String(spec.trainSteps), String(spec.inferSteps), String(spec.width), ...(v ? [v.precision, v.layout] : ['fp32', 'contiguous']),
-      String(spec.batch ?? BATCH)], { encoding: 'utf8' });
-  return JSON.parse(out.trim().split('\n').pop()!) as Result;
+  return torchBench(name, { threads: getNumThreads(), trainSteps: spec.trainSteps, inferSteps: spec.inferSteps, width: spec.width,
+    precision: v?.precision ?? 'fp32', layout: v?.layout ?? 'contiguous', batch: spec.batch ?? BATCH }) as unknown as Result;
 }
 
 /** Milliseconds per batch of 128 for the CIFAR input pipeline: gather, random crop + flip, normalise. */

@@ -1,4 +1,8 @@
-// What the benches share: the process's CPU time and the median of repeated measurements.
+// What the benches share: the process's CPU time, the median of repeated measurements, the timed
+// training and inference steps, and PyTorch's run of the same workload.
+import { execFileSync } from 'child_process';
+import * as path from 'path';
+import { ompSpinDefault } from '../src/torch/omp';
 
 /** The process's CPU time so far (user + system, all threads), in ms: robust to other jobs on a shared machine. */
 export const cpuMs = (): number => { const c = process.cpuUsage(); return (c.user + c.system) / 1000; };
@@ -37,4 +41,19 @@ export function stepTimes(T: Torch, model: InstanceType<Torch['nn']['Module']>, 
     if (i > 0) { infer.push(performance.now() - t0); inferCpu.push(cpuMs() - c0); }
   }
   return { train, trainCpu, infer, inferCpu };
+}
+
+export interface TorchBenchRun { threads: number; trainSteps: number; inferSteps: number; width: number; precision: string; layout: string; batch: number }
+
+/**
+ * PyTorch's figures for one of bench/torch_bench.py's models (its last output line, parsed), under
+ * Debian's python3 (VARDEFENSE_PYTHON overrides) with libgomp's spin count as the toolkit sets it for
+ * itself (src/torch/native.ts), so both sides wait for work alike.
+ */
+export function torchBench(model: string, r: TorchBenchRun): Record<string, number | string> {
+  const script = path.resolve(__dirname, '..', '..', 'bench', 'torch_bench.py');
+  const env = ompSpinDefault({ ...process.env });
+  const out = execFileSync(process.env.VARDEFENSE_PYTHON ?? '/usr/bin/python3',
+    [script, model, String(r.threads), String(r.trainSteps), String(r.inferSteps), String(r.width), r.precision, r.layout, String(r.batch)], { encoding: 'utf8', env });
+  return JSON.parse(out.trim().split('\n').pop()!) as Record<string, number | string>;
 }

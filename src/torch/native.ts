@@ -1,6 +1,7 @@
 // Loads the libtorch addon and applies the process-wide defaults (thread count = cores).
 import * as os from 'os';
 import * as path from 'path';
+import { ompSpinDefault } from './omp';
 
 export type Handle = object & { readonly __tensorHandle: unique symbol };
 
@@ -63,14 +64,8 @@ function load(): NativeAddon {
   }
 }
 
-/**
- * libtorch's OpenMP threads (libgomp) spin up to 300,000 rounds at every barrier before they sleep. When
- * another process holds one of the cores, each barrier then waits out a time slice, and small-op work
- * (the GAN defense's generators) ran over 50 times slower with 2 threads than alone. A spin of 10,000
- * kept the idle speed (docs/notes.md). Read by libgomp when the addon loads; the user's setting wins.
- */
-export const OMP_SPIN_DEFAULT = '10000';
-if (process.env.OMP_WAIT_POLICY === undefined && process.env.GOMP_SPINCOUNT === undefined) process.env.GOMP_SPINCOUNT = OMP_SPIN_DEFAULT;
+// libgomp reads its spin count when the addon loads (src/torch/omp.ts)
+ompSpinDefault(process.env);
 
 export const native: NativeAddon = load();
 
