@@ -25,9 +25,11 @@ test('defend and eval a PyTorch-trained backdoored model from --weights, without
     const evaluated = JSON.parse(run('eval', ...model, ...trigger, '--json')) as { acc: number; asr: number };
     assert.ok(Math.abs(evaluated.acc - ref.acc) < 1e-4, `eval ACC ${evaluated.acc} vs PyTorch ${ref.acc}`);
     assert.ok(Math.abs(evaluated.asr - ref.asr) < 1e-4, `eval ASR ${evaluated.asr} vs PyTorch ${ref.asr}`);
-    // the same weights fed as if trained with another normalisation: PyTorch's numbers under it, not the default's
-    const other = JSON.parse(python('torch_ref.py', 'eval_norm', dir, '0.2', '0.5').trim()) as { acc: number; asr: number };
-    const renormed = JSON.parse(run('eval', ...model, ...trigger, '--norm-mean', '0.2', '--norm-std', '0.5', '--json')) as { acc: number; asr: number };
+    // the same weights fed as if trained with another normalisation: PyTorch's numbers under it, not the
+    // default's. A far one (background at -9, ink at 1), so that it changes the numbers on every CPU: under
+    // AVX2 kernels PyTorch's model kept ACC 1 and ASR 1 under mean 0.2 and std 0.5
+    const other = JSON.parse(python('torch_ref.py', 'eval_norm', dir, '0.9', '0.1').trim()) as { acc: number; asr: number };
+    const renormed = JSON.parse(run('eval', ...model, ...trigger, '--norm-mean', '0.9', '--norm-std', '0.1', '--json')) as { acc: number; asr: number };
     assert.ok(Math.abs(renormed.acc - other.acc) < 1e-4 && Math.abs(renormed.asr - other.asr) < 1e-4, `--norm-mean/--norm-std: ${JSON.stringify(renormed)} vs PyTorch ${JSON.stringify(other)}`);
     assert.ok(Math.abs(other.acc - ref.acc) > 0.01 || Math.abs(other.asr - ref.asr) > 0.01, `another normalisation changes the numbers (${JSON.stringify(other)} vs ${JSON.stringify(ref)}), so the parity says something`);
     assert.throws(() => run('eval', ...model, '--norm-mean', '0.2,0.3', '--norm-std', '0.5,0.5'), /--norm-mean\/--norm-std: mnist images have 1 channel\(s\): give 1 mean and std value\(s\), got 2 and 2/);
