@@ -6,6 +6,8 @@ import { test } from 'node:test';
 import * as assert from 'assert/strict';
 import * as path from 'path';
 import { spawnSync } from 'child_process';
+import * as T from '../../src/torch';
+import { ResNet18 } from '../../src/models/resnet';
 
 const dist = path.resolve(__dirname, '..', '..', 'src');
 
@@ -60,9 +62,7 @@ for (const isa of ['AVX2', undefined]) {
   });
 }
 
-test('a 1-channel batch runs channels-last from a stem of 8 channels up, NCHW below (where it trains faster)', async () => {
-  const T = await import('../../src/torch');
-  const { ResNet18 } = await import('../../src/models/resnet');
+test('a 1-channel batch runs channels-last from a stem of 8 channels up, NCHW below (where it trains faster)', () => {
   for (const [width, layout] of [[4, T.MemoryFormat.contiguous], [8, T.MemoryFormat.channelsLast], [16, T.MemoryFormat.channelsLast]]) {
     const m = new ResNet18({ width, inChannels: 1 });
     const seen: number[] = [];
