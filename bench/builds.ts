@@ -42,7 +42,7 @@ function main(): void {
     for (const b of builds) put(b, JSON.parse(execFileSync(process.execPath, [__filename, '--one', b, '--steps', String(steps)], { encoding: 'utf8' })));
     const t = torchBench('resnet18-fmnist', { threads: Number(process.env.VARDEFENSE_THREADS ?? '2'), trainSteps: steps, inferSteps: steps, width: 16,
       precision: 'fp32', layout: 'channels-last', batch: 128 });
-    put('PyTorch channels-last', { train: Number(t.train_img_s), infer: Number(t.infer_img_s) });
+    put('PyTorch channels-last', { train: t.train_img_s, infer: t.infer_img_s });
   }
   console.log(`width-16 ResNet-18, fp32, batch 128, img/s, medians of ${rounds} rounds (each round: every build, then PyTorch)`);
   console.log('| build | train | infer | train / PyTorch |');

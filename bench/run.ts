@@ -79,7 +79,7 @@ function oursIn(name: string, v: Variant): Result {
 function torch(name: string, v?: Variant): Result {
   const spec = MODELS[name];
   return torchBench(name, { threads: getNumThreads(), trainSteps: spec.trainSteps, inferSteps: spec.inferSteps, width: spec.width,
-    precision: v?.precision ?? 'fp32', layout: v?.layout ?? 'contiguous', batch: spec.batch ?? BATCH }) as unknown as Result;
+    precision: v?.precision ?? 'fp32', layout: v?.layout ?? 'contiguous', batch: spec.batch ?? BATCH });
 }
 
 /** Milliseconds per batch of 128 for the CIFAR input pipeline: gather, random crop + flip, normalise. */

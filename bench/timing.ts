@@ -2,6 +2,7 @@
 // training and inference steps, and PyTorch's run of the same workload.
 import { execFileSync } from 'child_process';
 import * as path from 'path';
+import { z } from 'zod';
 import { ompSpinDefault } from '../src/torch/omp';
 
 /** The process's CPU time so far (user + system, all threads), in ms: robust to other jobs on a shared machine. */
@@ -45,15 +46,27 @@ export function stepTimes(T: Torch, model: InstanceType<Torch['nn']['Module']>, 
 
 export interface TorchBenchRun { threads: number; trainSteps: number; inferSteps: number; width: number; precision: string; layout: string; batch: number }
 
+/** bench/torch_bench.py's figures (its last output line): images per second and per CPU-second, and each timed training step */
+export const TORCH_FIGURES = z.object({
+  model: z.string(), train_img_s: z.number(), infer_img_s: z.number(),
+  train_img_cpu_s: z.number(), infer_img_cpu_s: z.number(), train_step_ms: z.array(z.number()),
+});
+export type TorchFigures = z.infer<typeof TORCH_FIGURES>;
+
 /**
  * PyTorch's figures for one of bench/torch_bench.py's models (its last output line, parsed), under
  * Debian's python3 (VARDEFENSE_PYTHON overrides) with libgomp's spin count as the toolkit sets it for
  * itself (src/torch/native.ts), so both sides wait for work alike.
  */
-export function torchBench(model: string, r: TorchBenchRun): Record<string, number | string> {
+export function torchBench(model: string, r: TorchBenchRun): TorchFigures {
   const script = path.resolve(__dirname, '..', '..', 'bench', 'torch_bench.py');
   const env = ompSpinDefault({ ...process.env });
   const out = execFileSync(process.env.VARDEFENSE_PYTHON ?? '/usr/bin/python3',
     [script, model, String(r.threads), String(r.trainSteps), String(r.inferSteps), String(r.width), r.precision, r.layout, String(r.batch)], { encoding: 'utf8', env });
-  return JSON.parse(out.trim().split('\n').pop()!) as Record<string, number | string>;
+  const last = out.trim().split('\n').pop() ?? '';
+  let json: unknown;
+  try { json = JSON.parse(last); } catch { throw new Error(`bench/torch_bench.py ${model}: its last line is not JSON: ${last.slice(0, 200)}`); }
+  const parsed = TORCH_FIGURES.safeParse(json);
+  if (!parsed.success) throw new Error(`bench/torch_bench.py ${model}: unexpected output ${last.slice(0, 200)} (${parsed.error.issues[0].path.join('.')}: ${parsed.error.issues[0].message})`);
+  return parsed.data;
 }
