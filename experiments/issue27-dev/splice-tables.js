@@ -32,28 +32,65 @@ function sections() {
   }
   // issue 29: the default defense of a PyTorch-trained judge in fp32 and bf16 on the same clean draws
   if (fs.existsSync(records('issue29-bf16'))) out['issue29-bf16-parity'] = precisionTable(collectRows([records('issue29-bf16')]));
+  // issue 29: the toolkit's own models trained and defended in fp32 and in bf16 (train-parity.yaml)
+  const trained = (p) => path.join(records('issue29-bf16-train'), p, 'results.jsonl');
+  if (fs.existsSync(trained('fp32')) && fs.existsSync(trained('bf16'))) out['issue29-bf16-train'] = trainedTable(...['fp32', 'bf16'].map((p) => readJsonl(trained(p))));
   return out;
 }
 
-/** fp32 against bf16 per judge and clean seed (records <judge>/<precision>/s<seed>/<method>), with the seeds' spread in fp32. */
+/**
+ * fp32 against bf16 per judge and clean seed (records <judge>/<precision>/s<seed>/<method>), and per judge
+ * fp32's spread over the clean seeds next to the largest bf16 - fp32 difference on the same draw.
+ */
 function precisionTable(rows) {
   const pts = (x) => (100 * x).toFixed(2);
   const part = (r, up) => path.basename(path.dirname(up === 1 ? r.dir : path.dirname(r.dir)));
-  const key = (r) => `${path.basename(path.dirname(path.dirname(path.dirname(r.dir))))} ${r.defense} ${part(r, 1)}`;
+  const judge = (r) => path.basename(path.dirname(path.dirname(path.dirname(r.dir))));
+  const key = (r) => `${judge(r)} ${r.defense} ${part(r, 1)}`;
   const lines = ['| judge | defense | clean seed | ACC before | fp32 ACC / ASR after | bf16 ACC / ASR after | bf16 - fp32 ACC / ASR (points) | fp32 / bf16 seconds |', '|---|---|---|---|---|---|---|---|'];
   const fp = rows.filter((r) => part(r, 2) === 'fp32');
-  const diffs = [];
-  for (const a of fp) {
-    const b = rows.find((r) => part(r, 2) === 'bf16' && key(r) === key(a));
-    if (!b) continue;
-    diffs.push([b.accAfter - a.accAfter, b.asrAfter - a.asrAfter]);
-    lines.push(`| ${key(a).split(' ')[0]} | ${a.defense} | ${part(a, 1).slice(1)} | ${pts(a.accBefore)} | ${pts(a.accAfter)} / ${pts(a.asrAfter)} | ${pts(b.accAfter)} / ${pts(b.asrAfter)} | ` +
-      `${pts(b.accAfter - a.accAfter)} / ${pts(b.asrAfter - a.asrAfter)} | ${a.seconds.toFixed(0)} / ${b.seconds.toFixed(0)} |`);
+  const spreads = [];
+  for (const j of [...new Set(fp.map(judge))]) {
+    const mine = fp.filter((r) => judge(r) === j);
+    const diffs = [];
+    for (const a of mine) {
+      const b = rows.find((r) => part(r, 2) === 'bf16' && key(r) === key(a));
+      if (!b) continue;
+      diffs.push([b.accAfter - a.accAfter, b.asrAfter - a.asrAfter]);
+      lines.push(`| ${j} | ${a.defense} | ${part(a, 1).slice(1)} | ${pts(a.accBefore)} | ${pts(a.accAfter)} / ${pts(a.asrAfter)} | ${pts(b.accAfter)} / ${pts(b.asrAfter)} | ` +
+        `${pts(b.accAfter - a.accAfter)} / ${pts(b.asrAfter - a.asrAfter)} | ${a.seconds.toFixed(0)} / ${b.seconds.toFixed(0)} |`);
+    }
+    if (diffs.length === 0) continue;
+    const spread = (f) => { const v = mine.map(f); return pts(Math.max(...v) - Math.min(...v)); };
+    spreads.push(`${j}: fp32's spread over the clean seeds (max - min) ACC ${spread((r) => r.accAfter)}, ASR ${spread((r) => r.asrAfter)} points; ` +
+      `largest |bf16 - fp32| ACC ${pts(Math.max(...diffs.map((d) => Math.abs(d[0]))))}, ASR ${pts(Math.max(...diffs.map((d) => Math.abs(d[1]))))} points.`);
   }
-  const spread = (f) => { const v = fp.map(f); return pts(Math.max(...v) - Math.min(...v)); };
-  lines.push('', `fp32's spread over the clean seeds (max - min): ACC ${spread((r) => r.accAfter)}, ASR ${spread((r) => r.asrAfter)} points; ` +
-    `largest |bf16 - fp32|: ACC ${pts(Math.max(...diffs.map((d) => Math.abs(d[0]))))}, ASR ${pts(Math.max(...diffs.map((d) => Math.abs(d[1]))))} points.`);
-  return lines.join('\n');
+  return [...lines, '', ...spreads.map((s) => `- ${s}`)].join('\n');
+}
+
+const readJsonl = (file) => fs.readFileSync(file, 'utf8').split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l));
+
+/**
+ * Models trained and defended in fp32 and in bf16 (results.jsonl rows of the same experiment, one per
+ * precision): per attack and seed the trained model's ACC / ASR and the defended one's, then per attack
+ * each precision's range over the seeds.
+ */
+function trainedTable(fp, bf) {
+  const pts = (x) => (100 * x).toFixed(2);
+  const lines = ['| attack | seed | fp32 trained ACC / ASR | bf16 trained ACC / ASR | fp32 defended ACC / ASR | bf16 defended ACC / ASR | fp32 / bf16 defense seconds |', '|---|---|---|---|---|---|---|'];
+  const ranges = [];
+  for (const attack of [...new Set(fp.map((r) => r.attack))]) {
+    const a = fp.filter((r) => r.attack === attack).sort((x, y) => x.seed - y.seed);
+    const b = bf.filter((r) => r.attack === attack);
+    for (const r of a) {
+      const q = b.find((x) => x.seed === r.seed);
+      if (q) lines.push(`| ${attack} | ${r.seed} | ${pts(r.accBefore)} / ${pts(r.asrBefore)} | ${pts(q.accBefore)} / ${pts(q.asrBefore)} | ${pts(r.accAfter)} / ${pts(r.asrAfter)} | ${pts(q.accAfter)} / ${pts(q.asrAfter)} | ${r.seconds.toFixed(0)} / ${q.seconds.toFixed(0)} |`);
+    }
+    const range = (rows, k) => { const v = rows.map((r) => r[k]); return `${pts(Math.min(...v))}-${pts(Math.max(...v))}`; };
+    for (const [k, what] of [['accBefore', 'trained ACC'], ['asrBefore', 'trained ASR'], ['accAfter', 'defended ACC'], ['asrAfter', 'defended ASR']])
+      ranges.push(`${attack}, ${what}: fp32 ${range(a, k)}, bf16 ${range(b, k)}`);
+  }
+  return [...lines, '', 'Range over the seeds (min-max, %):', '', ...ranges.map((s) => `- ${s}`)].join('\n');
 }
 
 const put = (text, name, body) => {
