@@ -43,6 +43,7 @@ function sections() {
  * fp32's spread over the clean seeds next to the largest bf16 - fp32 difference on the same draw.
  */
 function precisionTable(rows) {
+  const mean = (v) => v.reduce((a, b) => a + b, 0) / v.length;
   const pts = (x) => (100 * x).toFixed(2);
   const part = (r, up) => path.basename(path.dirname(up === 1 ? r.dir : path.dirname(r.dir)));
   const judge = (r) => path.basename(path.dirname(path.dirname(path.dirname(r.dir))));
@@ -52,18 +53,20 @@ function precisionTable(rows) {
   const spreads = [];
   for (const j of [...new Set(fp.map(judge))]) {
     const mine = fp.filter((r) => judge(r) === j);
-    const diffs = [];
+    const diffs = [], pairs = [];
     for (const a of mine) {
       const b = rows.find((r) => part(r, 2) === 'bf16' && key(r) === key(a));
       if (!b) continue;
       diffs.push([b.accAfter - a.accAfter, b.asrAfter - a.asrAfter]);
+      pairs.push([a, b]);
       lines.push(`| ${j} | ${a.defense} | ${part(a, 1).slice(1)} | ${pts(a.accBefore)} | ${pts(a.accAfter)} / ${pts(a.asrAfter)} | ${pts(b.accAfter)} / ${pts(b.asrAfter)} | ` +
         `${pts(b.accAfter - a.accAfter)} / ${pts(b.asrAfter - a.asrAfter)} | ${a.seconds.toFixed(0)} / ${b.seconds.toFixed(0)} |`);
     }
     if (diffs.length === 0) continue;
     const spread = (f) => { const v = mine.map(f); return pts(Math.max(...v) - Math.min(...v)); };
     spreads.push(`${j}: fp32's spread over the clean seeds (max - min) ACC ${spread((r) => r.accAfter)}, ASR ${spread((r) => r.asrAfter)} points; ` +
-      `largest |bf16 - fp32| ACC ${pts(Math.max(...diffs.map((d) => Math.abs(d[0]))))}, ASR ${pts(Math.max(...diffs.map((d) => Math.abs(d[1]))))} points.`);
+      `largest |bf16 - fp32| ACC ${pts(Math.max(...diffs.map((d) => Math.abs(d[0]))))}, ASR ${pts(Math.max(...diffs.map((d) => Math.abs(d[1]))))} points; ` +
+      `means over the seeds fp32 ${pts(mean(pairs.map((p) => p[0].accAfter)))} / ${pts(mean(pairs.map((p) => p[0].asrAfter)))}, bf16 ${pts(mean(pairs.map((p) => p[1].accAfter)))} / ${pts(mean(pairs.map((p) => p[1].asrAfter)))} (ACC / ASR).`);
   }
   return [...lines, '', ...spreads.map((s) => `- ${s}`)].join('\n');
 }
