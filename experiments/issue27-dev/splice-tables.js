@@ -6,6 +6,7 @@ const path = require('path');
 const { aggregateText } = require('../../dist/src/report/aggregate');
 const { standingsText } = require('../../dist/src/report/compare');
 const { collectRows } = require('../../dist/src/report/summary');
+const { readResults } = require('../../dist/src/experiments/runner');
 const { goalTables } = require('../issue27-final/goals');
 const root = path.join(__dirname, '..', '..');
 const records = (name) => path.join(root, 'experiments', 'records', name);
@@ -33,8 +34,8 @@ function sections() {
   // issue 29: the default defense of a PyTorch-trained judge in fp32 and bf16 on the same clean draws
   if (fs.existsSync(records('issue29-bf16'))) out['issue29-bf16-parity'] = precisionTable(collectRows([records('issue29-bf16')]));
   // issue 29: the toolkit's own models trained and defended in fp32 and in bf16 (train-parity.yaml)
-  const trained = (p) => path.join(records('issue29-bf16-train'), p, 'results.jsonl');
-  if (fs.existsSync(trained('fp32')) && fs.existsSync(trained('bf16'))) out['issue29-bf16-train'] = trainedTable(...['fp32', 'bf16'].map((p) => readJsonl(trained(p))));
+  const trained = ['fp32', 'bf16'].map((p) => readResults(path.join(records('issue29-bf16-train'), p)));
+  if (trained.every((rows) => rows.length > 0)) out['issue29-bf16-train'] = trainedTable(...trained);
   return out;
 }
 
@@ -44,7 +45,6 @@ function sections() {
  */
 function precisionTable(rows) {
   const mean = (v) => v.reduce((a, b) => a + b, 0) / v.length;
-  const pts = (x) => (100 * x).toFixed(2);
   const part = (r, up) => path.basename(path.dirname(up === 1 ? r.dir : path.dirname(r.dir)));
   const judge = (r) => path.basename(path.dirname(path.dirname(path.dirname(r.dir))));
   const key = (r) => `${judge(r)} ${r.defense} ${part(r, 1)}`;
@@ -53,25 +53,23 @@ function precisionTable(rows) {
   const spreads = [];
   for (const j of [...new Set(fp.map(judge))]) {
     const mine = fp.filter((r) => judge(r) === j);
-    const diffs = [], pairs = [];
+    const pairs = [];
     for (const a of mine) {
       const b = rows.find((r) => part(r, 2) === 'bf16' && key(r) === key(a));
       if (!b) continue;
-      diffs.push([b.accAfter - a.accAfter, b.asrAfter - a.asrAfter]);
       pairs.push([a, b]);
       lines.push(`| ${j} | ${a.defense} | ${part(a, 1).slice(1)} | ${pts(a.accBefore)} | ${pts(a.accAfter)} / ${pts(a.asrAfter)} | ${pts(b.accAfter)} / ${pts(b.asrAfter)} | ` +
         `${pts(b.accAfter - a.accAfter)} / ${pts(b.asrAfter - a.asrAfter)} | ${a.seconds.toFixed(0)} / ${b.seconds.toFixed(0)} |`);
     }
-    if (diffs.length === 0) continue;
+    if (pairs.length === 0) continue;
+    const largest = (k) => pts(Math.max(...pairs.map(([a, b]) => Math.abs(b[k] - a[k]))));
     const spread = (f) => { const v = mine.map(f); return pts(Math.max(...v) - Math.min(...v)); };
     spreads.push(`${j}: fp32's spread over the clean seeds (max - min) ACC ${spread((r) => r.accAfter)}, ASR ${spread((r) => r.asrAfter)} points; ` +
-      `largest |bf16 - fp32| ACC ${pts(Math.max(...diffs.map((d) => Math.abs(d[0]))))}, ASR ${pts(Math.max(...diffs.map((d) => Math.abs(d[1]))))} points; ` +
+      `largest |bf16 - fp32| ACC ${largest('accAfter')}, ASR ${largest('asrAfter')} points; ` +
       `means over the seeds fp32 ${pts(mean(pairs.map((p) => p[0].accAfter)))} / ${pts(mean(pairs.map((p) => p[0].asrAfter)))}, bf16 ${pts(mean(pairs.map((p) => p[1].accAfter)))} / ${pts(mean(pairs.map((p) => p[1].asrAfter)))} (ACC / ASR).`);
   }
   return [...lines, '', ...spreads.map((s) => `- ${s}`)].join('\n');
 }
-
-const readJsonl = (file) => fs.readFileSync(file, 'utf8').split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l));
 
 /**
  * Models trained and defended in fp32 and in bf16 (results.jsonl rows of the same experiment, one per
@@ -79,12 +77,12 @@ const readJsonl = (file) => fs.readFileSync(file, 'utf8').split('\n').filter((l)
  * each precision's range over the seeds.
  */
 function trainedTable(fp, bf) {
-  const pts = (x) => (100 * x).toFixed(2);
   const lines = ['| attack | seed | fp32 trained ACC / ASR | bf16 trained ACC / ASR | fp32 defended ACC / ASR | bf16 defended ACC / ASR | fp32 / bf16 defense seconds |', '|---|---|---|---|---|---|---|'];
   const ranges = [];
   for (const attack of [...new Set(fp.map((r) => r.attack))]) {
     const a = fp.filter((r) => r.attack === attack).sort((x, y) => x.seed - y.seed);
     const b = bf.filter((r) => r.attack === attack);
+    if (b.length === 0) continue; // no bf16 cell of this attack yet: nothing to set beside fp32
     for (const r of a) {
       const q = b.find((x) => x.seed === r.seed);
       if (q) lines.push(`| ${attack} | ${r.seed} | ${pts(r.accBefore)} / ${pts(r.asrBefore)} | ${pts(q.accBefore)} / ${pts(q.asrBefore)} | ${pts(r.accAfter)} / ${pts(r.asrAfter)} | ${pts(q.accAfter)} / ${pts(q.asrAfter)} | ${r.seconds.toFixed(0)} / ${q.seconds.toFixed(0)} |`);
@@ -95,6 +93,9 @@ function trainedTable(fp, bf) {
   }
   return [...lines, '', 'Range over the seeds (min-max, %):', '', ...ranges.map((s) => `- ${s}`)].join('\n');
 }
+
+/** a fraction as percent with 2 decimals */
+const pts = (x) => (100 * x).toFixed(2);
 
 const put = (text, name, body) => {
   const a = `<!-- ${name}: generated -->`, b = `<!-- ${name}: end -->`;
