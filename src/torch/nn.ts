@@ -1,6 +1,6 @@
 // Modules with PyTorch's parameter and buffer names (torch.nn), forward hooks and channel masks.
 import * as F from './functional';
-import { native } from './native';
+import { getPrecision } from './precision';
 import { callOp, dispose, isGradEnabled, MemoryFormat, noGrad, ones, scalar, scope, Tensor, zeros } from './tensor';
 
 export type ForwardHook = (module: Module, input: Tensor, output: Tensor) => Tensor | void;
@@ -276,7 +276,7 @@ function conv2dIn(x: Tensor, weight: Tensor, bias: Tensor | null, o: Conv2dOptio
     xc.dispose();
     try { return y.contiguous(MemoryFormat.channelsLast); } finally { y.dispose(); }
   }
-  if (!bf16Layout.channelsLast || x.ndim !== 4 || !bf16Autocast() || !x.isContiguous(MemoryFormat.channelsLast) ||
+  if (!bf16Layout.channelsLast || x.ndim !== 4 || getPrecision() !== 'bf16' || !x.isContiguous(MemoryFormat.channelsLast) ||
     (x.memoryFormat !== MemoryFormat.channelsLast && x.shape[1] !== 1)) return F.conv2d(x, weight, bias, o);
   const w: Tensor = callOp('aten::to', 'dtype', weight, 'bfloat16', false, false, MemoryFormat.channelsLast);
   try {
@@ -284,11 +284,6 @@ function conv2dIn(x: Tensor, weight: Tensor, bias: Tensor | null, o: Conv2dOptio
   } finally {
     w.dispose();
   }
-}
-
-function bf16Autocast(): boolean {
-  const s = native.getAutocast();
-  return s.enabled && s.dtype === 'bfloat16';
 }
 
 export class Linear extends Module {
@@ -336,7 +331,7 @@ export class BatchNorm2d extends Module {
  * accuracy by 2.4 points where PyTorch's autocast (unfolded, as here now) moved it by 1.0 (docs/engine.md).
  */
 export function convBn(conv: Conv2d, bn: BatchNorm2d, x: Tensor): Tensor {
-  if (isGradEnabled() || conv.training || bn.training || conv.intercepted || bn.intercepted || bf16Autocast()) {
+  if (isGradEnabled() || conv.training || bn.training || conv.intercepted || bn.intercepted || getPrecision() === 'bf16') {
     const c = conv.call(x);
     const out = bn.call(c);
     c.dispose();
