@@ -1,6 +1,6 @@
 // Modules with PyTorch's parameter and buffer names (torch.nn), forward hooks and channel masks.
 import * as F from './functional';
-import { getPrecision } from './precision';
+import { getPrecision } from './autocast';
 import { callOp, dispose, isGradEnabled, MemoryFormat, noGrad, ones, scalar, scope, Tensor, zeros } from './tensor';
 
 export type ForwardHook = (module: Module, input: Tensor, output: Tensor) => Tensor | void;

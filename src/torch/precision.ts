@@ -4,19 +4,14 @@
 // given), so code written for float32 runs unchanged. Parameters, their gradients and the optimiser's
 // state stay float32 (the casts are differentiable). The backward pass runs with autocast off (the addon
 // turns it off around backward), as in PyTorch's recipe, where backward runs outside the autocast block.
+import { getPrecision, Precision, PRECISIONS } from './autocast';
 import { cpuFlags } from './cpu-flags';
 import { native } from './native';
 import * as F from './functional';
 import { randn, scope } from './tensor';
 
-export const PRECISIONS = ['fp32', 'bf16'] as const;
-export type Precision = (typeof PRECISIONS)[number];
-
-/** The precision the engine computes in now (on this thread: Node's main thread). */
-export function getPrecision(): Precision {
-  const s = native.getAutocast();
-  return s.enabled && s.dtype === 'bfloat16' ? 'bf16' : 'fp32';
-}
+export { getPrecision, PRECISIONS } from './autocast';
+export type { Precision } from './autocast';
 
 /** The oneDNN instruction-set names at or above which bfloat16 has hardware support (oneDNN 2.x names). */
 const ONEDNN_BF16_ISAS = ['AVX512_CORE_BF16', 'AVX512_CORE_FP16', 'AVX512_CORE_AMX', 'AVX512_CORE_AMX_FP16', 'AVX10_1_512', 'AVX10_1_512_AMX', 'AVX10_1_512_AMX_FP16', 'ALL'];
