@@ -524,6 +524,16 @@ Object.assign(VARDEFENSE_PRESETS, {
 // judge was trained (experiments/issue27-dev/rule.js on the development records). bn-distill-eval
 // keeps its meaning (and the final grid's tables their labels).
 VARDEFENSE_PRESETS.default = VARDEFENSE_PRESETS.robust;
+// Issue 27's accuracy recovery (docs/protocol.md section 10, "A lighter penalty"): robust with at most
+// 20% of each purified layer's channels under the threshold instead of 50%, chosen on the development
+// judges' clean seed 1 and frozen here, with the same ablations; whether it becomes the default is
+// experiments/issue27-dev/rule-mf02.js's rule on the development judges' clean seeds 1-3.
+const ROBUST_MF02: VarDefenseOptions = { ...ROBUST, maxFraction: 0.2 };
+Object.assign(VARDEFENSE_PRESETS, {
+  'robust-mf02': ROBUST_MF02,
+  'robust-mf02-no-distill': { ...ROBUST_MF02, distill: 0 },
+  'robust-mf02-random': { ...ROBUST_MF02, metric: 'random', statsMomentum: null, statsSource: undefined },
+});
 
 
 export const VARDEFENSE = defineDefense({
