@@ -514,12 +514,12 @@ Object.assign(VARDEFENSE_PRESETS, {
 // one part removed at the same budget: the search and unlearning (= bn-distill-eval), the VarDefense
 // penalty (lambda 0), the distillation, and the variance selection (random channels instead).
 const ROBUST: VarDefenseOptions = { ...BN_DISTILL_PRESET, statsSource: 'original-eval', unlearn: 'all', stampFraction: 0.15 };
-Object.assign(VARDEFENSE_PRESETS, {
-  robust: ROBUST,
-  'robust-lambda0': { ...ROBUST, lambda: 0 },
-  'robust-no-distill': { ...ROBUST, distill: 0 },
-  'robust-random': { ...ROBUST, metric: 'random', statsMomentum: null, statsSource: undefined },
+/** A robust preset's ablations `<name>-no-distill` and `<name>-random`, each one part removed at the same budget. */
+const ablationsOf = (name: string, o: VarDefenseOptions): Record<string, VarDefenseOptions> => ({
+  [`${name}-no-distill`]: { ...o, distill: 0 },
+  [`${name}-random`]: { ...o, metric: 'random', statsMomentum: null, statsSource: undefined },
 });
+Object.assign(VARDEFENSE_PRESETS, { robust: ROBUST, 'robust-lambda0': { ...ROBUST, lambda: 0 }, ...ablationsOf('robust', ROBUST) });
 // The default since issue 27 (docs/protocol.md section 10), by the rule written there before any final
 // judge was trained (experiments/issue27-dev/rule.js on the development records). bn-distill-eval
 // keeps its meaning (and the final grid's tables their labels).
@@ -529,11 +529,7 @@ VARDEFENSE_PRESETS.default = VARDEFENSE_PRESETS.robust;
 // judges' clean seed 1 and frozen here, with the same ablations; whether it becomes the default is
 // experiments/issue27-dev/rule-mf02.js's rule on the development judges' clean seeds 1-3.
 const ROBUST_MF02: VarDefenseOptions = { ...ROBUST, maxFraction: 0.2 };
-Object.assign(VARDEFENSE_PRESETS, {
-  'robust-mf02': ROBUST_MF02,
-  'robust-mf02-no-distill': { ...ROBUST_MF02, distill: 0 },
-  'robust-mf02-random': { ...ROBUST_MF02, metric: 'random', statsMomentum: null, statsSource: undefined },
-});
+Object.assign(VARDEFENSE_PRESETS, { 'robust-mf02': ROBUST_MF02, ...ablationsOf('robust-mf02', ROBUST_MF02) });
 
 
 export const VARDEFENSE = defineDefense({
