@@ -23,7 +23,10 @@ function sections() {
   if (fs.existsSync(records('issue27-final'))) {
     const f = goalTables(records('issue27-final'), judges('final'), 'grid');
     out['issue27-final-goals'] = `${f.byDefense}\n\n${f.perJudge}`;
-    const a = goalTables(records('issue27-final'), judges('final'), 'ablations');
+    // the second default (robust-mf02) against robust on the same model and draw, by the build of the rule's commit
+    const m = goalTables(records('issue27-final'), judges('final'), 'grid-mf02');
+    out['issue27-final-mf02'] = `${m.byDefense}\n\n${m.perJudge}`;
+    const a = goalTables(records('issue27-final'), judges('final'), 'ablations-mf02');
     out['issue27-final-ablations'] = `${a.byDefense}\n\n${a.perJudge}`;
   }
   // issue 28's torchvision zoo (scripts/judges/zoo.py), defended by the default and FT

@@ -530,6 +530,10 @@ VARDEFENSE_PRESETS.default = VARDEFENSE_PRESETS.robust;
 // experiments/issue27-dev/rule-mf02.js's rule on the development judges' clean seeds 1-3.
 const ROBUST_MF02: VarDefenseOptions = { ...ROBUST, maxFraction: 0.2 };
 Object.assign(VARDEFENSE_PRESETS, { 'robust-mf02': ROBUST_MF02, ...ablationsOf('robust-mf02', ROBUST_MF02) });
+// The default since that rule was applied (docs/protocol.md section 10, "A lighter penalty": mean ACC
+// drop 0.80 against robust's 1.43 over the development judges but 102, worst excess ASR 10.06 against
+// 13.21). robust keeps its meaning, and the final grid's tables their labels.
+VARDEFENSE_PRESETS.default = VARDEFENSE_PRESETS['robust-mf02'];
 
 
 export const VARDEFENSE = defineDefense({

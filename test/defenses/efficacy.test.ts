@@ -70,7 +70,8 @@ test('the control: the fixture carries a working backdoor that plain fine-tuning
 test('VarDefense removes most of the backdoor that fine-tuning keeps, while clean accuracy holds', () => {
   const r = onEverySeed((p) => varDefense(p.model, p.data, options('vardefense', ft)));
   const m = report('vardefense', r);
-  // the default preset (robust since docs/protocol.md section 10), observed: ASR .000 on every seed, ACC drop 0
+  // the default preset (robust-mf02 since docs/protocol.md section 10's second rule), observed: ASR .000 on every seed,
+  // ACC drop 0, natively and with AVX2 (robust, the default before: the same)
   // (bn-distill-eval, the default before: median .009, per seed .009 / .045 / .000 natively, .064 / .045 / .000 with AVX2)
   assert.ok(m.asr < control().asr - 0.5, `median ASR ${m.asr} vs ${control().asr} for fine-tuning alone`);
   assert.ok(m.accDrop < 0.05, `median ACC drop ${m.accDrop}`);
