@@ -5,7 +5,8 @@
 // options as the presets; both labelled by their preset and settings).
 // usage (after `npx tsc -p .`): node experiments/issue27-dev/rule-mf02.js
 const { pick, summary, RUNS } = require('./rule-runs');
-const a = summary(pick('robust', [['robust', 'vardefense:robust'], ['ul-all-sf015', 'vardefense']]));
+const ROBUST = [['robust', 'vardefense:robust'], ['ul-all-sf015', 'vardefense']];
+const a = summary(pick('robust', ROBUST));
 const c = summary(pick('robust-mf02', [['robust-mf02', 'vardefense:robust-mf02'], ['robust-mf02', 'vardefense:robust']]));
 for (const s of [a, c]) console.log(JSON.stringify(s));
 const holds = (base) => c.meanDropNot102 <= base.meanDropNot102 - 0.3 && c.worstExcess <= base.worstExcess + 1 && c.meanExcess <= base.meanExcess + 0.5;
@@ -16,6 +17,6 @@ console.log(complete ? `rule: ${holds(a) ? 'robust-mf02 becomes the default' : '
 // model: ACC 90.88 / 90.97 against 90.93 / 91.07), so robust-mf02's seeds 2-3 there ran on the retrained
 // models while robust's ran on the originals. `robust` was rerun on the retrained models (tag
 // `robust-retrained`); the same summary with those runs in place of robust's compares like with like.
-const p = summary(pick('robust (103, 105 s2-3 on the retrained models)', [['robust-retrained', 'vardefense:robust'], ['robust', 'vardefense:robust'], ['ul-all-sf015', 'vardefense']]));
+const p = summary(pick('robust (103, 105 s2-3 on the retrained models)', [['robust-retrained', 'vardefense:robust'], ...ROBUST]));
 console.log(JSON.stringify(p));
 console.log(`paired check: the same conditions against it ${p.runs === RUNS && holds(p) ? 'hold' : 'do not hold'}`);

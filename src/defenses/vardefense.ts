@@ -496,7 +496,8 @@ export const VARDEFENSE_PRESETS: Record<string, VarDefenseOptions> = {
 };
 // The default from docs/protocol.md section 8b's second round of judges until issue 27 (below):
 // bn-distill measured on the original model in eval mode. bn-distill keeps its frozen meaning, so the
-// final grid's labels and cell ids stay what they were when it ran.
+// final grid's labels and cell ids stay what they were when it ran. (This assignment also places
+// \`default\` fourth among the preset names, where listings show it.)
 VARDEFENSE_PRESETS.default = VARDEFENSE_PRESETS['bn-distill-eval'];
 // Controls around bn-distill for the ablations (docs/protocol.md): everything as bn-distill (layers,
 // fractions, penalty, lambda, distillation, lr, epochs), only the selection differs. control-lambda0 is
@@ -520,10 +521,9 @@ const ablationsOf = (name: string, o: VarDefenseOptions): Record<string, VarDefe
   [`${name}-random`]: { ...o, metric: 'random', statsMomentum: null, statsSource: undefined },
 });
 Object.assign(VARDEFENSE_PRESETS, { robust: ROBUST, 'robust-lambda0': { ...ROBUST, lambda: 0 }, ...ablationsOf('robust', ROBUST) });
-// The default since issue 27 (docs/protocol.md section 10), by the rule written there before any final
-// judge was trained (experiments/issue27-dev/rule.js on the development records). bn-distill-eval
+// robust was the default from issue 27's first rule (docs/protocol.md section 10, written before any final
+// judge was trained: experiments/issue27-dev/rule.js) until the second rule, below. bn-distill-eval
 // keeps its meaning (and the final grid's tables their labels).
-VARDEFENSE_PRESETS.default = VARDEFENSE_PRESETS.robust;
 // Issue 27's accuracy recovery (docs/protocol.md section 10, "A lighter penalty"): robust with at most
 // 20% of each purified layer's channels under the threshold instead of 50%, chosen on the development
 // judges' clean seed 1 and frozen here, with the same ablations; whether it becomes the default is

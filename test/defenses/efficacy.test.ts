@@ -72,7 +72,7 @@ test('VarDefense removes most of the backdoor that fine-tuning keeps, while clea
   const m = report('vardefense', r);
   // the default preset (robust-mf02 since docs/protocol.md section 10's second rule), observed: ASR .000 on every seed,
   // ACC drop 0, natively and with AVX2 (robust, the default before: the same)
-  // (bn-distill-eval, the default before: median .009, per seed .009 / .045 / .000 natively, .064 / .045 / .000 with AVX2)
+  // (bn-distill-eval, the default before robust: median .009, per seed .009 / .045 / .000 natively, .064 / .045 / .000 with AVX2)
   assert.ok(m.asr < control().asr - 0.5, `median ASR ${m.asr} vs ${control().asr} for fine-tuning alone`);
   assert.ok(m.accDrop < 0.05, `median ACC drop ${m.accDrop}`);
 });
