@@ -85,8 +85,8 @@ function isDir(p: string): boolean {
   try { return fs.statSync(p).isDirectory(); } catch { return false; }
 }
 
-/** The files of one class as torchvision's make_dataset lists them: sorted(os.walk(...)), then sorted names. */
-function classFiles(root: string, maxFiles: number): string[] {
+/** The files of one class as torchvision's make_dataset lists them: sorted(os.walk(...)), then sorted names; null past maxFiles. */
+function classFiles(root: string, maxFiles: number): string[] | null {
   const walked: [string, string[]][] = [];
   const visit = (dir: string, depth: number): void => {
     if (depth > MAX_DEPTH) throw new Error(`${dir}: folders nested more than ${MAX_DEPTH} deep (a link loop?)`);
@@ -97,8 +97,7 @@ function classFiles(root: string, maxFiles: number): string[] {
   visit(root, 0);
   walked.sort((a, b) => codePointCompare(a[0], b[0]));
   const files = walked.flatMap(([dir, names]) => names.map((n) => path.join(dir, n)));
-  if (files.length > maxFiles) throw new Error(`${root}: more than ${maxFiles} images, beyond the limit on clean images`);
-  return files;
+  return files.length > maxFiles ? null : files;
 }
 
 /** The indices of `draw` among images of these labels, checked against their number. */
@@ -118,7 +117,9 @@ function drawn(labels: number[], classes: number, draw: ImageDraw, source: strin
 export function readImageFolder(dir: string, expect: ImageExpect, limits: UserImageLimits = {}, transform: ImageTransform = {}, draw?: ImageDraw): ImageSet {
   const per = expect.channels * expect.size * expect.size;
   const maxImages = Math.floor((limits.maxBytes ?? USER_IMAGES_MAX_BYTES) / per);
-  let { files, labels } = folderListing(dir, expect, draw ? MAX_LISTED_FILES : maxImages);
+  const limit = draw ? `${MAX_LISTED_FILES} files, the most a draw lists`
+    : `${maxImages} images of ${expect.size}x${expect.size}x${expect.channels}, the limit on clean images held at once; give a draw of them (--clean-size)`;
+  let { files, labels } = folderListing(dir, expect, draw ? MAX_LISTED_FILES : maxImages, limit);
   if (draw) {
     const idx = drawn(labels, expect.classes, draw, dir);
     if (idx.length > maxImages) throw new Error(`${dir}: a draw of ${idx.length} images of ${expect.size}x${expect.size}x${expect.channels} is more than the limit on clean images (${maxImages} of them)`);
@@ -138,7 +139,7 @@ export function readImageFolder(dir: string, expect: ImageExpect, limits: UserIm
  * for evaluating on a test folder of any size in the memory of one chunk.
  */
 export function imageFolderChunks(dir: string, expect: ImageExpect, limits: UserImageLimits = {}, transform: ImageTransform = {}): ImageChunks {
-  const { files, labels } = folderListing(dir, expect, MAX_LISTED_FILES);
+  const { files, labels } = folderListing(dir, expect, MAX_LISTED_FILES, `${MAX_LISTED_FILES} files, the most a test folder lists`);
   const { channels, size } = expect;
   return {
     kind: 'chunks', shape: [files.length, channels, size, size], labels: Int32Array.from(labels), classes: expect.classes,
@@ -155,8 +156,8 @@ export function imageFolderChunks(dir: string, expect: ImageExpect, limits: User
   };
 }
 
-/** The folder's image files and labels, in torchvision's order, checked against the model's classes. */
-function folderListing(dir: string, expect: ImageExpect, maxFiles: number): { files: string[]; labels: number[] } {
+/** The folder's image files and labels, in torchvision's order, checked against the model's classes; at most maxFiles (`limit` says why). */
+function folderListing(dir: string, expect: ImageExpect, maxFiles: number, limit: string): { files: string[]; labels: number[] } {
   checkExpect(expect, dir);
   const classes = imageFolderClasses(dir);
   if (classes.length !== expect.classes)
@@ -165,6 +166,7 @@ function folderListing(dir: string, expect: ImageExpect, maxFiles: number): { fi
   const empty: string[] = [];
   classes.forEach((c, label) => {
     const found = classFiles(path.join(dir, c), maxFiles - files.length);
+    if (!found) throw new Error(`${dir}: more than ${maxFiles} images (counted up to its class folder ${c}): ${limit}`);
     if (found.length === 0) empty.push(c);
     for (const f of found) { files.push(f); labels.push(label); }
   });

@@ -3,7 +3,7 @@
 import { z } from 'zod';
 import { cat, F, inferenceMode, noGrad, manualSeed, nn, optim, scope, stack, Tensor, tensor } from '../torch/compute';
 import { ImageSet } from '../data/image-set';
-import { Normalization, normalize, predict } from '../train/loop';
+import { evalBatchSize, Normalization, normalize, predict } from '../train/loop';
 import { accuracyOf } from '../train/accuracy';
 import { applyEpochState, EpochState } from '../train/epoch-state';
 import { Rng } from '../util/rng';
@@ -62,7 +62,7 @@ export function disposeSet(s: ImageSet): void {
 
 /** Clean accuracy of `model` on `set` (eval mode). */
 export function accuracyOn(model: nn.Module, set: ImageSet, norm: Normalization): number {
-  const preds = predict(model, set.images, { batchSize: 500, prepare: (x) => normalize(x, norm) });
+  const preds = predict(model, set.images, { batchSize: evalBatchSize(set.images.size(2)), prepare: (x) => normalize(x, norm) });
   return accuracyOf(preds, set.labels.toList());
 }
 
@@ -70,10 +70,11 @@ export function accuracyOn(model: nn.Module, set: ImageSet, norm: Normalization)
 export function lossOn(model: nn.Module, set: ImageSet, norm: Normalization): number {
   model.eval();
   const n = set.labels.numel;
+  const step = evalBatchSize(set.images.size(2));
   let sum = 0;
   inferenceMode(() => {
-    for (let s = 0; s < n; s += 500) {
-      const m = Math.min(500, n - s);
+    for (let s = 0; s < n; s += step) {
+      const m = Math.min(step, n - s);
       sum += scope(() => F.crossEntropy(model.call(normalize(set.images.narrow(0, s, m), norm)), set.labels.narrow(0, s, m)).item()) * m;
     }
   });
@@ -257,9 +258,10 @@ export function disposeState(state: Map<string, Tensor>): void {
 export function logitsOn(model: nn.Module, set: ImageSet, norm: Normalization): Tensor {
   model.eval();
   const n = set.labels.numel;
+  const step = evalBatchSize(set.images.size(2));
   const parts: Tensor[] = [];
   inferenceMode(() => {
-    for (let s = 0; s < n; s += 500) parts.push(scope(() => model.call(normalize(set.images.narrow(0, s, Math.min(500, n - s)), norm)).clone()));
+    for (let s = 0; s < n; s += step) parts.push(scope(() => model.call(normalize(set.images.narrow(0, s, Math.min(step, n - s)), norm)).clone()));
   });
   const out = scope(() => cat(parts, 0).clone());
   for (const p of parts) p.dispose();

@@ -3,11 +3,12 @@
 // alpha over the image) that send the defender's clean images to c, with an L1 price on the mask that
 // rises while the class is reached and falls while it is not (NC's rule, per class). The classes share
 // every forward pass: a batch of B images becomes K x B stamped images, one block per class, so a
-// search costs `steps` passes of K x B images instead of K separate optimisations.
+// search costs `steps` passes of K x B images instead of K separate optimisations (for large images or
+// many classes, the blocks of a step go in several passes of fewer classes: PASS_PIXELS).
 // A backdoor's target needs a far smaller mask than the other classes (the low-side anomaly index of
 // the mask norms); the masks found are also what the purification unlearns. Reads only the images given.
 import { F, nn, noGrad, optim, scope, Tensor, tensor } from '../torch/compute';
-import { Normalization, normalizeUnit } from '../train/loop';
+import { evalBatchSize, Normalization, normalizeUnit } from '../train/loop';
 import { Rng } from '../util/rng';
 import { anomalyIndices, applyMask } from './neural-cleanse';
 
@@ -22,6 +23,8 @@ export interface TriggerSearchOptions {
   /** a class counts as reached when this share of its block goes to it */
   success: number;
   seed: number;
+  /** most input pixels (per channel) in one forward pass (PASS_PIXELS otherwise): memory, not results */
+  passPixels?: number;
 }
 
 export const TRIGGER_SEARCH_DEFAULTS: TriggerSearchOptions = { steps: 80, batchSize: 32, lr: 0.1, cost: 1e-3, costFactor: 1.1, success: 0.9, seed: 1 };
@@ -46,6 +49,9 @@ export interface SearchResult {
   flagged: boolean;
 }
 
+/** Input pixels of one search pass (per channel): ten classes' blocks of 32 images at 32x32. */
+export const PASS_PIXELS = 10 * 32 * 32 * 32;
+
 const squash = (w: Tensor): Tensor => w.tanh().add(1).mul(0.5);
 
 /**
@@ -65,6 +71,9 @@ export function searchTriggers(model: nn.Module, images: Tensor, labels: Tensor,
   const patternW = tensor(init(classes * cp, (i) => (start ? logit((start[Math.floor(i / cp)].pattern.toArray() as Float32Array)[i % cp]) : logit(rng.next()))), [classes, channels, height, width]).requiresGrad_(true);
   const opt = new optim.Adam([maskW, patternW], { lr: o.lr, betas: [0.5, 0.9] });
   const cost = new Float64Array(classes).fill(o.cost);
+  // classes stamped in one forward pass: all of them up to 32x32 with ten classes (as every recorded
+  // run), fewer for larger images or more classes, so a pass holds about PASS_PIXELS of input
+  const perPass = Math.max(1, Math.floor((o.passPixels ?? PASS_PIXELS) / (o.batchSize * plane)));
   const targets = tensor(Float64Array.from({ length: classes * o.batchSize }, (_, i) => Math.floor(i / o.batchSize)), [classes * o.batchSize]).long();
   const params = model.parameters();
   for (const p of params) p.requiresGrad_(false);
@@ -76,19 +85,26 @@ export function searchTriggers(model: nn.Module, images: Tensor, labels: Tensor,
       const idx = Float64Array.from({ length: o.batchSize }, () => rng.int(n));
       const reached = scope(() => {
         const x = images.indexSelect(0, tensor(idx, [o.batchSize]).long()).to('float32').div(255);
-        const m = squash(maskW), p = squash(patternW);
-        // [K, B, C, H, W] -> [K B, C, H, W]: block c is the batch stamped with class c's trigger
-        const stamped = x.unsqueeze(0).mul(m.neg().add(1).unsqueeze(1)).add(m.mul(p).unsqueeze(1)).view(classes * o.batchSize, channels, height, width);
-        const logits = model.call(normalizeUnit(stamped, norm));
-        const ce = F.crossEntropy(logits, targets, { reduction: 'none' }).view(classes, o.batchSize).mean(1);
-        const l1 = m.abs().sum([1, 2, 3]);
-        ce.add(l1.mul(tensor(cost, [classes]).to('float32'))).sum().backward();
-        const hit = logits.argmax(1).eq(targets).view(classes, o.batchSize).toList();
-        return Array.from({ length: classes }, (_, c2) => {
-          let h = 0, t = 0;
-          for (let b = 0; b < o.batchSize; b++) if (labelArray[idx[b]] !== c2) { t++; h += hit[c2 * o.batchSize + b]; }
-          return t === 0 || h / t >= o.success;
+        const out: boolean[] = [];
+        // classes [c0, c0 + k) in one pass; each class's mask and pattern get gradient from its own block only
+        for (let c0 = 0; c0 < classes; c0 += perPass) scope(() => {
+          const k = Math.min(perPass, classes - c0);
+          const m = squash(maskW.narrow(0, c0, k)), p = squash(patternW.narrow(0, c0, k));
+          const t = targets.narrow(0, c0 * o.batchSize, k * o.batchSize);
+          // [k, B, C, H, W] -> [k B, C, H, W]: block c is the batch stamped with class c0 + c's trigger
+          const stamped = x.unsqueeze(0).mul(m.neg().add(1).unsqueeze(1)).add(m.mul(p).unsqueeze(1)).view(k * o.batchSize, channels, height, width);
+          const logits = model.call(normalizeUnit(stamped, norm));
+          const ce = F.crossEntropy(logits, t, { reduction: 'none' }).view(k, o.batchSize).mean(1);
+          const l1 = m.abs().sum([1, 2, 3]);
+          ce.add(l1.mul(tensor(cost.slice(c0, c0 + k), [k]).to('float32'))).sum().backward();
+          const hit = logits.argmax(1).eq(t).view(k, o.batchSize).toList();
+          for (let c2 = 0; c2 < k; c2++) {
+            let h = 0, n2 = 0;
+            for (let b = 0; b < o.batchSize; b++) if (labelArray[idx[b]] !== c0 + c2) { n2++; h += hit[c2 * o.batchSize + b]; }
+            out.push(n2 === 0 || h / n2 >= o.success);
+          }
         });
+        return out;
       });
       opt.step();
       opt.zeroGrad();
@@ -117,11 +133,11 @@ export function searchTriggers(model: nn.Module, images: Tensor, labels: Tensor,
 }
 
 function successOf(model: nn.Module, images: Tensor, labels: number[], norm: Normalization, c: number, mask: Tensor, pattern: Tensor): number {
-  const n = images.size(0);
+  const n = images.size(0), step = evalBatchSize(images.size(2));
   let hits = 0, total = 0;
   noGrad(() => {
-    for (let s = 0; s < n; s += 500) {
-      const m = Math.min(500, n - s);
+    for (let s = 0; s < n; s += step) {
+      const m = Math.min(step, n - s);
       const pred = scope(() => {
         const x = applyMask(images.narrow(0, s, m).to('float32').div(255), mask, pattern);
         return model.call(normalizeUnit(x, norm)).argmax(1).toList();

@@ -16,6 +16,12 @@ export function normalizeUnit(x: Tensor, norm: Normalization): Tensor {
   });
 }
 
+/**
+ * Images a forward pass takes when evaluating: 500 up to 32x32 (the datasets' sizes), fewer for larger
+ * images so that a batch's activations stay near a 32x32 batch's (224x224: 16 images).
+ */
+export const evalBatchSize = (side: number): number => (side <= 32 ? 500 : Math.max(16, Math.floor((500 * 32 * 32) / (side * side))));
+
 export interface BatchInfo { batch: number; batches: number; images: number; loss: number; correct: number }
 export interface EpochStats { loss: number; accuracy: number; images: number; seconds: number; imagesPerSecond: number }
 

@@ -4,7 +4,7 @@ import { AttackSpec, triggeredTestSet } from '../attacks/poison';
 import { ImageSet, Images, isChunks } from '../data/image-set';
 import { Rng } from '../util/rng';
 import { assertTestSetAllowed } from '../data/test-set-lock';
-import { Normalization, normalize, predict } from './loop';
+import { evalBatchSize, Normalization, normalize, predict } from './loop';
 import { accuracyOf, perClassAccuracy } from './accuracy';
 
 export { accuracyOf, perClassAccuracy } from './accuracy';
@@ -96,12 +96,6 @@ export function evaluateModel(model: nn.Module, test: Images, norm: Normalizatio
   }
   return out;
 }
-
-/**
- * Images a forward pass takes when evaluating: 500 up to 32x32 (the datasets' sizes), fewer for larger
- * images so that a batch's activations stay near a 32x32 batch's (224x224: 16 images).
- */
-export const evalBatchSize = (side: number): number => (side <= 32 ? 500 : Math.max(16, Math.floor((500 * 32 * 32) / (side * side))));
 
 /** Images of a folder decoded at a time when evaluating on it (at 224x224 RGB, 75 MB). */
 export const CHUNK = 500;

@@ -188,7 +188,9 @@ test('hostile images and arrays are refused from their headers, before any large
   const grey = Buffer.from(rawPng(8, 8, { idat: zlib.deflateSync(Buffer.alloc(8 * 9)) }));
   for (let i = 0; i < 5; i++) fs.writeFileSync(path.join(cls, `${i}.png`), grey);
   assert.equal(readImageFolder(path.join(dir, 'set'), expect).images.shape[0], 5);
-  refusedQuickly(() => readImageFolder(path.join(dir, 'set'), expect, { maxBytes: 4 * 64 }), cls, /more than 4 images, beyond the limit/);
+  refusedQuickly(() => readImageFolder(path.join(dir, 'set'), expect, { maxBytes: 4 * 64 }), path.join(dir, 'set'),
+    /more than 4 images \(counted up to its class folder c\): 4 images of 8x8x1, the limit on clean images held at once; give a draw of them \(--clean-size\)/);
+  assert.equal(readImageFolder(path.join(dir, 'set'), expect, { maxBytes: 4 * 64 }, {}, { size: 3, seed: 1 }).images.shape[0], 3, 'a draw under the limit reads');
   fs.symlinkSync('..', path.join(cls, 'loop'));
   refusedQuickly(() => readImageFolder(path.join(dir, 'set'), expect), 'loop', /nested more than 8 deep \(a link loop\?\)/);
   fs.rmSync(path.join(cls, 'loop'));
