@@ -5,9 +5,8 @@
 import { F, randn, scope } from '../src/torch';
 import { computeEnvironment } from '../src/torch/environment';
 import { ResNet18 } from '../src/models/resnet';
-import { cpuMs, median } from './timing';
+import { arg, cpuMs, median } from './timing';
 
-const arg = (name: string, dflt: string): string => { const i = process.argv.indexOf(`--${name}`); return i > 0 ? process.argv[i + 1] : dflt; };
 
 const model = new ResNet18({ width: 16, inChannels: 1, numClasses: 10 });
 model.eval();

@@ -10,10 +10,9 @@
 import { bf16Support, F, MemoryFormat, manualSeed, nn, optim, Precision, randint, randn, scope, Tensor, withPrecision } from '../src/torch';
 import { computeEnvironment } from '../src/torch/environment';
 import { ResNet18 } from '../src/models/resnet';
-import { cpuMs, median } from './timing';
+import { arg, cpuMs, median } from './timing';
 
 const BATCH = 128;
-const arg = (name: string, dflt: number): number => { const i = process.argv.indexOf(`--${name}`); return i > 0 ? Number(process.argv[i + 1]) : dflt; };
 
 /** Median CPU milliseconds of fn over `steps` calls, after one warm-up call. */
 function time(steps: number, fn: () => void): number {
@@ -80,7 +79,7 @@ function breakdown(precision: Precision, steps: number): Breakdown {
 }
 
 function main(): void {
-  const rounds = arg('rounds', 5), steps = arg('steps', 10), json = process.argv.includes('--json');
+  const rounds = Number(arg('rounds', '5')), steps = Number(arg('steps', '10')), json = process.argv.includes('--json');
   const env = computeEnvironment(), bf16 = bf16Support();
   if (!bf16.ok) { console.log(`bf16 not available here (${bf16.reason}): nothing to compare`); return; }
   const runs: Record<Precision, Breakdown[]> = { fp32: [], bf16: [] };

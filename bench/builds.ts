@@ -5,12 +5,7 @@
 // One build, as a child: node dist/bench/builds.js --one <root> --steps 15 (prints one JSON line).
 import { execFileSync } from 'child_process';
 import * as path from 'path';
-import { median, stepTimes, torchBench } from './timing';
-
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 && process.argv[i + 1] ? process.argv[i + 1] : fallback;
-}
+import { arg, median, stepTimes, torchBench } from './timing';
 
 /** Training and inference img/s of the build at `root` (medians of `steps` steps after one warm-up). */
 function one(root: string, steps: number): { train: number; infer: number } {

@@ -16,11 +16,7 @@ import { DefenseHooks, restore, snapshot } from '../src/defenses/common';
 import { defenseMethod, resolveOptions } from '../src/defenses/registry';
 import { plantBackdoor } from '../test/fixtures/planted';
 import { assertPrecision, Precision, PRECISIONS, withPrecision } from '../src/torch';
-
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 && process.argv[i + 1] ? process.argv[i + 1] : fallback;
-}
+import { arg } from './timing';
 
 const median = (v: number[]): number => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)];
 const sum = (v: number[]): number => v.reduce((a, b) => a + b, 0);

@@ -15,8 +15,8 @@ import { createModel } from '../src/models';
 import { saveModel } from '../src/train/run';
 import { computeEnvironment } from '../src/torch/environment';
 import { Rng } from '../src/util/rng';
+import { arg } from './timing';
 
-const arg = (name: string, dflt: string): string => { const i = process.argv.indexOf(`--${name}`); return i > 0 ? process.argv[i + 1] : dflt; };
 const N = Number(arg('n', '150')), SIDE = Number(arg('side', '256')), CLASSES = 10;
 const MODEL = 'mobilenet_v3_small';
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'folder-memory-'));

@@ -1,9 +1,15 @@
-// What the benches share: the process's CPU time, the median of repeated measurements, the timed
-// training and inference steps, and PyTorch's run of the same workload.
+// What the benches share: their flags, the process's CPU time, the median of repeated measurements, the
+// timed training and inference steps, and PyTorch's run of the same workload.
 import { execFileSync } from 'child_process';
 import * as path from 'path';
 import { z } from 'zod';
 import { ompSpinDefault } from '../src/torch/omp';
+
+/** The value after `--<name>` on the command line, or `fallback` where the flag or its value is absent. */
+export function arg(name: string, fallback: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 && process.argv[i + 1] ? process.argv[i + 1] : fallback;
+}
 
 /** The process's CPU time so far (user + system, all threads), in ms: robust to other jobs on a shared machine. */
 export const cpuMs = (): number => { const c = process.cpuUsage(); return (c.user + c.system) / 1000; };
