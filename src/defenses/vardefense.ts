@@ -497,7 +497,7 @@ export const VARDEFENSE_PRESETS: Record<string, VarDefenseOptions> = {
 // The default from docs/protocol.md section 8b's second round of judges until issue 27 (below):
 // bn-distill measured on the original model in eval mode. bn-distill keeps its frozen meaning, so the
 // final grid's labels and cell ids stay what they were when it ran. (This assignment also places
-// \`default\` fourth among the preset names, where listings show it.)
+// `default` fourth among the preset names, where listings show it.)
 VARDEFENSE_PRESETS.default = VARDEFENSE_PRESETS['bn-distill-eval'];
 // Controls around bn-distill for the ablations (docs/protocol.md): everything as bn-distill (layers,
 // fractions, penalty, lambda, distillation, lr, epochs), only the selection differs. control-lambda0 is
