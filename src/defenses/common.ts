@@ -3,7 +3,7 @@
 import { z } from 'zod';
 import { cat, F, inferenceMode, noGrad, manualSeed, nn, optim, scope, stack, Tensor, tensor } from '../torch/compute';
 import { ImageSet } from '../data/image-set';
-import { evalBatchSize, Normalization, normalize, predict } from '../train/loop';
+import { evalBatchSize, forEachEvalBatch, Normalization, normalize, predict } from '../train/loop';
 import { accuracyOf } from '../train/accuracy';
 import { applyEpochState, EpochState } from '../train/epoch-state';
 import { Rng } from '../util/rng';
@@ -69,16 +69,11 @@ export function accuracyOn(model: nn.Module, set: ImageSet, norm: Normalization)
 /** Mean cross-entropy of `model` on `set` (eval mode): a smoother criterion than accuracy on few images. */
 export function lossOn(model: nn.Module, set: ImageSet, norm: Normalization): number {
   model.eval();
-  const n = set.labels.numel;
-  const step = evalBatchSize(set.images.size(2));
   let sum = 0;
-  inferenceMode(() => {
-    for (let s = 0; s < n; s += step) {
-      const m = Math.min(step, n - s);
-      sum += scope(() => F.crossEntropy(model.call(normalize(set.images.narrow(0, s, m), norm)), set.labels.narrow(0, s, m)).item()) * m;
-    }
-  });
-  return sum / n;
+  inferenceMode(() => forEachEvalBatch(set.images, (s, m) => {
+    sum += scope(() => F.crossEntropy(model.call(normalize(set.images.narrow(0, s, m), norm)), set.labels.narrow(0, s, m)).item()) * m;
+  }));
+  return sum / set.labels.numel;
 }
 
 /**
@@ -257,12 +252,8 @@ export function disposeState(state: Map<string, Tensor>): void {
 /** Logits of `model` (eval mode) for every image of `set`, in order: a teacher's targets. */
 export function logitsOn(model: nn.Module, set: ImageSet, norm: Normalization): Tensor {
   model.eval();
-  const n = set.labels.numel;
-  const step = evalBatchSize(set.images.size(2));
   const parts: Tensor[] = [];
-  inferenceMode(() => {
-    for (let s = 0; s < n; s += step) parts.push(scope(() => model.call(normalize(set.images.narrow(0, s, Math.min(step, n - s)), norm)).clone()));
-  });
+  inferenceMode(() => forEachEvalBatch(set.images, (s, m) => parts.push(scope(() => model.call(normalize(set.images.narrow(0, s, m), norm)).clone()))));
   const out = scope(() => cat(parts, 0).clone());
   for (const p of parts) p.dispose();
   return out;

@@ -11,7 +11,7 @@
 // Only the defender's clean data is read.
 import { cat, F, inferenceMode, manualSeed, nn, noGrad, optim, pipe, randn, scope, Tensor, tensor, zeros } from '../torch/compute';
 import { ImageSet } from '../data/image-set';
-import { evalBatchSize, Normalization, normalizeUnit } from '../train/loop';
+import { forEachEvalBatch, Normalization, normalizeUnit } from '../train/loop';
 import { Rng } from '../util/rng';
 import { z } from 'zod';
 import { accuracyOn, DefenseData, DefenseHooks, fineTune, fineTuneShape } from './common';
@@ -304,20 +304,17 @@ export interface ClassScore {
  */
 export function scoreGenerator(model: nn.Module, gen: Generated, images: Tensor, norm: Normalization, c: number, blendAlpha: number): { success: number; meanProb: number } {
   model.eval();
-  const n = images.size(0), step = evalBatchSize(images.size(2));
   let hits = 0, prob = 0;
-  inferenceMode(() => {
-    for (let s = 0; s < n; s += step) {
-      const m = Math.min(step, n - s);
-      const [hit, p] = scope(() => {
-        const x = applyGenerated(toUnit(images.narrow(0, s, m)), gen.g.sample(m), gen.placement.sample(m, 0), gen.size, blendAlpha);
-        const logits = model.call(normalizeUnit(x, norm));
-        return [logits.argmax(1).eq(c).sum().item(), F.softmax(logits, 1).select(1, c).sum().item()];
-      });
-      hits += hit;
-      prob += p;
-    }
-  });
+  inferenceMode(() => forEachEvalBatch(images, (s, m) => {
+    const [hit, p] = scope(() => {
+      const x = applyGenerated(toUnit(images.narrow(0, s, m)), gen.g.sample(m), gen.placement.sample(m, 0), gen.size, blendAlpha);
+      const logits = model.call(normalizeUnit(x, norm));
+      return [logits.argmax(1).eq(c).sum().item(), F.softmax(logits, 1).select(1, c).sum().item()];
+    });
+    hits += hit;
+    prob += p;
+  }));
+  const n = images.size(0);
   return { success: n ? hits / n : 0, meanProb: n ? prob / n : 0 };
 }
 

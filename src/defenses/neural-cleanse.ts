@@ -7,7 +7,7 @@
 // |L1_c - median| / (1.4826 MAD) over the classes' mask norms, and a class is flagged when its index
 // exceeds 2 on the low side. A detector, not a purifier: it reads only the defender's clean data.
 import { cat, F, inferenceMode, manualSeed, nn, optim, scope, Tensor, tensor, zeros } from '../torch/compute';
-import { evalBatchSize, Normalization, normalizeUnit } from '../train/loop';
+import { forEachEvalBatch, Normalization, normalizeUnit } from '../train/loop';
 import { z } from 'zod';
 import { Rng } from '../util/rng';
 import { DefenseData, DefenseHooks } from './common';
@@ -181,14 +181,11 @@ export function reverseEngineer(model: nn.Module, images: Tensor, norm: Normaliz
 }
 
 function successOf(model: nn.Module, images: Tensor, norm: Normalization, c: number, mask: Tensor, pattern: Tensor): number {
-  const n = images.size(0), step = evalBatchSize(images.size(2));
   let hits = 0;
-  inferenceMode(() => {
-    for (let s = 0; s < n; s += step) {
-      const m = Math.min(step, n - s);
-      hits += scope(() => model.call(normalizeUnit(applyMask(images.narrow(0, s, m), mask, pattern), norm)).argmax(1).eq(c).sum().item());
-    }
-  });
+  inferenceMode(() => forEachEvalBatch(images, (s, m) => {
+    hits += scope(() => model.call(normalizeUnit(applyMask(images.narrow(0, s, m), mask, pattern), norm)).argmax(1).eq(c).sum().item());
+  }));
+  const n = images.size(0);
   return n ? hits / n : 0;
 }
 

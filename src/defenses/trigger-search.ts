@@ -8,7 +8,7 @@
 // A backdoor's target needs a far smaller mask than the other classes (the low-side anomaly index of
 // the mask norms); the masks found are also what the purification unlearns. Reads only the images given.
 import { F, nn, noGrad, optim, scope, Tensor, tensor } from '../torch/compute';
-import { evalBatchSize, Normalization, normalizeUnit } from '../train/loop';
+import { forEachEvalBatch, Normalization, normalizeUnit } from '../train/loop';
 import { Rng } from '../util/rng';
 import { anomalyIndices, applyMask } from './neural-cleanse';
 
@@ -133,17 +133,13 @@ export function searchTriggers(model: nn.Module, images: Tensor, labels: Tensor,
 }
 
 function successOf(model: nn.Module, images: Tensor, labels: number[], norm: Normalization, c: number, mask: Tensor, pattern: Tensor): number {
-  const n = images.size(0), step = evalBatchSize(images.size(2));
   let hits = 0, total = 0;
-  noGrad(() => {
-    for (let s = 0; s < n; s += step) {
-      const m = Math.min(step, n - s);
-      const pred = scope(() => {
-        const x = applyMask(images.narrow(0, s, m).to('float32').div(255), mask, pattern);
-        return model.call(normalizeUnit(x, norm)).argmax(1).toList();
-      });
-      pred.forEach((p, i) => { if (labels[s + i] !== c) { total++; if (p === c) hits++; } });
-    }
-  });
+  noGrad(() => forEachEvalBatch(images, (s, m) => {
+    const pred = scope(() => {
+      const x = applyMask(images.narrow(0, s, m).to('float32').div(255), mask, pattern);
+      return model.call(normalizeUnit(x, norm)).argmax(1).toList();
+    });
+    pred.forEach((p, i) => { if (labels[s + i] !== c) { total++; if (p === c) hits++; } });
+  }));
   return total ? hits / total : 0;
 }

@@ -22,6 +22,12 @@ export function normalizeUnit(x: Tensor, norm: Normalization): Tensor {
  */
 export const evalBatchSize = (side: number): number => (side <= 32 ? 500 : Math.max(16, Math.floor((500 * 32 * 32) / (side * side))));
 
+/** Calls `each(start, count)` over the first dimension of `images` [N, C, H, W] in batches of evalBatchSize(H). */
+export function forEachEvalBatch(images: Tensor, each: (start: number, count: number) => void): void {
+  const n = images.size(0), step = evalBatchSize(images.size(2));
+  for (let s = 0; s < n; s += step) each(s, Math.min(step, n - s));
+}
+
 export interface BatchInfo { batch: number; batches: number; images: number; loss: number; correct: number }
 export interface EpochStats { loss: number; accuracy: number; images: number; seconds: number; imagesPerSecond: number }
 
