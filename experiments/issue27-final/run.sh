@@ -26,7 +26,9 @@ R=experiments/issue27-dev/run.sh
 # interleaved; 1001-1003 were done first, in the list's order). Each judge is trained when its turn comes
 # (again where a machine lost it: another model, so each pass compares its defenses on one model), then
 # both passes run on it; the ablations follow, in the same order.
-ORDER="1001 1002 1003 1008 1004 1012 1005 1014 1006 1009 1007 1013 1010 1015 1011 1016"
+ORDER=${ORDER:-"1001 1002 1003 1008 1004 1012 1005 1014 1006 1009 1007 1013 1010 1015 1011 1016"}
+# Two chains on disjoint judges (e.g. ORDER="1008 1012 ..." THREADS=1 beside ORDER="1004 1005 ..." THREADS=1)
+# use a 2-core machine better than one at 2 threads; each records its threads in every report.
 train() { # the judge's model, trained where missing; its judge.json kept (a retrained one beside the first)
   [ -e "$JUDGES_ROOT/$1/judge.json" ] && return
   /usr/bin/python3 scripts/judges/factory.py train-list --list experiments/judges/final.json --root "$JUDGES_ROOT" --threads "$THREADS" --only $1
