@@ -7,7 +7,6 @@ import { computeEnvironment } from '../src/torch/environment';
 import { ResNet18 } from '../src/models/resnet';
 import { arg, cpuMs, median } from './timing';
 
-
 const model = new ResNet18({ width: 16, inChannels: 1, numClasses: 10 });
 model.eval();
 for (const p of model.parameters()) p.requiresGrad_(false);
