@@ -25,6 +25,8 @@ export interface TriggerSearchOptions {
   seed: number;
   /** most input pixels (per channel) in one forward pass (PASS_PIXELS otherwise): memory, not results */
   passPixels?: number;
+  /** the pattern's start, one value in [0, 1] for every pixel (0: black); absent: uniform random per pixel */
+  patternStart?: number;
 }
 
 export const TRIGGER_SEARCH_DEFAULTS: TriggerSearchOptions = { steps: 80, batchSize: 32, lr: 0.1, cost: 1e-3, costFactor: 1.1, success: 0.9, seed: 1 };
@@ -68,7 +70,7 @@ export function searchTriggers(model: nn.Module, images: Tensor, labels: Tensor,
   const plane = height * width;
   const maskW = tensor(init(classes * plane, (i) => (start ? logit((start[Math.floor(i / plane)].mask.toArray() as Float32Array)[i % plane]) : logit(0.3 + 0.2 * rng.next()))), [classes, 1, height, width]).requiresGrad_(true);
   const cp = channels * plane;
-  const patternW = tensor(init(classes * cp, (i) => (start ? logit((start[Math.floor(i / cp)].pattern.toArray() as Float32Array)[i % cp]) : logit(rng.next()))), [classes, channels, height, width]).requiresGrad_(true);
+  const patternW = tensor(init(classes * cp, (i) => (start ? logit((start[Math.floor(i / cp)].pattern.toArray() as Float32Array)[i % cp]) : logit(o.patternStart ?? rng.next()))), [classes, channels, height, width]).requiresGrad_(true);
   const opt = new optim.Adam([maskW, patternW], { lr: o.lr, betas: [0.5, 0.9] });
   const cost = new Float64Array(classes).fill(o.cost);
   // classes stamped in one forward pass: all of them up to 32x32 with ten classes (as every recorded

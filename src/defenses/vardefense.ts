@@ -11,8 +11,9 @@ import { defineDefense } from './method';
 import { ConvUnit, convUnits, laterUnits, lowestChannels, lowestChannelsNetworkWise, thresholdAt } from './selection';
 import { findHead, fstPenalty, reinitHead, rescaleTo } from './fst';
 import { AdversarialSet, adversarialImages, flipHistogram, FlipHistogram } from './adversarial';
-import { FoundTrigger, searchTriggers, TRIGGER_SEARCH_DEFAULTS } from './trigger-search';
+import { FoundTrigger, searchTriggers, TRIGGER_SEARCH_DEFAULTS, TriggerSearchOptions } from './trigger-search';
 import { applyMask } from './neural-cleanse';
+import { Rng } from '../util/rng';
 
 export const VARDEFENSE_SCHEMA = z.object({
   ...fineTuneShape,
@@ -102,6 +103,29 @@ export const VARDEFENSE_SCHEMA = z.object({
   stampFraction: z.number().min(0).max(1).optional(),
   /** the search's Adam steps (TRIGGER_SEARCH_DEFAULTS otherwise) */
   searchSteps: z.number().int().min(1).optional(),
+  /**
+   * the pattern starts of the search, one search each, all their triggers unlearned: 'random' (uniform
+   * per pixel) and 'black' (0 everywhere: a dark patch over the object, which a random start reaches only
+   * in part). Absent: ['random'].
+   */
+  searchStarts: z.array(z.enum(['random', 'black'])).min(1).optional(),
+  /**
+   * share of each batch stamped with a random square (side 3 to a quarter of the image, anywhere; one grey
+   * level or binary noise), labels and distillation targets those of the clean image: occlusions the
+   * backdoor may answer to, without any search. Absent or 0: off.
+   */
+  occlusion: z.number().min(0).max(1).optional(),
+  /**
+   * at the start of every epoch after the first, each search continues this many steps on the model
+   * being purified, from the triggers it holds (unlearn 'all'): what the unlearning has not removed yet.
+   * Absent or 0: the triggers found on the original model, fixed.
+   */
+  researchSteps: z.number().int().min(0).optional(),
+  /**
+   * with unlearn 'all': this share of the stamped rows goes to the suspects (each search's class with the
+   * smallest mask, split evenly), the rest to every trigger in turn. Absent or 0: every trigger alike.
+   */
+  suspectShare: z.number().min(0).max(1).optional(),
 }).strict();
 export type VarDefenseOptions = z.infer<typeof VARDEFENSE_SCHEMA>;
 
@@ -146,6 +170,9 @@ export interface LayerReport {
   thresholdValues: number[];
 }
 
+/** A search's result as reported: the suspect, whether it is flagged, and every class's mask. */
+export interface SearchSummary { suspect: number; flagged: boolean; triggers: { cls: number; maskL1: number; success: number; anomalyIndex: number }[] }
+
 export interface VarDefenseReport {
   method: 'vardefense';
   options: VarDefenseOptions;
@@ -161,7 +188,9 @@ export interface VarDefenseReport {
   /** the adversarial copies' bound, steps and where they went on the original model (when on) */
   adversarial?: { eps: number; steps: number; flips: FlipHistogram };
   /** the trigger search on the original model (when unlearn is on) */
-  search?: { suspect: number; flagged: boolean; triggers: { cls: number; maskL1: number; success: number; anomalyIndex: number }[] };
+  search?: SearchSummary;
+  /** the searches from the other starts of `searchStarts`, in order */
+  searches?: (SearchSummary & { start: string })[];
   valAccBefore: number;
   valAccAfter: number;
   seconds: number;
@@ -243,7 +272,8 @@ export function measuredOutput(u: ConvUnit, measureAt: VarDefenseOptions['measur
 type Teacher = { probs: Tensor } | { model: nn.Module };
 
 /** One purification at a fixed lambda; returns the per-layer record. */
-function purify(model: nn.Module, data: DefenseData, o: VarDefenseOptions, lambda: number, teacher: Teacher | null, h: DefenseHooks, stage: string, adv: AdversarialSet | null = null, stamps: FoundTrigger[] = []) {
+function purify(model: nn.Module, data: DefenseData, o: VarDefenseOptions, lambda: number, teacher: Teacher | null, h: DefenseHooks, stage: string, adv: AdversarialSet | null = null, stamps: FoundTrigger[] = [],
+  research: ((epoch: number) => void) | null = null, stampWeights: number[] | null = null) {
   const { units, clamped } = laterUnits(model, o.layers);
   if (clamped) h.log?.(`vardefense: ${o.layers} layers asked, the model has ${units.length} conv layers: all of them`);
   const source = o.statsSource ?? 'training';
@@ -306,10 +336,12 @@ function purify(model: nn.Module, data: DefenseData, o: VarDefenseOptions, lambd
   // the adversarial copies as batch rows (adversarialFraction) rather than as a second pass (adversarial)
   const advRows = adv && (o.adversarialFraction ?? 0) > 0 ? adv.images : null;
   const advLoss = adv && (o.adversarial ?? 0) > 0 ? adv.images : null;
+  const occlusion = (o.occlusion ?? 0) > 0 ? { fraction: o.occlusion!, rng: new Rng(o.seed * 7907 + 3) } : null;
   try {
     fineTune(model, data.train, data.norm, o, {
       ...h, stage,
       beforeStep: (s) => {
+        if (research && s.batch === 0 && s.epoch > 0) research(s.epoch);
         if (o.thresholdStep === 'epoch' && s.batch !== 0) return;
         const f = thresholdAt(o.thresholdStep === 'epoch' ? s.epoch : s.step, steps, o.startFraction, o.maxFraction);
         const sc = scores();
@@ -319,8 +351,8 @@ function purify(model: nn.Module, data: DefenseData, o: VarDefenseOptions, lambd
         disposeIndex();
         selectionIndex = buildIndex();
       },
-      prepare: (liveTeacher && o.distill > 0) || stamps.length || advRows ? (images, labels, idx) => {
-        const x = stamps.length || advRows ? stamped(images, stamps, o.stampFraction ?? STAMP_FRACTION, data.norm, advRows ? { set: advRows, idx, fraction: o.adversarialFraction! } : null) : normalize(images, data.norm);
+      prepare: (liveTeacher && o.distill > 0) || stamps.length || advRows || occlusion ? (images, labels, idx) => {
+        const x = stamps.length || advRows || occlusion ? stamped(images, stamps, o.stampFraction ?? STAMP_FRACTION, data.norm, advRows ? { set: advRows, idx, fraction: o.adversarialFraction! } : null, occlusion, stampWeights) : normalize(images, data.norm);
         if (!(liveTeacher && o.distill > 0)) return [x, labels];
         // the original model's outputs for this augmented batch, in eval mode, before the student's graph
         teacherProbs = softTargets(noGrad(() => liveTeacher.call(x)), o.distillTemperature);
@@ -379,19 +411,49 @@ function purify(model: nn.Module, data: DefenseData, o: VarDefenseOptions, lambd
  * The batch with its first rows stamped with the triggers in turn, the next rows replaced by their
  * adversarial copies (`adv`: the copies of every training image, `idx` the batch's), normalised.
  */
-function stamped(images: Tensor, triggers: FoundTrigger[], fraction: number, norm: DefenseData['norm'], adv: { set: Tensor; idx: Tensor; fraction: number } | null): Tensor {
+function stamped(images: Tensor, triggers: FoundTrigger[], fraction: number, norm: DefenseData['norm'], adv: { set: Tensor; idx: Tensor; fraction: number } | null,
+  occlusion: { fraction: number; rng: Rng } | null = null, weights: number[] | null = null): Tensor {
   return scope(() => {
     const x = images.to('float32').div(255);
     const b = x.size(0), m = triggers.length ? Math.round(fraction * b) : 0;
-    const a = adv ? Math.min(b - m, Math.round(adv.fraction * b)) : 0;
+    const q = occlusion ? Math.min(b - m, Math.round(occlusion.fraction * b)) : 0;
+    const a = adv ? Math.min(b - m - q, Math.round(adv.fraction * b)) : 0;
     const parts: Tensor[] = [];
-    triggers.forEach((t, j) => {
-      const from = Math.floor((j * m) / triggers.length), to = Math.floor(((j + 1) * m) / triggers.length);
-      if (to > from) parts.push(applyMask(x.narrow(0, from, to - from), t.mask, t.pattern));
+    stampBlocks(m, triggers.length, weights).forEach(([from, to], j) => {
+      if (to > from) parts.push(applyMask(x.narrow(0, from, to - from), triggers[j].mask, triggers[j].pattern));
     });
-    if (a > 0) parts.push(adv!.set.indexSelect(0, adv!.idx.narrow(0, m, a)));
-    return normalizeUnit(cat([...parts, x.narrow(0, m + a, b - m - a)], 0), norm);
+    if (q > 0) parts.push(occluded(x.narrow(0, m, q), occlusion!.rng));
+    if (a > 0) parts.push(adv!.set.indexSelect(0, adv!.idx.narrow(0, m + q, a)));
+    return normalizeUnit(cat([...parts, x.narrow(0, m + q + a, b - m - q - a)], 0), norm);
   });
+}
+
+/** Rows [0, m) of a batch in one block [from, to) per trigger: even blocks, or blocks by weight (summing to 1). */
+export function stampBlocks(m: number, count: number, weights: number[] | null = null): [number, number][] {
+  let at = 0;
+  return Array.from({ length: count }, (_, j) => {
+    if (!weights) return [Math.floor((j * m) / count), Math.floor(((j + 1) * m) / count)];
+    const from = Math.round(at * m);
+    at += weights[j];
+    return [from, j === count - 1 ? m : Math.round(at * m)];
+  });
+}
+
+/** Each image (float [N, C, H, W] in [0, 1]) with a random square: side 3 to max(3, H / 4), anywhere, one grey level or binary noise. */
+export function occluded(x: Tensor, rng: Rng): Tensor {
+  const [n, c, h, w] = x.shape;
+  const mask = new Float32Array(n * h * w), pattern = new Float32Array(n * c * h * w);
+  const most = Math.max(3, Math.floor(Math.min(h, w) / 4));
+  for (let i = 0; i < n; i++) {
+    const k = 3 + rng.int(most - 2), y0 = rng.int(h - k + 1), x0 = rng.int(w - k + 1);
+    const noise = rng.next() < 0.5, level = rng.next();
+    for (let y = y0; y < y0 + k; y++) for (let xx = x0; xx < x0 + k; xx++) {
+      mask[(i * h + y) * w + xx] = 1;
+      for (let ch = 0; ch < c; ch++) pattern[((i * c + ch) * h + y) * w + xx] = noise ? (rng.next() < 0.5 ? 0 : 1) : level;
+    }
+  }
+  const m = tensor(mask, [n, 1, h, w]);
+  return x.mul(m.neg().add(1)).add(m.mul(tensor(pattern, [n, c, h, w])));
 }
 
 /** The head for the feature shift: its original weight and norm kept, then re-initialised (seeded). */
@@ -410,6 +472,9 @@ function softTargetsOf(logits: Tensor, temperature: number): Tensor {
 
 /** What the option schema cannot say field by field. */
 export function validateVarDefense(o: VarDefenseOptions): void {
+  for (const k of ['researchSteps', 'suspectShare'] as const)
+    if ((o[k] ?? 0) > 0 && o.unlearn !== 'all') throw new Error(`vardefense: option '${k}' (${o[k]}) needs unlearn='all' (got '${o.unlearn ?? 'none'}')`);
+  if (o.searchStarts && (o.unlearn ?? 'none') === 'none') throw new Error(`vardefense: option 'searchStarts' needs a search: set unlearn='suspect' or 'all'`);
   if (!(o.startFraction <= o.maxFraction))
     throw new Error(`vardefense: need startFraction <= maxFraction, got ${o.startFraction} and ${o.maxFraction}`);
   if (DATA_FREE_METRICS.includes(o.metric) && o.statsMomentum !== null)
@@ -469,22 +534,46 @@ export function varDefense(model: nn.Module, data: DefenseData, o: VarDefenseOpt
     h.log?.(`vardefense: adversarial copies (eps ${eps}, ${steps} steps) flipped ${flips.flipped} of ${flips.images}; class ${flips.top} took ${(100 * flips.topShare).toFixed(1)}% of the flips (anomaly index ${flips.anomalyIndex.toFixed(2)})`);
     adversarial = { eps, steps, flips };
   }
-  let search: { suspect: number; flagged: boolean; triggers: { cls: number; maskL1: number; success: number; anomalyIndex: number }[] } | null = null;
-  let stamps: FoundTrigger[] = [];
+  let search: SearchSummary | null = null;
+  let searches: (SearchSummary & { start: string })[] | undefined;
+  const stamps: FoundTrigger[] = [];
+  const searchOptions: TriggerSearchOptions[] = [];
+  const suspects: number[] = [];
   if ((o.unlearn ?? 'none') !== 'none') {
-    const so = { ...TRIGGER_SEARCH_DEFAULTS, steps: o.searchSteps ?? TRIGGER_SEARCH_DEFAULTS.steps, seed: o.seed };
-    const found = searchTriggers(model, data.train.images, data.train.labels, data.norm, data.train.classes, so, 2, null, (m, n) => h.progress?.('trigger search', m, n));
-    search = { suspect: found.suspect, flagged: found.flagged, triggers: found.triggers.map(({ cls, maskL1, success, anomalyIndex }) => ({ cls, maskL1, success, anomalyIndex })) };
-    h.log?.(`vardefense: trigger search: class ${found.suspect} needs the smallest mask (${found.triggers[found.suspect].maskL1.toFixed(1)} px, anomaly index ${found.triggers[found.suspect].anomalyIndex.toFixed(2)}${found.flagged ? ', flagged' : ''}); masks ${found.triggers.map((t) => t.maskL1.toFixed(1)).join(' ')}`);
-    stamps = o.unlearn === 'all' ? found.triggers : [found.triggers[found.suspect]];
-    for (const t of found.triggers) if (!stamps.includes(t)) { t.mask.dispose(); t.pattern.dispose(); }
+    const starts = o.searchStarts ?? ['random'];
+    for (const start of starts) {
+      const which = starts.length > 1 ? ` (${start} start)` : '';
+      const so = { ...TRIGGER_SEARCH_DEFAULTS, steps: o.searchSteps ?? TRIGGER_SEARCH_DEFAULTS.steps, seed: o.seed, ...(start === 'black' ? { patternStart: 0 } : {}) };
+      searchOptions.push(so);
+      const found = searchTriggers(model, data.train.images, data.train.labels, data.norm, data.train.classes, so, 2, null, (m, n) => h.progress?.(`trigger search${which}`, m, n));
+      const summary = { suspect: found.suspect, flagged: found.flagged, triggers: found.triggers.map(({ cls, maskL1, success, anomalyIndex }) => ({ cls, maskL1, success, anomalyIndex })) };
+      if (!search) search = summary;
+      else (searches ??= []).push({ start, ...summary });
+      h.log?.(`vardefense: trigger search${which}: class ${found.suspect} needs the smallest mask (${found.triggers[found.suspect].maskL1.toFixed(1)} px, anomaly index ${found.triggers[found.suspect].anomalyIndex.toFixed(2)}${found.flagged ? ', flagged' : ''}); masks ${found.triggers.map((t) => t.maskL1.toFixed(1)).join(' ')}`);
+      const kept = o.unlearn === 'all' ? found.triggers : [found.triggers[found.suspect]];
+      for (const t of found.triggers) if (!kept.includes(t)) { t.mask.dispose(); t.pattern.dispose(); }
+      stamps.push(...kept);
+      suspects.push(stamps.length - kept.length + kept.indexOf(found.triggers[found.suspect]));
+    }
   }
-  const r = purify(model, data, o, lambda, teacher, h, 'purify', adv, stamps);
+  const classes = data.train.classes;
+  const research = (o.researchSteps ?? 0) > 0 && o.unlearn === 'all' ? (epoch: number): void => {
+    searchOptions.forEach((so, g) => {
+      const held = stamps.slice(g * classes, (g + 1) * classes);
+      const found = searchTriggers(model, data.train.images, data.train.labels, data.norm, classes, { ...so, steps: o.researchSteps!, seed: so.seed + 1000 * epoch }, 2, held);
+      for (const t of held) { t.mask.dispose(); t.pattern.dispose(); }
+      stamps.splice(g * classes, classes, ...found.triggers);
+      h.log?.(`vardefense: epoch ${epoch + 1}: search ${g + 1} continued ${o.researchSteps} steps; masks ${found.triggers.map((t) => t.maskL1.toFixed(1)).join(' ')}`);
+    });
+  } : null;
+  const share = o.unlearn === 'all' ? o.suspectShare ?? 0 : 0;
+  const stampWeights = share > 0 ? stamps.map((_, j) => (1 - share) / stamps.length + suspects.filter((i) => i === j).length * (share / suspects.length)) : null;
+  const r = purify(model, data, o, lambda, teacher, h, 'purify', adv, stamps, research, stampWeights);
   adv?.images.dispose();
   for (const t of stamps) { t.mask.dispose(); t.pattern.dispose(); }
   if (teacher) { if ('probs' in teacher) teacher.probs.dispose(); else teacher.model.dispose(); }
   return {
-    method: 'vardefense', options: o, lambda, lambdaRule, lambdaTrials, ...r, ...(adversarial ? { adversarial } : {}), ...(search ? { search } : {}),
+    method: 'vardefense', options: o, lambda, lambdaRule, lambdaTrials, ...r, ...(adversarial ? { adversarial } : {}), ...(search ? { search } : {}), ...(searches ? { searches } : {}),
     valAccBefore, valAccAfter: accuracyOn(model, data.val, data.norm), seconds: (performance.now() - t0) / 1000,
   };
 }

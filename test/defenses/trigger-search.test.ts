@@ -44,3 +44,23 @@ test('the trigger search gives the same triggers in one pass or in one pass per 
     t.mask.dispose(); t.pattern.dispose();
   }
 });
+
+test('patternStart starts every class\'s pattern at one value (0: black), where the default start is random', () => {
+  manualSeed(5);
+  const classes = 3, side = 12, n = 24;
+  const model = createModel({ name: 'small-cnn', inChannels: 1, numClasses: classes, imageSize: side });
+  const images = randn([n, 1, side, side]).mul(60).add(128).clamp(0, 255).to('uint8');
+  const labels = tensor(Float64Array.from({ length: n }, (_, i) => i % classes), [n]).long();
+  const norm = { mean: [0.5], std: [0.25] };
+  const o = { ...TRIGGER_SEARCH_DEFAULTS, steps: 3, batchSize: 8 };
+  const mean = (t: { pattern: { toArray(): unknown } }): number => { const a = t.pattern.toArray() as Float32Array; return a.reduce((s, v) => s + v, 0) / a.length; };
+  const black = searchTriggers(model, images, labels, norm, classes, { ...o, patternStart: 0 });
+  const random = searchTriggers(model, images, labels, norm, classes, o);
+  for (let c = 0; c < classes; c++) {
+    // three Adam steps of lr 0.1 move a logit by about 0.3: a black start stays near 0, a random one near 1/2
+    assert.ok(mean(black.triggers[c]) < 0.05, `class ${c}: black start, pattern mean ${mean(black.triggers[c])}`);
+    assert.ok(Math.abs(mean(random.triggers[c]) - 0.5) < 0.15, `class ${c}: random start, pattern mean ${mean(random.triggers[c])}`);
+  }
+  for (const t of [...black.triggers, ...random.triggers]) { t.mask.dispose(); t.pattern.dispose(); }
+  model.dispose();
+});

@@ -5,7 +5,8 @@ import { distillLoss, softTargetLoss, softTargets } from '../../src/defenses/com
 import { ResNet18 } from '../../src/models/resnet';
 import { defenseMethod, resolveOptions } from '../../src/defenses/registry';
 import { lastUnits } from '../../src/defenses/selection';
-import { channelIndex, penalizableTogether, penalizedTogether, penaltyOf, togetherIndex, varDefense, VarDefenseOptions } from '../../src/defenses/vardefense';
+import { channelIndex, penalizableTogether, penalizedTogether, penaltyOf, occluded, stampBlocks, togetherIndex, varDefense, VarDefenseOptions } from '../../src/defenses/vardefense';
+import { Rng } from '../../src/util/rng';
 import { evaluate, planted } from '../fixtures/planted';
 import { withoutTestSet } from '../../src/data/datasets';
 
@@ -153,4 +154,59 @@ test('featureShift re-initialises the head and keeps its norm; the adversarial r
   const r = withoutTestSet(() => varDefense(q.model, q.data, options('bn-distill-eval', { epochs: 1, adversarialFraction: 0.3, adversarialEps: 0.1, adversarialSteps: 2 })));
   assert.equal(r.adversarial!.eps, 0.1);
   assert.equal(r.adversarial!.flips.images, q.data.train.labels.numel);
+});
+
+test('stamp blocks: even by default; with weights the suspects take their share of the stamped rows', () => {
+  const even = stampBlocks(19, 10);
+  assert.deepEqual(even.map(([a, b]) => b - a), [1, 2, 2, 2, 2, 1, 2, 2, 2, 3].map((_, j) => Math.floor(((j + 1) * 19) / 10) - Math.floor((j * 19) / 10)));
+  for (const blocks of [even, stampBlocks(38, 20, Array.from({ length: 20 }, (_, j) => 0.5 / 20 + (j === 3 || j === 15 ? 0.25 : 0)))]) {
+    assert.equal(blocks[0][0], 0);
+    blocks.forEach(([a, b], j) => { assert.ok(b >= a); if (j > 0) assert.equal(a, blocks[j - 1][1], 'contiguous'); });
+  }
+  const weighted = stampBlocks(38, 20, Array.from({ length: 20 }, (_, j) => 0.5 / 20 + (j === 3 || j === 15 ? 0.25 : 0)));
+  assert.equal(weighted[19][1], 38, 'every stamped row has a trigger');
+  const size = ([a, b]: [number, number]): number => b - a;
+  assert.ok(size(weighted[3]) >= 10 && size(weighted[15]) >= 10, `suspects' blocks ${size(weighted[3])} and ${size(weighted[15])} of 38 rows`);
+  assert.ok(weighted.every((b, j) => j === 3 || j === 15 || size(b) <= 2), 'the others about one row each');
+});
+
+test('robust with a black-start search, continued searches and the suspects\' share: both searches reported, the backdoor lowered', () => {
+  const p = planted(1);
+  const lines: string[] = [];
+  const o = options('robust', { searchStarts: ['random', 'black'], researchSteps: 3, suspectShare: 0.5, stampFraction: 0.3 });
+  const r = withoutTestSet(() => varDefense(p.model, p.data, o, { log: (l) => lines.push(l) }));
+  const after = evaluate(p);
+  assert.equal(r.search!.triggers.length, 10);
+  assert.equal(r.searches!.length, 1);
+  assert.equal(r.searches![0].start, 'black');
+  assert.equal(r.searches![0].triggers.length, 10);
+  // each of the two searches continues at the start of every epoch after the first
+  assert.equal(lines.filter((l) => /search \d continued 3 steps/.test(l)).length, 2 * (o.epochs - 1));
+  assert.equal(r.search!.suspect, 0, `masks ${r.search!.triggers.map((t) => t.maskL1.toFixed(1)).join(' ')}`);
+  assert.ok(after.asr! < 0.8, `the backdoor lowered (${after.asr})`);
+  assert.ok(after.acc > 0.95, `clean accuracy holds (${after.acc})`);
+  const vd = defenseMethod('vardefense');
+  assert.throws(() => varDefense(p.model, p.data, resolveOptions(vd, 'bn-distill-eval', { researchSteps: 2 }) as unknown as VarDefenseOptions), /option 'researchSteps' \(2\) needs unlearn='all'/);
+  assert.throws(() => varDefense(p.model, p.data, resolveOptions(vd, 'bn-distill-eval', { searchStarts: ['black'] }) as unknown as VarDefenseOptions), /option 'searchStarts' needs a search/);
+});
+
+test('occlusion: each image gets one square of side 3 to a quarter of the image, one grey level or binary noise, the rest untouched', () => {
+  const n = 200, side = 28;
+  // a constant image of 0.3, not a value the squares take when they are noise (0 or 1)
+  const x = randn([n, 1, side, side]).mul(0).add(0.3);
+  const y = occluded(x, new Rng(4)).toArray() as Float32Array;
+  const sides = new Set<number>();
+  let noise = 0;
+  for (let i = 0; i < n; i++) {
+    const changed: [number, number, number][] = [];
+    for (let r = 0; r < side; r++) for (let c = 0; c < side; c++) { const v = y[(i * side + r) * side + c]; if (Math.abs(v - 0.3) > 1e-6) changed.push([r, c, v]); }
+    const rows = changed.map(([r]) => r), cols = changed.map(([, c]) => c);
+    const k = Math.max(...rows) - Math.min(...rows) + 1;
+    assert.ok(k >= 3 && k <= 7 && Math.max(...cols) - Math.min(...cols) + 1 <= k, `image ${i}: a square of side ${k}`);
+    sides.add(k);
+    if (changed.every(([, , v]) => v === 0 || v === 1) && new Set(changed.map(([, , v]) => v)).size === 2) noise++;
+  }
+  assert.deepEqual([...sides].sort(), [3, 4, 5, 6, 7], 'every side drawn');
+  assert.ok(noise > n / 4 && noise < (3 * n) / 4, `about half binary noise (${noise} of ${n})`);
+  x.dispose();
 });
