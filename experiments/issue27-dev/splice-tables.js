@@ -20,6 +20,8 @@ function sections() {
   out['issue27-aggregate'] = aggregateText(dev, 'markdown');
   const g = goalTables(records('issue27-dev'), judges('dev'), 'robust');
   out['issue27-dev-goals'] = `${g.byDefense}\n\n${g.perJudge}`;
+  // docs/protocol.md section 12: development judges 109-111 (a dark patch over the object), clean seed 1
+  if (fs.existsSync(records('issue27-sec12'))) out['issue27-sec12'] = aggregateText(collectRows([records('issue27-sec12')]), 'markdown');
   if (fs.existsSync(records('issue27-final'))) {
     const f = goalTables(records('issue27-final'), judges('final'), 'grid');
     out['issue27-final-goals'] = `${f.byDefense}\n\n${f.perJudge}`;
