@@ -126,6 +126,8 @@ export const VARDEFENSE_SCHEMA = z.object({
    * smallest mask, split evenly), the rest to every trigger in turn. Absent or 0: every trigger alike.
    */
   suspectShare: z.number().min(0).max(1).optional(),
+  /** which suspects take that share: each search's ('each', the default), or only the one of the largest anomaly index */
+  suspectRule: z.enum(['each', 'most-anomalous']).optional(),
 }).strict();
 export type VarDefenseOptions = z.infer<typeof VARDEFENSE_SCHEMA>;
 
@@ -567,6 +569,11 @@ export function varDefense(model: nn.Module, data: DefenseData, o: VarDefenseOpt
     });
   } : null;
   const share = o.unlearn === 'all' ? o.suspectShare ?? 0 : 0;
+  if (share > 0 && o.suspectRule === 'most-anomalous') {
+    const best = suspects.reduce((a, i) => (stamps[i].anomalyIndex > stamps[a].anomalyIndex ? i : a));
+    suspects.splice(0, suspects.length, best);
+  }
+  if (share > 0) h.log?.(`vardefense: ${share} of the stamped rows to the suspect(s): ${suspects.map((i) => `class ${stamps[i].cls} of search ${Math.floor(i / data.train.classes) + 1} (anomaly index ${stamps[i].anomalyIndex.toFixed(2)})`).join(', ')}`);
   const stampWeights = share > 0 ? stamps.map((_, j) => (1 - share) / stamps.length + suspects.filter((i) => i === j).length * (share / suspects.length)) : null;
   const r = purify(model, data, o, lambda, teacher, h, 'purify', adv, stamps, research, stampWeights);
   adv?.images.dispose();

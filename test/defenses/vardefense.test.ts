@@ -183,8 +183,22 @@ test('robust with a black-start search, continued searches and the suspects\' sh
   // each of the two searches continues at the start of every epoch after the first
   assert.equal(lines.filter((l) => /search \d continued 3 steps/.test(l)).length, 2 * (o.epochs - 1));
   assert.equal(r.search!.suspect, 0, `masks ${r.search!.triggers.map((t) => t.maskL1.toFixed(1)).join(' ')}`);
+  // the suspects' share goes to each search's suspect
+  const shareLine = (ls: string[]): string => ls.find((l) => l.includes('of the stamped rows to the suspect'))!;
+  assert.equal((shareLine(lines).match(/class \d+ of search/g) ?? []).length, 2, shareLine(lines));
   assert.ok(after.asr! < 0.8, `the backdoor lowered (${after.asr})`);
   assert.ok(after.acc > 0.95, `clean accuracy holds (${after.acc})`);
+  // or only to the suspect of the largest anomaly index
+  const q = planted(1);
+  const most: string[] = [];
+  const rq = withoutTestSet(() => varDefense(q.model, q.data, options('robust', { epochs: 1, searchSteps: 5, searchStarts: ['random', 'black'], suspectShare: 0.5, suspectRule: 'most-anomalous' }), { log: (l) => most.push(l) }));
+  const named = shareLine(most).match(/class (\d+) of search (\d)/g) ?? [];
+  assert.equal(named.length, 1, shareLine(most));
+  const [, cls, search] = /class (\d+) of search (\d)/.exec(named[0])!.map(Number);
+  const searched = [rq.search!, rq.searches![0]];
+  const largest = Math.max(...searched.map((x) => x.triggers[x.suspect].anomalyIndex));
+  assert.equal(searched[search - 1].suspect, cls);
+  assert.equal(searched[search - 1].triggers[cls].anomalyIndex, largest);
   const vd = defenseMethod('vardefense');
   assert.throws(() => varDefense(p.model, p.data, resolveOptions(vd, 'bn-distill-eval', { researchSteps: 2 }) as unknown as VarDefenseOptions), /option 'researchSteps' \(2\) needs unlearn='all'/);
   assert.throws(() => varDefense(p.model, p.data, resolveOptions(vd, 'bn-distill-eval', { searchStarts: ['black'] }) as unknown as VarDefenseOptions), /option 'searchStarts' needs a search/);
