@@ -454,8 +454,7 @@ export function occluded(x: Tensor, rng: Rng): Tensor {
       for (let ch = 0; ch < c; ch++) pattern[((i * c + ch) * h + y) * w + xx] = noise ? (rng.next() < 0.5 ? 0 : 1) : level;
     }
   }
-  const m = tensor(mask, [n, 1, h, w]);
-  return x.mul(m.neg().add(1)).add(m.mul(tensor(pattern, [n, c, h, w])));
+  return applyMask(x, tensor(mask, [n, 1, h, w]), tensor(pattern, [n, c, h, w]));
 }
 
 /** The head for the feature shift: its original weight and norm kept, then re-initialised (seeded). */
@@ -573,7 +572,7 @@ export function varDefense(model: nn.Module, data: DefenseData, o: VarDefenseOpt
     const best = suspects.reduce((a, i) => (stamps[i].anomalyIndex > stamps[a].anomalyIndex ? i : a));
     suspects.splice(0, suspects.length, best);
   }
-  if (share > 0) h.log?.(`vardefense: ${share} of the stamped rows to the suspect(s): ${suspects.map((i) => `class ${stamps[i].cls} of search ${Math.floor(i / data.train.classes) + 1} (anomaly index ${stamps[i].anomalyIndex.toFixed(2)})`).join(', ')}`);
+  if (share > 0) h.log?.(`vardefense: ${share} of the stamped rows to the suspect(s): ${suspects.map((i) => `class ${stamps[i].cls} of search ${Math.floor(i / classes) + 1} (anomaly index ${stamps[i].anomalyIndex.toFixed(2)})`).join(', ')}`);
   const stampWeights = share > 0 ? stamps.map((_, j) => (1 - share) / stamps.length + suspects.filter((i) => i === j).length * (share / suspects.length)) : null;
   const r = purify(model, data, o, lambda, teacher, h, 'purify', adv, stamps, research, stampWeights);
   adv?.images.dispose();

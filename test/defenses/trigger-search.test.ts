@@ -9,13 +9,19 @@ import { manualSeed, randn, tensor } from '../../src/torch';
 import { createModel } from '../../src/models';
 import { PASS_PIXELS, searchTriggers, TRIGGER_SEARCH_DEFAULTS } from '../../src/defenses/trigger-search';
 
-test('the trigger search gives the same triggers in one pass or in one pass per class', () => {
-  manualSeed(3);
-  const classes = 4, side = 24, n = 40;
-  const model = createModel({ name: 'small-cnn', inChannels: 3, numClasses: classes, imageSize: side });
-  const images = randn([n, 3, side, side]).mul(60).add(128).clamp(0, 255).to('uint8');
+/** An untrained small CNN and n random images of `channels` x side x side, labels in turn over the classes. */
+function searchSetting(seed: number, channels: number, classes: number, side: number, n: number) {
+  manualSeed(seed);
+  const model = createModel({ name: 'small-cnn', inChannels: channels, numClasses: classes, imageSize: side });
+  const images = randn([n, channels, side, side]).mul(60).add(128).clamp(0, 255).to('uint8');
   const labels = tensor(Float64Array.from({ length: n }, (_, i) => i % classes), [n]).long();
-  const norm = { mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25] };
+  const norm = { mean: new Array<number>(channels).fill(0.5), std: new Array<number>(channels).fill(0.25) };
+  return { model, images, labels, norm };
+}
+
+test('the trigger search gives the same triggers in one pass or in one pass per class', () => {
+  const classes = 4, side = 24;
+  const { model, images, labels, norm } = searchSetting(3, 3, classes, side, 40);
   const o = { ...TRIGGER_SEARCH_DEFAULTS, steps: 6, batchSize: 8 };
   const plane = side * side;
   assert.ok(Math.floor(PASS_PIXELS / (o.batchSize * plane)) >= classes, 'by default these images fit in one pass');
@@ -46,12 +52,8 @@ test('the trigger search gives the same triggers in one pass or in one pass per 
 });
 
 test('patternStart starts every class\'s pattern at one value (0: black), where the default start is random', () => {
-  manualSeed(5);
-  const classes = 3, side = 12, n = 24;
-  const model = createModel({ name: 'small-cnn', inChannels: 1, numClasses: classes, imageSize: side });
-  const images = randn([n, 1, side, side]).mul(60).add(128).clamp(0, 255).to('uint8');
-  const labels = tensor(Float64Array.from({ length: n }, (_, i) => i % classes), [n]).long();
-  const norm = { mean: [0.5], std: [0.25] };
+  const classes = 3;
+  const { model, images, labels, norm } = searchSetting(5, 1, classes, 12, 24);
   const o = { ...TRIGGER_SEARCH_DEFAULTS, steps: 3, batchSize: 8 };
   const mean = (t: { pattern: { toArray(): unknown } }): number => { const a = t.pattern.toArray() as Float32Array; return a.reduce((s, v) => s + v, 0) / a.length; };
   const black = searchTriggers(model, images, labels, norm, classes, { ...o, patternStart: 0 });
