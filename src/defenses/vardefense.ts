@@ -128,6 +128,12 @@ export const VARDEFENSE_SCHEMA = z.object({
   suspectShare: z.number().min(0).max(1).optional(),
   /** which suspects take that share: each search's ('each', the default), or only the one of the largest anomaly index */
   suspectRule: z.enum(['each', 'most-anomalous']).optional(),
+  /**
+   * the found masks grown by this many pixels (a max over a (2r+1)-square) where they are stamped for the
+   * unlearning: a search finds the smallest mask that still works, often parts of a larger trigger (the
+   * corners of a dark patch), and what is left of the trigger may still work. Absent or 0: as found.
+   */
+  stampDilate: z.number().int().min(0).optional(),
 }).strict();
 export type VarDefenseOptions = z.infer<typeof VARDEFENSE_SCHEMA>;
 
@@ -441,6 +447,11 @@ export function stampBlocks(m: number, count: number, weights: number[] | null =
   });
 }
 
+/** A mask [1, 1, H, W] grown by r pixels: its max over the (2r + 1)-square around each pixel. */
+export function dilated(mask: Tensor, r: number): Tensor {
+  return noGrad(() => F.maxPool2d(mask, 2 * r + 1, 1, r));
+}
+
 /** Each image (float [N, C, H, W] in [0, 1]) with a random square: side 3 to max(3, H / 4), anywhere, one grey level or binary noise. */
 export function occluded(x: Tensor, rng: Rng): Tensor {
   const [n, c, h, w] = x.shape;
@@ -475,6 +486,8 @@ function softTargetsOf(logits: Tensor, temperature: number): Tensor {
 export function validateVarDefense(o: VarDefenseOptions): void {
   for (const k of ['researchSteps', 'suspectShare'] as const)
     if ((o[k] ?? 0) > 0 && o.unlearn !== 'all') throw new Error(`vardefense: option '${k}' (${o[k]}) needs unlearn='all' (got '${o.unlearn ?? 'none'}')`);
+  if ((o.stampDilate ?? 0) > 0 && (o.unlearn ?? 'none') === 'none') throw new Error(`vardefense: option 'stampDilate' (${o.stampDilate}) needs a search: set unlearn='suspect' or 'all'`);
+  if ((o.stampDilate ?? 0) > 0 && (o.researchSteps ?? 0) > 0) throw new Error(`vardefense: options 'stampDilate' and 'researchSteps' do not combine (a continued search would start from the grown masks)`);
   if (o.searchStarts && (o.unlearn ?? 'none') === 'none') throw new Error(`vardefense: option 'searchStarts' needs a search: set unlearn='suspect' or 'all'`);
   if (!(o.startFraction <= o.maxFraction))
     throw new Error(`vardefense: need startFraction <= maxFraction, got ${o.startFraction} and ${o.maxFraction}`);
@@ -574,6 +587,7 @@ export function varDefense(model: nn.Module, data: DefenseData, o: VarDefenseOpt
   }
   if (share > 0) h.log?.(`vardefense: ${share} of the stamped rows to the suspect(s): ${suspects.map((i) => `class ${stamps[i].cls} of search ${Math.floor(i / classes) + 1} (anomaly index ${stamps[i].anomalyIndex.toFixed(2)})`).join(', ')}`);
   const stampWeights = share > 0 ? stamps.map((_, j) => (1 - share) / stamps.length + suspects.filter((i) => i === j).length * (share / suspects.length)) : null;
+  if ((o.stampDilate ?? 0) > 0) for (const t of stamps) { const m = t.mask; t.mask = dilated(m, o.stampDilate!); m.dispose(); }
   const r = purify(model, data, o, lambda, teacher, h, 'purify', adv, stamps, research, stampWeights);
   adv?.images.dispose();
   for (const t of stamps) { t.mask.dispose(); t.pattern.dispose(); }

@@ -1,11 +1,11 @@
 import { test } from 'node:test';
 import * as assert from 'assert/strict';
-import { manualSeed, noGrad, randn, Tensor } from '../../src/torch';
+import { manualSeed, noGrad, randn, Tensor, tensor } from '../../src/torch';
 import { distillLoss, softTargetLoss, softTargets } from '../../src/defenses/common';
 import { ResNet18 } from '../../src/models/resnet';
 import { defenseMethod, resolveOptions } from '../../src/defenses/registry';
 import { lastUnits } from '../../src/defenses/selection';
-import { channelIndex, penalizableTogether, penalizedTogether, penaltyOf, occluded, stampBlocks, togetherIndex, varDefense, VarDefenseOptions } from '../../src/defenses/vardefense';
+import { channelIndex, dilated, penalizableTogether, penalizedTogether, penaltyOf, occluded, stampBlocks, togetherIndex, varDefense, VarDefenseOptions } from '../../src/defenses/vardefense';
 import { Rng } from '../../src/util/rng';
 import { evaluate, planted } from '../fixtures/planted';
 import { withoutTestSet } from '../../src/data/datasets';
@@ -203,6 +203,25 @@ test('robust with a black-start search, continued searches and the suspects\' sh
   const vd = defenseMethod('vardefense');
   assert.throws(() => varDefense(p.model, p.data, resolveOptions(vd, 'bn-distill-eval', { researchSteps: 2 }) as unknown as VarDefenseOptions), /option 'researchSteps' \(2\) needs unlearn='all'/);
   assert.throws(() => varDefense(p.model, p.data, resolveOptions(vd, 'bn-distill-eval', { searchStarts: ['black'] }) as unknown as VarDefenseOptions), /option 'searchStarts' needs a search/);
+});
+
+test('a grown mask: each pixel takes the largest value within r pixels (a square), clipped at the border', () => {
+  const side = 9, m = new Float32Array(side * side);
+  m[4 * side + 4] = 0.8; // the centre
+  m[0 * side + 8] = 0.3; // the top-right corner
+  m[5 * side + 5] = 0.5; // beside the centre, smaller
+  const g = dilated(tensor(m, [1, 1, side, side]), 2);
+  assert.deepEqual(g.shape, [1, 1, side, side]);
+  const y = g.toArray() as Float32Array;
+  const want = (r: number, c: number): number => Math.max(0, ...[[4, 4, 0.8], [0, 8, 0.3], [5, 5, 0.5]].map(([pr, pc, v]) => (Math.abs(r - pr) <= 2 && Math.abs(c - pc) <= 2 ? v : 0)));
+  for (let r = 0; r < side; r++) for (let c = 0; c < side; c++) assert.ok(Math.abs(y[r * side + c] - want(r, c)) < 1e-6, `(${r}, ${c}): ${y[r * side + c]} vs ${want(r, c)}`);
+  // the centre's 25, the 0.5 square's 9 outside them, the corner's clipped 3x3 but the cell (2, 6) it shares
+  assert.equal(Array.from(y).filter((v) => v > 0).length, 25 + 9 + 8);
+  g.dispose();
+  const vd = defenseMethod('vardefense');
+  const p = planted(1);
+  assert.throws(() => varDefense(p.model, p.data, resolveOptions(vd, 'bn-distill-eval', { stampDilate: 2 }) as unknown as VarDefenseOptions), /option 'stampDilate' \(2\) needs a search/);
+  assert.throws(() => varDefense(p.model, p.data, resolveOptions(vd, 'robust', { stampDilate: 1, researchSteps: 2 }) as unknown as VarDefenseOptions), /'stampDilate' and 'researchSteps' do not combine/);
 });
 
 test('occlusion: each image gets one square of side 3 to a quarter of the image, one grey level or binary noise, the rest untouched', () => {
