@@ -13,6 +13,7 @@ import { findHead, fstPenalty, reinitHead, rescaleTo } from './fst';
 import { AdversarialSet, adversarialImages, flipHistogram, FlipHistogram } from './adversarial';
 import { FoundTrigger, searchTriggers, TRIGGER_SEARCH_DEFAULTS, TriggerSearchOptions } from './trigger-search';
 import { applyMask } from './neural-cleanse';
+import { scanSquares, SQUARE_SCAN_DEFAULTS } from './square-scan';
 import { Rng } from '../util/rng';
 
 export const VARDEFENSE_SCHEMA = z.object({
@@ -134,6 +135,12 @@ export const VARDEFENSE_SCHEMA = z.object({
    * corners of a dark patch), and what is left of the trigger may still work. Absent or 0: as found.
    */
   stampDilate: z.number().int().min(0).optional(),
+  /**
+   * also scan solid squares (square-scan.ts: black or white, sides 3 to 7, every place) and unlearn the
+   * best square of each class like a search's trigger ('suspect': the class of the largest success);
+   * reported among `searches` as start 'squares'. Absent or false: no scan.
+   */
+  squareScan: z.boolean().optional(),
 }).strict();
 export type VarDefenseOptions = z.infer<typeof VARDEFENSE_SCHEMA>;
 
@@ -486,6 +493,7 @@ function softTargetsOf(logits: Tensor, temperature: number): Tensor {
 export function validateVarDefense(o: VarDefenseOptions): void {
   for (const k of ['researchSteps', 'suspectShare'] as const)
     if ((o[k] ?? 0) > 0 && o.unlearn !== 'all') throw new Error(`vardefense: option '${k}' (${o[k]}) needs unlearn='all' (got '${o.unlearn ?? 'none'}')`);
+  if (o.squareScan && (o.unlearn ?? 'none') === 'none') throw new Error(`vardefense: option 'squareScan' needs unlearn='suspect' or 'all'`);
   if ((o.stampDilate ?? 0) > 0 && (o.unlearn ?? 'none') === 'none') throw new Error(`vardefense: option 'stampDilate' (${o.stampDilate}) needs a search: set unlearn='suspect' or 'all'`);
   if ((o.stampDilate ?? 0) > 0 && (o.researchSteps ?? 0) > 0) throw new Error(`vardefense: options 'stampDilate' and 'researchSteps' do not combine (a continued search would start from the grown masks)`);
   if (o.searchStarts && (o.unlearn ?? 'none') === 'none') throw new Error(`vardefense: option 'searchStarts' needs a search: set unlearn='suspect' or 'all'`);
@@ -568,6 +576,16 @@ export function varDefense(model: nn.Module, data: DefenseData, o: VarDefenseOpt
       for (const t of found.triggers) if (!kept.includes(t)) { t.mask.dispose(); t.pattern.dispose(); }
       stamps.push(...kept);
       suspects.push(stamps.length - kept.length + kept.indexOf(found.triggers[found.suspect]));
+    }
+    if (o.squareScan) {
+      const found = scanSquares(model, data.train.images, data.train.labels, data.norm, data.train.classes, { ...SQUARE_SCAN_DEFAULTS, seed: o.seed }, 2, (m, n) => h.progress?.('square scan', m, n));
+      const best = found.triggers[found.suspect];
+      (searches ??= []).push({ start: 'squares', suspect: found.suspect, flagged: found.flagged, triggers: found.triggers.map(({ cls, maskL1, success, anomalyIndex }) => ({ cls, maskL1, success, anomalyIndex })) });
+      h.log?.(`vardefense: square scan: class ${found.suspect} answers the most (${(100 * best.success).toFixed(1)}% of the other classes' images, a ${Math.sqrt(best.maskL1)}-pixel square, anomaly index ${best.anomalyIndex.toFixed(2)}${found.flagged ? ', flagged' : ''}); per class ${found.triggers.map((t) => (100 * t.success).toFixed(0)).join(' ')}%`);
+      const kept = o.unlearn === 'all' ? found.triggers : [best];
+      for (const t of found.triggers) if (!kept.includes(t)) { t.mask.dispose(); t.pattern.dispose(); }
+      stamps.push(...kept);
+      suspects.push(stamps.length - kept.length + kept.indexOf(best));
     }
   }
   const classes = data.train.classes;

@@ -1,0 +1,101 @@
+// A scan of solid squares: every square of a few sizes (3 to a quarter of the image), black or white,
+// at every position on a grid of stride 2 and at the last row and column, stamped on a few of the defender's clean images; for each
+// class, the square that sends the largest share of the images not of that class to it. A patch
+// trigger's target answers a square near the trigger's place and colour with most images, a clean
+// class with few: the scan finds what a mask search reaches only in part (a dark patch over the object,
+// whose smallest working mask is a few of its corners). Forward passes only; reads only the images given.
+import { noGrad, nn, scope, Tensor, tensor } from '../torch/compute';
+import { Normalization, normalizeUnit } from '../train/loop';
+import { Rng } from '../util/rng';
+import { anomalyIndices } from './neural-cleanse';
+import { FoundTrigger, SearchResult } from './trigger-search';
+
+export interface SquareScanOptions {
+  /** clean images the squares are stamped on, drawn by `seed` */
+  images: number;
+  /** square sides (those over a quarter of the image's smaller side, or 3, are left out) */
+  sizes: number[];
+  /** grey levels in [0, 1], every channel alike */
+  levels: number[];
+  stride: number;
+  seed: number;
+  /** squares stamped in one forward pass */
+  perPass: number;
+}
+
+export const SQUARE_SCAN_DEFAULTS: SquareScanOptions = { images: 64, sizes: [3, 5, 7], levels: [0, 1], stride: 2, seed: 1, perPass: 8 };
+
+interface Square { side: number; level: number; x: number; y: number }
+
+/** Every square of the scan on an image of height x width, in order: sides, levels, rows, columns. */
+export function squaresOf(height: number, width: number, o: Pick<SquareScanOptions, 'sizes' | 'levels' | 'stride'>): Square[] {
+  const most = Math.max(3, Math.floor(Math.min(height, width) / 4));
+  const out: Square[] = [];
+  // every stride-th place and the last one, where a corner patch sits (the bottom-right corner of an
+  // even image is at an odd place)
+  const places = (extent: number, side: number): number[] => {
+    const at: number[] = [];
+    for (let v = 0; v + side <= extent; v += o.stride) at.push(v);
+    if (at[at.length - 1] !== extent - side) at.push(extent - side);
+    return at;
+  };
+  for (const side of o.sizes.filter((s) => s <= most)) for (const level of o.levels)
+    for (const y of places(height, side)) for (const x of places(width, side)) out.push({ side, level, x, y });
+  return out;
+}
+
+/**
+ * The scan on `images` (uint8 [N, C, H, W], labels int64 [N]) for a model in eval mode: per class the
+ * square of the largest success, as a trigger (mask and pattern) like the mask search's; the suspect is
+ * the class of the largest success, its anomaly index the high-side one of the classes' successes.
+ */
+export function scanSquares(model: nn.Module, images: Tensor, labels: Tensor, norm: Normalization, classes: number, o: SquareScanOptions,
+  threshold = 2, progress?: (n: number, total: number) => void): SearchResult {
+  const [n, channels, height, width] = images.shape;
+  const count = Math.min(n, o.images);
+  const pick = Array.from(new Rng(o.seed * 104729 + 3).permutation(n).slice(0, count));
+  const labelArray = labels.toList();
+  const picked = pick.map((i) => labelArray[i]);
+  const others = Array.from({ length: classes }, (_, c) => picked.filter((l) => l !== c).length);
+  const squares = squaresOf(height, width, o);
+  const best = Array.from({ length: classes }, () => ({ rate: -1, square: squares[0] }));
+  const plane = height * width;
+  const wasTraining = model.training;
+  model.eval();
+  const x = scope(() => images.indexSelect(0, tensor(Float64Array.from(pick), [count]).long()).to('float32').div(255));
+  try {
+    for (let s0 = 0; s0 < squares.length; s0 += o.perPass) {
+      const group = squares.slice(s0, s0 + o.perPass);
+      const pred = noGrad(() => scope(() => {
+        const mask = new Float32Array(group.length * plane), fill = new Float32Array(group.length * plane);
+        group.forEach((q, g) => {
+          for (let y = q.y; y < q.y + q.side; y++) for (let xx = q.x; xx < q.x + q.side; xx++) { mask[g * plane + y * width + xx] = 1; fill[g * plane + y * width + xx] = q.level; }
+        });
+        const m = tensor(mask, [group.length, 1, 1, height, width]), p = tensor(fill, [group.length, 1, 1, height, width]);
+        const stamped = x.unsqueeze(0).mul(m.neg().add(1)).add(p).view(group.length * count, channels, height, width);
+        return model.call(normalizeUnit(stamped, norm)).argmax(1).toList();
+      }));
+      group.forEach((q, g) => {
+        const hits = new Array(classes).fill(0);
+        for (let i = 0; i < count; i++) { const c = pred[g * count + i]; if (picked[i] !== c) hits[c]++; }
+        hits.forEach((h, c) => { const rate = others[c] ? h / others[c] : 0; if (rate > best[c].rate) best[c] = { rate, square: q }; });
+      });
+      progress?.(group.length * count, squares.length * count);
+    }
+  } finally {
+    x.dispose();
+    if (wasTraining) model.train();
+  }
+  const rates = best.map((b) => b.rate);
+  const { index, flagged } = anomalyIndices(rates.map((r) => -r), threshold);
+  const triggers: FoundTrigger[] = best.map(({ rate, square: q }, c) => {
+    const mask = new Float32Array(plane);
+    for (let y = q.y; y < q.y + q.side; y++) for (let xx = q.x; xx < q.x + q.side; xx++) mask[y * width + xx] = 1;
+    return {
+      cls: c, mask: tensor(mask, [1, 1, height, width]), pattern: tensor(new Float32Array(channels * plane).fill(q.level), [1, channels, height, width]),
+      maskL1: q.side * q.side, success: rate, anomalyIndex: index[c],
+    };
+  });
+  const suspect = rates.indexOf(Math.max(...rates));
+  return { triggers, suspect, flagged: flagged[suspect] };
+}

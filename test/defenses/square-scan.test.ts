@@ -1,0 +1,61 @@
+import { test } from 'node:test';
+import * as assert from 'assert/strict';
+import { scanSquares, SQUARE_SCAN_DEFAULTS, squaresOf } from '../../src/defenses/square-scan';
+import { defenseMethod, resolveOptions } from '../../src/defenses/registry';
+import { varDefense, VarDefenseOptions } from '../../src/defenses/vardefense';
+import { withoutTestSet } from '../../src/data/datasets';
+import { evaluate, planted } from '../fixtures/planted';
+
+test('the squares: sides up to a quarter of the image (3 at least), both levels, every place on a grid of stride 2 and the last', () => {
+  const o = { sizes: [3, 5, 7], levels: [0, 1], stride: 2 };
+  // 16x16: a quarter is 4, so only side 3, at 0, 2, ..., 12 and 13 (the bottom-right corner) each way
+  const small = squaresOf(16, 16, o);
+  assert.equal(small.length, 8 * 8 * 2);
+  assert.ok(small.every((q) => q.side === 3 && q.x + 3 <= 16 && q.y + 3 <= 16 && (q.x % 2 === 0 || q.x === 13) && (q.y % 2 === 0 || q.y === 13)));
+  assert.ok(small.some((q) => q.x === 13 && q.y === 13 && q.level === 1));
+  // 28x28: sides 3, 5, 7 at 14, 13 and 12 places each way (the last at 25, 23, 21)
+  const fm = squaresOf(28, 28, o);
+  assert.deepEqual([3, 5, 7].map((s) => fm.filter((q) => q.side === s && q.level === 0).length), [14 * 14, 13 * 13, 12 * 12]);
+  assert.equal(fm.length, 2 * (196 + 169 + 144));
+  // an even side on an even image: the last place is on the grid already, not twice
+  assert.equal(squaresOf(16, 16, { ...o, sizes: [4] }).length, 7 * 7 * 2);
+});
+
+test('the scan names a white-patch backdoor\'s target, with a white square, far above the clean classes', () => {
+  const p = planted(1);
+  const { images, labels } = p.data.train;
+  const r = scanSquares(p.model, images, labels, p.data.norm, 10, SQUARE_SCAN_DEFAULTS);
+  const rates = r.triggers.map((t) => t.success);
+  const target = r.triggers[p.attack.target];
+  assert.equal(r.suspect, p.attack.target, `successes ${rates.map((x) => x.toFixed(2)).join(' ')}`);
+  assert.ok(r.flagged, `anomaly index ${target.anomalyIndex}`);
+  assert.ok(target.success > 0.7, `the target's square sends ${target.success} of the other images to it`);
+  assert.ok(Math.max(...rates.filter((_, c) => c !== p.attack.target)) < 0.75, `the clean classes: ${rates.map((x) => x.toFixed(2)).join(' ')}`);
+  assert.equal(Math.min(...(target.pattern.toArray() as Float32Array)), 1, 'a white square');
+  assert.equal(target.maskL1, 9);
+  // the squares of a pass change memory only: one square per pass names the same rates, but for an
+  // image on the edge of a decision (other kernels, another batch): 2 of 64 images at most
+  const one = scanSquares(p.model, images, labels, p.data.norm, 10, { ...SQUARE_SCAN_DEFAULTS, perPass: 1 });
+  one.triggers.forEach((t, c) => assert.ok(Math.abs(t.success - rates[c]) <= 2 / 50, `class ${c}: ${t.success} vs ${rates[c]}`));
+  for (const t of [...r.triggers, ...one.triggers]) { t.mask.dispose(); t.pattern.dispose(); }
+});
+
+test('robust with the square scan: reported as start "squares", the target its suspect, the backdoor lowered further than without it', () => {
+  const vd = defenseMethod('vardefense');
+  // a short purification (3 epochs, 20 search steps), where the mask search alone leaves the backdoor
+  const run = (squareScan: boolean, lines: string[] = []) => {
+    const p = planted(1);
+    const o = resolveOptions(vd, 'robust', { squareScan, epochs: 3, searchSteps: 20, suspectShare: 0.5 }) as unknown as VarDefenseOptions;
+    const r = withoutTestSet(() => varDefense(p.model, p.data, o, { log: (l) => lines.push(l) }));
+    return { r, after: evaluate(p), p };
+  };
+  const lines: string[] = [];
+  const { r, after, p } = run(true, lines);
+  const without = run(false).after;
+  const scan = r.searches!.find((s) => s.start === 'squares')!;
+  assert.equal(scan.suspect, p.attack.target);
+  assert.ok(lines.some((l) => /square scan: class 0 answers the most/.test(l)), lines.join('\n'));
+  assert.ok(after.asr! < without.asr! - 0.25, `ASR ${after.asr} with the scan, ${without.asr} without`);
+  assert.ok(after.acc > 0.95, `clean accuracy holds (${after.acc})`);
+  assert.throws(() => varDefense(p.model, p.data, resolveOptions(vd, 'bn-distill-eval', { squareScan: true }) as unknown as VarDefenseOptions), /option 'squareScan' needs unlearn/);
+});
