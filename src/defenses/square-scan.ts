@@ -1,9 +1,10 @@
 // A scan of solid squares: every square of a few sizes (3 to a quarter of the image), black or white,
-// at every position on a grid of stride 2 and at the last row and column, stamped on a few of the defender's clean images; for each
-// class, the square that sends the largest share of the images not of that class to it. A patch
+// at every place on a grid of stride 2 and at the last row and column, stamped on a few of the
+// defender's clean images; for each class, the square that sends the largest share of the images not of that class to it. A patch
 // trigger's target answers a square near the trigger's place and colour with most images, a clean
 // class with few: the scan finds what a mask search reaches only in part (a dark patch over the object,
-// whose smallest working mask is a few of its corners). Forward passes only; reads only the images given.
+// whose smallest working mask is a few of its corners). The suspect's square (the class answered most)
+// is then refined at stride 1 and sides 2 less to 2 more. Forward passes only; reads only the images given.
 import { noGrad, nn, scope, Tensor, tensor } from '../torch/compute';
 import { Normalization, normalizeUnit } from '../train/loop';
 import { Rng } from '../util/rng';
@@ -25,7 +26,7 @@ export interface SquareScanOptions {
 
 export const SQUARE_SCAN_DEFAULTS: SquareScanOptions = { images: 64, sizes: [3, 5, 7], levels: [0, 1], stride: 2, seed: 1, perPass: 8 };
 
-interface Square { side: number; level: number; x: number; y: number }
+export interface Square { side: number; level: number; x: number; y: number }
 
 /** Every square of the scan on an image of height x width, in order: sides, levels, rows, columns. */
 export function squaresOf(height: number, width: number, o: Pick<SquareScanOptions, 'sizes' | 'levels' | 'stride'>): Square[] {
@@ -63,9 +64,10 @@ export function scanSquares(model: nn.Module, images: Tensor, labels: Tensor, no
   const wasTraining = model.training;
   model.eval();
   const x = scope(() => images.indexSelect(0, tensor(Float64Array.from(pick), [count]).long()).to('float32').div(255));
-  try {
-    for (let s0 = 0; s0 < squares.length; s0 += o.perPass) {
-      const group = squares.slice(s0, s0 + o.perPass);
+  // the predictions for the squares of `list`, a pass of `perPass` squares at a time; `take` sees each square's hits per class
+  const scan = (list: Square[], take: (q: Square, rates: number[]) => void, total: number): void => {
+    for (let s0 = 0; s0 < list.length; s0 += o.perPass) {
+      const group = list.slice(s0, s0 + o.perPass);
       const pred = noGrad(() => scope(() => {
         const mask = new Float32Array(group.length * plane), fill = new Float32Array(group.length * plane);
         group.forEach((q, g) => {
@@ -78,10 +80,22 @@ export function scanSquares(model: nn.Module, images: Tensor, labels: Tensor, no
       group.forEach((q, g) => {
         const hits = new Array(classes).fill(0);
         for (let i = 0; i < count; i++) { const c = pred[g * count + i]; if (picked[i] !== c) hits[c]++; }
-        hits.forEach((h, c) => { const rate = others[c] ? h / others[c] : 0; if (rate > best[c].rate) best[c] = { rate, square: q }; });
+        take(q, hits.map((h, c) => (others[c] ? h / others[c] : 0)));
       });
-      progress?.(group.length * count, squares.length * count);
+      progress?.(group.length * count, total * count);
     }
+  };
+  let suspect = 0;
+  try {
+    const fine = (q: Square): Square[] => refinementsOf(q, height, width, o.stride);
+    // the refinement's size is known once the suspect is: at most 5 sides by (2 stride + 1)^2 places
+    const total = squares.length + 5 * (2 * o.stride + 1) ** 2;
+    scan(squares, (q, rates) => rates.forEach((rate, c) => { if (rate > best[c].rate) best[c] = { rate, square: q }; }), total);
+    // the suspect's square, refined: every place within the stride, the side up to 2 less or more
+    suspect = best.reduce((a, b, c) => (b.rate > best[a].rate ? c : a), 0);
+    const near = fine(best[suspect].square);
+    scan(near, (q, rates) => { if (rates[suspect] > best[suspect].rate) best[suspect] = { rate: rates[suspect], square: q }; }, total);
+    progress?.((total - squares.length - near.length) * count, total * count); // fewer near an edge or at side 3: the progress ends at 100%
   } finally {
     x.dispose();
     if (wasTraining) model.train();
@@ -96,6 +110,14 @@ export function scanSquares(model: nn.Module, images: Tensor, labels: Tensor, no
       maskL1: q.side * q.side, success: rate, anomalyIndex: index[c],
     };
   });
-  const suspect = rates.indexOf(Math.max(...rates));
   return { triggers, suspect, flagged: flagged[suspect] };
+}
+
+/** The squares near q (its level): sides q.side - 2 to q.side + 2 (3 at least), each place within `stride` of q's, inside the image. */
+export function refinementsOf(q: Square, height: number, width: number, stride: number): Square[] {
+  const out: Square[] = [];
+  for (let side = Math.max(3, q.side - 2); side <= Math.min(q.side + 2, height, width); side++)
+    for (let y = Math.max(0, q.y - stride); y <= Math.min(height - side, q.y + stride); y++)
+      for (let x = Math.max(0, q.x - stride); x <= Math.min(width - side, q.x + stride); x++) out.push({ side, level: q.level, x, y });
+  return out;
 }

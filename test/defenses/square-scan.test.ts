@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import * as assert from 'assert/strict';
-import { scanSquares, SQUARE_SCAN_DEFAULTS, squaresOf } from '../../src/defenses/square-scan';
+import { refinementsOf, scanSquares, SQUARE_SCAN_DEFAULTS, squaresOf } from '../../src/defenses/square-scan';
 import { defenseMethod, resolveOptions } from '../../src/defenses/registry';
 import { varDefense, VarDefenseOptions } from '../../src/defenses/vardefense';
 import { withoutTestSet } from '../../src/data/datasets';
@@ -58,4 +58,13 @@ test('robust with the square scan: reported as start "squares", the target its s
   assert.ok(after.asr! < without.asr! - 0.25, `ASR ${after.asr} with the scan, ${without.asr} without`);
   assert.ok(after.acc > 0.95, `clean accuracy holds (${after.acc})`);
   assert.throws(() => varDefense(p.model, p.data, resolveOptions(vd, 'bn-distill-eval', { squareScan: true }) as unknown as VarDefenseOptions), /option 'squareScan' needs unlearn/);
+});
+
+test('the refinement: every place within the stride and sides 2 less to 2 more (3 at least), inside the image', () => {
+  const near = refinementsOf({ side: 5, level: 0, x: 10, y: 0 }, 16, 16, 2);
+  // sides 3..7; x 8..12 (clipped at 16 - side), y 0..2 (clipped at 0)
+  const want = [3, 4, 5, 6, 7].reduce((n, side) => n + (Math.min(16 - side, 12) - 8 + 1) * 3, 0);
+  assert.equal(near.length, want);
+  assert.ok(near.every((q) => q.level === 0 && q.x + q.side <= 16 && q.y >= 0 && q.y <= 2 && q.side >= 3 && q.side <= 7));
+  assert.equal(refinementsOf({ side: 3, level: 1, x: 4, y: 4 }, 28, 28, 2).length, 3 * 25, 'sides 3-5 only');
 });
