@@ -1,10 +1,12 @@
-// A scan of solid squares: every square of a few sizes (3 to a quarter of the image), black or white,
-// at every place on a grid of stride 2 and at the last row and column, stamped on a few of the
-// defender's clean images; for each class, the square that sends the largest share of the images not of that class to it. A patch
-// trigger's target answers a square near the trigger's place and colour with most images, a clean
-// class with few: the scan finds what a mask search reaches only in part (a dark patch over the object,
-// whose smallest working mask is a few of its corners). The suspect's square (the class answered most)
-// is then refined at stride 1 and sides 2 less to 2 more. Forward passes only; reads only the images given.
+// A scan of solid squares: every square of a few sizes (3 to a quarter of the image) and grey levels
+// (black to white), at every place on a grid of stride 3 and at the last row and column, stamped on a
+// few of the defender's clean images; for each class, the square that sends the largest share of the
+// images not of that class to it. A patch trigger's target answers a square near the trigger's place,
+// size and grey with most images, a clean class with few: the scan finds what a mask search reaches
+// only in part (a dark patch over the object, whose smallest working mask is a few of its corners).
+// The suspect's square (the class answered most) is then refined: every place within the stride, sides
+// 2 less to 2 more, then its grey level a step or two either way. Forward passes only; reads only the
+// images given.
 import { noGrad, nn, scope, Tensor, tensor } from '../torch/compute';
 import { Normalization, normalizeUnit } from '../train/loop';
 import { Rng } from '../util/rng';
@@ -24,7 +26,9 @@ export interface SquareScanOptions {
   perPass: number;
 }
 
-export const SQUARE_SCAN_DEFAULTS: SquareScanOptions = { images: 64, sizes: [3, 5, 7], levels: [0, 1], stride: 2, seed: 1, perPass: 8 };
+export const SQUARE_SCAN_DEFAULTS: SquareScanOptions = { images: 64, sizes: [3, 5, 7], levels: [0, 0.25, 0.5, 0.75, 1], stride: 3, seed: 1, perPass: 8 };
+/** the suspect's level is refined by these steps either way */
+export const LEVEL_STEPS = [0.05, 0.1];
 
 export interface Square { side: number; level: number; x: number; y: number }
 
@@ -87,15 +91,19 @@ export function scanSquares(model: nn.Module, images: Tensor, labels: Tensor, no
   };
   let suspect = 0;
   try {
-    const fine = (q: Square): Square[] => refinementsOf(q, height, width, o.stride);
-    // the refinement's size is known once the suspect is: at most 5 sides by (2 stride + 1)^2 places
-    const total = squares.length + 5 * (2 * o.stride + 1) ** 2;
+    // the refinement's size is known once the suspect is: at most 5 sides by (2 stride + 1)^2 places, then the levels
+    const total = squares.length + 5 * (2 * o.stride + 1) ** 2 + 2 * LEVEL_STEPS.length;
     scan(squares, (q, rates) => rates.forEach((rate, c) => { if (rate > best[c].rate) best[c] = { rate, square: q }; }), total);
-    // the suspect's square, refined: every place within the stride, the side up to 2 less or more
+    // the suspect's square, refined: every place within the stride and the side up to 2 less or more,
+    // then the level a step or two either way (a patch's grey is seldom one of the scan's levels)
     suspect = best.reduce((a, b, c) => (b.rate > best[a].rate ? c : a), 0);
-    const near = fine(best[suspect].square);
-    scan(near, (q, rates) => { if (rates[suspect] > best[suspect].rate) best[suspect] = { rate: rates[suspect], square: q }; }, total);
-    progress?.((total - squares.length - near.length) * count, total * count); // fewer near an edge or at side 3: the progress ends at 100%
+    const take = (q: Square, rates: number[]): void => { if (rates[suspect] > best[suspect].rate) best[suspect] = { rate: rates[suspect], square: q }; };
+    const near = refinementsOf(best[suspect].square, height, width, o.stride);
+    scan(near, take, total);
+    const q = best[suspect].square;
+    const levels = LEVEL_STEPS.flatMap((d) => [q.level - d, q.level + d]).filter((l) => l >= 0 && l <= 1).map((level) => ({ ...q, level }));
+    scan(levels, take, total);
+    progress?.((total - squares.length - near.length - levels.length) * count, total * count); // fewer near an edge or at side 3: the progress ends at 100%
   } finally {
     x.dispose();
     if (wasTraining) model.train();

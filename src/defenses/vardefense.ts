@@ -136,7 +136,7 @@ export const VARDEFENSE_SCHEMA = z.object({
    */
   stampDilate: z.number().int().min(0).optional(),
   /**
-   * also scan solid squares (square-scan.ts: black or white, sides 3 to 7, every place) and unlearn the
+   * also scan solid squares (square-scan.ts: grey levels black to white, sides 3 to 7, every place) and unlearn the
    * best square of each class like a search's trigger ('suspect': the class of the largest success);
    * reported among `searches` as start 'squares'. Absent or false: no scan.
    */

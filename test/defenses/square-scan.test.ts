@@ -21,7 +21,7 @@ test('the squares: sides up to a quarter of the image (3 at least), both levels,
   assert.equal(squaresOf(16, 16, { ...o, sizes: [4] }).length, 7 * 7 * 2);
 });
 
-test('the scan names a white-patch backdoor\'s target, with a white square, far above the clean classes', () => {
+test('the scan names a white-patch backdoor\'s target, with a light square over the patch, far above the clean classes', () => {
   const p = planted(1);
   const { images, labels } = p.data.train;
   const r = scanSquares(p.model, images, labels, p.data.norm, 10, SQUARE_SCAN_DEFAULTS);
@@ -31,8 +31,12 @@ test('the scan names a white-patch backdoor\'s target, with a white square, far 
   assert.ok(r.flagged, `anomaly index ${target.anomalyIndex}`);
   assert.ok(target.success > 0.7, `the target's square sends ${target.success} of the other images to it`);
   assert.ok(Math.max(...rates.filter((_, c) => c !== p.attack.target)) < 0.75, `the clean classes: ${rates.map((x) => x.toFixed(2)).join(' ')}`);
-  assert.equal(Math.min(...(target.pattern.toArray() as Float32Array)), 1, 'a white square');
-  assert.equal(target.maskL1, 9);
+  // a light square (the first level that reaches every image wins: 0.75 or 1) over the patch at (13, 13)
+  assert.ok(Math.min(...(target.pattern.toArray() as Float32Array)) >= 0.75, 'a light square');
+  const mask = target.mask.toArray() as Float32Array;
+  let over = 0;
+  for (let y = 13; y < 16; y++) for (let x = 13; x < 16; x++) over += mask[y * 16 + x];
+  assert.ok(over >= 4, `the square covers ${over} of the patch's 9 pixels`);
   // the squares of a pass change memory only: one square per pass names the same rates, but for an
   // image on the edge of a decision (other kernels, another batch): 2 of 64 images at most
   const one = scanSquares(p.model, images, labels, p.data.norm, 10, { ...SQUARE_SCAN_DEFAULTS, perPass: 1 });
