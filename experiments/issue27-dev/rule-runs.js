@@ -9,10 +9,10 @@ const judges = ['101', '102', '103', '104', '105', '106', '108'];
 const seeds = ['s1', 's2', 's3'];
 const RUNS = judges.length * seeds.length;
 
-/** The first row found, per (judge, seed), among [tag, defense] sources in order. */
-const pick = (label, sources) => ({
+/** The first row found, per (judge, seed), among [tag, defense] sources in order (over `among`: judges 101-106, 108 by default). */
+const pick = (label, sources, among = judges) => ({
   label,
-  runs: judges.flatMap((j) => seeds.map((s) => {
+  runs: among.flatMap((j) => seeds.map((s) => {
     for (const [tag, defense] of sources) {
       const r = rows.find((x) => x.defense === defense && path.dirname(x.dir) === path.join(root, `j${j}`, tag, s));
       if (r) return { judge: j, seed: s, acc: 100 * r.accAfter, drop: 100 * (r.accBefore - r.accAfter), asr: 100 * r.asrAfter, excess: 100 * excessOf(r) };
@@ -34,4 +34,4 @@ const summary = ({ label, runs }) => {
     meanExcess: round(mean(have, (r) => r.excess)), worstExcess: round(Math.max(...have.map((r) => r.excess))), meanAccMinusAsr: round(mean(have, (r) => r.acc - r.asr)) };
 };
 
-module.exports = { pick, summary, RUNS };
+module.exports = { pick, summary, RUNS, judges };

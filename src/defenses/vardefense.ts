@@ -661,6 +661,12 @@ Object.assign(VARDEFENSE_PRESETS, { 'robust-mf02': ROBUST_MF02, ...ablationsOf('
 // drop 0.80 against robust's 1.43 over the development judges but 102, worst excess ASR 10.06 against
 // 13.21). robust keeps its meaning, and the final grid's tables their labels.
 VARDEFENSE_PRESETS.default = VARDEFENSE_PRESETS['robust-mf02'];
+// Issue 27's dark-patch candidate (docs/protocol.md section 12, step 3; frozen before its runs on the
+// development judges' clean seeds 2-3 and on section 10's judges): robust-mf02 with the square scan
+// (square-scan.ts), 30% of each batch stamped and half of those rows to the suspects (the mask search's
+// and the scan's). `robust-mf02-share` is its control: the same without the scan.
+const ROBUST_MF02_SHARE: VarDefenseOptions = { ...ROBUST_MF02, stampFraction: 0.3, suspectShare: 0.5 };
+Object.assign(VARDEFENSE_PRESETS, { 'robust-mf02-share': ROBUST_MF02_SHARE, 'robust-mf02-scan': { ...ROBUST_MF02_SHARE, squareScan: true } });
 
 
 export const VARDEFENSE = defineDefense({
