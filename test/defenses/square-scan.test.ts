@@ -46,10 +46,12 @@ test('the scan names a white-patch backdoor\'s target, with a light square over 
 
 test('robust with the square scan: reported as start "squares", the target its suspect, the backdoor lowered further than without it', () => {
   const vd = defenseMethod('vardefense');
-  // a short purification (3 epochs, 20 search steps), where the mask search alone leaves the backdoor
+  // the candidate's stamping (30% of each batch, half to the suspects) in a short purification (3 epochs)
+  // after a 5-step mask search, which alone leaves the backdoor whole (100% ASR on AVX-512 and AVX2 kernels;
+  // about 12-14% with the scan)
   const run = (squareScan: boolean, lines: string[] = []) => {
     const p = planted(1);
-    const o = resolveOptions(vd, 'robust', { squareScan, epochs: 3, searchSteps: 20, suspectShare: 0.5 }) as unknown as VarDefenseOptions;
+    const o = resolveOptions(vd, 'robust', { squareScan, epochs: 3, searchSteps: 5, stampFraction: 0.3, suspectShare: 0.5 }) as unknown as VarDefenseOptions;
     const r = withoutTestSet(() => varDefense(p.model, p.data, o, { log: (l) => lines.push(l) }));
     return { r, after: evaluate(p), p };
   };
@@ -59,7 +61,7 @@ test('robust with the square scan: reported as start "squares", the target its s
   const scan = r.searches!.find((s) => s.start === 'squares')!;
   assert.equal(scan.suspect, p.attack.target);
   assert.ok(lines.some((l) => /square scan: class 0 answers the most/.test(l)), lines.join('\n'));
-  assert.ok(after.asr! < without.asr! - 0.25, `ASR ${after.asr} with the scan, ${without.asr} without`);
+  assert.ok(after.asr! < without.asr! - 0.4, `ASR ${after.asr} with the scan, ${without.asr} without`);
   assert.ok(after.acc > 0.95, `clean accuracy holds (${after.acc})`);
   assert.throws(() => varDefense(p.model, p.data, resolveOptions(vd, 'bn-distill-eval', { squareScan: true }) as unknown as VarDefenseOptions), /option 'squareScan' needs unlearn/);
 });
