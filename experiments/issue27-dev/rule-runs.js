@@ -3,16 +3,22 @@
 // summary in points (the rows hold fractions). Needs `npx tsc -p .` first.
 const path = require('path');
 const { collectRows, excessOf } = require('../../dist/src/report/summary');
-const root = path.join(__dirname, '..', 'records', 'issue27-dev');
-const rows = collectRows([root]);
+const records = (name) => path.join(__dirname, '..', 'records', name);
+const devRoot = records('issue27-dev');
+const loaded = new Map();
+const rowsOf = (root) => { if (!loaded.has(root)) loaded.set(root, collectRows([root])); return loaded.get(root); };
 const judges = ['101', '102', '103', '104', '105', '106', '108'];
 const seeds = ['s1', 's2', 's3'];
 const RUNS = judges.length * seeds.length;
 
-/** The first row found, per (judge, seed), among [tag, defense] sources in order (over `among`: judges 101-106, 108 by default). */
-const pick = (label, sources, among = judges) => ({
+/**
+ * The first row found, per (judge, seed), among [tag, defense] sources in order (over `among`: judges
+ * 101-106, 108 by default; from the development records, or `root`'s).
+ */
+const pick = (label, sources, among = judges, root = devRoot) => ({
   label,
   runs: among.flatMap((j) => seeds.map((s) => {
+    const rows = rowsOf(root);
     for (const [tag, defense] of sources) {
       const r = rows.find((x) => x.defense === defense && path.dirname(x.dir) === path.join(root, `j${j}`, tag, s));
       if (r) return { judge: j, seed: s, acc: 100 * r.accAfter, drop: 100 * (r.accBefore - r.accAfter), asr: 100 * r.asrAfter, excess: 100 * excessOf(r) };
@@ -34,4 +40,4 @@ const summary = ({ label, runs }) => {
     meanExcess: round(mean(have, (r) => r.excess)), worstExcess: round(Math.max(...have.map((r) => r.excess))), meanAccMinusAsr: round(mean(have, (r) => r.acc - r.asr)) };
 };
 
-module.exports = { pick, summary, RUNS, judges };
+module.exports = { pick, summary, RUNS, judges, records };

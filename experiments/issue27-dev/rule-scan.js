@@ -5,12 +5,13 @@
 // - on section 10's development judges 101-106 and 108, clean seeds 1-3: its mean ACC drop (but judge 102,
 //   as in rule-mf02.js) at most robust-mf02's + 0.2, and its worst excess ASR (all seven) at most robust-mf02's + 1.
 // usage (after `npx tsc -p .`): node experiments/issue27-dev/rule-scan.js
-const { pick, summary, RUNS } = require('./rule-runs');
+const { pick, summary, RUNS, judges, records } = require('./rule-runs');
 const DARK = ['109', '110', '111'];
-const dark = summary(pick('robust-mf02-scan on 109-111', [['scan', 'vardefense:robust-mf02-scan']], DARK));
-const darkBase = summary(pick('robust-mf02 on 109-111', [['scan', 'vardefense:robust-mf02']], DARK));
-const cand = summary(pick('robust-mf02-scan', [['scan', 'vardefense:robust-mf02-scan']]));
-const base = summary(pick('robust-mf02', [['scan', 'vardefense:robust-mf02']]));
+const root = records('issue27-scan');
+const dark = summary(pick('robust-mf02-scan on 109-111', [['scan', 'vardefense:robust-mf02-scan']], DARK, root));
+const darkBase = summary(pick('robust-mf02 on 109-111', [['scan', 'vardefense:robust-mf02']], DARK, root));
+const cand = summary(pick('robust-mf02-scan', [['scan', 'vardefense:robust-mf02-scan']], judges, root));
+const base = summary(pick('robust-mf02', [['scan', 'vardefense:robust-mf02']], judges, root));
 for (const s of [dark, darkBase, cand, base]) console.log(JSON.stringify(s));
 const complete = dark.runs === DARK.length * 3 && darkBase.runs === dark.runs && cand.runs === RUNS && base.runs === RUNS;
 const conditions = {

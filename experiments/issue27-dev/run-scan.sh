@@ -2,13 +2,15 @@
 # docs/protocol.md section 12, steps 3-4: the frozen candidate `robust-mf02-scan` beside `robust-mf02`
 # (and, on 109-111, its control `robust-mf02-share`: the same without the scan), in one call on the same
 # model and clean draw, on the dark-patch development judges 109-111 and on section 10's development
-# judges 101-106 and 108, clean seeds 1-3 (tag `scan`); resumable (run.sh skips a run whose report
-# exists). The build is pinned to the commit that froze the candidate. Development judges lost with a
+# judges 101-106 and 108, clean seeds 1-3 (tag `scan`, records in experiments/records/issue27-scan, apart
+# from section 10's development records so that their tables keep their runs); resumable (run.sh skips a
+# run whose report exists). The build is pinned to the commit that froze the candidate. Development judges lost with a
 # machine are retrained by the same recipe (another model; both presets run on it).
 # Then: node experiments/issue27-dev/rule-scan.js
 set -eu
 cd "$(dirname "$0")/../.."
 THREADS=${THREADS:-1}
+export RECORDS=${RECORDS:-experiments/records/issue27-scan}
 PIN=${PIN:-d18b170}
 DIR=${TOOLKIT:-/work/dev27/scan-pinned}
 if [ ! -e "$DIR/dist/src/cli/main.js" ]; then

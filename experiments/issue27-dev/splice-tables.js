@@ -22,6 +22,11 @@ function sections() {
   out['issue27-dev-goals'] = `${g.byDefense}\n\n${g.perJudge}`;
   // docs/protocol.md section 12: development judges 109-111 (a dark patch over the object), clean seed 1
   if (fs.existsSync(records('issue27-sec12'))) out['issue27-sec12'] = aggregateText(collectRows([records('issue27-sec12')]), 'markdown');
+  // section 12 steps 3-4: the frozen candidate robust-mf02-scan beside robust-mf02 (and its control), clean seeds 1-3
+  if (fs.existsSync(records('issue27-scan'))) {
+    const c = goalTables(records('issue27-scan'), judges('dev'), 'scan');
+    out['issue27-scan'] = `${c.byDefense}\n\n${c.perJudge}`;
+  }
   if (fs.existsSync(records('issue27-final'))) {
     const f = goalTables(records('issue27-final'), judges('final'), 'grid');
     out['issue27-final-goals'] = `${f.byDefense}\n\n${f.perJudge}`;
