@@ -74,9 +74,7 @@ export function scanSquares(model: nn.Module, images: Tensor, labels: Tensor, no
       const group = list.slice(s0, s0 + o.perPass);
       const pred = noGrad(() => scope(() => {
         const mask = new Float32Array(group.length * plane), fill = new Float32Array(group.length * plane);
-        group.forEach((q, g) => {
-          for (let y = q.y; y < q.y + q.side; y++) for (let xx = q.x; xx < q.x + q.side; xx++) { mask[g * plane + y * width + xx] = 1; fill[g * plane + y * width + xx] = q.level; }
-        });
+        group.forEach((q, g) => { paint(mask, g * plane, width, q, 1); paint(fill, g * plane, width, q, q.level); });
         const m = tensor(mask, [group.length, 1, 1, height, width]), p = tensor(fill, [group.length, 1, 1, height, width]);
         const stamped = x.unsqueeze(0).mul(m.neg().add(1)).add(p).view(group.length * count, channels, height, width);
         return model.call(normalizeUnit(stamped, norm)).argmax(1).toList();
@@ -112,13 +110,18 @@ export function scanSquares(model: nn.Module, images: Tensor, labels: Tensor, no
   const { index, flagged } = anomalyIndices(rates.map((r) => -r), threshold);
   const triggers: FoundTrigger[] = best.map(({ rate, square: q }, c) => {
     const mask = new Float32Array(plane);
-    for (let y = q.y; y < q.y + q.side; y++) for (let xx = q.x; xx < q.x + q.side; xx++) mask[y * width + xx] = 1;
+    paint(mask, 0, width, q, 1);
     return {
       cls: c, mask: tensor(mask, [1, 1, height, width]), pattern: tensor(new Float32Array(channels * plane).fill(q.level), [1, channels, height, width]),
       maskL1: q.side * q.side, success: rate, anomalyIndex: index[c],
     };
   });
   return { triggers, suspect, flagged: flagged[suspect] };
+}
+
+/** Sets square q's pixels of the plane at `offset` in `to` (rows of `width`) to `value`. */
+function paint(to: Float32Array, offset: number, width: number, q: Square, value: number): void {
+  for (let y = q.y; y < q.y + q.side; y++) to.fill(value, offset + y * width + q.x, offset + y * width + q.x + q.side);
 }
 
 /** The squares near q (its level): sides q.side - 2 to q.side + 2 (3 at least), each place within `stride` of q's, inside the image. */

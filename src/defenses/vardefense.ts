@@ -11,7 +11,7 @@ import { defineDefense } from './method';
 import { ConvUnit, convUnits, laterUnits, lowestChannels, lowestChannelsNetworkWise, thresholdAt } from './selection';
 import { findHead, fstPenalty, reinitHead, rescaleTo } from './fst';
 import { AdversarialSet, adversarialImages, flipHistogram, FlipHistogram } from './adversarial';
-import { FoundTrigger, searchTriggers, TRIGGER_SEARCH_DEFAULTS, TriggerSearchOptions } from './trigger-search';
+import { FoundTrigger, SearchResult, searchTriggers, TRIGGER_SEARCH_DEFAULTS, TriggerSearchOptions } from './trigger-search';
 import { applyMask } from './neural-cleanse';
 import { scanSquares, SQUARE_SCAN_DEFAULTS } from './square-scan';
 import { Rng } from '../util/rng';
@@ -561,6 +561,16 @@ export function varDefense(model: nn.Module, data: DefenseData, o: VarDefenseOpt
   const stamps: FoundTrigger[] = [];
   const searchOptions: TriggerSearchOptions[] = [];
   const suspects: number[] = [];
+  // a search's (or the scan's) result as reported, and its triggers kept for the unlearning (every class's
+  // with unlearn 'all', else the suspect's; the rest disposed), its suspect noted
+  const summaryOf = (found: SearchResult): SearchSummary => ({ suspect: found.suspect, flagged: found.flagged, triggers: found.triggers.map(({ cls, maskL1, success, anomalyIndex }) => ({ cls, maskL1, success, anomalyIndex })) });
+  const keep = (found: SearchResult): void => {
+    const suspect = found.triggers[found.suspect];
+    const kept = o.unlearn === 'all' ? found.triggers : [suspect];
+    for (const t of found.triggers) if (!kept.includes(t)) { t.mask.dispose(); t.pattern.dispose(); }
+    stamps.push(...kept);
+    suspects.push(stamps.length - kept.length + kept.indexOf(suspect));
+  };
   if ((o.unlearn ?? 'none') !== 'none') {
     const starts = o.searchStarts ?? ['random'];
     for (const start of starts) {
@@ -568,24 +578,18 @@ export function varDefense(model: nn.Module, data: DefenseData, o: VarDefenseOpt
       const so = { ...TRIGGER_SEARCH_DEFAULTS, steps: o.searchSteps ?? TRIGGER_SEARCH_DEFAULTS.steps, seed: o.seed, ...(start === 'black' ? { patternStart: 0 } : {}) };
       searchOptions.push(so);
       const found = searchTriggers(model, data.train.images, data.train.labels, data.norm, data.train.classes, so, 2, null, (m, n) => h.progress?.(`trigger search${which}`, m, n));
-      const summary = { suspect: found.suspect, flagged: found.flagged, triggers: found.triggers.map(({ cls, maskL1, success, anomalyIndex }) => ({ cls, maskL1, success, anomalyIndex })) };
+      const summary = summaryOf(found);
       if (!search) search = summary;
       else (searches ??= []).push({ start, ...summary });
       h.log?.(`vardefense: trigger search${which}: class ${found.suspect} needs the smallest mask (${found.triggers[found.suspect].maskL1.toFixed(1)} px, anomaly index ${found.triggers[found.suspect].anomalyIndex.toFixed(2)}${found.flagged ? ', flagged' : ''}); masks ${found.triggers.map((t) => t.maskL1.toFixed(1)).join(' ')}`);
-      const kept = o.unlearn === 'all' ? found.triggers : [found.triggers[found.suspect]];
-      for (const t of found.triggers) if (!kept.includes(t)) { t.mask.dispose(); t.pattern.dispose(); }
-      stamps.push(...kept);
-      suspects.push(stamps.length - kept.length + kept.indexOf(found.triggers[found.suspect]));
+      keep(found);
     }
     if (o.squareScan) {
       const found = scanSquares(model, data.train.images, data.train.labels, data.norm, data.train.classes, { ...SQUARE_SCAN_DEFAULTS, seed: o.seed }, 2, (m, n) => h.progress?.('square scan', m, n));
       const best = found.triggers[found.suspect];
-      (searches ??= []).push({ start: 'squares', suspect: found.suspect, flagged: found.flagged, triggers: found.triggers.map(({ cls, maskL1, success, anomalyIndex }) => ({ cls, maskL1, success, anomalyIndex })) });
+      (searches ??= []).push({ start: 'squares', ...summaryOf(found) });
       h.log?.(`vardefense: square scan: class ${found.suspect} answers the most (${(100 * best.success).toFixed(1)}% of the other classes' images, a ${Math.sqrt(best.maskL1)}-pixel square, anomaly index ${best.anomalyIndex.toFixed(2)}${found.flagged ? ', flagged' : ''}); per class ${found.triggers.map((t) => (100 * t.success).toFixed(0)).join(' ')}%`);
-      const kept = o.unlearn === 'all' ? found.triggers : [best];
-      for (const t of found.triggers) if (!kept.includes(t)) { t.mask.dispose(); t.pattern.dispose(); }
-      stamps.push(...kept);
-      suspects.push(stamps.length - kept.length + kept.indexOf(best));
+      keep(found);
     }
   }
   const classes = data.train.classes;
