@@ -7,6 +7,10 @@
 // The suspect's square (the class answered most) is then refined: every place within the stride, sides
 // 2 less to 2 more, then its grey level a step or two either way. Forward passes only; reads only the
 // images given.
+// Sides and stride are in cells of one pixel up to 47-pixel images (Fashion-MNIST, CIFAR: the sides 3, 5
+// and 7 pixels) and of round(side / 32) pixels above (224: cells of 7, sides 21, 35 and 49, stride 21),
+// so that the scan's squares number about the same at any size; there the refinement is in cells, then
+// in pixels within half a cell.
 import { noGrad, nn, scope, Tensor, tensor } from '../torch/compute';
 import { Normalization, normalizeUnit } from '../train/loop';
 import { Rng } from '../util/rng';
@@ -16,13 +20,14 @@ import { FoundTrigger, SearchResult } from './trigger-search';
 export interface SquareScanOptions {
   /** clean images the squares are stamped on, drawn by `seed` */
   images: number;
-  /** square sides (those over a quarter of the image's smaller side, or 3, are left out) */
+  /** square sides, in cells (those over a quarter of the image's smaller side, or 3 pixels, are left out) */
   sizes: number[];
   /** grey levels in [0, 1], every channel alike */
   levels: number[];
+  /** in cells */
   stride: number;
   seed: number;
-  /** squares stamped in one forward pass */
+  /** squares stamped in one forward pass (fewer where their images would pass 2^21 values: large images) */
   perPass: number;
 }
 
@@ -32,19 +37,25 @@ export const LEVEL_STEPS = [0.05, 0.1];
 
 export interface Square { side: number; level: number; x: number; y: number }
 
+/** The scan's unit in pixels on an image of height x width: 1 up to 47 pixels, round(smaller side / 32) above. */
+export function cellOf(height: number, width: number): number {
+  return Math.max(1, Math.round(Math.min(height, width) / 32));
+}
+
 /** Every square of the scan on an image of height x width, in order: sides, levels, rows, columns. */
 export function squaresOf(height: number, width: number, o: Pick<SquareScanOptions, 'sizes' | 'levels' | 'stride'>): Square[] {
   const most = Math.max(3, Math.floor(Math.min(height, width) / 4));
+  const cell = cellOf(height, width), stride = o.stride * cell;
   const out: Square[] = [];
   // every stride-th place and the last one, where a corner patch sits (the bottom-right corner of an
   // even image is at an odd place)
   const places = (extent: number, side: number): number[] => {
     const at: number[] = [];
-    for (let v = 0; v + side <= extent; v += o.stride) at.push(v);
+    for (let v = 0; v + side <= extent; v += stride) at.push(v);
     if (at[at.length - 1] !== extent - side) at.push(extent - side);
     return at;
   };
-  for (const side of o.sizes.filter((s) => s <= most)) for (const level of o.levels)
+  for (const side of o.sizes.map((s) => s * cell).filter((s) => s <= most)) for (const level of o.levels)
     for (const y of places(height, side)) for (const x of places(width, side)) out.push({ side, level, x, y });
   return out;
 }
@@ -63,15 +74,17 @@ export function scanSquares(model: nn.Module, images: Tensor, labels: Tensor, no
   const picked = pick.map((i) => labelArray[i]);
   const others = Array.from({ length: classes }, (_, c) => picked.filter((l) => l !== c).length);
   const squares = squaresOf(height, width, o);
+  const cell = cellOf(height, width), half = Math.floor(cell / 2);
   const best = Array.from({ length: classes }, () => ({ rate: -1, square: squares[0] }));
   const plane = height * width;
   const wasTraining = model.training;
   model.eval();
   const x = scope(() => images.indexSelect(0, tensor(Float64Array.from(pick), [count]).long()).to('float32').div(255));
-  // the predictions for the squares of `list`, a pass of `perPass` squares at a time; `take` sees each square's hits per class
+  // the predictions for the squares of `list`, a pass of `perPass` squares at a time (8 up to CIFAR's size, 1 at 224); `take` sees each square's hits per class
+  const perPass = Math.max(1, Math.min(o.perPass, Math.floor(2 ** 21 / (count * channels * plane))));
   const scan = (list: Square[], take: (q: Square, rates: number[]) => void, total: number): void => {
-    for (let s0 = 0; s0 < list.length; s0 += o.perPass) {
-      const group = list.slice(s0, s0 + o.perPass);
+    for (let s0 = 0; s0 < list.length; s0 += perPass) {
+      const group = list.slice(s0, s0 + perPass);
       const pred = noGrad(() => scope(() => {
         const mask = new Float32Array(group.length * plane), fill = new Float32Array(group.length * plane);
         group.forEach((q, g) => { paint(mask, g * plane, width, q, 1); paint(fill, g * plane, width, q, q.level); });
@@ -89,19 +102,23 @@ export function scanSquares(model: nn.Module, images: Tensor, labels: Tensor, no
   };
   let suspect = 0;
   try {
-    // the refinement's size is known once the suspect is: at most 5 sides by (2 stride + 1)^2 places, then the levels
-    const total = squares.length + 5 * (2 * o.stride + 1) ** 2 + 2 * LEVEL_STEPS.length;
+    // the refinement's size is known once the suspect is: at most 5 sides by (2 stride + 1)^2 places (in
+    // cells), then on images of cells over a pixel (2 half + 1)^3 in pixels, then the levels
+    const total = squares.length + 5 * (2 * o.stride + 1) ** 2 + (cell > 1 ? (2 * half + 1) ** 3 : 0) + 2 * LEVEL_STEPS.length;
     scan(squares, (q, rates) => rates.forEach((rate, c) => { if (rate > best[c].rate) best[c] = { rate, square: q }; }), total);
-    // the suspect's square, refined: every place within the stride and the side up to 2 less or more,
-    // then the level a step or two either way (a patch's grey is seldom one of the scan's levels)
+    // the suspect's square, refined: every place within the stride and the side up to 2 less or more (in
+    // cells; where a cell is over a pixel, then in pixels within half a cell), then the level a step or
+    // two either way (a patch's grey is seldom one of the scan's levels)
     suspect = best.reduce((a, b, c) => (b.rate > best[a].rate ? c : a), 0);
     const take = (q: Square, rates: number[]): void => { if (rates[suspect] > best[suspect].rate) best[suspect] = { rate: rates[suspect], square: q }; };
-    const near = refinementsOf(best[suspect].square, height, width, o.stride);
+    const near = refinementsOf(best[suspect].square, height, width, o.stride * cell, cell);
     scan(near, take, total);
+    const fine = cell > 1 ? refinementsOf(best[suspect].square, height, width, half, 1, half) : [];
+    scan(fine, take, total);
     const q = best[suspect].square;
     const levels = LEVEL_STEPS.flatMap((d) => [q.level - d, q.level + d]).filter((l) => l >= 0 && l <= 1).map((level) => ({ ...q, level }));
     scan(levels, take, total);
-    progress?.((total - squares.length - near.length - levels.length) * count, total * count); // fewer near an edge or at side 3: the progress ends at 100%
+    progress?.((total - squares.length - near.length - fine.length - levels.length) * count, total * count); // fewer near an edge or at side 3: the progress ends at 100%
   } finally {
     x.dispose();
     if (wasTraining) model.train();
@@ -124,11 +141,18 @@ function paint(to: Float32Array, offset: number, width: number, q: Square, value
   for (let y = q.y; y < q.y + q.side; y++) to.fill(value, offset + y * width + q.x, offset + y * width + q.x + q.side);
 }
 
-/** The squares near q (its level): sides q.side - 2 to q.side + 2 (3 at least), each place within `stride` of q's, inside the image. */
-export function refinementsOf(q: Square, height: number, width: number, stride: number): Square[] {
+/**
+ * The squares near q (its level): sides q.side - sideReach to q.side + sideReach by `step` (3 at least),
+ * each place within `reach` of q's by `step`, inside the image.
+ */
+export function refinementsOf(q: Square, height: number, width: number, reach: number, step = 1, sideReach = 2 * step): Square[] {
   const out: Square[] = [];
-  for (let side = Math.max(3, q.side - 2); side <= Math.min(q.side + 2, height, width); side++)
-    for (let y = Math.max(0, q.y - stride); y <= Math.min(height - side, q.y + stride); y++)
-      for (let x = Math.max(0, q.x - stride); x <= Math.min(width - side, q.x + stride); x++) out.push({ side, level: q.level, x, y });
+  const near = (v: number, extent: number, side: number): number[] => {
+    const at: number[] = [];
+    for (let d = -Math.floor(reach / step) * step; d <= reach; d += step) if (v + d >= 0 && v + d + side <= extent) at.push(v + d);
+    return at;
+  };
+  for (let side = Math.max(3, q.side - sideReach); side <= Math.min(q.side + sideReach, height, width); side += step)
+    for (const y of near(q.y, height, side)) for (const x of near(q.x, width, side)) out.push({ side, level: q.level, x, y });
   return out;
 }

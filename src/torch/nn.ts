@@ -256,16 +256,18 @@ export class Conv2d extends Module {
 export const bf16Layout = { channelsLast: true };
 
 /**
- * oneDNN 2.6 (libtorch 1.13) corrupts the heap, then aborts or hangs, on a channels-last 1x1 convolution
- * with an even stride and 2 to 7 input channels when it is limited to AVX2 (ONEDNN_MAX_CPU_ISA=AVX2, or a
- * CPU without AVX-512); PyTorch's own nn.Conv2d aborts the same way (docs/engine.md). Such a convolution
- * (a narrow ResNet's projection shortcut) runs on the NCHW copy of its input on every machine, so every
- * machine takes the same kernel path, and its output goes back to channels-last for the layers after it.
+ * oneDNN 2.6 (libtorch 1.13) corrupts the heap, then aborts or hangs, in the backward pass of a
+ * channels-last 1x1 convolution with an even stride and 2 to 15 input channels: under AVX2 for 2 to 7
+ * channels at any size, on AVX-512 for 2 to 15 channels on inputs of 48 pixels and more (a width-8
+ * ResNet-18's shortcut on 48x48 images); PyTorch's own nn.Conv2d aborts the same way (docs/engine.md).
+ * Such a convolution (a narrow ResNet's projection shortcut) runs on the NCHW copy of its input on every
+ * machine and at every size, so every machine takes the same kernel path, and its output goes back to
+ * channels-last for the layers after it.
  */
 function brokenInChannelsLast(x: Tensor, weight: Tensor, o: Conv2dOptions): boolean {
   const stride = o.stride ?? 1;
   const strided = typeof stride === 'number' ? stride !== 1 : stride[0] !== 1 || stride[1] !== 1;
-  return strided && x.ndim === 4 && x.shape[1] > 1 && x.shape[1] < 8 && weight.shape[2] === 1 && weight.shape[3] === 1 &&
+  return strided && x.ndim === 4 && x.shape[1] > 1 && x.shape[1] < 16 && weight.shape[2] === 1 && weight.shape[3] === 1 &&
     x.memoryFormat === MemoryFormat.channelsLast;
 }
 

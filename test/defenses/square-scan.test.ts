@@ -1,10 +1,11 @@
 import { test } from 'node:test';
 import * as assert from 'assert/strict';
-import { refinementsOf, scanSquares, SQUARE_SCAN_DEFAULTS, squaresOf } from '../../src/defenses/square-scan';
+import { cellOf, refinementsOf, scanSquares, SQUARE_SCAN_DEFAULTS, squaresOf } from '../../src/defenses/square-scan';
 import { defenseMethod, resolveOptions } from '../../src/defenses/registry';
 import { varDefense, VarDefenseOptions } from '../../src/defenses/vardefense';
 import { withoutTestSet } from '../../src/data/datasets';
 import { evaluate, planted } from '../fixtures/planted';
+import { full, nn, stack, Tensor, tensor, zeros } from '../../src/torch';
 
 test('the squares: sides up to a quarter of the image (3 at least), both levels, every place on a grid of stride 2 and the last', () => {
   const o = { sizes: [3, 5, 7], levels: [0, 1], stride: 2 };
@@ -73,4 +74,63 @@ test('the refinement: every place within the stride and sides 2 less to 2 more (
   assert.equal(near.length, want);
   assert.ok(near.every((q) => q.level === 0 && q.x + q.side <= 16 && q.y >= 0 && q.y <= 2 && q.side >= 3 && q.side <= 7));
   assert.equal(refinementsOf({ side: 3, level: 1, x: 4, y: 4 }, 28, 28, 2).length, 3 * 25, 'sides 3-5 only');
+});
+
+test('on larger images the scan counts in cells: about as many squares at 224 as at 28, the refinement in cells then in pixels', () => {
+  const o = SQUARE_SCAN_DEFAULTS;
+  assert.deepEqual([16, 28, 32, 47, 48, 64, 224].map((s) => cellOf(s, s)), [1, 1, 1, 1, 2, 2, 7]);
+  assert.equal(cellOf(224, 40), 1, 'the smaller side sets the cell');
+  const at28 = squaresOf(28, 28, o), at224 = squaresOf(224, 224, o);
+  // 224: cells of 7, sides 21, 35, 49 (a quarter is 56) at stride 21 and the last place: 11, 10, 10 places each way
+  assert.deepEqual([...new Set(at224.map((q) => q.side))], [21, 35, 49]);
+  assert.equal(at224.length, 5 * (11 * 11 + 10 * 10 + 10 * 10));
+  assert.ok(at224.length < 1.5 * at28.length, `${at224.length} squares at 224, ${at28.length} at 28`);
+  assert.ok(at224.every((q) => (q.x % 21 === 0 || q.x === 224 - q.side) && q.x + q.side <= 224));
+  // refinement by cells: sides 21 +- 14 by 7, places +- 21 by 7 (clipped at 0)
+  const coarse = refinementsOf({ side: 21, level: 0, x: 7, y: 42 }, 224, 224, 21, 7);
+  assert.deepEqual([...new Set(coarse.map((q) => q.side))], [7, 14, 21, 28, 35]);
+  assert.deepEqual([...new Set(coarse.map((q) => q.x))], [0, 7, 14, 21, 28]);
+  assert.deepEqual([...new Set(coarse.map((q) => q.y))], [21, 28, 35, 42, 49, 56, 63]);
+  assert.equal(coarse.length, 5 * 5 * 7);
+  // then in pixels within half a cell: sides and places +- 3 by 1
+  assert.equal(refinementsOf({ side: 21, level: 0, x: 70, y: 70 }, 224, 224, 3, 1, 3).length, 7 * 7 * 7);
+});
+
+/**
+ * A model for the scan alone: class 0 when the mean of a 7x7 patch of the input (34..40 each way) passes
+ * the image's own threshold (spread over 0.3..0.99, so that the share sent to class 0 grows with the
+ * patch's coverage and grey), else class 1. The scan's images come `count` to a square, in order.
+ */
+class PatchReader extends nn.Module {
+  constructor(readonly thresholds: number[]) { super(); }
+  forward(x: Tensor): Tensor {
+    const n = x.shape[0], count = this.thresholds.length;
+    const m = x.narrow(2, 34, 7).narrow(3, 34, 7).mean([1, 2, 3]);
+    const t = tensor(Float32Array.from(this.thresholds), [count]).repeat(n / count);
+    const rest = Array.from({ length: 8 }, () => full([n], -100));
+    return stack([m.sub(t).mul(100), zeros([n]), ...rest], 1);
+  }
+}
+
+test('on a 48-pixel image (cells of 2) the scan and its refinement find a white 7x7 patch off the grid', () => {
+  // no square of the grid (sides 6 and 10, stride 6) covers 34..40 each way: the refinement must
+  const n = 64;
+  const images = zeros([n, 1, 48, 48]).to('uint8'), labels = full([n], 1).long();
+  const count = SQUARE_SCAN_DEFAULTS.images;
+  const model = new PatchReader(Array.from({ length: count }, (_, i) => 0.3 + (0.69 * i) / (count - 1)));
+  const norm = { mean: [0], std: [1] };
+  const grid = squaresOf(48, 48, SQUARE_SCAN_DEFAULTS);
+  assert.ok(!grid.some((q) => q.x <= 34 && q.y <= 34 && q.x + q.side >= 41 && q.y + q.side >= 41), 'no square of the grid covers the patch');
+  let done = 0, total = 0;
+  const r = scanSquares(model, images, labels, norm, 10, SQUARE_SCAN_DEFAULTS, 2, (k, of) => { done += k; total = of; });
+  assert.equal(done, total, 'the progress ends at 100%');
+  const target = r.triggers[0];
+  assert.equal(r.suspect, 0);
+  assert.equal(target.success, 1, 'every image goes to class 0');
+  const mask = target.mask.toArray() as Float32Array;
+  let over = 0;
+  for (let y = 34; y < 41; y++) for (let x = 34; x < 41; x++) over += mask[y * 48 + x];
+  assert.equal(over, 49, 'the square covers the patch');
+  assert.ok(Math.min(...(target.pattern.toArray() as Float32Array)) >= 0.99, 'a white square');
+  for (const t of r.triggers) { t.mask.dispose(); t.pattern.dispose(); }
 });

@@ -1,5 +1,6 @@
 // oneDNN 2.6 corrupts the heap (then aborts or hangs) on a channels-last 1x1 convolution with an even
-// stride and 2-7 input channels under AVX2; the engine runs such a convolution in NCHW (src/torch/nn.ts).
+// stride and 2-7 input channels under AVX2, and 2-15 on AVX-512 on inputs of 48 pixels and more; the
+// engine runs such a convolution in NCHW (src/torch/nn.ts).
 // Each case runs in a child process, with oneDNN limited to AVX2 and with the machine's own ISA, under
 // a timeout, since the failure is a crash or a hang, not a wrong number.
 import { test } from 'node:test';
@@ -18,10 +19,12 @@ const { nn } = T;
 T.manualSeed(0);
 const relErr = (a, b) => { const d = a.sub(b).abs().amax().item(), s = b.abs().amax().item(); return d / Math.max(s, 1e-12); };
 const out = { conv: {}, resnet: {} };
-// the crashing shape itself: forward and backward three times, channels-last against NCHW
-for (let c = 2; c < 8; c++) {
+// the crashing shapes themselves: forward and backward three times, channels-last against NCHW; 2-15
+// channels on 16x16 (AVX2 crashes for 2-7) and shapes that crash on AVX-512 (channels, side)
+const shapes = [...Array.from({ length: 14 }, (_, i) => [i + 2, 16]), [3, 64], [8, 48], [12, 96], [15, 96]];
+for (const [c, side] of shapes) {
   const conv = new nn.Conv2d(c, 2 * c, 1, { stride: 2, bias: false });
-  const x = T.randn([8, c, 16, 16]);
+  const x = T.randn([8, c, side, side]);
   const xl = x.contiguous(T.MemoryFormat.channelsLast);
   let err = 0, layout = -1;
   for (let i = 0; i < 3; i++) {
@@ -30,7 +33,7 @@ for (let c = 2; c < 8; c++) {
     err = Math.max(err, relErr(y, ref));
     layout = y.memoryFormat;
   }
-  out.conv[c] = { err, channelsLast: layout === T.MemoryFormat.channelsLast };
+  out.conv[c + 'x' + side] = { err, channelsLast: layout === T.MemoryFormat.channelsLast };
 }
 // a width-4 ResNet-18 on 3-channel images (layer2's shortcut is a 4 -> 8 1x1 stride-2 convolution):
 // two training steps, then eval logits of the channels-last model against the NCHW one with its weights
@@ -54,9 +57,10 @@ for (const isa of ['AVX2', undefined]) {
     assert.equal(r.signal, null, `child killed by ${r.signal} (a hang or a crash): ${r.stderr.slice(-400)}`);
     assert.equal(r.status, 0, r.stderr.slice(-800));
     const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as { conv: Record<string, { err: number; channelsLast: boolean }>; resnet: { err: number } };
-    for (let c = 2; c < 8; c++) {
-      assert.ok(out.conv[c].err < 1e-5, `c=${c}: channels-last and NCHW outputs differ by ${out.conv[c].err} relative`);
-      assert.ok(out.conv[c].channelsLast, `c=${c}: the output comes back channels-last`);
+    assert.equal(Object.keys(out.conv).length, 18);
+    for (const [shape, { err, channelsLast }] of Object.entries(out.conv)) {
+      assert.ok(err < 1e-5, `${shape}: channels-last and NCHW outputs differ by ${err} relative`);
+      assert.ok(channelsLast, `${shape}: the output comes back channels-last`);
     }
     assert.ok(out.resnet.err < 1e-4, `width-4 ResNet-18: channels-last and NCHW logits differ by ${out.resnet.err} relative`);
   });
