@@ -1,6 +1,7 @@
 // `vardefense defend`: flags -> a defend request (src/pipeline/flag-requests.ts: a training run of ours,
 // or weights with their architecture, clean images and trigger), then the table or JSON of the outcomes.
 import { defenseLabel } from '../defenses/registry';
+import { flaggedBy } from '../defenses/verdict';
 import { CleanDataError } from '../pipeline/clean-data';
 import { defend, DefendOutcome } from '../pipeline/defend';
 import { DefendFlags, defendRequest, Given } from '../pipeline/flag-requests';
@@ -19,8 +20,13 @@ export function outcomeTable(rows: DefendOutcome[]): string {
   return lines.join('\n');
 }
 
-const verdictCell = (r: DefendOutcome): string => (!r.verdict ? '-'
-  : r.verdict.backdoorLikely ? `likely, class ${r.verdict.after.suspect} (index ${r.verdict.after.anomalyIndex.toFixed(1)})` : `none found (index ${r.verdict.after.anomalyIndex.toFixed(1)})`);
+const verdictCell = (r: DefendOutcome): string => {
+  const v = r.verdict;
+  if (!v) return '-';
+  const by = flaggedBy(v);
+  if (by) return `likely, class ${by.suspect} (${by === v.after ? '' : 'square scan, '}index ${by.anomalyIndex.toFixed(1)})`;
+  return `none found (index ${v.after.anomalyIndex.toFixed(1)}${v.scan ? `, square scan ${v.scan.after.anomalyIndex.toFixed(1)}` : ''})`;
+};
 
 const CLEAN_FLAGS = { size: '--clean-size', seed: '--clean-seed', indices: '--run' };
 

@@ -97,7 +97,8 @@ defendCmd
   .option('--out <dir>', 'output root (default with --run: <run>/defenses)')
   .option('--data-dir <dir>', 'dataset root')
   .option('--force', 'rerun methods that have a report already, and start over rather than resume from checkpoints', false)
-  .option('--no-verdict', 'skip the residual-backdoor verdict on each purified model (a trigger search over the classes, from the clean images alone)')
+  .option('--no-verdict', 'skip the residual-backdoor verdict on each purified model (a trigger search over the classes and a scan of solid squares, from the clean images alone)')
+  .option('--no-verdict-scan', 'the verdict without its square scan (the trigger search alone)')
   .option('--json', 'print JSON', false);
 defendCmd.action((o, cmd: Command) => runDefend(o, (key) => cmd.getOptionValueSource(key) === 'cli'));
 

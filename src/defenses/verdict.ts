@@ -5,18 +5,25 @@
 // a backdoor likely remains when the purified model has such a class and it is the class the original
 // model had (or the original had none: the search may miss a target there, so any anomaly after
 // counts). A class flagged only after is not the original's backdoor: a class that a poor purified
-// model happens to reach easily. How often the verdict is right is measured on judges
-// (docs/protocol.md section 10). Reads only the models and the defender's images.
+// model happens to reach easily. The mask search reaches a dark patch over the object only in part
+// (docs/protocol.md section 12), so the same rule runs on a second search, the square scan of
+// square-scan.ts: there a class stands out by the share of other images its best solid square sends to
+// it (the high-side anomaly index); a backdoor likely remains when either search says so. How often the
+// verdict is right is measured on judges (docs/protocol.md sections 10 and 12). Reads only the models
+// and the defender's images.
 import { nn } from '../torch/compute';
 import { DefenseData } from './common';
-import { searchTriggers, TRIGGER_SEARCH_DEFAULTS, TriggerSearchOptions } from './trigger-search';
+import { scanSquares, SQUARE_SCAN_DEFAULTS } from './square-scan';
+import { SearchResult, searchTriggers, TRIGGER_SEARCH_DEFAULTS, TriggerSearchOptions } from './trigger-search';
 
 export interface VerdictOptions extends TriggerSearchOptions {
   /** the anomaly index (log mask norms, MAD) over which the smallest-mask class is called a backdoor's target */
   threshold: number;
+  /** the square scan too (its anomaly index over the classes' successes, the same threshold) */
+  scan: boolean;
 }
 
-export const VERDICT_DEFAULTS: VerdictOptions = { ...TRIGGER_SEARCH_DEFAULTS, threshold: 2 };
+export const VERDICT_DEFAULTS: VerdictOptions = { ...TRIGGER_SEARCH_DEFAULTS, threshold: 2, scan: true };
 
 /** One model's search, as numbers. */
 export interface ClassSearch {
@@ -32,21 +39,38 @@ export interface ClassSearch {
   seconds: number;
 }
 
+/** The square scan's side of a verdict: its searches, and whether it says a backdoor likely remains. */
+export interface ScanVerdict { backdoorLikely: boolean; after: ClassSearch; before: ClassSearch }
+
 export interface Verdict {
-  /** whether a backdoor likely remains */
+  /** whether a backdoor likely remains (by the mask search or the square scan) */
   backdoorLikely: boolean;
   /** the purified model's search and the original's */
   after: ClassSearch;
   before: ClassSearch;
   threshold: number;
+  /** the square scan's searches (absent with scan: false, and in older reports); masks are its squares' areas */
+  scan?: ScanVerdict;
   /** the search's steps, when not the default's */
   steps?: number;
 }
 
+/** The original model's searches, kept for every method of a request. */
+export interface VerdictReference { masks: ClassSearch; squares?: ClassSearch }
+
 /** The search on `model` (left unchanged) from the defender's clean training images. */
 export function classSearch(model: nn.Module, data: DefenseData, o: VerdictOptions = VERDICT_DEFAULTS, progress?: (n: number, total: number) => void): ClassSearch {
   const t0 = performance.now();
-  const r = searchTriggers(model, data.train.images, data.train.labels, data.norm, data.train.classes, o, o.threshold, null, progress);
+  return summarized(searchTriggers(model, data.train.images, data.train.labels, data.norm, data.train.classes, o, o.threshold, null, progress), t0);
+}
+
+/** The square scan on `model` (left unchanged) from the defender's clean training images, as a ClassSearch. */
+export function squareSearch(model: nn.Module, data: DefenseData, o: VerdictOptions = VERDICT_DEFAULTS, progress?: (n: number, total: number) => void): ClassSearch {
+  const t0 = performance.now();
+  return summarized(scanSquares(model, data.train.images, data.train.labels, data.norm, data.train.classes, { ...SQUARE_SCAN_DEFAULTS, seed: o.seed }, o.threshold, progress), t0);
+}
+
+function summarized(r: SearchResult, t0: number): ClassSearch {
   const masks = r.triggers.map((t) => t.maskL1);
   const successes = r.triggers.map((t) => t.success);
   for (const t of r.triggers) { t.mask.dispose(); t.pattern.dispose(); }
@@ -58,17 +82,30 @@ export function classSearch(model: nn.Module, data: DefenseData, o: VerdictOptio
   };
 }
 
-/** The verdict from the original model's search and the purified model's. */
-export function verdictOf(before: ClassSearch, after: ClassSearch, threshold = VERDICT_DEFAULTS.threshold): Verdict {
-  return { backdoorLikely: after.flagged && (!before.flagged || after.suspect === before.suspect), after, before, threshold };
+/** The rule on one search: the purified model has an outlying class, and it is the original's (or the original had none). */
+const remains = (before: ClassSearch, after: ClassSearch): boolean => after.flagged && (!before.flagged || after.suspect === before.suspect);
+
+/** The verdict from the original model's search and the purified model's (and the scan's, when given). */
+export function verdictOf(before: ClassSearch, after: ClassSearch, threshold = VERDICT_DEFAULTS.threshold, scan?: { before: ClassSearch; after: ClassSearch }): Verdict {
+  const bySquares = scan ? { backdoorLikely: remains(scan.before, scan.after), ...scan } : undefined;
+  return { backdoorLikely: remains(before, after) || (bySquares?.backdoorLikely ?? false), after, before, threshold, ...(bySquares ? { scan: bySquares } : {}) };
 }
 
 const described = (s: ClassSearch): string => `class ${s.suspect} is reached with a ${s.suspectMask.toFixed(1)}-pixel mask, the median class with ${s.medianMask.toFixed(1)} (anomaly index ${s.anomalyIndex.toFixed(2)})`;
+const scanned = (s: ClassSearch): string => `class ${s.suspect} gets ${(100 * s.successes[s.suspect]).toFixed(0)}% of the other images by a ${Math.sqrt(s.suspectMask).toFixed(0)}-pixel square (anomaly index ${s.anomalyIndex.toFixed(2)})`;
+
+/** The search that says a backdoor likely remains (the mask search first), or null. */
+export function flaggedBy(v: Verdict): ClassSearch | null {
+  return remains(v.before, v.after) ? v.after : v.scan?.backdoorLikely ? v.scan.after : null;
+}
 
 /** One line for people: what the verdict says and why. */
 export function verdictLine(v: Verdict): string {
-  const why = `after: ${described(v.after)}; before: ${described(v.before)}; threshold ${v.threshold}`;
-  if (v.backdoorLikely) return `a backdoor likely remains, towards class ${v.after.suspect}: ${why}`;
-  if (v.after.flagged) return `no backdoor of the original's found (class ${v.after.suspect} stands out after, not the original's class ${v.before.suspect}): ${why}`;
+  const squares = v.scan ? `; square scan after: ${scanned(v.scan.after)}, before: ${scanned(v.scan.before)}` : '';
+  const why = `after: ${described(v.after)}; before: ${described(v.before)}${squares}; threshold ${v.threshold}`;
+  const by = flaggedBy(v);
+  if (by) return `a backdoor likely remains, towards class ${by.suspect} (${by === v.after ? 'mask search' : 'square scan'}): ${why}`;
+  const other = v.after.flagged ? [v.after, v.before] : v.scan?.after.flagged ? [v.scan.after, v.scan.before] : null;
+  if (other) return `no backdoor of the original's found (class ${other[0].suspect} stands out after, not the original's class ${other[1].suspect}): ${why}`;
   return `no backdoor found: ${why}`;
 }

@@ -48,8 +48,8 @@ export const experimentSchema = z.object({
   valFraction: z.number().gt(0).lt(1).default(0.1),
   /** the arithmetic of training and defending (bf16: bfloat16 autocast, refused where the CPU has no AVX512-BF16 or AMX); bf16 cells and models are other cells and models than fp32's */
   precision: z.enum(PRECISIONS).default('fp32'),
-  /** the residual-backdoor verdict after each cell's defense: on (default), off, or with other search steps */
-  verdict: z.union([z.boolean(), z.object({ steps: z.number().int().min(1) }).strict()]).default(true),
+  /** the residual-backdoor verdict after each cell's defense: on (default), off, or with other search steps or without the square scan */
+  verdict: z.union([z.boolean(), z.object({ steps: z.number().int().min(1).optional(), scan: z.boolean().optional() }).strict()]).default(true),
 }).strict().superRefine((e, ctx) => {
   // each attack against each dataset's image size and classes, so a bad grid fails here and not mid-training
   e.attacks.forEach((a, i) => {

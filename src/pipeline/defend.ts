@@ -1,7 +1,7 @@
 // Purify a backdoored model with one or more defenses, each on a fresh copy, using only clean data;
 // ACC (and with a trigger ASR, RA, floor) before and after, one DIR/<method>/report.json each, and
 // reuse of a report computed from the same inputs.
-import { ClassSearch, classSearch, Verdict, VERDICT_DEFAULTS, verdictLine, verdictOf } from '../defenses/verdict';
+import { ClassSearch, classSearch, squareSearch, Verdict, VERDICT_DEFAULTS, verdictLine, verdictOf, VerdictReference } from '../defenses/verdict';
 import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
@@ -83,9 +83,9 @@ interface Common {
   precision?: Precision;
   /**
    * run the residual-backdoor verdict on each purified model (default true; src/defenses/verdict.ts);
-   * `{ steps }` runs it with fewer or more search steps than the default's
+   * `{ steps }` runs it with fewer or more search steps than the default's, `{ scan: false }` without the square scan
    */
-  verdict?: boolean | { steps: number };
+  verdict?: boolean | { steps?: number; scan?: boolean };
   /**
    * where the original model's class search is kept for the requests that follow (default
    * <out>/verdict-original.json); it is reused only when the weights, clean images, hold-out and
@@ -190,10 +190,10 @@ function methodsOf(m: DefendRequest['methods']): [string, string][] {
 }
 
 /** The search `key` names, from `file` when it holds that key's, else computed and written there (atomically). */
-function cachedSearch(file: string, key: string, compute: () => ClassSearch): ClassSearch {
+function cachedSearch(file: string, key: string, compute: () => VerdictReference): VerdictReference {
   try {
-    const kept = JSON.parse(fs.readFileSync(file, 'utf8')) as { key?: string; search?: ClassSearch };
-    if (kept.key === key && kept.search) return kept.search;
+    const kept = JSON.parse(fs.readFileSync(file, 'utf8')) as { key?: string; search?: VerdictReference };
+    if (kept.key === key && kept.search?.masks) return kept.search;
   } catch { /* absent or torn: search again */ }
   const search = compute();
   fs.mkdirSync(path.dirname(file), { recursive: true });
@@ -227,8 +227,8 @@ export function defend(r: DefendRequest, onResult?: (o: DefendOutcome) => void):
   if (plan.clean.kind !== 'images') disposeSet(clean);
   const digests = methods.map(([m, preset], i) => digestOf({ ...shared, method: m, preset, options: options[i] }));
   let before: Metrics | null = null;
-  let reference: ClassSearch | null = null;
-  const verdictOptions = r.verdict === false ? null : { ...VERDICT_DEFAULTS, ...(typeof r.verdict === 'object' ? { steps: r.verdict.steps } : {}) };
+  let reference: VerdictReference | null = null;
+  const verdictOptions = r.verdict === false ? null : { ...VERDICT_DEFAULTS, ...(typeof r.verdict === 'object' ? r.verdict : {}) };
   if (verdictOptions && !(Number.isInteger(verdictOptions.steps) && verdictOptions.steps >= 1)) throw new Error(`defend: verdict.steps must be an integer >= 1, got ${verdictOptions.steps}`);
   const verdictCache = r.verdictCache ?? path.join(plan.out, 'verdict-original.json');
   const undefended = (): Metrics => {
@@ -267,18 +267,21 @@ export function defend(r: DefendRequest, onResult?: (o: DefendOutcome) => void):
     const after = withPrecision(precision, () => evaluateModel(model, test, d, plan.attack));
     let verdict: Verdict | undefined;
     if (verdictOptions) {
-      const search = (net: nn.Module, stage: string): ClassSearch => {
+      const search = (net: nn.Module, stage: string, how = classSearch): ClassSearch => {
         const vh = stages();
         try {
-          return withPrecision(precision, () => withoutTestSet(() => classSearch(net, data, verdictOptions, (k, n) => vh.progress?.(stage, k, n))));
+          return withPrecision(precision, () => withoutTestSet(() => how(net, data, verdictOptions, (k, n) => vh.progress?.(stage, k, n))));
         } finally { vh.stop(); }
       };
-      // the original model's search, once for every method of the request and kept for later requests
+      const both = (net: nn.Module, which: string): VerdictReference => ({ masks: search(net, `verdict: ${which}`),
+        ...(verdictOptions.scan ? { squares: search(net, `verdict: ${which}, square scan`, squareSearch) } : {}) });
+      // the original model's searches, once for every method of the request and kept for later requests
       reference ??= cachedSearch(verdictCache, digestOf({ ...shared, verdict: verdictOptions }), () => {
         const original = loadModel(plan.target);
-        try { return search(original, 'verdict: original'); } finally { original.dispose(); }
+        try { return both(original, 'original'); } finally { original.dispose(); }
       });
-      verdict = verdictOf(reference, search(model, 'verdict: purified'), verdictOptions.threshold);
+      const purified = both(model, 'purified');
+      verdict = verdictOf(reference.masks, purified.masks, verdictOptions.threshold, purified.squares && reference.squares ? { before: reference.squares, after: purified.squares } : undefined);
       if (verdictOptions.steps !== VERDICT_DEFAULTS.steps) verdict.steps = verdictOptions.steps;
       log(`${defenseLabel(m, preset)}: ${verdictLine(verdict)}`);
     }

@@ -32,6 +32,8 @@ export interface DefendFlags extends Partial<AttackFlags>, UserFileFlags, NormFl
   force: boolean; json: boolean; precision?: Precision;
   /** false with --no-verdict */
   verdict?: boolean;
+  /** false with --no-verdict-scan */
+  verdictScan?: boolean;
 }
 
 export interface EvalFlags extends AttackFlags, UserFileFlags, NormFlags {
@@ -145,7 +147,7 @@ const MODEL_FLAGS: (keyof DefendFlags)[] = [...WEIGHTS_FLAGS, 'test', 'triggerIm
  */
 export function defendRequest(f: DefendFlags, given: Given = typedOf(f)): DefendRequest {
   const common = { methods: f.method, overrides: overridesOf(f.set, { seed: f.seed, lambda: f.lambda }), valFraction: f.valFraction, dataDir: f.dataDir, force: f.force,
-    ...(f.verdict === false ? { verdict: false } : {}),
+    ...(f.verdict === false ? { verdict: false } : f.verdictScan === false ? { verdict: { scan: false } } : {}),
     ...(f.precision && f.precision !== 'fp32' ? { precision: f.precision } : {}) };
   if (f.run) {
     const clash = MODEL_FLAGS.find((k) => given(k));

@@ -33,11 +33,15 @@ test('defend: ft and the paper preset on a trained run, resumable, with reports'
   for (const r of [vd, ftr]) {
     assert.equal(typeof r.verdict.backdoorLikely, 'boolean');
     assert.equal(r.verdict.after.masks.length, 10);
+    // and the square scan's, by default
+    assert.equal(r.verdict.scan.after.successes.length, 10);
+    assert.equal(typeof r.verdict.scan.backdoorLikely, 'boolean');
     assert.ok(r.verdict.after.seconds > 0);
   }
   assert.deepEqual(vd.verdict.before, ftr.verdict.before, 'one search of the original for the request');
+  assert.deepEqual(vd.verdict.scan.before, ftr.verdict.scan.before, 'one scan of the original for the request');
   assert.match(table, /\| backdoor left\? \(verdict\) \|/);
-  assert.match(table, /\| (likely, class \d|none found) \(index [\d.]+\) \|/);
+  assert.match(table, /\| (likely, class \d \((square scan, )?index [-\d.]+\)|none found \(index [-\d.]+, square scan [-\d.]+\)) \|/);
 
   const again = run(...args);
   assert.equal(again, table, 'a rerun reuses the finished reports');

@@ -3,6 +3,7 @@ import * as assert from 'assert/strict';
 import { cellOf, refinementsOf, scanSquares, SQUARE_SCAN_DEFAULTS, squaresOf } from '../../src/defenses/square-scan';
 import { defenseMethod, resolveOptions } from '../../src/defenses/registry';
 import { varDefense, VarDefenseOptions } from '../../src/defenses/vardefense';
+import { flaggedBy, squareSearch, verdictLine, verdictOf } from '../../src/defenses/verdict';
 import { withoutTestSet } from '../../src/data/datasets';
 import { evaluate, planted } from '../fixtures/planted';
 import { full, nn, stack, Tensor, tensor, zeros } from '../../src/torch';
@@ -133,4 +134,25 @@ test('on a 48-pixel image (cells of 2) the scan and its refinement find a white 
   assert.equal(over, 49, 'the square covers the patch');
   assert.ok(Math.min(...(target.pattern.toArray() as Float32Array)) >= 0.99, 'a white square');
   for (const t of r.triggers) { t.mask.dispose(); t.pattern.dispose(); }
+});
+
+test('the verdict\'s square scan: a backdoor the scan still sees on the purified model counts, another class standing out does not', () => {
+  const p = planted(1);
+  const scan = withoutTestSet(() => squareSearch(p.model, p.data));
+  assert.equal(scan.suspect, p.attack.target);
+  assert.ok(scan.flagged && scan.successes[scan.suspect] > 0.7, `class ${scan.suspect}: ${scan.successes[scan.suspect]}, index ${scan.anomalyIndex}`);
+  assert.equal(scan.masks.length, 10);
+  // the mask search sees nothing after (as on a dark patch), the scan sees the original's target: likely, by the scan
+  const quiet = { ...scan, flagged: false, suspect: 4 };
+  const v = verdictOf(quiet, quiet, 2, { before: scan, after: scan });
+  assert.equal(v.backdoorLikely, true);
+  assert.equal(flaggedBy(v), v.scan!.after);
+  assert.match(verdictLine(v), /likely remains, towards class 0 \(square scan\).*square scan after: class 0 gets \d+% of the other images/);
+  // the scan flags another class after (a purified model's quirk): not the original's backdoor
+  const other = verdictOf(quiet, quiet, 2, { before: scan, after: { ...scan, suspect: 8 } });
+  assert.equal(other.backdoorLikely, false);
+  assert.match(verdictLine(other), /not the original's class 0/);
+  // nothing flagged after by either search: none; without the scan the verdict is the mask search's alone
+  assert.equal(verdictOf(quiet, quiet, 2, { before: scan, after: { ...scan, flagged: false } }).backdoorLikely, false);
+  assert.equal(verdictOf(quiet, quiet).scan, undefined);
 });

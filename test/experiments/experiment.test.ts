@@ -68,12 +68,14 @@ test('an experiment trains each model once, skips finished cells on rerun, and s
   const root = tmpDir('experiment');
   const data = path.join(root, 'data');
   writeSyntheticIdx(path.join(data, 'mnist'), { train: 1200, test: 100 });
-  // the verdict with 2 search steps: the original model's search is made once, by the model, for the three cells
-  const e = parseExperiment(GRID.replace(/  - \{ name: noise.*\n/, '').replace('verdict: false', 'verdict: { steps: 2 }'), 'x.yaml');
+  // the verdict with 2 search steps and without the square scan: the original model's search is made
+  // once, by the model, for the three cells
+  const e = parseExperiment(GRID.replace(/  - \{ name: noise.*\n/, '').replace('verdict: false', 'verdict: { steps: 2, scan: false }'), 'x.yaml');
   const out = path.join(root, 'out');
   const first = runExperiment(e, out, { dataDir: data });
   const verdicts = first.map((r) => (JSON.parse(fs.readFileSync(path.join(r.dir, 'report.json'), 'utf8')) as DefendOutcome).verdict!);
   assert.deepEqual(verdicts.map((v) => v.steps), [2, 2, 2]);
+  assert.deepEqual(verdicts.map((v) => v.scan), [undefined, undefined, undefined], 'no square scan');
   for (const v of verdicts.slice(1)) assert.deepEqual(v.before, verdicts[0].before, 'one search of the original, shared');
   assert.ok(fs.existsSync(path.join(out, 'models', fs.readdirSync(path.join(out, 'models'))[0], 'verdict-original.json')));
   assert.equal(first.length, 3);

@@ -38,6 +38,11 @@ test('defend flags: a model without a run, or a run; errors name the flag', () =
   assert.deepEqual(r.clean, { kind: 'split', dataset: 'mnist', size: 300, seed: 4 });
   assert.equal(r.holdOutSeed, 4);
   assert.equal(r.attack?.target, 0);
+  // the verdict: on by default (scan and all), --no-verdict-scan without the scan, --no-verdict off
+  assert.equal(r.verdict, undefined);
+  const base = { ...flags, weights: 'm.pt', model: 'resnet18' as const, width: 16, dataset: 'mnist' as const, cleanSize: 300, out: 'o' };
+  assert.deepEqual(defendRequest({ ...base, verdictScan: false }, typed()).verdict, { scan: false });
+  assert.equal(defendRequest({ ...base, verdict: false, verdictScan: false }, typed()).verdict, false);
   const plain = defendRequest({ ...flags, weights: 'm.pt', model: 'small-cnn', dataset: 'mnist', cleanSize: 300, out: 'o' }, typed());
   assert.ok('model' in plain && plain.attack === null && plain.model.width === undefined);
   assert.throws(() => defendRequest({ ...flags, weights: 'm.pt', model: 'small-cnn', out: 'o' }, typed()), /missing --dataset <name>, --clean <path> or --clean-size <n>$/);
