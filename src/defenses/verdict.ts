@@ -8,7 +8,8 @@
 // model happens to reach easily. The mask search reaches a dark patch over the object only in part
 // (docs/protocol.md section 12), so the same rule runs on a second search, the square scan of
 // square-scan.ts: there a class stands out by the share of other images its best solid square sends to
-// it (the high-side anomaly index); a backdoor likely remains when either search says so. How often the
+// it (the high-side anomaly index); a backdoor likely remains when either search says so. Where one
+// search flagged no class on the original, the original's target is the class the other flagged. How often the
 // verdict is right is measured on judges (docs/protocol.md sections 10 and 12). Reads only the models
 // and the defender's images.
 import { nn } from '../torch/compute';
@@ -82,13 +83,24 @@ function summarized(r: SearchResult, t0: number): ClassSearch {
   };
 }
 
-/** The rule on one search: the purified model has an outlying class, and it is the original's (or the original had none). */
-const remains = (before: ClassSearch, after: ClassSearch): boolean => after.flagged && (!before.flagged || after.suspect === before.suspect);
+/**
+ * The rule on one search: the purified model has an outlying class, and it is the original's backdoor
+ * target: the class this search flagged on the original, or where it flagged none, the class the other
+ * search flagged there; where neither flagged one, any outlying class after counts.
+ */
+function remains(before: ClassSearch, after: ClassSearch, otherBefore?: ClassSearch): boolean {
+  if (!after.flagged) return false;
+  const target = targetOf(before, otherBefore);
+  return target === null || after.suspect === target;
+}
+
+/** The original's target for one search: the class it flagged, else the class the other search flagged, else null. */
+const targetOf = (before: ClassSearch, otherBefore?: ClassSearch): number | null => (before.flagged ? before.suspect : otherBefore?.flagged ? otherBefore.suspect : null);
 
 /** The verdict from the original model's search and the purified model's (and the scan's, when given). */
 export function verdictOf(before: ClassSearch, after: ClassSearch, threshold = VERDICT_DEFAULTS.threshold, scan?: { before: ClassSearch; after: ClassSearch }): Verdict {
-  const bySquares = scan ? { backdoorLikely: remains(scan.before, scan.after), ...scan } : undefined;
-  return { backdoorLikely: remains(before, after) || (bySquares?.backdoorLikely ?? false), after, before, threshold, ...(bySquares ? { scan: bySquares } : {}) };
+  const bySquares = scan ? { backdoorLikely: remains(scan.before, scan.after, before), ...scan } : undefined;
+  return { backdoorLikely: remains(before, after, scan?.before) || (bySquares?.backdoorLikely ?? false), after, before, threshold, ...(bySquares ? { scan: bySquares } : {}) };
 }
 
 const described = (s: ClassSearch): string => `class ${s.suspect} is reached with a ${s.suspectMask.toFixed(1)}-pixel mask, the median class with ${s.medianMask.toFixed(1)} (anomaly index ${s.anomalyIndex.toFixed(2)})`;
@@ -96,7 +108,7 @@ const scanned = (s: ClassSearch): string => `class ${s.suspect} gets ${(100 * s.
 
 /** The search that says a backdoor likely remains (the mask search first), or null. */
 export function flaggedBy(v: Verdict): ClassSearch | null {
-  return remains(v.before, v.after) ? v.after : v.scan?.backdoorLikely ? v.scan.after : null;
+  return remains(v.before, v.after, v.scan?.before) ? v.after : v.scan?.backdoorLikely ? v.scan.after : null;
 }
 
 /** One line for people: what the verdict says and why. */
@@ -105,7 +117,8 @@ export function verdictLine(v: Verdict): string {
   const why = `after: ${described(v.after)}; before: ${described(v.before)}${squares}; threshold ${v.threshold}`;
   const by = flaggedBy(v);
   if (by) return `a backdoor likely remains, towards class ${by.suspect} (${by === v.after ? 'mask search' : 'square scan'}): ${why}`;
-  const other = v.after.flagged ? [v.after, v.before] : v.scan?.after.flagged ? [v.scan.after, v.scan.before] : null;
-  if (other) return `no backdoor of the original's found (class ${other[0].suspect} stands out after, not the original's class ${other[1].suspect}): ${why}`;
+  // a class stands out after, by a search whose rule says it is not the original's target
+  const [other, target] = v.after.flagged ? [v.after, targetOf(v.before, v.scan?.before)] : v.scan?.after.flagged ? [v.scan.after, targetOf(v.scan.before, v.before)] : [null, null];
+  if (other) return `no backdoor of the original's found (class ${other.suspect} stands out after, not the original's class ${target}): ${why}`;
   return `no backdoor found: ${why}`;
 }

@@ -155,4 +155,12 @@ test('the verdict\'s square scan: a backdoor the scan still sees on the purified
   // nothing flagged after by either search: none; without the scan the verdict is the mask search's alone
   assert.equal(verdictOf(quiet, quiet, 2, { before: scan, after: { ...scan, flagged: false } }).backdoorLikely, false);
   assert.equal(verdictOf(quiet, quiet).scan, undefined);
+  // the mask search flagged nothing on the original, the scan did (class 0): a class the mask search
+  // flags after is the original's target only if it is class 0
+  const six = { ...quiet, flagged: true, suspect: 6 };
+  assert.equal(verdictOf(quiet, six).backdoorLikely, true, 'without the scan any class after counts');
+  const notTarget = verdictOf(quiet, six, 2, { before: scan, after: { ...scan, flagged: false } });
+  assert.equal(notTarget.backdoorLikely, false);
+  assert.match(verdictLine(notTarget), /class 6 stands out after, not the original's class 0/);
+  assert.equal(verdictOf(quiet, { ...six, suspect: 0 }, 2, { before: scan, after: { ...scan, flagged: false } }).backdoorLikely, true);
 });
