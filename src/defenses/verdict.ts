@@ -22,9 +22,11 @@ export interface VerdictOptions extends TriggerSearchOptions {
   threshold: number;
   /** the square scan too (its anomaly index over the classes' successes, the same threshold) */
   scan: boolean;
+  /** the share of the other classes' images the purified model's best square must still send to the class for the scan to count it */
+  scanFloor: number;
 }
 
-export const VERDICT_DEFAULTS: VerdictOptions = { ...TRIGGER_SEARCH_DEFAULTS, threshold: 2, scan: true };
+export const VERDICT_DEFAULTS: VerdictOptions = { ...TRIGGER_SEARCH_DEFAULTS, threshold: 2, scan: true, scanFloor: 0.25 };
 
 /** One model's search, as numbers. */
 export interface ClassSearch {
@@ -40,8 +42,8 @@ export interface ClassSearch {
   seconds: number;
 }
 
-/** The square scan's side of a verdict: its searches, and whether it says a backdoor likely remains. */
-export interface ScanVerdict { backdoorLikely: boolean; after: ClassSearch; before: ClassSearch }
+/** The square scan's side of a verdict: its searches, its floor, and whether it says a backdoor likely remains. */
+export interface ScanVerdict { backdoorLikely: boolean; after: ClassSearch; before: ClassSearch; floor: number }
 
 export interface Verdict {
   /** whether a backdoor likely remains (by the mask search or the square scan) */
@@ -97,9 +99,15 @@ function remains(before: ClassSearch, after: ClassSearch, otherBefore?: ClassSea
 /** The original's target for one search: the class it flagged, else the class the other search flagged, else null. */
 const targetOf = (before: ClassSearch, otherBefore?: ClassSearch): number | null => (before.flagged ? before.suspect : otherBefore?.flagged ? otherBefore.suspect : null);
 
-/** The verdict from the original model's search and the purified model's (and the scan's, when given). */
-export function verdictOf(before: ClassSearch, after: ClassSearch, threshold = VERDICT_DEFAULTS.threshold, scan?: { before: ClassSearch; after: ClassSearch }): Verdict {
-  const bySquares = scan ? { backdoorLikely: remains(scan.before, scan.after, before), ...scan } : undefined;
+/**
+ * The verdict from the original model's search and the purified model's (and the scan's, when given: it
+ * counts a class only while its square still sends `floor` of the other images there: a purified model's
+ * best square reaches about its residual ASR, and up to a fifth on development models left with 2-3%).
+ */
+export function verdictOf(before: ClassSearch, after: ClassSearch, threshold = VERDICT_DEFAULTS.threshold,
+  scan?: { before: ClassSearch; after: ClassSearch; floor?: number }): Verdict {
+  const floor = scan?.floor ?? VERDICT_DEFAULTS.scanFloor;
+  const bySquares = scan ? { backdoorLikely: remains(scan.before, scan.after, before) && scan.after.successes[scan.after.suspect] >= floor, before: scan.before, after: scan.after, floor } : undefined;
   return { backdoorLikely: remains(before, after, scan?.before) || (bySquares?.backdoorLikely ?? false), after, before, threshold, ...(bySquares ? { scan: bySquares } : {}) };
 }
 
@@ -117,8 +125,10 @@ export function verdictLine(v: Verdict): string {
   const why = `after: ${described(v.after)}; before: ${described(v.before)}${squares}; threshold ${v.threshold}`;
   const by = flaggedBy(v);
   if (by) return `a backdoor likely remains, towards class ${by.suspect} (${by === v.after ? 'mask search' : 'square scan'}): ${why}`;
-  // a class stands out after, by a search whose rule says it is not the original's target
+  // a class stands out after, by a search whose rule says it is not the original's target (or, for the
+  // scan, it is, but its square sends fewer images there than the floor)
   const [other, target] = v.after.flagged ? [v.after, targetOf(v.before, v.scan?.before)] : v.scan?.after.flagged ? [v.scan.after, targetOf(v.scan.before, v.before)] : [null, null];
+  if (other && other.suspect === target) return `no backdoor found (the original's class ${target} answers a square for ${(100 * other.successes[other.suspect]).toFixed(0)}% of the other images, under the floor of ${(100 * v.scan!.floor).toFixed(0)}%): ${why}`;
   if (other) return `no backdoor of the original's found (class ${other.suspect} stands out after, not the original's class ${target}): ${why}`;
   return `no backdoor found: ${why}`;
 }

@@ -152,6 +152,11 @@ test('the verdict\'s square scan: a backdoor the scan still sees on the purified
   const other = verdictOf(quiet, quiet, 2, { before: scan, after: { ...scan, suspect: 8 } });
   assert.equal(other.backdoorLikely, false);
   assert.match(verdictLine(other), /not the original's class 0/);
+  // the original's target flagged after, but its square sends fewer images there than the floor (25%): none
+  const weak = verdictOf(quiet, quiet, 2, { before: scan, after: { ...scan, successes: scan.successes.map((x, c) => (c === 0 ? 0.18 : x)) } });
+  assert.equal(weak.backdoorLikely, false);
+  assert.match(verdictLine(weak), /class 0 answers a square for 18% of the other images, under the floor of 25%/);
+  assert.equal(verdictOf(quiet, quiet, 2, { before: scan, after: { ...scan, successes: scan.successes.map((x, c) => (c === 0 ? 0.3 : x)) } }).backdoorLikely, true);
   // nothing flagged after by either search: none; without the scan the verdict is the mask search's alone
   assert.equal(verdictOf(quiet, quiet, 2, { before: scan, after: { ...scan, flagged: false } }).backdoorLikely, false);
   assert.equal(verdictOf(quiet, quiet).scan, undefined);
