@@ -8,10 +8,12 @@
 // model happens to reach easily. The mask search reaches a dark patch over the object only in part
 // (docs/protocol.md section 12), so the same rule runs on a second search, the square scan of
 // square-scan.ts: there a class stands out by the share of other images its best solid square sends to
-// it (the high-side anomaly index); a backdoor likely remains when either search says so. Where one
-// search flagged no class on the original, the original's target is the class the other flagged. How often the
-// verdict is right is measured on judges (docs/protocol.md sections 10 and 12). Reads only the models
-// and the defender's images.
+// it (the high-side anomaly index); a backdoor likely remains when either search says so. The scan names
+// a target on the original only where one square sends most images to it (a patch backdoor's sends
+// nearly all), counts it on the purified model while a square still sends a quarter, and says nothing
+// where no target is known; where one search flagged no class on the original, the original's target is
+// the class the other named. How often the verdict is right is measured on judges (docs/protocol.md
+// sections 10 and 12). Reads only the models and the defender's images.
 import { nn } from '../torch/compute';
 import { DefenseData } from './common';
 import { scanSquares, SQUARE_SCAN_DEFAULTS } from './square-scan';
@@ -24,9 +26,11 @@ export interface VerdictOptions extends TriggerSearchOptions {
   scan: boolean;
   /** the share of the other classes' images the purified model's best square must still send to the class for the scan to count it */
   scanFloor: number;
+  /** the share the original's best square must send to its class for the scan to name it the backdoor's target */
+  scanTarget: number;
 }
 
-export const VERDICT_DEFAULTS: VerdictOptions = { ...TRIGGER_SEARCH_DEFAULTS, threshold: 2, scan: true, scanFloor: 0.25 };
+export const VERDICT_DEFAULTS: VerdictOptions = { ...TRIGGER_SEARCH_DEFAULTS, threshold: 2, scan: true, scanFloor: 0.25, scanTarget: 0.5 };
 
 /** One model's search, as numbers. */
 export interface ClassSearch {
@@ -42,8 +46,8 @@ export interface ClassSearch {
   seconds: number;
 }
 
-/** The square scan's side of a verdict: its searches, its floor, and whether it says a backdoor likely remains. */
-export interface ScanVerdict { backdoorLikely: boolean; after: ClassSearch; before: ClassSearch; floor: number }
+/** The square scan's side of a verdict: its searches, its shares (floor, target), and whether it says a backdoor likely remains. */
+export interface ScanVerdict { backdoorLikely: boolean; after: ClassSearch; before: ClassSearch; floor: number; target: number }
 
 export interface Verdict {
   /** whether a backdoor likely remains (by the mask search or the square scan) */
@@ -85,30 +89,43 @@ function summarized(r: SearchResult, t0: number): ClassSearch {
   };
 }
 
+/** The class a scan names: its flagged class, while that class's square sends at least `share` of the other images there. */
+const named = (s: ClassSearch, share: number): number | null => (s.flagged && s.successes[s.suspect] >= share ? s.suspect : null);
+
 /**
- * The rule on one search: the purified model has an outlying class, and it is the original's backdoor
- * target: the class this search flagged on the original, or where it flagged none, the class the other
- * search flagged there; where neither flagged one, any outlying class after counts.
+ * The original's backdoor target for each search: the class it flagged on the original (for the scan, a
+ * class whose square sends at least `scanTarget` of the images there: a patch backdoor's sends nearly all,
+ * a clean class such as Fashion-MNIST's bags about a third), else the class the other search flagged there.
  */
-function remains(before: ClassSearch, after: ClassSearch, otherBefore?: ClassSearch): boolean {
-  if (!after.flagged) return false;
-  const target = targetOf(before, otherBefore);
-  return target === null || after.suspect === target;
+function targets(before: ClassSearch, scan?: { before: ClassSearch; target: number }): { masks: number | null; squares: number | null } {
+  const bySquares = scan ? named(scan.before, scan.target) : null;
+  return { masks: before.flagged ? before.suspect : bySquares, squares: bySquares ?? (before.flagged ? before.suspect : null) };
 }
 
-/** The original's target for one search: the class it flagged, else the class the other search flagged, else null. */
-const targetOf = (before: ClassSearch, otherBefore?: ClassSearch): number | null => (before.flagged ? before.suspect : otherBefore?.flagged ? otherBefore.suspect : null);
+/** The mask search's rule: the purified model has an outlying class, and it is the original's target (or there is none). */
+const masksSay = (v: Pick<Verdict, 'before' | 'after' | 'scan'>): boolean => {
+  const t = targets(v.before, v.scan).masks;
+  return v.after.flagged && (t === null || v.after.suspect === t);
+};
+
+/** The scan's rule: it names the original's target on the purified model too (it says nothing where no target is known). */
+const squaresSay = (v: Pick<Verdict, 'before' | 'scan'>): boolean => {
+  const t = v.scan ? targets(v.before, v.scan).squares : null;
+  return t !== null && named(v.scan!.after, v.scan!.floor) === t;
+};
 
 /**
- * The verdict from the original model's search and the purified model's (and the scan's, when given: it
- * counts a class only while its square still sends `floor` of the other images there: a purified model's
- * best square reaches about its residual ASR, and up to a fifth on development models left with 2-3%).
+ * The verdict from the original model's search and the purified model's, and the scan's when given: it
+ * counts a class on the purified model while its square still sends `floor` of the other images there (a
+ * purified model's best square reaches about its residual ASR; up to a fifth on development models left
+ * with 2-3%).
  */
 export function verdictOf(before: ClassSearch, after: ClassSearch, threshold = VERDICT_DEFAULTS.threshold,
-  scan?: { before: ClassSearch; after: ClassSearch; floor?: number }): Verdict {
-  const floor = scan?.floor ?? VERDICT_DEFAULTS.scanFloor;
-  const bySquares = scan ? { backdoorLikely: remains(scan.before, scan.after, before) && scan.after.successes[scan.after.suspect] >= floor, before: scan.before, after: scan.after, floor } : undefined;
-  return { backdoorLikely: remains(before, after, scan?.before) || (bySquares?.backdoorLikely ?? false), after, before, threshold, ...(bySquares ? { scan: bySquares } : {}) };
+  scan?: { before: ClassSearch; after: ClassSearch; floor?: number; target?: number }): Verdict {
+  const squares = scan ? { before: scan.before, after: scan.after, floor: scan.floor ?? VERDICT_DEFAULTS.scanFloor, target: scan.target ?? VERDICT_DEFAULTS.scanTarget } : undefined;
+  const v = { before, after, ...(squares ? { scan: { backdoorLikely: false, ...squares } } : {}) };
+  if (v.scan) v.scan.backdoorLikely = squaresSay(v);
+  return { backdoorLikely: masksSay(v) || (v.scan?.backdoorLikely ?? false), ...v, threshold };
 }
 
 const described = (s: ClassSearch): string => `class ${s.suspect} is reached with a ${s.suspectMask.toFixed(1)}-pixel mask, the median class with ${s.medianMask.toFixed(1)} (anomaly index ${s.anomalyIndex.toFixed(2)})`;
@@ -116,7 +133,7 @@ const scanned = (s: ClassSearch): string => `class ${s.suspect} gets ${(100 * s.
 
 /** The search that says a backdoor likely remains (the mask search first), or null. */
 export function flaggedBy(v: Verdict): ClassSearch | null {
-  return remains(v.before, v.after, v.scan?.before) ? v.after : v.scan?.backdoorLikely ? v.scan.after : null;
+  return masksSay(v) ? v.after : v.scan?.backdoorLikely ? v.scan.after : null;
 }
 
 /** One line for people: what the verdict says and why. */
@@ -125,10 +142,13 @@ export function verdictLine(v: Verdict): string {
   const why = `after: ${described(v.after)}; before: ${described(v.before)}${squares}; threshold ${v.threshold}`;
   const by = flaggedBy(v);
   if (by) return `a backdoor likely remains, towards class ${by.suspect} (${by === v.after ? 'mask search' : 'square scan'}): ${why}`;
-  // a class stands out after, by a search whose rule says it is not the original's target (or, for the
-  // scan, it is, but its square sends fewer images there than the floor)
-  const [other, target] = v.after.flagged ? [v.after, targetOf(v.before, v.scan?.before)] : v.scan?.after.flagged ? [v.scan.after, targetOf(v.scan.before, v.before)] : [null, null];
-  if (other && other.suspect === target) return `no backdoor found (the original's class ${target} answers a square for ${(100 * other.successes[other.suspect]).toFixed(0)}% of the other images, under the floor of ${(100 * v.scan!.floor).toFixed(0)}%): ${why}`;
-  if (other) return `no backdoor of the original's found (class ${other.suspect} stands out after, not the original's class ${target}): ${why}`;
+  const t = targets(v.before, v.scan);
+  if (v.after.flagged) return `no backdoor of the original's found (class ${v.after.suspect} stands out after, not the original's class ${t.masks}): ${why}`;
+  if (v.scan?.after.flagged) {
+    const a = v.scan.after, share = (100 * a.successes[a.suspect]).toFixed(0);
+    if (t.squares === null) return `no backdoor found (the square scan named no target on the original, none over ${(100 * v.scan.target).toFixed(0)}%): ${why}`;
+    if (a.suspect === t.squares) return `no backdoor found (the original's class ${t.squares} answers a square for ${share}% of the other images, under the floor of ${(100 * v.scan.floor).toFixed(0)}%): ${why}`;
+    return `no backdoor of the original's found (class ${a.suspect} stands out after, not the original's class ${t.squares}): ${why}`;
+  }
   return `no backdoor found: ${why}`;
 }

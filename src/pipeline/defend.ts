@@ -281,7 +281,7 @@ export function defend(r: DefendRequest, onResult?: (o: DefendOutcome) => void):
         try { return both(original, 'original'); } finally { original.dispose(); }
       });
       const purified = both(model, 'purified');
-      verdict = verdictOf(reference.masks, purified.masks, verdictOptions.threshold, purified.squares && reference.squares ? { before: reference.squares, after: purified.squares, floor: verdictOptions.scanFloor } : undefined);
+      verdict = verdictOf(reference.masks, purified.masks, verdictOptions.threshold, purified.squares && reference.squares ? { before: reference.squares, after: purified.squares, floor: verdictOptions.scanFloor, target: verdictOptions.scanTarget } : undefined);
       if (verdictOptions.steps !== VERDICT_DEFAULTS.steps) verdict.steps = verdictOptions.steps;
       log(`${defenseLabel(m, preset)}: ${verdictLine(verdict)}`);
     }

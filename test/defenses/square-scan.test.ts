@@ -157,6 +157,14 @@ test('the verdict\'s square scan: a backdoor the scan still sees on the purified
   assert.equal(weak.backdoorLikely, false);
   assert.match(verdictLine(weak), /class 0 answers a square for 18% of the other images, under the floor of 25%/);
   assert.equal(verdictOf(quiet, quiet, 2, { before: scan, after: { ...scan, successes: scan.successes.map((x, c) => (c === 0 ? 0.3 : x)) } }).backdoorLikely, true);
+  // the original's best square sends only 31% to its class (a clean class such as the bags): the scan names
+  // no target there and says nothing, whatever the purified model's square does
+  const natural = { ...scan, successes: scan.successes.map((x, c) => (c === 0 ? 0.31 : x)) };
+  const abstains = verdictOf(quiet, quiet, 2, { before: natural, after: natural });
+  assert.equal(abstains.backdoorLikely, false);
+  assert.match(verdictLine(abstains), /the square scan named no target on the original, none over 50%/);
+  // but where the mask search flagged class 0 on the original, the scan's class 0 after counts
+  assert.equal(verdictOf({ ...quiet, flagged: true, suspect: 0 }, quiet, 2, { before: natural, after: natural }).backdoorLikely, true);
   // nothing flagged after by either search: none; without the scan the verdict is the mask search's alone
   assert.equal(verdictOf(quiet, quiet, 2, { before: scan, after: { ...scan, flagged: false } }).backdoorLikely, false);
   assert.equal(verdictOf(quiet, quiet).scan, undefined);
