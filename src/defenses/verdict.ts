@@ -102,17 +102,20 @@ function targets(before: ClassSearch, scan?: { before: ClassSearch; target: numb
   return { masks: before.flagged ? before.suspect : bySquares, squares: bySquares ?? (before.flagged ? before.suspect : null) };
 }
 
+/** The scan's searches and shares, as the rules read them. */
+type ScanSearches = Omit<ScanVerdict, 'backdoorLikely'>;
+
 /** The mask search's rule: the purified model has an outlying class, and it is the original's target (or there is none). */
-const masksSay = (v: Pick<Verdict, 'before' | 'after' | 'scan'>): boolean => {
-  const t = targets(v.before, v.scan).masks;
-  return v.after.flagged && (t === null || v.after.suspect === t);
-};
+function masksSay(before: ClassSearch, after: ClassSearch, scan?: ScanSearches): boolean {
+  const t = targets(before, scan).masks;
+  return after.flagged && (t === null || after.suspect === t);
+}
 
 /** The scan's rule: it names the original's target on the purified model too (it says nothing where no target is known). */
-const squaresSay = (v: Pick<Verdict, 'before' | 'scan'>): boolean => {
-  const t = v.scan ? targets(v.before, v.scan).squares : null;
-  return t !== null && named(v.scan!.after, v.scan!.floor) === t;
-};
+function squaresSay(before: ClassSearch, scan: ScanSearches): boolean {
+  const t = targets(before, scan).squares;
+  return t !== null && named(scan.after, scan.floor) === t;
+}
 
 /**
  * The verdict from the original model's search and the purified model's, and the scan's when given: it
@@ -122,10 +125,9 @@ const squaresSay = (v: Pick<Verdict, 'before' | 'scan'>): boolean => {
  */
 export function verdictOf(before: ClassSearch, after: ClassSearch, threshold = VERDICT_DEFAULTS.threshold,
   scan?: { before: ClassSearch; after: ClassSearch; floor?: number; target?: number }): Verdict {
-  const squares = scan ? { before: scan.before, after: scan.after, floor: scan.floor ?? VERDICT_DEFAULTS.scanFloor, target: scan.target ?? VERDICT_DEFAULTS.scanTarget } : undefined;
-  const v = { before, after, ...(squares ? { scan: { backdoorLikely: false, ...squares } } : {}) };
-  if (v.scan) v.scan.backdoorLikely = squaresSay(v);
-  return { backdoorLikely: masksSay(v) || (v.scan?.backdoorLikely ?? false), ...v, threshold };
+  const squares: ScanSearches | undefined = scan && { before: scan.before, after: scan.after, floor: scan.floor ?? VERDICT_DEFAULTS.scanFloor, target: scan.target ?? VERDICT_DEFAULTS.scanTarget };
+  const bySquares = squares ? squaresSay(before, squares) : false;
+  return { backdoorLikely: masksSay(before, after, squares) || bySquares, before, after, ...(squares ? { scan: { backdoorLikely: bySquares, ...squares } } : {}), threshold };
 }
 
 const described = (s: ClassSearch): string => `class ${s.suspect} is reached with a ${s.suspectMask.toFixed(1)}-pixel mask, the median class with ${s.medianMask.toFixed(1)} (anomaly index ${s.anomalyIndex.toFixed(2)})`;
@@ -133,7 +135,7 @@ const scanned = (s: ClassSearch): string => `class ${s.suspect} gets ${(100 * s.
 
 /** The search that says a backdoor likely remains (the mask search first), or null. */
 export function flaggedBy(v: Verdict): ClassSearch | null {
-  return masksSay(v) ? v.after : v.scan?.backdoorLikely ? v.scan.after : null;
+  return masksSay(v.before, v.after, v.scan) ? v.after : v.scan?.backdoorLikely ? v.scan.after : null;
 }
 
 /** One line for people: what the verdict says and why. */
