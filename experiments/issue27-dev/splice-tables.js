@@ -35,6 +35,9 @@ function sections() {
     out['issue27-final-mf02'] = `${m.byDefense}\n\n${m.perJudge}`;
     const a = goalTables(records('issue27-final'), judges('final'), 'ablations-mf02');
     out['issue27-final-ablations'] = `${a.byDefense}\n\n${a.perJudge}`;
+    // section 12, step 4b: the gated candidate robust-mf02-gate beside robust-mf02 on the same model and draw
+    const gate = goalTables(records('issue27-final'), judges('final'), 'grid-gate');
+    out['issue27-final-gate'] = `${gate.byDefense}\n\n${gate.perJudge}`;
   }
   // issue 28's torchvision zoo (scripts/judges/zoo.py), defended by the default and FT
   if (fs.existsSync(records('issue28-zoo'))) {
