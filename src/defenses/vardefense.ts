@@ -145,7 +145,8 @@ export const VARDEFENSE_SCHEMA = z.object({
    * with squareScan: the scan's squares join the unlearning only where its best square sends at least this
    * share of the other classes' images to its class (a solid patch found; the verdict's own test for naming a
    * target, verdict.ts `scanTarget`); otherwise they are dropped and the purification runs as without the
-   * scan. Absent or 0: always.
+   * scan. Absent or 0: always. Without squareScan it has no effect (so `--set squareScan=false` turns a gated
+   * preset into the one without the scan).
    */
   scanGate: z.number().min(0).max(1).optional(),
   /** with scanGate: the options that change where the gate opens (the stamped share and the suspects' part of it) */
@@ -505,8 +506,6 @@ export function validateVarDefense(o: VarDefenseOptions): void {
   for (const k of ['researchSteps', 'suspectShare'] as const)
     if ((o[k] ?? 0) > 0 && o.unlearn !== 'all') throw new Error(`vardefense: option '${k}' (${o[k]}) needs unlearn='all' (got '${o.unlearn ?? 'none'}')`);
   if (o.squareScan && (o.unlearn ?? 'none') === 'none') throw new Error(`vardefense: option 'squareScan' needs unlearn='suspect' or 'all'`);
-  for (const k of ['scanGate', 'scanOpen'] as const)
-    if (o[k] !== undefined && !o.squareScan) throw new Error(`vardefense: option '${k}' needs squareScan=true`);
   if (o.scanOpen?.suspectShare && o.unlearn !== 'all') throw new Error(`vardefense: option 'scanOpen.suspectShare' needs unlearn='all' (got '${o.unlearn ?? 'none'}')`);
   if ((o.stampDilate ?? 0) > 0 && (o.unlearn ?? 'none') === 'none') throw new Error(`vardefense: option 'stampDilate' (${o.stampDilate}) needs a search: set unlearn='suspect' or 'all'`);
   if ((o.stampDilate ?? 0) > 0 && (o.researchSteps ?? 0) > 0) throw new Error(`vardefense: options 'stampDilate' and 'researchSteps' do not combine (a continued search would start from the grown masks)`);

@@ -105,7 +105,6 @@ test('the scan\'s gate: open over a patch (the run then the ungated scan\'s), cl
   const plain = run(blend, short);
   assert.deepEqual([closed.after.acc, closed.after.asr], [plain.after.acc, plain.after.asr]);
   assert.equal(apart(closed.weights, plain.weights), 0, 'the same purification');
-  assert.throws(() => varDefense(patch.model, patch.data, resolveOptions(vd, 'robust', { scanGate: 0.5 }) as unknown as VarDefenseOptions), /option 'scanGate' needs squareScan/);
 });
 
 test('the refinement: every place within the stride and sides 2 less to 2 more (3 at least), inside the image', () => {
