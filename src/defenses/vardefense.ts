@@ -701,6 +701,9 @@ Object.assign(VARDEFENSE_PRESETS, { 'robust-mf02-share': ROBUST_MF02_SHARE, 'rob
 // other classes' images to one class: the verdict's scanTarget); elsewhere exactly robust-mf02.
 const ROBUST_MF02_GATE: VarDefenseOptions = { ...ROBUST_MF02, squareScan: true, scanGate: 0.5, scanOpen: { stampFraction: 0.3, suspectShare: 0.5 } };
 Object.assign(VARDEFENSE_PRESETS, { 'robust-mf02-gate': ROBUST_MF02_GATE, ...ablationsOf('robust-mf02-gate', ROBUST_MF02_GATE) });
+// The default since step 4b's rule was applied (experiments/issue27-dev/rule-gate.js, written before the last
+// development runs it reads). robust-mf02 keeps its meaning, and the tables their labels.
+VARDEFENSE_PRESETS.default = VARDEFENSE_PRESETS['robust-mf02-gate'];
 
 
 export const VARDEFENSE = defineDefense({

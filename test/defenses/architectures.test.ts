@@ -39,8 +39,9 @@ test('stages from the graph: a ResNet-18\'s last three are NAD\'s published laye
 
 /** The options that make each defense take about one step on the tiny data. */
 const QUICK = { epochs: 1, batchSize: 32, teacherEpochs: 1, generatorEpochs: 1, iterations: 2, lambdaTrialEpochs: 1, pgdSteps: 1, stepFraction: 0.5 };
-// vardefense's default searches a trigger per class first (issue 27): two search steps here
-const QUICK_OF: Record<string, Record<string, unknown>> = { gan: { triggerSizes: [3], betas: [0.5] }, vardefense: { searchSteps: 2 } };
+// vardefense's default searches a trigger per class first (issue 27): two search steps here, and no square
+// scan (a forward pass over some 1,600 stamped squares, whatever the architecture; test/defenses/square-scan.test.ts)
+const QUICK_OF: Record<string, Record<string, unknown>> = { gan: { triggerSizes: [3], betas: [0.5] }, vardefense: { searchSteps: 2, squareScan: false } };
 
 /**
  * Where a method has no meaning for a model it refuses, naming itself and why; these are all the

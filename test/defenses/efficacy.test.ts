@@ -70,7 +70,9 @@ test('the control: the fixture carries a working backdoor that plain fine-tuning
 test('VarDefense removes most of the backdoor that fine-tuning keeps, while clean accuracy holds', () => {
   const r = onEverySeed((p) => varDefense(p.model, p.data, options('vardefense', ft)));
   const m = report('vardefense', r);
-  // the default preset (robust-mf02 since docs/protocol.md section 10's second rule), observed: ASR .000 on every seed,
+  // the default preset (robust-mf02-gate since docs/protocol.md section 12, step 4b: the scan's gate opens on
+  // this white patch, so its run is robust-mf02-scan's), observed: ASR .000 on every seed, ACC drop 0, natively and with AVX2;
+  // robust-mf02, the default before it: ASR .000 on every seed,
   // ACC drop 0, natively and with AVX2 (robust, the default before: the same)
   // (bn-distill-eval, the default before robust: median .009, per seed .009 / .045 / .000 natively, .064 / .045 / .000 with AVX2)
   assert.ok(m.asr < control().asr - 0.5, `median ASR ${m.asr} vs ${control().asr} for fine-tuning alone`);

@@ -210,7 +210,7 @@ test('the controls are bn-distill with only the selection changed, and what cann
   assert.deepEqual(diff('control-mean'), { metric: 'mean' });
   assert.deepEqual(diff('control-lambda0'), { lambda: 0 });
   assert.deepEqual(diff('bn-distill-eval'), { statsSource: 'original-eval' });
-  assert.equal(VARDEFENSE_PRESETS.default, VARDEFENSE_PRESETS['robust-mf02'], 'the default since protocol section 10\'s second rule (issue 27, rule-mf02.js)');
+  assert.equal(VARDEFENSE_PRESETS.default, VARDEFENSE_PRESETS['robust-mf02-gate'], 'the default since protocol section 12\'s step 4b (issue 27, rule-gate.js)');
   assert.equal((VARDEFENSE_PRESETS['bn-distill-eval'] as { statsSource: string }).statsSource, 'original-eval', 'the default before it keeps its meaning');
   for (const name of ['control-random', 'control-gamma', 'control-mean', 'control-lambda0']) assert.ok(resolveOptions(defenseMethod('vardefense'), name));
   assert.equal(Object.hasOwn(resolveOptions(defenseMethod('vardefense'), 'bn-distill'), 'statsSource'), false, 'existing presets resolve as before');
