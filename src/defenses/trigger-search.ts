@@ -44,6 +44,11 @@ export interface FoundTrigger {
   anomalyIndex: number;
 }
 
+/** Frees the triggers' mask and pattern tensors. */
+export function disposeTriggers(triggers: Iterable<FoundTrigger>): void {
+  for (const t of triggers) { t.mask.dispose(); t.pattern.dispose(); }
+}
+
 export interface SearchResult {
   triggers: FoundTrigger[];
   /** the class with the smallest mask, and whether its anomaly index passes `threshold` */

@@ -11,7 +11,7 @@ import { defineDefense } from './method';
 import { ConvUnit, convUnits, laterUnits, lowestChannels, lowestChannelsNetworkWise, thresholdAt } from './selection';
 import { findHead, fstPenalty, reinitHead, rescaleTo } from './fst';
 import { AdversarialSet, adversarialImages, flipHistogram, FlipHistogram } from './adversarial';
-import { FoundTrigger, SearchResult, searchTriggers, TRIGGER_SEARCH_DEFAULTS, TriggerSearchOptions } from './trigger-search';
+import { disposeTriggers, FoundTrigger, SearchResult, searchTriggers, TRIGGER_SEARCH_DEFAULTS, TriggerSearchOptions } from './trigger-search';
 import { applyMask } from './neural-cleanse';
 import { scanSquares, SQUARE_SCAN_DEFAULTS } from './square-scan';
 import { Rng } from '../util/rng';
@@ -583,7 +583,7 @@ export function varDefense(model: nn.Module, data: DefenseData, options: VarDefe
   const keep = (found: SearchResult): void => {
     const suspect = found.triggers[found.suspect];
     const kept = o.unlearn === 'all' ? found.triggers : [suspect];
-    for (const t of found.triggers) if (!kept.includes(t)) { t.mask.dispose(); t.pattern.dispose(); }
+    disposeTriggers(found.triggers.filter((t) => !kept.includes(t)));
     stamps.push(...kept);
     suspects.push(stamps.length - kept.length + kept.indexOf(suspect));
   };
@@ -613,7 +613,7 @@ export function varDefense(model: nn.Module, data: DefenseData, options: VarDefe
       if (open) {
         keep(found);
         if (o.scanOpen) o = { ...o, ...o.scanOpen };
-      } else for (const t of found.triggers) { t.mask.dispose(); t.pattern.dispose(); }
+      } else disposeTriggers(found.triggers);
     }
   }
   const classes = data.train.classes;
@@ -621,7 +621,7 @@ export function varDefense(model: nn.Module, data: DefenseData, options: VarDefe
     searchOptions.forEach((so, g) => {
       const held = stamps.slice(g * classes, (g + 1) * classes);
       const found = searchTriggers(model, data.train.images, data.train.labels, data.norm, classes, { ...so, steps: o.researchSteps!, seed: so.seed + 1000 * epoch }, 2, held);
-      for (const t of held) { t.mask.dispose(); t.pattern.dispose(); }
+      disposeTriggers(held);
       stamps.splice(g * classes, classes, ...found.triggers);
       h.log?.(`vardefense: epoch ${epoch + 1}: search ${g + 1} continued ${o.researchSteps} steps; masks ${found.triggers.map((t) => t.maskL1.toFixed(1)).join(' ')}`);
     });
@@ -636,7 +636,7 @@ export function varDefense(model: nn.Module, data: DefenseData, options: VarDefe
   if ((o.stampDilate ?? 0) > 0) for (const t of stamps) { const m = t.mask; t.mask = dilated(m, o.stampDilate!); m.dispose(); }
   const r = purify(model, data, o, lambda, teacher, h, 'purify', adv, stamps, research, stampWeights);
   adv?.images.dispose();
-  for (const t of stamps) { t.mask.dispose(); t.pattern.dispose(); }
+  disposeTriggers(stamps);
   if (teacher) { if ('probs' in teacher) teacher.probs.dispose(); else teacher.model.dispose(); }
   return {
     method: 'vardefense', options, lambda, lambdaRule, lambdaTrials, ...r, ...(adversarial ? { adversarial } : {}), ...(search ? { search } : {}), ...(searches ? { searches } : {}), ...(scanGate ? { scanGate } : {}),

@@ -17,7 +17,7 @@
 import { nn } from '../torch/compute';
 import { DefenseData } from './common';
 import { scanSquares, SQUARE_SCAN_DEFAULTS } from './square-scan';
-import { SearchResult, searchTriggers, TRIGGER_SEARCH_DEFAULTS, TriggerSearchOptions } from './trigger-search';
+import { disposeTriggers, SearchResult, searchTriggers, TRIGGER_SEARCH_DEFAULTS, TriggerSearchOptions } from './trigger-search';
 
 export interface VerdictOptions extends TriggerSearchOptions {
   /** the anomaly index (log mask norms, MAD) over which the smallest-mask class is called a backdoor's target */
@@ -80,7 +80,7 @@ export function squareSearch(model: nn.Module, data: DefenseData, o: VerdictOpti
 function summarized(r: SearchResult, t0: number): ClassSearch {
   const masks = r.triggers.map((t) => t.maskL1);
   const successes = r.triggers.map((t) => t.success);
-  for (const t of r.triggers) { t.mask.dispose(); t.pattern.dispose(); }
+  disposeTriggers(r.triggers);
   const sorted = [...masks].sort((a, b) => a - b);
   const s = r.triggers[r.suspect];
   return {
