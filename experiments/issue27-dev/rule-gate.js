@@ -17,21 +17,21 @@ const { pick, summary, RUNS, judges, records } = require('./rule-runs');
 const DARK = ['109', '110', '111'];
 const GATE = 0.5;
 const root = records('issue27-scan');
-/** robust-mf02-gate's branch on a run: 'vardefense:robust-mf02-scan' where the scan's best square reaches the gate. */
-const branchOf = (j, s) => {
+/** The scan's best square's share on a run, from robust-mf02-scan's report (null where the run is missing). */
+const scanShare = (j, s) => {
   const file = path.join(root, `j${j}`, 'scan', s, 'vardefense-robust-mf02-scan', 'report.json');
   if (!fs.existsSync(file)) return null;
   const scan = JSON.parse(fs.readFileSync(file, 'utf8')).report.searches.find((x) => x.start === 'squares');
-  return { success: scan.triggers[scan.suspect].success, defense: scan.triggers[scan.suspect].success >= GATE ? 'vardefense:robust-mf02-scan' : 'vardefense:robust-mf02' };
+  return scan.triggers[scan.suspect].success;
 };
+/** robust-mf02-gate's runs: robust-mf02-scan's where the scan's best square reaches the gate, else robust-mf02's. */
 const gated = (label, among) => {
-  const runs = [];
-  for (const j of among) for (const s of ['s1', 's2', 's3']) {
-    const b = branchOf(j, s);
-    const r = b && pick(label, [['scan', b.defense]], [j], root).runs.find((x) => x.seed === s);
-    runs.push(r && !r.missing ? { ...r, branch: b.defense.replace('vardefense:', ''), success: b.success } : { judge: j, seed: s, missing: true });
-  }
-  return { label, runs };
+  const open = pick(label, [['scan', 'vardefense:robust-mf02-scan']], among, root).runs;
+  const closed = pick(label, [['scan', 'vardefense:robust-mf02']], among, root).runs;
+  return { label, runs: open.map((r, i) => {
+    const success = scanShare(r.judge, r.seed), run = success >= GATE ? r : closed[i];
+    return success === null || run.missing ? { judge: r.judge, seed: r.seed, missing: true } : { ...run, branch: run === r ? 'robust-mf02-scan' : 'robust-mf02', success };
+  }) };
 };
 const darkRuns = gated('robust-mf02-gate on 109-111', DARK), candRuns = gated('robust-mf02-gate', judges);
 for (const r of [...darkRuns.runs, ...candRuns.runs]) if (!r.missing) console.log(`${r.judge} ${r.seed}: scan ${(100 * r.success).toFixed(0)}% -> ${r.branch}: ASR ${r.asr.toFixed(2)}, excess ${r.excess.toFixed(2)}, ACC drop ${r.drop.toFixed(2)}`);

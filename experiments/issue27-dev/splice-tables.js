@@ -12,38 +12,33 @@ const root = path.join(__dirname, '..', '..');
 const records = (name) => path.join(root, 'experiments', 'records', name);
 const judges = (name) => path.join(root, 'experiments', 'judges', `${name}.json`);
 
+/** The goal tables (by defense, then per judge) of a records folder's runs under `tag`, against a judge list. */
+const goalText = (recordsName, judgesName, tag, ...base) => {
+  const g = goalTables(records(recordsName), judges(judgesName), tag, ...base);
+  return `${g.byDefense}\n\n${g.perJudge}`;
+};
+
 /** Every generated section: marker name -> text. */
 function sections() {
   const out = {};
   const dev = collectRows([records('issue27-dev')]);
   out['issue27-standings'] = standingsText(dev, 'markdown');
   out['issue27-aggregate'] = aggregateText(dev, 'markdown');
-  const g = goalTables(records('issue27-dev'), judges('dev'), 'robust');
-  out['issue27-dev-goals'] = `${g.byDefense}\n\n${g.perJudge}`;
+  out['issue27-dev-goals'] = goalText('issue27-dev', 'dev', 'robust');
   // docs/protocol.md section 12: development judges 109-111 (a dark patch over the object), clean seed 1
   if (fs.existsSync(records('issue27-sec12'))) out['issue27-sec12'] = aggregateText(collectRows([records('issue27-sec12')]), 'markdown');
   // section 12 steps 3-4: the frozen candidate robust-mf02-scan beside robust-mf02 (and its control), clean seeds 1-3
-  if (fs.existsSync(records('issue27-scan'))) {
-    const c = goalTables(records('issue27-scan'), judges('dev'), 'scan');
-    out['issue27-scan'] = `${c.byDefense}\n\n${c.perJudge}`;
-  }
+  if (fs.existsSync(records('issue27-scan'))) out['issue27-scan'] = goalText('issue27-scan', 'dev', 'scan');
   if (fs.existsSync(records('issue27-final'))) {
-    const f = goalTables(records('issue27-final'), judges('final'), 'grid');
-    out['issue27-final-goals'] = `${f.byDefense}\n\n${f.perJudge}`;
+    out['issue27-final-goals'] = goalText('issue27-final', 'final', 'grid');
     // the second default (robust-mf02) against robust on the same model and draw, by the build of the rule's commit
-    const m = goalTables(records('issue27-final'), judges('final'), 'grid-mf02');
-    out['issue27-final-mf02'] = `${m.byDefense}\n\n${m.perJudge}`;
-    const a = goalTables(records('issue27-final'), judges('final'), 'ablations-mf02');
-    out['issue27-final-ablations'] = `${a.byDefense}\n\n${a.perJudge}`;
+    out['issue27-final-mf02'] = goalText('issue27-final', 'final', 'grid-mf02');
+    out['issue27-final-ablations'] = goalText('issue27-final', 'final', 'ablations-mf02');
     // section 12, step 4b: the gated candidate robust-mf02-gate beside robust-mf02 on the same model and draw
-    const gate = goalTables(records('issue27-final'), judges('final'), 'grid-gate');
-    out['issue27-final-gate'] = `${gate.byDefense}\n\n${gate.perJudge}`;
+    out['issue27-final-gate'] = goalText('issue27-final', 'final', 'grid-gate');
   }
   // issue 28's torchvision zoo (scripts/judges/zoo.py), defended by the default and FT
-  if (fs.existsSync(records('issue28-zoo'))) {
-    const z = goalTables(records('issue28-zoo'), judges('zoo'), 'zoo', 'ft');
-    out['issue28-zoo'] = `${z.byDefense}\n\n${z.perJudge}`;
-  }
+  if (fs.existsSync(records('issue28-zoo'))) out['issue28-zoo'] = goalText('issue28-zoo', 'zoo', 'zoo', 'ft');
   // issue 29: the default defense of a PyTorch-trained judge in fp32 and bf16 on the same clean draws
   if (fs.existsSync(records('issue29-bf16'))) out['issue29-bf16-parity'] = precisionTable(collectRows([records('issue29-bf16')]));
   // issue 29: the toolkit's own models trained and defended in fp32 and in bf16 (train-parity.yaml)
